@@ -1,0 +1,590 @@
+// Models: struct mmu_gather, struct mmu_gather_batch, the asm-generic hook set
+// (include/asm-generic/tlb.h) and the caller-visible API of mm/mmu_gather.c.
+// Omits: CONFIG_MMU_GATHER_PAGE_SIZE (powerpc), hugetlb PMD unsharing bits (7.x).
+//
+// This file is the stable public surface the teardown layer codes against.
+// Names here do not change; additions are allowed.
+
+import type { PhysMem } from "@mmgather/folio";
+import type { SwapSpace } from "@mmgather/swapcache";
+
+/** Names of the three batch-storage designs. */
+export type VariantName = "encoded-page" | "contig-range" | "encoded-nr-pages";
+
+/** Page-table level whose entries were cleared (drives the flush stride). */
+export type TlbLevel = "pte" | "pmd" | "pud" | "p4d";
+
+/**
+ * The mm-wide TLB bookkeeping shared by every gather on one mm
+ * (`mm->tlb_flush_pending` and s390's `mm->context.flush_mm`).
+ * Create one per mm with `createTlbMm()` and pass it to every gather of that mm.
+ */
+export interface TlbMm {
+  /** Identifier for events and listeners. */
+  readonly id: number;
+  /** `mm->tlb_flush_pending`: gathers currently between gather and finish on this mm. */
+  tlbFlushPending: number;
+  /** s390 `mm->context.flush_mm`: a lazy whole-mm flush is owed (set by table frees / local-only clears). */
+  flushMm: boolean;
+}
+
+/** VMA attributes the gather records at `tlb_start_vma` (`vma_exec`, `vma_huge`, `vma_pfn`). */
+export interface VmaTlbFlags {
+  /** VM_EXEC: the default `flush_tlb_range` also flushes the I-TLB. */
+  readonly exec: boolean;
+  /** hugetlb VMA. */
+  readonly huge: boolean;
+  /** VM_PFNMAP / VM_MIXEDMAP. */
+  readonly pfnmap: boolean;
+}
+
+/**
+ * Read-only view of the gather. Arch hooks and variant steps receive this,
+ * never the mutable engine. Field names follow `struct mmu_gather`.
+ */
+export interface GatherView {
+  /** The mm-wide flush bookkeeping (read `flushMm`, `tlbFlushPending`). */
+  readonly mm: Readonly<TlbMm>;
+  /** Byte address where the pending TLB range starts (`tlb->start`). */
+  readonly start: number;
+  /** Byte address one past the pending range (`tlb->end`); 0 = nothing recorded (non-fullmm). */
+  readonly end: number;
+  /** Whole-mm teardown (exit/exec). */
+  readonly fullmm: boolean;
+  /** The arch wants a full flush regardless of range. */
+  readonly needFlushAll: boolean;
+  /** Page-table pages were unhooked since the last flush: walk caches must be flushed too. */
+  readonly freedTables: boolean;
+  /** At least one queued entry still needs its rmap removed after the TLB flush (6.5 / 7.x). */
+  readonly delayedRmap: boolean;
+  /** PTE-level leaf entries cleared since the last flush. */
+  readonly clearedPtes: boolean;
+  /** PMD-level entries cleared since the last flush. */
+  readonly clearedPmds: boolean;
+  /** PUD-level entries cleared since the last flush. */
+  readonly clearedPuds: boolean;
+  /** P4D-level entries cleared since the last flush. */
+  readonly clearedP4ds: boolean;
+  /** Current VMA is VM_EXEC. */
+  readonly vmaExec: boolean;
+  /** Current VMA is hugetlb. */
+  readonly vmaHuge: boolean;
+  /** A PFNMAP/MIXEDMAP VMA is in the range. */
+  readonly vmaPfn: boolean;
+  /** Extra batch pages allocated so far (`tlb->batch_count`). */
+  readonly batchCount: number;
+  /** The caller declared it holds the PTE lock (`enterPtl` … `leavePtl`). */
+  readonly underPtl: boolean;
+  /** `tlb_finish_mmu` has run. */
+  readonly finished: boolean;
+}
+
+/**
+ * TLB invalidation kinds seen by the CPU/TLB model.
+ * - `range`: `flush_tlb_range` over [start, end) with a stride.
+ * - `mm`: `flush_tlb_mm` (whole address space).
+ * - `ipte`: s390 INVALIDATE PAGE TABLE ENTRY at PTE clear (immediate, all CPUs).
+ * - `idte`: s390 INVALIDATE DAT TABLE ENTRY (whole mm, lazy `flush_mm`).
+ */
+export type TlbFlushKind = "range" | "mm" | "ipte" | "idte";
+
+/**
+ * Listener the teardown layer's CPU/TLB model injects. Called synchronously at
+ * the moment TLB entries are invalidated. Scalar arguments: no allocation.
+ */
+export interface TlbListener {
+  /**
+   * @param mmId `TlbMm.id`
+   * @param kind what was invalidated
+   * @param start byte address (range/ipte), 0 for mm/idte
+   * @param end byte address one past (range/ipte), 0 for mm/idte
+   * @param stride bytes between invalidated entries (range/ipte), 0 for mm/idte
+   * @param walkCaches paging-structure (walk) caches were flushed too
+   */
+  tlbInvalidate(mmId: number, kind: TlbFlushKind, start: number, end: number, stride: number, walkCaches: boolean): void;
+}
+
+/**
+ * What an arch hook may do to the TLB. The gather implements it: it counts,
+ * emits events and forwards to the `TlbListener`.
+ */
+export interface TlbOps {
+  /** Invalidate [start, end) with `stride` bytes between entries. */
+  flushRange(start: number, end: number, stride: number, walkCaches: boolean): void;
+  /** Invalidate the whole mm. */
+  flushMm(walkCaches: boolean): void;
+  /** s390 IPTE for `nr` PTEs starting at `addr` (all CPUs, before the PTE store completes). */
+  ipte(addr: number, nr: number): void;
+  /** s390 IDTE: whole-mm invalidate including walk caches; clears `mm.flushMm`. */
+  idte(): void;
+  /** Set s390's lazy `mm->context.flush_mm`. */
+  setFlushMm(value: boolean): void;
+}
+
+/**
+ * Page-table geometry of an arch (base pages are 4 KiB everywhere here).
+ */
+export interface ArchGeometry {
+  /** log2 of the base page size in bytes (12). */
+  readonly pageShift: number;
+  /** Entries per PTE table (`PTRS_PER_PTE`): 512 x86-64, 256 s390. Power of two. */
+  readonly ptrsPerPte: number;
+  /** Folio order of a PMD mapping (`HPAGE_PMD_ORDER`): 9 x86-64, 8 s390. */
+  readonly pmdOrder: number;
+  /** `TASK_SIZE`: the non-fullmm range sentinel start. */
+  readonly taskSize: number;
+}
+
+/**
+ * Cost of each counted primitive, in nanoseconds of CPU time on that arch.
+ * These are documented estimates (order-of-magnitude, from public
+ * micro-benchmarks of similar instructions); calibration is a later issue.
+ */
+export interface CostProfile {
+  /** Clearing one PTE (xchg / store), ns. */
+  readonly pteClear: number;
+  /** One `__tlb_adjust_range` min/max update, ns. */
+  readonly rangeRecord: number;
+  /** Queueing one entry in a batch, ns. */
+  readonly queueEntry: number;
+  /** One rmap removal call (per call, includes one `_mapcount` atomic), ns. */
+  readonly rmapCall: number;
+  /** Each extra page inside a batched rmap call (per-page `_mapcount` atomic), ns. */
+  readonly rmapPerExtraPage: number;
+  /** One `free_swap_cache` check, ns. */
+  readonly swapCacheCheck: number;
+  /** One refcount drop (atomic sub-and-test), ns. */
+  readonly refcountDrop: number;
+  /** One lruvec lock round trip, ns. */
+  readonly lruLock: number;
+  /** Returning one folio to the allocator, ns. */
+  readonly pageFree: number;
+  /** One `lru_add_drain`, ns. */
+  readonly lruAddDrain: number;
+  /** Fixed cost of one range TLB flush (IPIs to other CPUs included), ns. */
+  readonly tlbFlushRangeBase: number;
+  /** Per invalidated stride entry in a range flush (INVLPG / TLBI), ns. */
+  readonly tlbFlushPerEntry: number;
+  /** One whole-mm TLB flush, ns. */
+  readonly tlbFlushMm: number;
+  /** One s390 IPTE (global), ns. */
+  readonly ipte: number;
+  /** One s390 IDTE, ns. */
+  readonly idte: number;
+  /** Allocating one batch page (GFP_NOWAIT), ns. */
+  readonly batchAlloc: number;
+  /** One `cond_resched` point that does not reschedule, ns. */
+  readonly condResched: number;
+  /** Freeing one page-table page (after its grace period), ns. */
+  readonly tableFree: number;
+  /** One `call_rcu` of a table batch, ns. */
+  readonly rcuCall: number;
+  /** One synchronous single-table free (`tlb_remove_table_one`: IPI sync / synchronize_rcu), ns. */
+  readonly tableSyncOne: number;
+}
+
+/** How page-table pages are freed once unhooked. */
+export type TableFreeMode = "rcu" | "direct";
+
+/**
+ * The arch port (`asm/tlb.h` over `asm-generic/tlb.h`). Build with `defineArch`.
+ * See `arch.ts` for the ordering invariant and the fields each hook may read.
+ */
+export interface ArchTlb {
+  /** Adapter name, e.g. "generic", "s390". */
+  readonly name: string;
+  /** `MMU_GATHER_NO_GATHER`: pages are freed the moment they are queued; the queue is never full. */
+  readonly noGather: boolean;
+  /** `MMU_GATHER_MERGE_VMAS`: no TLB flush at `tlb_end_vma`. */
+  readonly mergeVmas: boolean;
+  /** `tlb_delay_rmap` exists (6.5 / 7.x): dirty file pages may have their rmap removed after the flush. */
+  readonly delayRmap: boolean;
+  /** The series' `tlb_batch_rmap`: every page's rmap removal deferred to `tlb_flush_rmaps` (contig-range). */
+  readonly batchRmap: boolean;
+  /** Page-table pages freed after an RCU grace period (`MMU_GATHER_RCU_TABLE_FREE`) or directly after the flush. */
+  readonly tableFree: TableFreeMode;
+  /** `tlb_needs_table_invalidate()`: flush the TLB again before freeing a table batch. */
+  readonly tableInvalidate: boolean;
+  /** Range flushes larger than this many pages become whole-mm flushes (x86 `tlb_single_page_flush_ceiling` = 33); 0 = no ceiling. */
+  readonly fullFlushCeiling: number;
+  /** Page-table geometry. */
+  readonly geometry: ArchGeometry;
+  /** Cost of each counted primitive, ns. */
+  readonly cost: CostProfile;
+  /**
+   * What clearing `nr` PTEs at `addr` does to TLBs (`ptep_get_and_clear_full`).
+   * Default: nothing until the flush. s390: IPTE on every CPU.
+   * May read: `fullmm`, `mm`.
+   */
+  pteClear(tlb: GatherView, addr: number, nr: number, ops: TlbOps): void;
+  /**
+   * `tlb_flush(tlb)`: invalidate what was recorded. Called only when something was cleared.
+   * May read: `start`, `end`, `fullmm`, `needFlushAll`, `freedTables`, `cleared*`, `vma*`, `mm`.
+   */
+  tlbFlush(tlb: GatherView, ops: TlbOps): void;
+  /**
+   * Arch side of `pte_free_tlb` & co. after the generic range/bit update (s390 sets `flush_mm`).
+   * May read: `fullmm`, `mm`.
+   */
+  tableFreed(tlb: GatherView, level: TlbLevel, ops: TlbOps): void;
+}
+
+/** Fields of `ArchTlb` a caller may override in `defineArch`; `name` is required. */
+export type ArchOverrides = Partial<Omit<ArchTlb, "name" | "geometry" | "cost">> & {
+  readonly name: string;
+  readonly geometry?: Partial<ArchGeometry>;
+  readonly cost?: Partial<CostProfile>;
+};
+
+/** Codes of `ArchConfigError` (the `#error` path). */
+export type ArchConfigErrorCode =
+  | "NO_GATHER_WITH_DELAYED_RMAP"
+  | "NO_GATHER_WITH_BATCHED_RMAP"
+  | "MERGE_VMAS_WITH_NO_GATHER"
+  | "BAD_GEOMETRY"
+  | "BAD_COST"
+  | "BAD_CEILING"
+  | "BAD_HOOK";
+
+/** Codes of `GatherError`. */
+export type GatherErrorCode =
+  | "NO_RANGE"
+  | "FINISHED"
+  | "BAD_PFN"
+  | "BAD_NR"
+  | "NR_OUTSIDE_FOLIO"
+  | "BATCH_OVERFLOW"
+  | "UNSUPPORTED"
+  | "NOT_UNDER_PTL"
+  | "BAD_VARIANT"
+  | "BAD_ARGUMENT"
+  | "INVARIANT";
+
+/** Why the gather asked its caller to flush (or flushed itself). */
+export type ForcedFlushReason =
+  | "batchLimit"
+  | "batchAllocFailed"
+  | "delayedRmapLimit"
+  | "tableBatchFull"
+  | "tableAllocFailed"
+  | "nestedGather";
+
+/** Rmap-removal primitive the walk uses when it removes an rmap immediately. */
+export type RmapPrimitive = "pageRemoveRmap" | "folioRemoveRmapPtes" | "folioRemoveRmapRange";
+
+/**
+ * Policies the zap walk reads to drive a variant correctly.
+ */
+export interface VariantPolicy {
+  /** contig-range: every page's rmap is removed at `flushRmaps` (when the arch batches rmaps). */
+  readonly deferAllRmaps: boolean;
+  /** encoded-nr-pages: the walk uses `folio_pte_batch` and queues N pages at once; others go per PTE. */
+  readonly walkBatchesFolioPtes: boolean;
+  /** Primitive for immediate rmap removal (6.5 `pageRemoveRmap`, 7.x `folioRemoveRmapPtes`). */
+  readonly immediateRmap: RmapPrimitive;
+  /** `free_pages_and_swap_cache` starts with `lru_add_drain` (6.5 and the series, not 7.x). */
+  readonly lruAddDrainOnFree: boolean;
+  /** `tlb_next_batch` refuses to go past one extra batch while `delayedRmap` is set (6.5 / 7.x). */
+  readonly limitBatchesWhileDelayed: boolean;
+}
+
+/**
+ * Engine operations a variant step may call. Each is one kernel stage; a step
+ * composes them. Deliberately broken variants reorder or skip stages.
+ */
+export interface GatherStageOps {
+  /** Read-only gather state. */
+  readonly view: GatherView;
+  /** `tlb_flush_mmu_tlbonly`: arch flush if anything was cleared, then reset the range. */
+  tlbFlushMmuTlbonly(): void;
+  /** `tlb_table_flush`: invalidate (if the arch needs it) and free / call_rcu the table batch. */
+  tlbTableFlush(): void;
+  /** `tlb_batch_pages_flush`: free every queued page in ≤ 512-entry chunks. */
+  tlbBatchPagesFlush(): void;
+  /** Storage walk of `tlb_flush_rmaps`: remove the pending (delayed) rmaps. */
+  tlbFlushRmapsStorage(): void;
+  /** `mm_tlb_flush_nested`: another gather is pending on this mm. */
+  mmTlbFlushNested(): boolean;
+  /** The nested-flush rule: `fullmm = 1`, reset the range, `freed_tables = 1`. */
+  forceFlushAll(): void;
+  /** `tlb_batch_list_free`: release the extra batch pages. */
+  tlbBatchListFree(): void;
+  /** `dec_tlb_flush_pending`. */
+  decTlbFlushPending(): void;
+  /** Set `delayed_rmap`. */
+  setDelayedRmap(): void;
+  /** Queue a page-table page in the table batch (`tlb_remove_table`). */
+  tlbRemoveTable(tablePfn: number): void;
+  /** Free a page-table page now, without any flush (only for broken variants / NO_TABLE_FREE). */
+  freeTableNow(tablePfn: number): void;
+}
+
+/**
+ * The composable steps of a variant. Each default equals the kernel's code
+ * path; override one with `defineVariant` to build a deliberately broken variant.
+ */
+export interface GatherSteps {
+  /** `tlb_flush_mmu`: default TLB → tables → pages. */
+  flushMmu(ops: GatherStageOps): void;
+  /** `tlb_finish_mmu` body: default nested rule → `flushMmu` → batch list free → dec pending. */
+  finishMmu(ops: GatherStageOps, flushMmu: () => void): void;
+  /** `tlb_delay_rmap`: may this dirty file page's rmap be delayed? Default: arch says so → set `delayed_rmap`. */
+  tlbDelayRmap(ops: GatherStageOps, archAllows: boolean): boolean;
+  /** `tlb_flush_rmaps`: default walks the storage's pending entries. */
+  flushRmaps(ops: GatherStageOps): void;
+  /** Arch-independent part of `__pte_free_tlb`: default queue in the table batch. */
+  removeTable(ops: GatherStageOps, tablePfn: number): void;
+}
+
+/** A variant: storage design + policies + composable steps. */
+export interface GatherVariant {
+  /** Display name (a derived variant may rename itself). */
+  readonly name: string;
+  /** Batch-storage design. */
+  readonly storage: VariantName;
+  /** Policies the walk reads. */
+  readonly policy: VariantPolicy;
+  /** Composable steps. */
+  readonly steps: GatherSteps;
+}
+
+/** Overrides accepted by `defineVariant`. */
+export interface VariantOverrides {
+  readonly name?: string;
+  readonly policy?: Partial<VariantPolicy>;
+  readonly steps?: Partial<GatherSteps>;
+}
+
+/**
+ * Decides whether the `ordinal`-th batch-page allocation (GFP_NOWAIT) succeeds.
+ * Ordinals count from 0 per gather; table-batch allocations share the sequence.
+ * Must be deterministic (see `seededAllocFailure`, `failAllocAt`).
+ */
+export type BatchAllocPolicy = (ordinal: number, what: "pages" | "tables") => boolean;
+
+/** Typed event stream (off by default). */
+export type GatherEvent =
+  | { readonly type: "gatherStarted"; readonly mmId: number; readonly fullmm: boolean }
+  | { readonly type: "pteCleared"; readonly addr: number; readonly nr: number }
+  | {
+      readonly type: "rangeRecorded";
+      readonly addr: number;
+      readonly size: number;
+      readonly level: TlbLevel;
+    }
+  | {
+      readonly type: "rmapRemoved";
+      readonly pfn: number;
+      readonly nr: number;
+      readonly delayed: boolean;
+      readonly primitive: RmapPrimitive;
+    }
+  | { readonly type: "pageQueued"; readonly pfn: number; readonly nr: number; readonly delayRmap: boolean }
+  | {
+      readonly type: "tlbFlushed";
+      readonly kind: TlbFlushKind;
+      readonly start: number;
+      readonly end: number;
+      readonly stride: number;
+      readonly walkCaches: boolean;
+    }
+  | { readonly type: "tlbFlushSkipped" }
+  | { readonly type: "rmapsFlushed"; readonly entries: number }
+  | {
+      readonly type: "pagesFreed";
+      readonly pfns: readonly number[];
+      readonly nrs: readonly number[];
+    }
+  | { readonly type: "condResched" }
+  | { readonly type: "tableQueued"; readonly pfn: number; readonly level: TlbLevel }
+  | { readonly type: "tablesFreed"; readonly pfns: readonly number[]; readonly viaRcu: boolean }
+  | { readonly type: "forcedFlush"; readonly reason: ForcedFlushReason }
+  | { readonly type: "batchAllocated"; readonly what: "pages" | "tables"; readonly batchCount: number }
+  | { readonly type: "batchAllocFailed"; readonly what: "pages" | "tables" }
+  | { readonly type: "batchReused" }
+  | { readonly type: "gatherFinished"; readonly nested: boolean };
+
+/** Receives gather events. */
+export type GatherEventSink = (event: GatherEvent) => void;
+
+/** Forced-flush counts by reason. */
+export type ForcedFlushCounters = { [K in ForcedFlushReason]: number };
+
+/** Exact gather counters. Every field counts calls/events since creation or `resetCounters`. */
+export interface GatherCounters {
+  /** Batch slots written (6.5: one per page; 7.x: 1 or 2 per call; contig-range: ranges started). */
+  entriesQueued: number;
+  /** Pages handed to the gather (sum of nr over every queue call). */
+  pagesQueued: number;
+  /** contig-range: pages that extended an open range instead of starting a new one. */
+  rangesMerged: number;
+  /** Extra page batches allocated (`__get_free_page` successes). */
+  batchPagesAllocated: number;
+  /** Page-batch allocations that failed (GFP_NOWAIT failure injected). */
+  batchAllocFailed: number;
+  /** `tlb_next_batch` moved to an already-allocated batch. */
+  batchPagesReused: number;
+  /** Extra page batches released at finish. */
+  batchPagesFreed: number;
+  /** Times a queue call returned "full", or an internal forced flush ran, by reason. */
+  forcedFlushes: ForcedFlushCounters;
+  /** `flush_tlb_range` invalidations. */
+  tlbFlushRange: number;
+  /** `flush_tlb_mm` invalidations. */
+  tlbFlushMm: number;
+  /** s390 IPTE instructions (one per PTE). */
+  ipte: number;
+  /** s390 IDTE instructions. */
+  idte: number;
+  /** `tlb_flush_mmu_tlbonly` calls that found nothing cleared and did nothing. */
+  tlbFlushSkipped: number;
+  /** `tlb_flush_mmu_tlbonly` calls that ran the arch flush. */
+  tlbFlushes: number;
+  /** `tlb_flush_rmaps` calls that removed at least one rmap. */
+  rmapFlushes: number;
+  /** Rmap-removal primitive calls made after the TLB flush (delayed / batched). */
+  rmapCallsDelayed: number;
+  /** Rmap-removal primitive calls made immediately through `removeRmap`. */
+  rmapCallsImmediate: number;
+  /** Pages whose rmap was removed (sum of nr over both kinds). */
+  rmapPages: number;
+  /** `tlb_flush_mmu` calls. */
+  flushMmuCalls: number;
+  /** `free_pages_and_swap_cache` / `free_folios_and_swap_cache` calls (one per ≤ 512-entry chunk). */
+  chunksFreed: number;
+  /** `cond_resched` points passed (one after every chunk). */
+  condResched: number;
+  /** `lru_add_drain` calls made by the gather. */
+  lruAddDrain: number;
+  /** `free_swap_cache` calls made by the gather. */
+  freeSwapCacheCalls: number;
+  /** Release calls into @mmgather/folio (`releasePages`, `foliosPutRefs`, or do-one per range). */
+  releaseCalls: number;
+  /** Pages whose gathered reference was dropped at free time. */
+  pagesReleased: number;
+  /** Pages freed on queue by a NO_GATHER arch. */
+  pagesFreedOnQueue: number;
+  /** Page-table pages queued through `*_free_tlb`. */
+  tablesQueued: number;
+  /** Page-table pages freed. */
+  tablesFreed: number;
+  /** Table batch pages allocated. */
+  tableBatchAllocated: number;
+  /** Table batch page allocations that failed. */
+  tableBatchAllocFailed: number;
+  /** `tlb_remove_table_one` fallbacks (sync + free one). */
+  tableSyncOne: number;
+  /** RCU callbacks queued for table batches (each completes after one modelled grace period). */
+  rcuCalls: number;
+  /** Nested gathers detected at finish (forced full flush). */
+  nestedFlushes: number;
+}
+
+/** Counters of the whole memory model, gathered in one report. */
+export interface CountersReport {
+  readonly gather: Readonly<GatherCounters>;
+  readonly folio: Readonly<PhysMem["counters"]>;
+  readonly swap: Readonly<SwapSpace["counters"]> | null;
+}
+
+/** Options of `createMmuGather`. */
+export interface MmuGatherOptions {
+  /** Physical memory the queued pages live in. */
+  readonly mem: PhysMem;
+  /** Swap space for `free_swap_cache`; omitted = !CONFIG_SWAP. */
+  readonly swap?: SwapSpace;
+  /** The mm's shared flush bookkeeping (`createTlbMm()`). */
+  readonly mm: TlbMm;
+  /** The arch adapter. */
+  readonly arch: ArchTlb;
+  /** Variant object or name. */
+  readonly variant: GatherVariant | VariantName;
+  /** `tlb_gather_mmu_fullmm` when true, else `tlb_gather_mmu`. */
+  readonly fullmm?: boolean;
+  /** GFP_NOWAIT outcome of each batch-page allocation (default: always succeed). */
+  readonly alloc?: BatchAllocPolicy;
+  /** Event sink; omitted = events off (no allocation). */
+  readonly events?: GatherEventSink;
+  /** CPU/TLB model listener. */
+  readonly tlbListener?: TlbListener;
+}
+
+/**
+ * The gather engine's public surface (`struct mmu_gather` + its functions).
+ * Raw forms (`removePage`, `removeFolioPages`, `removePageSize`) return true
+ * when the caller must flush; convenient forms (`tlbRemovePage*`) flush themselves.
+ */
+export interface MmuGather extends GatherView {
+  /** The variant. */
+  readonly variant: GatherVariant;
+  /** The arch adapter. */
+  readonly arch: ArchTlb;
+  /** Exact counters (mutable object owned by the gather; read only). */
+  readonly counters: Readonly<GatherCounters>;
+  /** Entries queued right now over all batches (slots, not pages). */
+  readonly queuedEntries: number;
+  /** Pages queued right now (sum of nr). */
+  readonly queuedPages: number;
+
+  /** `tlb_start_vma`: record vma bits; flush nothing unless fullmm (then no-op). */
+  tlbStartVma(vma: VmaTlbFlags): void;
+  /** `tlb_end_vma`: TLB-only flush unless fullmm or MERGE_VMAS. */
+  tlbEndVma(vma: VmaTlbFlags): void;
+  /** `update_mmu_tlb`/`ptep_get_and_clear_full` TLB side effect of clearing `nr` PTEs at `addr`. */
+  ptepGetAndClear(addr: number, nr: number): void;
+  /** `tlb_remove_tlb_entry`: record one PTE (`cleared_ptes`). */
+  tlbRemoveTlbEntry(addr: number): void;
+  /** `tlb_remove_tlb_entries`: record `nr` PTEs. */
+  tlbRemoveTlbEntries(addr: number, nr: number): void;
+  /** `tlb_remove_pmd_tlb_entry`: record a huge PMD (`cleared_pmds`). */
+  tlbRemovePmdTlbEntry(addr: number): void;
+  /** `tlb_remove_pud_tlb_entry`: record a huge PUD (`cleared_puds`). */
+  tlbRemovePudTlbEntry(addr: number): void;
+
+  /** `tlb_delay_rmap`: whether a dirty file page's rmap may be delayed (sets `delayed_rmap`). */
+  tlbDelayRmap(): boolean;
+  /** `tlb_batch_rmap` (series): every page's rmap is deferred to `flushRmaps`. */
+  tlbBatchRmap(): boolean;
+  /** Remove rmaps now with the variant's immediate primitive (the walk, or s390). */
+  removeRmap(pfn: number, nr: number): void;
+
+  /** `__tlb_remove_page(tlb, page, delay_rmap)`. Returns true when full (caller must flush). */
+  removePage(pfn: number, delayRmap: boolean): boolean;
+  /** `__tlb_remove_page_size(tlb, page, delay_rmap, size)`: one entry for a compound page of `pageSize` bytes. */
+  removePageSize(pfn: number, delayRmap: boolean, pageSize: number): boolean;
+  /** `__tlb_remove_folio_pages(tlb, page, nr, delay_rmap)` (encoded-nr-pages, or any variant on NO_GATHER). */
+  removeFolioPages(pfn: number, nr: number, delayRmap: boolean): boolean;
+  /** `tlb_remove_page`: queue and flush by itself when full. */
+  tlbRemovePage(pfn: number): void;
+  /** `tlb_remove_page_size`: queue a compound page and flush by itself when full. */
+  tlbRemovePageSize(pfn: number, pageSize: number): void;
+
+  /** The caller took the PTE lock. */
+  enterPtl(): void;
+  /** The caller is about to drop the PTE lock. */
+  leavePtl(): void;
+  /** `tlb_discard_rmaps` (series): nothing queued so far is pending rmap removal. */
+  discardRmaps(): void;
+  /** `tlb_flush_rmaps`: after the TLB flush, before the PTL drops. Requires `enterPtl`. */
+  flushRmaps(): void;
+  /** `tlb_flush_mmu_tlbonly`. */
+  flushMmuTlbonly(): void;
+  /** `tlb_flush_mmu`: TLB → tables → pages. */
+  flushMmu(): void;
+  /** `tlb_finish_mmu`. The gather is unusable afterwards. */
+  finish(): void;
+
+  /** `pte_free_tlb`: free a PTE table page (folio pfn) unhooked at `addr`. */
+  pteFreeTlb(tablePfn: number, addr: number): void;
+  /** `pmd_free_tlb`. */
+  pmdFreeTlb(tablePfn: number, addr: number): void;
+  /** `pud_free_tlb`. */
+  pudFreeTlb(tablePfn: number, addr: number): void;
+  /** `p4d_free_tlb`. */
+  p4dFreeTlb(tablePfn: number, addr: number): void;
+
+  /** Gather, folio and swap counters together. */
+  report(): CountersReport;
+  /** Zero the gather counters. */
+  resetCounters(): void;
+}
