@@ -1,0 +1,186 @@
+// Models: the safety rules of include/asm-generic/tlb.h ("unhook page, TLB invalidate page, free
+// page"), commit 5df397dec7c4 (delayed rmap for dirty shared file pages, under the PTL), RCU /
+// IPI-synchronised page-table freeing, tlb_finish_mmu's nested-flush rule, and the folio count
+// invariants (mapcount ≤ refcount, nothing negative) — checked against the CPU/TLB model at the
+// moment each event happens. Omits: gup-fast readers (walk caches stand in for them), KSM, hugetlb.
+import type { PhysMem } from "@mmgather/folio";
+import type { GatherEvent } from "@mmgather/mmu-gather";
+import type { CpuTlbs } from "./cpu-tlb.js";
+
+/** What went wrong. */
+export type ViolationKind =
+  | "useAfterFree"
+  | "dirtyRmapBeforeFlush"
+  | "rmapOutsidePtl"
+  | "tableFreedWhileWalkable"
+  | "staleTlbAfterReturn"
+  | "mapcountExceedsRefcount"
+  | "negativeCount";
+
+/** Events the teardown layer adds to the gather's own in the trail. */
+export type TeardownEvent =
+  | { readonly type: "opStarted"; readonly op: string; readonly mmId: number; readonly start: number; readonly end: number }
+  | { readonly type: "opReturned"; readonly op: string; readonly mmId: number }
+  | { readonly type: "ptlLocked"; readonly mmId: number; readonly tablePfn: number; readonly thread: number }
+  | { readonly type: "ptlUnlocked"; readonly mmId: number; readonly tablePfn: number; readonly thread: number }
+  | { readonly type: "hugePmdZapped"; readonly mmId: number; readonly addr: number; readonly pfn: number }
+  | { readonly type: "pageFreed"; readonly pfn: number; readonly nr: number }
+  | {
+      readonly type: "tlbInvalidated";
+      readonly mmId: number;
+      readonly kind: string;
+      readonly start: number;
+      readonly end: number;
+    };
+
+/** One entry of a violation's trail. */
+export type TrailEvent = GatherEvent | TeardownEvent;
+
+/** A broken safety property, reported at the moment it happened. */
+export interface Violation {
+  /** Which rule. */
+  readonly kind: ViolationKind;
+  /** Human-readable explanation. */
+  readonly message: string;
+  /** Page frame involved (-1 if none). */
+  readonly pfn: number;
+  /** Virtual byte address involved (-1 if none). */
+  readonly address: number;
+  /** The last events before the violation, oldest first. */
+  readonly trail: readonly TrailEvent[];
+}
+
+/** Collects violations; fed by the free observer, the gather's events and the walk. */
+export class Checker {
+  readonly mem: PhysMem;
+  readonly tlbs: CpuTlbs | null;
+  readonly violations: Violation[] = [];
+  /** Set on pfns whose dirty, non-anon PTE was cleared and whose rmap is not yet removed. */
+  readonly dirtyFile: Uint8Array;
+  private readonly ring: (TrailEvent | undefined)[];
+  private ringPos = 0;
+  private ringLen = 0;
+  /** PTE locks currently held (over all threads). */
+  ptlHeld = 0;
+  /** Stop recording after this many violations (a broken run would otherwise flood). */
+  readonly maxViolations: number;
+
+  constructor(mem: PhysMem, tlbs: CpuTlbs | null, nrPhysPages: number, trailLength = 32, maxViolations = 100) {
+    this.mem = mem;
+    this.tlbs = tlbs;
+    this.dirtyFile = new Uint8Array(nrPhysPages);
+    this.ring = new Array(trailLength);
+    this.maxViolations = maxViolations;
+  }
+
+  /** Appends an event to the trail ring. */
+  record(e: TrailEvent): void {
+    this.ring[this.ringPos] = e;
+    this.ringPos = (this.ringPos + 1) % this.ring.length;
+    if (this.ringLen < this.ring.length) this.ringLen++;
+  }
+
+  /** The trail, oldest first. */
+  trail(): TrailEvent[] {
+    const out: TrailEvent[] = [];
+    const n = this.ring.length;
+    for (let i = 0; i < this.ringLen; i++) out.push(this.ring[(this.ringPos - this.ringLen + i + n) % n]!);
+    return out;
+  }
+
+  report(kind: ViolationKind, message: string, pfn: number, address: number): void {
+    if (this.violations.length >= this.maxViolations) return;
+    this.violations.push({ kind, message, pfn, address, trail: this.trail() });
+  }
+
+  /** The gather's event sink. */
+  onGatherEvent(e: GatherEvent): void {
+    this.record(e);
+    if (e.type === "rmapRemoved") this.onRmapRemoved(e.pfn, e.nr, e.delayed);
+  }
+
+  /** Walk-side rmap removal that does not go through the gather (zap_huge_pmd). */
+  onRmapRemoved(pfn: number, nr: number, delayed: boolean): void {
+    if (delayed && this.ptlHeld === 0) {
+      this.report("rmapOutsidePtl", `delayed rmap of pfn ${pfn} removed after the page-table lock was dropped`, pfn, -1);
+    }
+    const t = this.tlbs;
+    for (let i = 0; i < nr; i++) {
+      const p = pfn + i;
+      if (this.dirtyFile[p] !== 0) {
+        this.dirtyFile[p] = 0;
+        if (t !== null && t.tlbRefs[p] > 0) {
+          this.report(
+            "dirtyRmapBeforeFlush",
+            `rmap of dirty shared file page pfn ${p} removed while a CPU still caches a writable translation`,
+            p,
+            -1,
+          );
+        }
+      }
+    }
+    this.checkCounts(pfn);
+  }
+
+  /** A dirty PTE of a non-anon folio was cleared (the page is now "dirty, rmap pending"). */
+  noteDirtyFileClear(pfn: number, nr: number): void {
+    for (let i = 0; i < nr; i++) this.dirtyFile[pfn + i] = 1;
+  }
+
+  /** PhysMem free observer: a folio of `nr` pages at `pfn` goes back to the allocator. */
+  onFree(pfn: number, nr: number): void {
+    this.record({ type: "pageFreed", pfn, nr });
+    const t = this.tlbs;
+    if (t === null) return;
+    for (let i = 0; i < nr; i++) {
+      const p = pfn + i;
+      if (t.tlbRefs[p] > 0) {
+        this.report("useAfterFree", `pfn ${p} returned to the allocator while a CPU still caches a translation to it`, p, -1);
+        return;
+      }
+      if (t.walkRefs[p] > 0) {
+        this.report(
+          "tableFreedWhileWalkable",
+          `page-table page pfn ${p} freed while a CPU's walk cache can still reach it`,
+          p,
+          -1,
+        );
+        return;
+      }
+    }
+  }
+
+  /** mapcount ≤ refcount, nothing negative, for the folio containing `pfn`. */
+  checkCounts(pfn: number): void {
+    const m = this.mem;
+    if (m.isFree(pfn)) return;
+    const head = m.folioHead(pfn);
+    const ref = m.folioRef(head);
+    const map = m.folioMapcount(head);
+    if (ref < 0 || map < 0 || m.pageMapcount(pfn) < 0) {
+      this.report("negativeCount", `folio ${head}: refcount ${ref}, mapcount ${map}`, pfn, -1);
+    } else if (map > ref) {
+      this.report("mapcountExceedsRefcount", `folio ${head}: mapcount ${map} > refcount ${ref}`, pfn, -1);
+    }
+  }
+
+  /** munmap / madvise returned: no CPU may still cache a translation into what it zapped. */
+  onOpReturn(op: string, mmId: number, vs: number, ve: number): void {
+    this.record({ type: "opReturned", op, mmId });
+    const t = this.tlbs;
+    if (t === null) return;
+    const v = t.findCached(mmId, vs, ve);
+    if (v >= 0) {
+      this.report(
+        "staleTlbAfterReturn",
+        `${op} returned while a CPU still caches a translation at ${hex(v * 4096)} in the zapped range`,
+        t.cachedPfn(mmId, v),
+        v * 4096,
+      );
+    }
+  }
+}
+
+function hex(n: number): string {
+  return `0x${n.toString(16)}`;
+}

@@ -1,0 +1,182 @@
+// Models: per-CPU TLBs and paging-structure (walk) caches of the threads of an mm, as the x86 SDM
+// and s390 PoP describe them: a translation cached at access stays usable until an invalidation
+// (INVLPG range / full flush / IPTE / IDTE) covers it; a walk-cache entry keeps a page-table page
+// reachable until a flush that includes walk caches. Omits: ASID/PCID reuse, lazy-TLB CPUs,
+// associativity (direct-mapped here), global pages, speculative fills after the access phase.
+import type { TlbFlushKind, TlbListener } from "@mmgather/mmu-gather";
+
+/** Sizes of the modelled caches. */
+export interface CpuTlbConfig {
+  /** Number of CPUs (each may run a thread of any mm). */
+  readonly nrCpus: number;
+  /** TLB entries per CPU (power of two; direct-mapped by virtual page). Default 1536 rounded to 2048. */
+  readonly tlbEntries?: number;
+  /** Walk-cache entries per CPU (power of two). Default 64. */
+  readonly walkEntries?: number;
+}
+
+const INVALID = -1;
+
+/**
+ * TLBs and walk caches of all CPUs in flat typed arrays (slot = cpu * entries + index), plus per-pfn
+ * counts of cached references so "is pfn X still reachable from any CPU?" is one array read.
+ */
+export class CpuTlbs implements TlbListener {
+  readonly nrCpus: number;
+  readonly entries: number;
+  readonly walkEntries: number;
+  /** Cached virtual page (base of a huge entry); -1 = invalid. */
+  readonly tlbVpn: Float64Array;
+  /** Physical page of the cached translation (first pfn of a huge entry). */
+  readonly tlbPfn: Int32Array;
+  /** Pages covered by the entry (1 or the PMD size). */
+  readonly tlbNr: Int32Array;
+  /** mm id the entry belongs to. */
+  readonly tlbMm: Int32Array;
+  /** Walk cache: pfn of the cached page-table page; -1 = invalid. */
+  readonly walkPfn: Int32Array;
+  /** Walk cache: mm id. */
+  readonly walkMm: Int32Array;
+  /** Cached translations per pfn, over all CPUs. */
+  readonly tlbRefs: Uint16Array;
+  /** Cached walk entries per page-table pfn, over all CPUs. */
+  readonly walkRefs: Uint16Array;
+  /** mm id whose thread runs on each CPU (-1 idle). */
+  readonly cpuMm: Int32Array;
+  /** Invalidations received, by kind. */
+  readonly invalidations = { range: 0, mm: 0, ipte: 0, idte: 0 };
+  /** Cached translations dropped by invalidations. */
+  entriesInvalidated = 0;
+  /** Hook run after each invalidation (the checker's trail). */
+  onInvalidate: ((mmId: number, kind: TlbFlushKind, start: number, end: number) => void) | null = null;
+
+  constructor(config: CpuTlbConfig, nrPhysPages: number) {
+    this.nrCpus = config.nrCpus;
+    this.entries = roundPow2(config.tlbEntries ?? 2048);
+    this.walkEntries = roundPow2(config.walkEntries ?? 64);
+    const n = this.nrCpus * this.entries;
+    this.tlbVpn = new Float64Array(n).fill(INVALID);
+    this.tlbPfn = new Int32Array(n);
+    this.tlbNr = new Int32Array(n);
+    this.tlbMm = new Int32Array(n);
+    const w = this.nrCpus * this.walkEntries;
+    this.walkPfn = new Int32Array(w).fill(INVALID);
+    this.walkMm = new Int32Array(w);
+    this.tlbRefs = new Uint16Array(nrPhysPages);
+    this.walkRefs = new Uint16Array(nrPhysPages);
+    this.cpuMm = new Int32Array(this.nrCpus).fill(-1);
+  }
+
+  /** Caches a translation of `nr` pages at `vpn` → `pfn` on `cpu` (evicting the slot's entry). */
+  fillTlb(cpu: number, mmId: number, vpn: number, pfn: number, nr: number): void {
+    const slot = cpu * this.entries + (Math.floor(vpn / nr) % this.entries);
+    if (this.tlbVpn[slot] === vpn && this.tlbMm[slot] === mmId) return;
+    this.dropTlbSlot(slot);
+    this.tlbVpn[slot] = vpn;
+    this.tlbPfn[slot] = pfn;
+    this.tlbNr[slot] = nr;
+    this.tlbMm[slot] = mmId;
+    for (let i = 0; i < nr; i++) this.tlbRefs[pfn + i]++;
+  }
+
+  /** Caches a walk entry for the page-table page `tablePfn` on `cpu`. */
+  fillWalk(cpu: number, mmId: number, tablePfn: number): void {
+    const slot = cpu * this.walkEntries + (tablePfn % this.walkEntries);
+    if (this.walkPfn[slot] === tablePfn) return;
+    if (this.walkPfn[slot] !== INVALID) this.walkRefs[this.walkPfn[slot]]--;
+    this.walkPfn[slot] = tablePfn;
+    this.walkMm[slot] = mmId;
+    this.walkRefs[tablePfn]++;
+  }
+
+  private dropTlbSlot(slot: number): void {
+    if (this.tlbVpn[slot] === INVALID) return;
+    const pfn = this.tlbPfn[slot];
+    const nr = this.tlbNr[slot];
+    for (let i = 0; i < nr; i++) this.tlbRefs[pfn + i]--;
+    this.tlbVpn[slot] = INVALID;
+  }
+
+  /** Drops every cached translation of `mmId` overlapping pages [vs, ve). */
+  invalidatePages(mmId: number, vs: number, ve: number): void {
+    const n = this.tlbVpn.length;
+    for (let s = 0; s < n; s++) {
+      const v = this.tlbVpn[s];
+      if (v !== INVALID && this.tlbMm[s] === mmId && v < ve && v + this.tlbNr[s] > vs) {
+        this.dropTlbSlot(s);
+        this.entriesInvalidated++;
+      }
+    }
+  }
+
+  /** Drops every walk-cache entry of `mmId`. */
+  invalidateWalks(mmId: number): void {
+    const n = this.walkPfn.length;
+    for (let s = 0; s < n; s++) {
+      const p = this.walkPfn[s];
+      if (p !== INVALID && this.walkMm[s] === mmId) {
+        this.walkRefs[p]--;
+        this.walkPfn[s] = INVALID;
+      }
+    }
+  }
+
+  /** Any CPU still caches a translation of `mmId` into pages [vs, ve)? Returns the vpn or -1. */
+  findCached(mmId: number, vs: number, ve: number): number {
+    const n = this.tlbVpn.length;
+    for (let s = 0; s < n; s++) {
+      const v = this.tlbVpn[s];
+      if (v !== INVALID && this.tlbMm[s] === mmId && v < ve && v + this.tlbNr[s] > vs) return Math.max(v, vs);
+    }
+    return -1;
+  }
+
+  /** Pfn of a cached translation of `vpn` (any CPU) or -1. */
+  cachedPfn(mmId: number, vpn: number): number {
+    const n = this.tlbVpn.length;
+    for (let s = 0; s < n; s++) {
+      const v = this.tlbVpn[s];
+      if (v !== INVALID && this.tlbMm[s] === mmId && v <= vpn && vpn < v + this.tlbNr[s]) {
+        return this.tlbPfn[s] + (vpn - v);
+      }
+    }
+    return -1;
+  }
+
+  /** TlbListener: called by the gather when TLB entries are invalidated. */
+  tlbInvalidate(
+    mmId: number,
+    kind: TlbFlushKind,
+    start: number,
+    end: number,
+    _stride: number,
+    walkCaches: boolean,
+  ): void {
+    this.invalidations[kind]++;
+    if (kind === "range" || kind === "ipte") this.invalidatePages(mmId, Math.floor(start / 4096), Math.ceil(end / 4096));
+    else this.invalidatePages(mmId, 0, Number.POSITIVE_INFINITY);
+    if (walkCaches || kind === "mm" || kind === "idte") this.invalidateWalks(mmId);
+    if (this.onInvalidate !== null) this.onInvalidate(mmId, kind, start, end);
+  }
+
+  /** Model bytes. */
+  stateBytes(): number {
+    return (
+      this.tlbVpn.byteLength +
+      this.tlbPfn.byteLength +
+      this.tlbNr.byteLength +
+      this.tlbMm.byteLength +
+      this.walkPfn.byteLength +
+      this.walkMm.byteLength +
+      this.tlbRefs.byteLength +
+      this.walkRefs.byteLength +
+      this.cpuMm.byteLength
+    );
+  }
+}
+
+function roundPow2(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}

@@ -1,0 +1,119 @@
+// Models: the machine a process runs on — physical memory (PhysMem), swap devices (SwapSpace), the
+// CPUs with their TLBs, and the arch adapter (asm/tlb.h). Omits: NUMA placement, memcg limits.
+import { genericArch } from "@mmgather/arch-generic";
+import { createPhysMem, type PhysMem } from "@mmgather/folio";
+import { type ArchTlb, createTlbMm } from "@mmgather/mmu-gather";
+import { createSwapSpace, type SwapSpace } from "@mmgather/swapcache";
+import { Checker } from "./checker.js";
+import { CpuTlbs } from "./cpu-tlb.js";
+import { TeardownError } from "./errors.js";
+import { log2, type PageTableGeometry, S390_GEOMETRY, X86_64_GEOMETRY } from "./geometry.js";
+import { Mm } from "./mm.js";
+import { PTE_MAX_PFN } from "./pte.js";
+
+/** How to build a machine. */
+export interface MachineConfig {
+  /** Physical memory in bytes (multiple of 4 KiB). */
+  readonly memoryBytes: number;
+  /** Swap space in bytes (0 or omitted: no swap device). */
+  readonly swapBytes?: number;
+  /** Arch adapter (default: `genericArch`). */
+  readonly arch?: ArchTlb;
+  /** CPUs with TLBs (omitted or 0: no CPU model, no TLB-based checks). */
+  readonly cpus?: number;
+  /** TLB entries per CPU (default 2048). */
+  readonly tlbEntries?: number;
+  /** Walk-cache entries per CPU (default 64). */
+  readonly walkEntries?: number;
+  /** Run the safety checker (default: true when CPUs are modelled). */
+  readonly checker?: boolean;
+  /** Events kept in a violation's trail (default 32). */
+  readonly trailLength?: number;
+}
+
+/** Physical memory, swap, CPUs, arch and the mms living on them. */
+export class Machine {
+  readonly mem: PhysMem;
+  readonly swap: SwapSpace | null;
+  readonly arch: ArchTlb;
+  readonly geometry: PageTableGeometry;
+  readonly nrPages: number;
+  readonly tlbs: CpuTlbs | null;
+  readonly checker: Checker | null;
+  readonly mms: Mm[] = [];
+  nextVmaId = 1;
+  nextAnonVma = 1;
+  private nextMmId = 1;
+
+  constructor(config: MachineConfig) {
+    const pages = config.memoryBytes / 4096;
+    if (!Number.isInteger(pages) || pages <= 0 || pages > PTE_MAX_PFN) {
+      throw new TeardownError(
+        "EINVAL",
+        "machine",
+        "createMachine",
+        `memoryBytes must be a positive multiple of 4096 below ${PTE_MAX_PFN * 4096}, got ${config.memoryBytes}`,
+      );
+    }
+    const arch = config.arch ?? genericArch;
+    if (typeof arch !== "object" || arch === null || typeof arch.tlbFlush !== "function") {
+      throw new TeardownError("BAD_ARCH", "machine", "createMachine", "arch must be an ArchTlb built with defineArch");
+    }
+    this.arch = arch;
+    this.geometry = geometryForArch(arch);
+    this.nrPages = pages;
+    this.mem = createPhysMem({ nrPages: pages, pmdOrder: log2(this.geometry.ptrsPerPte) });
+    const swapSlots = Math.floor((config.swapBytes ?? 0) / 4096);
+    this.swap = swapSlots > 0 ? createSwapSpace(this.mem, { devices: [{ nrSlots: swapSlots + 1 }] }) : null;
+    const cpus = config.cpus ?? 0;
+    if (!Number.isInteger(cpus) || cpus < 0 || cpus > 256) {
+      throw new TeardownError("BAD_CPU", "machine", "createMachine", `cpus must be an integer in [0, 256], got ${cpus}`);
+    }
+    this.tlbs =
+      cpus > 0
+        ? new CpuTlbs({ nrCpus: cpus, tlbEntries: config.tlbEntries, walkEntries: config.walkEntries }, pages)
+        : null;
+    const wantChecker = config.checker ?? cpus > 0;
+    this.checker = wantChecker ? new Checker(this.mem, this.tlbs, pages, config.trailLength ?? 32) : null;
+    const checker = this.checker;
+    if (checker !== null) {
+      this.mem.setFreeObserver((pfn: number, nr: number) => checker.onFree(pfn, nr));
+      if (this.tlbs !== null) {
+        this.tlbs.onInvalidate = (mmId, kind, start, end) =>
+          checker.record({ type: "tlbInvalidated", mmId, kind, start, end });
+      }
+    }
+  }
+
+  /** A new empty mm on this machine. */
+  createMm(): Mm {
+    const mm = new Mm(this.nextMmId, this, createTlbMm(this.nextMmId));
+    this.nextMmId++;
+    this.mms.push(mm);
+    return mm;
+  }
+
+  /** Model bytes of everything on this machine. */
+  stateBytes(): number {
+    let b = this.mem.stateBytes() + (this.swap?.stateBytes() ?? 0) + (this.tlbs?.stateBytes() ?? 0);
+    if (this.checker !== null) b += this.checker.dirtyFile.byteLength;
+    for (const mm of this.mms) b += mm.stateBytes();
+    return b;
+  }
+}
+
+/** Creates a machine (physical memory, optional swap, optional CPUs and checker). */
+export function createMachine(config: MachineConfig): Machine {
+  return new Machine(config);
+}
+
+/** Page-table geometry from the arch's PTRS_PER_PTE: 512 → x86-64, 256 → s390. */
+export function geometryForArch(arch: ArchTlb): PageTableGeometry {
+  const p = arch.geometry.ptrsPerPte;
+  if (p === 512) return X86_64_GEOMETRY;
+  if (p === 256) return S390_GEOMETRY;
+  if (!Number.isInteger(p) || p < 16 || (p & (p - 1)) !== 0) {
+    throw new TeardownError("BAD_ARCH", "machine", "geometryForArch", `ptrsPerPte must be a power of two ≥ 16, got ${p}`);
+  }
+  return { name: `${arch.name}-${p}`, ptrsPerPte: p, ptrsPerPmd: 512, ptrsPerPud: 512, ptrsPerPgd: 512 };
+}

@@ -1,0 +1,138 @@
+// Models: struct mm_struct as teardown sees it (include/linux/mm_types.h): the VMA set, the page
+// tables, rss counters (add_mm_rss_vec), mm->tlb_flush_pending via the gather's TlbMm, the split
+// PTE lock (acquisitions counted), and __split_vma (mm/mmap.c). Omits: mmap_lock (operations run
+// one at a time except in the concurrency driver, which serialises at PTL granularity), the maple
+// tree, hiwater_rss, mm_users/mm_count.
+import type { TlbMm } from "@mmgather/mmu-gather";
+import { TeardownError } from "./errors.js";
+import { PageTables } from "./page-tables.js";
+import type { Machine } from "./machine.js";
+import { NR_MM_COUNTERS, type Vma, type VmaKind } from "./vma.js";
+
+/** One address space. */
+export class Mm {
+  readonly id: number;
+  readonly machine: Machine;
+  readonly pt: PageTables;
+  /** VMAs sorted by start, never overlapping. */
+  readonly vmas: Vma[] = [];
+  /** rss counters: MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES. */
+  readonly rss = new Float64Array(NR_MM_COUNTERS);
+  /** The gather's mm-wide flush bookkeeping (tlb_flush_pending, s390 flush_mm). */
+  readonly tlbMm: TlbMm;
+  /** PTE-lock acquisitions (pte_offset_map_lock / pmd_lock). */
+  ptlAcquisitions = 0;
+  /** Deposited PTE tables of anon PMD-mapped THPs, by PMD table id then index (pfn, -1 none). */
+  readonly deposits: (Int32Array | null)[] = [];
+  /** exit_mmap has run. */
+  dead = false;
+
+  constructor(id: number, machine: Machine, tlbMm: TlbMm) {
+    this.id = id;
+    this.machine = machine;
+    this.tlbMm = tlbMm;
+    this.pt = new PageTables(machine.geometry, machine.mem);
+  }
+
+  /** The VMA containing page `vpn`, or null (find_vma + containment). */
+  findVma(vpn: number): Vma | null {
+    const v = this.vmas;
+    let lo = 0;
+    let hi = v.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (v[mid].end <= vpn) lo = mid + 1;
+      else if (v[mid].start > vpn) hi = mid - 1;
+      else return v[mid];
+    }
+    return null;
+  }
+
+  /** Inserts a VMA; throws VMA_OVERLAP when it intersects one. */
+  insertVma(vma: Vma): void {
+    let i = 0;
+    while (i < this.vmas.length && this.vmas[i].start < vma.start) i++;
+    const prev = i > 0 ? this.vmas[i - 1] : null;
+    const next = i < this.vmas.length ? this.vmas[i] : null;
+    if ((prev !== null && prev.end > vma.start) || (next !== null && next.start < vma.end)) {
+      throw new TeardownError(
+        "VMA_OVERLAP",
+        "mm",
+        "insertVma",
+        `VMA [${hex(vma.start)}, ${hex(vma.end)}) overlaps an existing VMA`,
+      );
+    }
+    this.vmas.splice(i, 0, vma);
+  }
+
+  /** __split_vma: splits the VMA containing `vpn` at `vpn` (no-op at an edge). Returns the upper half. */
+  splitVma(vpn: number): Vma | null {
+    const v = this.findVma(vpn);
+    if (v === null || v.start === vpn) return v;
+    const upper: Vma = {
+      id: this.machine.nextVmaId++,
+      start: vpn,
+      end: v.end,
+      kind: v.kind,
+      mapping: v.mapping,
+      pgoff: v.pgoff + (vpn - v.start),
+      anonVma: v.anonVma,
+      locked: v.locked,
+      shared: v.shared,
+    };
+    v.end = vpn;
+    this.vmas.splice(this.vmas.indexOf(v) + 1, 0, upper);
+    return upper;
+  }
+
+  /** Removes VMAs wholly inside [vs, ve) from the tree (detach) and returns them. */
+  detachVmas(vs: number, ve: number): Vma[] {
+    const out: Vma[] = [];
+    for (let i = 0; i < this.vmas.length; ) {
+      const v = this.vmas[i];
+      if (v.start >= vs && v.end <= ve) {
+        out.push(v);
+        this.vmas.splice(i, 1);
+      } else i++;
+    }
+    return out;
+  }
+
+  /** Total rss in pages (file + anon + shmem). */
+  rssPages(): number {
+    return this.rss[0] + this.rss[1] + this.rss[3];
+  }
+
+  /** Model bytes of this mm (page tables, VMAs, deposits). */
+  stateBytes(): number {
+    let b = this.pt.stateBytes() + this.rss.byteLength + this.vmas.length * 64;
+    for (const d of this.deposits) if (d !== null) b += d.byteLength;
+    return b;
+  }
+}
+
+/** Creates a VMA record. */
+export function makeVma(
+  id: number,
+  start: number,
+  end: number,
+  kind: VmaKind,
+  mapping: number,
+  anonVma: number,
+): Vma {
+  return {
+    id,
+    start,
+    end,
+    kind,
+    mapping,
+    pgoff: 0,
+    anonVma,
+    locked: false,
+    shared: kind === "file-shared" || kind === "shmem",
+  };
+}
+
+function hex(vpn: number): string {
+  return `0x${(vpn * 4096).toString(16)}`;
+}

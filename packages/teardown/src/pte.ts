@@ -1,0 +1,50 @@
+// Models: the x86-64 / s390 software view of a PTE (arch/*/include/asm/pgtable.h): present pfn with
+// dirty/young/write bits, a swap entry, or none. Omits: protection keys, soft-dirty, uffd-wp
+// markers, migration / device entries, the real hardware bit positions.
+//
+// One PTE is one Int32 slot:
+//   0            pte_none
+//   > 0          present: pfn << PTE_PFN_SHIFT | PTE_* bits (PTE_PRESENT always set)
+//   < 0          swap entry: -(entry + 1), entry from @mmgather/swapcache swpEntry()
+// A PMD slot uses the same present encoding plus PMD_HUGE for a PMD-mapped THP; a PMD slot that
+// points to a PTE table holds (tableId + 1) << 1 (bit 0 clear, so never "present").
+
+/** Entry maps a page. */
+export const PTE_PRESENT = 1;
+/** Writable (cleared in both parent and child by fork's COW write-protect). */
+export const PTE_WRITE = 2;
+/** Hardware dirty bit: the page was written through this mapping. */
+export const PTE_DIRTY = 4;
+/** Hardware accessed bit. */
+export const PTE_YOUNG = 8;
+/** PMD-level leaf (pmd_trans_huge); only in PMD slots. */
+export const PMD_HUGE = 16;
+/** Shift of the pfn inside a present entry. */
+export const PTE_PFN_SHIFT = 5;
+/** Largest pfn a present entry can hold (the int32 stays positive). */
+export const PTE_MAX_PFN = (1 << (31 - PTE_PFN_SHIFT)) - 1;
+
+/** Present entry for `pfn` with `bits`. */
+export function mkPte(pfn: number, bits: number): number {
+  return (pfn << PTE_PFN_SHIFT) | bits | PTE_PRESENT;
+}
+/** pfn of a present entry. */
+export function ptePfn(pte: number): number {
+  return pte >>> PTE_PFN_SHIFT;
+}
+/** Swap-format entry for a swap entry value. */
+export function mkSwapPte(entry: number): number {
+  return -entry - 1;
+}
+/** The swap entry of a swap-format entry. */
+export function pteSwapEntry(pte: number): number {
+  return -pte - 1;
+}
+/** PMD slot pointing to a PTE table. */
+export function mkPmdTable(tableId: number): number {
+  return (tableId + 1) << 1;
+}
+/** Table id a (non-huge, non-none) PMD slot points to. */
+export function pmdTableId(pmd: number): number {
+  return (pmd >>> 1) - 1;
+}

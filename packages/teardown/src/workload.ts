@@ -1,0 +1,432 @@
+// Models: building a process image the way the kernel would have: do_anonymous_page with large
+// folios and do_huge_pmd_anonymous_page (mm/memory.c, mm/huge_memory.c), filemap / shmem faults
+// mapping page-cache folios (finish_fault / set_pte_range / do_set_pmd), write faults on private
+// file mappings (wp_page_copy: one private anon page per written page), fork's copy_page_range /
+// copy_present_ptes / copy_huge_pmd (folio_dup_*_rmap, one reference per mapping), reclaim's
+// swap-out (add_to_swap, try_to_unmap, pageout, __remove_mapping), and CPU accesses that fill TLBs
+// and walk caches. Omits: readahead, khugepaged, mTHP sysfs policy, zero page, uffd, KSM.
+import { PG } from "@mmgather/folio";
+import { TeardownError } from "./errors.js";
+import { log2 } from "./geometry.js";
+import type { Mm } from "./mm.js";
+import { LEVEL_PMD } from "./page-tables.js";
+import {
+  mkPte,
+  mkSwapPte,
+  PMD_HUGE,
+  PTE_DIRTY,
+  PTE_PRESENT,
+  PTE_WRITE,
+  PTE_YOUNG,
+  pmdTableId,
+  ptePfn,
+  pteSwapEntry,
+} from "./pte.js";
+import type { Rng } from "./rng.js";
+import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, type Vma } from "./vma.js";
+
+/** Folio sizes to fault in: one order, or a weighted mix (deterministic for a seed). */
+export type FolioPolicy = { readonly order: number } | { readonly mix: readonly { order: number; weight: number }[] };
+
+/** Fault-in options for one VMA. */
+export interface FaultOptions {
+  /** Folio sizes. */
+  readonly policy: FolioPolicy;
+  /** Map PMD-sized folios with one PMD entry (THP) instead of PTEs. */
+  readonly pmdMapped?: boolean;
+  /** Fraction of file / shmem folios written through this mapping (PTE dirty; COW on private files). */
+  readonly dirtyFraction?: number;
+  /** Fraction of the VMA's pages to fault in (1 = all; holes otherwise). */
+  readonly populate?: number;
+}
+
+function pickOrder(policy: FolioPolicy, rng: Rng): number {
+  if ("order" in policy) return policy.order;
+  let total = 0;
+  for (const m of policy.mix) total += m.weight;
+  let r = rng.next() * total;
+  for (const m of policy.mix) {
+    r -= m.weight;
+    if (r < 0) return m.order;
+  }
+  return policy.mix[policy.mix.length - 1].order;
+}
+
+function alloc(mm: Mm, order: number, method: string): number {
+  try {
+    return mm.machine.mem.allocFolio(order);
+  } catch (e) {
+    throw new TeardownError("ENOMEM", "workload", method, `out of memory allocating an order-${order} folio`, e);
+  }
+}
+
+function rssIndex(vma: Vma): number {
+  return vma.kind === "shmem" ? MM_SHMEMPAGES : MM_FILEPAGES;
+}
+
+/** Faults in a VMA with the given folio policy. */
+export function faultIn(mm: Mm, vma: Vma, opts: FaultOptions, rng: Rng): void {
+  const ptrs = mm.pt.geo.ptrsPerPte;
+  const pmdOrder = log2(ptrs);
+  const populate = opts.populate ?? 1;
+  const dirtyFraction = opts.dirtyFraction ?? 0;
+  if ("order" in opts.policy) checkOrder(opts.policy.order, pmdOrder);
+  else for (const m of opts.policy.mix) checkOrder(m.order, pmdOrder);
+  let vpn = vma.start;
+  while (vpn < vma.end) {
+    let order = pickOrder(opts.policy, rng);
+    const index = vma.pgoff + (vpn - vma.start);
+    while (order > 0 && (vpn % (1 << order) !== 0 || index % (1 << order) !== 0 || vpn + (1 << order) > vma.end)) {
+      order--;
+    }
+    const nr = 1 << order;
+    if (populate < 1 && rng.next() >= populate) {
+      vpn += nr;
+      continue;
+    }
+    const dirty = vma.kind !== "anon" && rng.next() < dirtyFraction;
+    if (order === pmdOrder && opts.pmdMapped === true && vma.kind !== "file-private") {
+      mapPmdFolio(mm, vma, vpn, dirty);
+    } else {
+      mapPteFolio(mm, vma, vpn, order, dirty);
+    }
+    vpn += nr;
+  }
+}
+
+function checkOrder(order: number, pmdOrder: number): void {
+  if (!Number.isInteger(order) || order < 0 || order > pmdOrder) {
+    throw new TeardownError("BAD_SPEC", "workload", "faultIn", `folio order must be in [0, ${pmdOrder}], got ${order}`);
+  }
+}
+
+function ensureAnonVma(mm: Mm, vma: Vma): void {
+  if (vma.anonVma < 0) vma.anonVma = mm.machine.nextAnonVma++;
+}
+
+/** A new anon folio of `order` mapped at `vpn` by PTEs (do_anonymous_page, alloc_anon_folio). */
+function mapAnonPtes(mm: Mm, vma: Vma, vpn: number, order: number): void {
+  const mem = mm.machine.mem;
+  const nr = 1 << order;
+  ensureAnonVma(mm, vma);
+  const tid = mm.pt.pteTable(vpn, true);
+  const head = alloc(mm, order, "faultIn");
+  mem.folioSetAnon(head, vma.anonVma, vpn);
+  mem.folioAddRmapPtes(head, head, nr);
+  if (nr > 1) mem.folioRefAdd(head, nr - 1);
+  mem.folioAddLru(head);
+  if (vma.locked) mem.folioSet(head, PG.mlocked);
+  const t = mm.pt.entries[tid]!;
+  const i0 = vpn % mm.pt.geo.ptrsPerPte;
+  for (let i = 0; i < nr; i++) t[i0 + i] = mkPte(head + i, PTE_WRITE | PTE_DIRTY | PTE_YOUNG);
+  mm.rss[MM_ANONPAGES] += nr;
+}
+
+/** The page-cache folio of `order` at file index `index`, created (clean, on the LRU) if absent. */
+function pageCacheFolio(mm: Mm, vma: Vma, index: number, order: number): number {
+  const mem = mm.machine.mem;
+  const found = mem.filemapGetFolio(vma.mapping, index);
+  if (found >= 0) return found;
+  const head = alloc(mm, order, "faultIn");
+  mem.filemapAddFolio(vma.mapping, head, index);
+  mem.folioAddLru(head);
+  // The page cache now holds its own references; drop the allocation's.
+  mem.folioPut(head);
+  return head;
+}
+
+function mapPteFolio(mm: Mm, vma: Vma, vpn: number, order: number, dirty: boolean): void {
+  if (vma.kind === "anon") {
+    mapAnonPtes(mm, vma, vpn, order);
+    return;
+  }
+  const mem = mm.machine.mem;
+  const nr = 1 << order;
+  const index = vma.pgoff + (vpn - vma.start);
+  const head = pageCacheFolio(mm, vma, index, order);
+  if (vma.kind === "file-private" && dirty) {
+    // wp_page_copy: each written page becomes a private anon copy; the cache folio stays unmapped.
+    for (let i = 0; i < nr; i++) mapAnonPtes(mm, vma, vpn + i, 0);
+    return;
+  }
+  const pfn = head + (index - mem.folioIndex(head));
+  const tid = mm.pt.pteTable(vpn, true);
+  mem.folioAddRmapPtes(head, pfn, nr);
+  mem.folioRefAdd(head, nr);
+  if (vma.locked) mem.folioSet(head, PG.mlocked);
+  let bits = PTE_YOUNG;
+  if (vma.shared) bits |= dirty ? PTE_WRITE | PTE_DIRTY : 0;
+  const t = mm.pt.entries[tid]!;
+  const i0 = vpn % mm.pt.geo.ptrsPerPte;
+  for (let i = 0; i < nr; i++) t[i0 + i] = mkPte(pfn + i, bits);
+  mm.rss[rssIndex(vma)] += nr;
+}
+
+/** A PMD-mapped THP at `vpn` (do_huge_pmd_anonymous_page / do_set_pmd). */
+function mapPmdFolio(mm: Mm, vma: Vma, vpn: number, dirty: boolean): void {
+  const mem = mm.machine.mem;
+  const pt = mm.pt;
+  const nr = pt.geo.ptrsPerPte;
+  const pmdId = pt.pmdTable(vpn, true);
+  const pmd = pt.entries[pmdId]!;
+  const pi = pt.index(vpn, LEVEL_PMD);
+  if (pmd[pi] !== 0) {
+    mapPteFolio(mm, vma, vpn, log2(nr), dirty);
+    return;
+  }
+  let head: number;
+  let bits: number;
+  if (vma.kind === "anon") {
+    ensureAnonVma(mm, vma);
+    head = alloc(mm, log2(nr), "faultIn");
+    mem.folioSetAnon(head, vma.anonVma, vpn);
+    mem.folioAddRmapPmd(head);
+    mem.folioAddLru(head);
+    // pgtable_trans_huge_deposit: a PTE table kept for a later split, freed by zap_deposited_table.
+    setDeposit(mm, pmdId, pi, alloc(mm, 0, "faultIn"));
+    bits = PTE_WRITE | PTE_DIRTY | PTE_YOUNG;
+    mm.rss[MM_ANONPAGES] += nr;
+  } else {
+    head = pageCacheFolio(mm, vma, vma.pgoff + (vpn - vma.start), log2(nr));
+    mem.folioAddRmapPmd(head);
+    mem.folioRefAdd(head, 1);
+    bits = PTE_YOUNG | (dirty ? PTE_WRITE | PTE_DIRTY : 0);
+    mm.rss[rssIndex(vma)] += nr;
+  }
+  if (vma.locked) mem.folioSet(head, PG.mlocked);
+  pmd[pi] = mkPte(head, bits) | PMD_HUGE;
+}
+
+function setDeposit(mm: Mm, pmdId: number, index: number, pfn: number): void {
+  while (mm.deposits.length <= pmdId) mm.deposits.push(null);
+  let d = mm.deposits[pmdId];
+  if (d === null) {
+    d = new Int32Array(mm.pt.ptrs[LEVEL_PMD]).fill(-1);
+    mm.deposits[pmdId] = d;
+  }
+  d[index] = pfn;
+}
+
+/** Marks a VMA VM_LOCKED and its mapped folios PG_mlocked (mlock_fixup + mlock_pte_range). */
+export function mlockVma(mm: Mm, vma: Vma): void {
+  vma.locked = true;
+  const mem = mm.machine.mem;
+  forEachPresent(mm, vma.start, vma.end, (pfn) => {
+    mem.folioSet(mem.folioHead(pfn), PG.mlocked);
+  });
+}
+
+/** Calls `fn(pfn, vpn, huge)` for every present leaf entry in [vs, ve) (setup paths only). */
+export function forEachPresent(mm: Mm, vs: number, ve: number, fn: (pfn: number, vpn: number, huge: boolean) => void): void {
+  const pt = mm.pt;
+  const span = pt.span[0];
+  for (let base = Math.floor(vs / span) * span; base < ve; base += span) {
+    const pmdId = pt.pmdTable(base, false);
+    if (pmdId < 0) continue;
+    const e = pt.entries[pmdId]![pt.index(base, LEVEL_PMD)];
+    if (e === 0) continue;
+    if ((e & PTE_PRESENT) !== 0) {
+      fn(ptePfn(e), base, true);
+      continue;
+    }
+    const t = pt.entries[pmdTableId(e)]!;
+    const from = Math.max(vs, base) - base;
+    const to = Math.min(ve, base + span) - base;
+    for (let i = from; i < to; i++) if (t[i] > 0) fn(ptePfn(t[i]), base + i, false);
+  }
+}
+
+/** fork(): a child mm sharing every private page copy-on-write (dup_mmap → copy_page_range). */
+export function forkMm(parent: Mm): Mm {
+  if (parent.dead) throw new TeardownError("DEAD_MM", "workload", "fork", `mm ${parent.id} has exited`);
+  const machine = parent.machine;
+  const mem = machine.mem;
+  const child = machine.createMm();
+  const pt = parent.pt;
+  const cpt = child.pt;
+  const span = pt.span[0];
+  for (const v of parent.vmas) {
+    const cv: Vma = { ...v, id: machine.nextVmaId++, locked: false };
+    child.insertVma(cv);
+    // vma_needs_copy: shared mappings without anon pages are refaulted on demand instead.
+    if (v.shared) continue;
+    for (let base = Math.floor(v.start / span) * span; base < v.end; base += span) {
+      const pmdId = pt.pmdTable(base, false);
+      if (pmdId < 0) continue;
+      const pmd = pt.entries[pmdId]!;
+      const pi = pt.index(base, LEVEL_PMD);
+      const e = pmd[pi];
+      if (e === 0) continue;
+      if ((e & PTE_PRESENT) !== 0) {
+        // copy_huge_pmd: folio_get + folio_dup_anon_rmap_pmd, both write-protected, a deposit for the child.
+        const head = ptePfn(e);
+        mem.folioRefAdd(head, 1);
+        mem.folioAddRmapPmd(head);
+        pmd[pi] = e & ~PTE_WRITE;
+        const cpmdId = cpt.pmdTable(base, true);
+        cpt.entries[cpmdId]![pi] = e & ~(PTE_WRITE | PTE_YOUNG);
+        setDeposit(child, cpmdId, pi, alloc(child, 0, "fork"));
+        child.rss[MM_ANONPAGES] += span;
+        continue;
+      }
+      const t = pt.entries[pmdTableId(e)]!;
+      const from = Math.max(v.start, base) - base;
+      const to = Math.min(v.end, base + span) - base;
+      let ct: Int32Array | null = null;
+      for (let i = from; i < to; ) {
+        const pte = t[i];
+        if (pte === 0) {
+          i++;
+          continue;
+        }
+        if (ct === null) ct = cpt.entries[cpt.pteTable(base, true)]!;
+        if (pte < 0) {
+          machine.swap!.swapDuplicate(pteSwapEntry(pte), 1);
+          ct[i] = pte;
+          child.rss[MM_SWAPENTS]++;
+          i++;
+          continue;
+        }
+        // copy_present_ptes: one run of consecutive pages of one folio at a time.
+        const pfn = ptePfn(pte);
+        const head = mem.folioHead(pfn);
+        const fend = head + mem.folioNrPages(head);
+        let n = 1;
+        while (i + n < to && t[i + n] > 0 && ptePfn(t[i + n]) === pfn + n && pfn + n < fend) n++;
+        mem.folioAddRmapPtes(head, pfn, n);
+        mem.folioRefAdd(head, n);
+        const anon = mem.folioTest(head, PG.anon);
+        for (let k = 0; k < n; k++) {
+          const p = t[i + k] & ~PTE_WRITE;
+          t[i + k] = p;
+          ct[i + k] = p & ~PTE_YOUNG;
+        }
+        child.rss[anon ? MM_ANONPAGES : rssIndex(v)] += n;
+        i += n;
+      }
+    }
+  }
+  return child;
+}
+
+/**
+ * Reclaim swap-out of about `fraction` of the mm's PTE-mapped anon folios: add_to_swap, unmap from
+ * every mm of the fork family (swap PTEs, swap_duplicate), pageout, and then either keep the clean
+ * folio in the swap cache or drop it (__remove_mapping). Returns the number of folios swapped out.
+ */
+export function swapOut(mm: Mm, fraction: number, keepInSwapCache: boolean, rng: Rng): number {
+  const machine = mm.machine;
+  const swap = machine.swap;
+  if (fraction <= 0) return 0;
+  if (swap === null) throw new TeardownError("BAD_SPEC", "workload", "swapOut", "the machine has no swap device");
+  const mem = machine.mem;
+  const heads: number[] = [];
+  const vpns: number[] = [];
+  for (const v of mm.vmas) {
+    if (v.kind !== "anon") continue;
+    forEachPresent(mm, v.start, v.end, (pfn, vpn, huge) => {
+      if (huge) return;
+      const head = mem.folioHead(pfn);
+      if (pfn === head && mem.folioTest(head, PG.anon) && !mem.folioTest(head, PG.swapcache)) {
+        if (rng.next() < fraction) {
+          heads.push(head);
+          vpns.push(vpn);
+        }
+      }
+    });
+  }
+  let done = 0;
+  for (let k = 0; k < heads.length; k++) {
+    const head = heads[k];
+    const vpn = vpns[k];
+    const nr = mem.folioNrPages(head);
+    const mappers = mappersOf(mm, head, vpn, nr);
+    if (mappers === null) continue;
+    if (swap.slotsFree() < nr) break;
+    mem.folioGet(head); // isolate_lru_folio's reference
+    const entry = swap.folioAllocSwap(head);
+    for (const m of mappers) {
+      const t = m.pt.entries[m.pt.pteTable(vpn, false)]!;
+      const i0 = vpn % m.pt.geo.ptrsPerPte;
+      for (let i = 0; i < nr; i++) t[i0 + i] = mkSwapPte(entry + i);
+      swap.swapDuplicate(entry, nr);
+      mem.folioRemoveRmapPtes(head, head, nr);
+      mem.folioRefSubAndTest(head, nr);
+      m.rss[MM_ANONPAGES] -= nr;
+      m.rss[MM_SWAPENTS] += nr;
+    }
+    mem.folioClear(head, PG.dirty); // pageout() wrote it back
+    if (!keepInSwapCache) swap.deleteFromSwapCache(head);
+    mem.folioPut(head);
+    done++;
+  }
+  return done;
+}
+
+/** Every live mm of the fork family mapping all `nr` pages of `head` at `vpn`, or null if not simple. */
+function mappersOf(mm: Mm, head: number, vpn: number, nr: number): Mm[] | null {
+  const mem = mm.machine.mem;
+  const out: Mm[] = [];
+  for (const m of mm.machine.mms) {
+    if (m.dead) continue;
+    const tid = m.pt.pteTable(vpn, false);
+    if (tid < 0) continue;
+    const t = m.pt.entries[tid]!;
+    const i0 = vpn % m.pt.geo.ptrsPerPte;
+    let all = true;
+    for (let i = 0; i < nr; i++) {
+      if (t[i0 + i] <= 0 || ptePfn(t[i0 + i]) !== head + i) {
+        all = false;
+        break;
+      }
+    }
+    if (all) out.push(m);
+  }
+  if (out.length === 0 || mem.folioMapcount(head) !== out.length * nr) return null;
+  return out;
+}
+
+/**
+ * A thread of `mm` on `cpu` accesses about `fraction` of its mapped pages: each access walks the page
+ * tables (filling the walk cache with the PUD, PMD and PTE table pages) and caches the translation.
+ */
+export function touch(mm: Mm, cpu: number, fraction: number, rng: Rng): void {
+  const tlbs = mm.machine.tlbs;
+  if (tlbs === null) throw new TeardownError("BAD_CPU", "workload", "touch", "the machine models no CPUs");
+  if (!Number.isInteger(cpu) || cpu < 0 || cpu >= tlbs.nrCpus) {
+    throw new TeardownError("BAD_CPU", "workload", "touch", `cpu ${cpu} does not exist (${tlbs.nrCpus} CPUs)`);
+  }
+  tlbs.cpuMm[cpu] = mm.id;
+  const pt = mm.pt;
+  const span = pt.span[0];
+  for (const v of mm.vmas) {
+    for (let base = Math.floor(v.start / span) * span; base < v.end; base += span) {
+      const pmdId = pt.pmdTable(base, false);
+      if (pmdId < 0) continue;
+      const e = pt.entries[pmdId]![pt.index(base, LEVEL_PMD)];
+      if (e === 0) continue;
+      const pudId = pt.pmdParent(base);
+      if ((e & PTE_PRESENT) !== 0) {
+        if (rng.next() < fraction) {
+          tlbs.fillWalk(cpu, mm.id, pt.tablePfn[pudId]);
+          tlbs.fillWalk(cpu, mm.id, pt.tablePfn[pmdId]);
+          tlbs.fillTlb(cpu, mm.id, base, ptePfn(e), span);
+        }
+        continue;
+      }
+      const tid = pmdTableId(e);
+      const t = pt.entries[tid]!;
+      const from = Math.max(v.start, base) - base;
+      const to = Math.min(v.end, base + span) - base;
+      for (let i = from; i < to; i++) {
+        if (t[i] > 0 && (fraction >= 1 || rng.next() < fraction)) {
+          tlbs.fillWalk(cpu, mm.id, pt.tablePfn[pudId]);
+          tlbs.fillWalk(cpu, mm.id, pt.tablePfn[pmdId]);
+          tlbs.fillWalk(cpu, mm.id, pt.tablePfn[tid]);
+          tlbs.fillTlb(cpu, mm.id, base + i, ptePfn(t[i]), 1);
+        }
+      }
+    }
+  }
+}
+
