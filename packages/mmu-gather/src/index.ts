@@ -1,4 +1,44 @@
-// Public API of @mmgather/mmu-gather.
+// Public API of @mmgather/mmu-gather: the gather, its three variants and the ArchTlb port.
+export { alwaysSucceed, failAllocAt, seededAllocFailure } from "./alloc.js";
+export {
+  defaultCost,
+  defaultGeometry,
+  defineArch,
+  genericArchDefaults,
+  genericPteClear,
+  genericTableFreed,
+  genericTlbFlush,
+  makeGenericTlbFlush,
+  tlbGetUnmapShift,
+} from "./arch.js";
+export {
+  batchGeometry,
+  ENCODED_PAGE_BIT_DELAY_RMAP,
+  ENCODED_PAGE_BIT_NR_PAGES_NEXT,
+  ENCODED_PAGE_BITS,
+  ENCODED_PAGE_SHIFT,
+  MAX_ENCODABLE_PFN,
+  MAX_GATHER_ENTRIES,
+  MAX_NR_FOLIOS_PER_FREE,
+  MMU_GATHER_BUNDLE,
+  maxQueuedEntries,
+  maxTableBatch,
+  TLB_RANGE_ULONG_MAX,
+} from "./constants.js";
+export { ArchConfigError, GatherError, isArchConfigError, isGatherError } from "./errors.js";
+export { createGatherCounters, createMmuGather, createTlbMm } from "./gather.js";
+export {
+  contigRange,
+  defaultFinishMmu,
+  defaultFlushMmu,
+  defaultSteps,
+  defineVariant,
+  encodedNrPages,
+  encodedPage,
+  getVariant,
+  variants,
+} from "./variants.js";
+export type { BatchGeometry } from "./constants.js";
 export type {
   ArchConfigErrorCode,
   ArchGeometry,

@@ -131,6 +131,10 @@ export interface ArchGeometry {
   readonly ptrsPerPte: number;
   /** Folio order of a PMD mapping (`HPAGE_PMD_ORDER`): 9 x86-64, 8 s390. */
   readonly pmdOrder: number;
+  /** Entries per PMD table (`PTRS_PER_PMD`): 512 x86-64, 2048 s390 segment tables. Power of two. */
+  readonly ptrsPerPmd: number;
+  /** Entries per PUD table (`PTRS_PER_PUD`): 512 x86-64, 2048 s390 region-third tables. Power of two. */
+  readonly ptrsPerPud: number;
   /** `TASK_SIZE`: the non-fullmm range sentinel start. */
   readonly taskSize: number;
 }
@@ -240,7 +244,6 @@ export type ArchOverrides = Partial<Omit<ArchTlb, "name" | "geometry" | "cost">>
 export type ArchConfigErrorCode =
   | "NO_GATHER_WITH_DELAYED_RMAP"
   | "NO_GATHER_WITH_BATCHED_RMAP"
-  | "MERGE_VMAS_WITH_NO_GATHER"
   | "BAD_GEOMETRY"
   | "BAD_COST"
   | "BAD_CEILING"

@@ -1,0 +1,23 @@
+// Models: include/asm-generic/tlb.h defaults on x86-64 geometry (arch/x86/include/asm/tlb.h flush
+// shape: range with unmap stride, whole-mm above tlb_single_page_flush_ceiling = 33 entries).
+// Omits: INVLPGB, PCID/lazy-TLB CPU tracking (the teardown CPU model owns CPUs), x86-PAE need_flush_all.
+
+import { defineArch } from "@mmgather/mmu-gather";
+import type { ArchTlb } from "@mmgather/mmu-gather";
+
+/**
+ * The asm-generic adapter: pages are gathered and freed after a range (or whole-mm) flush, dirty
+ * file rmaps are delayed (6.5/7.x) or every rmap batched (series), page tables go through an RCU
+ * table batch, TLB flushed at every VMA end (no MERGE_VMAS), 512-entry tables, PMD order 9.
+ */
+export const genericArch: ArchTlb = defineArch({
+  name: "generic",
+  noGather: false,
+  mergeVmas: false,
+  delayRmap: true,
+  batchRmap: true,
+  tableFree: "rcu",
+  tableInvalidate: true,
+  fullFlushCeiling: 33,
+  geometry: { pageShift: 12, ptrsPerPte: 512, pmdOrder: 9, ptrsPerPmd: 512, ptrsPerPud: 512, taskSize: 2 ** 47 - 4096 },
+});

@@ -1,0 +1,45 @@
+// Models: arch/s390/include/asm/tlb.h (MMU_GATHER_NO_GATHER, no delayed rmap, tlb_flush =
+// __tlb_flush_mm_lazy, pte/pmd/pud/p4d_free_tlb setting flush_mm) and ptep_flush_lazy's IPTE
+// (arch/s390/mm/pgtable.c). Omits: local-only attach (invalid bit + flush_mm instead of IPTE),
+// CSP fallback without IDTE, KVM gmap ASCEs, 2 KiB PTE fragments of v6.5.
+
+import { defineArch } from "@mmgather/mmu-gather";
+import type { ArchTlb, GatherView, TlbOps } from "@mmgather/mmu-gather";
+
+/** Clearing a valid PTE goes through IPTE: every CPU's TLB entry is purged before the store completes. */
+function s390PteClear(_tlb: GatherView, addr: number, nr: number, ops: TlbOps): void {
+  // The kernel (unverified) overwrites the PTE without IPTE when fullmm, since no CPU runs a dying
+  // mm; the model invalidates anyway so the free-at-queue below stays safe against any modelled CPU.
+  ops.ipte(addr, nr);
+}
+
+/** `__tlb_flush_mm_lazy`: IDTE only if a lazy flush is owed; range and cleared_* are ignored. */
+function s390TlbFlush(tlb: GatherView, ops: TlbOps): void {
+  if (tlb.mm.flushMm) ops.idte();
+}
+
+/** s390 `*_free_tlb`: a freed table must be purged from every CPU before reuse → flush_mm. */
+function s390TableFreed(_tlb: GatherView, _level: string, ops: TlbOps): void {
+  ops.setFlushMm(true);
+}
+
+/**
+ * The s390 adapter: IPTE at PTE clear, pages freed the moment they are queued (no batch ever holds
+ * a page), rmaps never delayed, whole-mm IDTE at flush only when `flush_mm` is set, RCU table batch,
+ * 256-entry PTE tables (1 MiB segments, PMD order 8), MERGE_VMAS.
+ */
+export const s390Arch: ArchTlb = defineArch({
+  name: "s390",
+  noGather: true,
+  mergeVmas: true,
+  delayRmap: false,
+  batchRmap: false,
+  tableFree: "rcu",
+  tableInvalidate: true,
+  fullFlushCeiling: 0,
+  geometry: { pageShift: 12, ptrsPerPte: 256, pmdOrder: 8, ptrsPerPmd: 2048, ptrsPerPud: 2048, taskSize: 2 ** 42 },
+  cost: { ipte: 300, idte: 1500, tlbFlushMm: 1500 },
+  pteClear: s390PteClear,
+  tlbFlush: s390TlbFlush,
+  tableFreed: s390TableFreed,
+});

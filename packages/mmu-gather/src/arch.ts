@@ -1,0 +1,197 @@
+// Models: include/asm-generic/tlb.h (the #ifndef defaults and #error checks) and the hook points an
+// arch/<arch>/include/asm/tlb.h overrides. Omits: MMU_GATHER_NO_RANGE, MMU_GATHER_PAGE_SIZE, hugetlb unsharing.
+//
+// ORDERING INVARIANT (the contract every adapter keeps):
+//
+//     1. unhook page          (clear the PTE / unhook the table)
+//     2. TLB invalidate page  (tlbFlush, or pteClear when the arch invalidates at clear time: s390 IPTE)
+//     3. free page            (only after every CPU's translation to it is gone)
+//
+// A dirty shared file page additionally keeps its rmap until step 2 is done and before the PTL is
+// dropped (delayed rmap). Page-table pages are freed only after the walk caches are invalidated and,
+// with RCU table free, after a grace period.
+//
+// HOOKS (each receives a read-only GatherView and TlbOps; never the engine):
+//
+//   pteClear(tlb, addr, nr, ops)   TLB side effect of clearing nr PTEs.
+//                                  may read: fullmm, mm.        default: nothing (asm-generic)
+//   tlbFlush(tlb, ops)             `tlb_flush()`: invalidate what was recorded; called only when a
+//                                  cleared_* bit or freed_tables is set.
+//                                  may read: start, end, fullmm, needFlushAll, freedTables, cleared*,
+//                                  vmaExec, vmaHuge, mm.         default: genericTlbFlush
+//   tableFreed(tlb, level, ops)    arch part of pte/pmd/pud/p4d_free_tlb after the generic range update.
+//                                  may read: fullmm, mm.        default: nothing
+//
+// CAPABILITIES (named flags, checked by defineArch like the kernel's #error):
+//   noGather   MMU_GATHER_NO_GATHER     free pages on queue; the queue is never full.
+//   mergeVmas  MMU_GATHER_MERGE_VMAS    no flush at tlb_end_vma.
+//   delayRmap  tlb_delay_rmap()         dirty file rmaps removed after the flush (6.5, 7.x).
+//   batchRmap  tlb_batch_rmap()         every rmap removed at tlb_flush_rmaps (the series).
+//   tableFree  "rcu" | "direct"         MMU_GATHER_RCU_TABLE_FREE or free after the flush.
+
+import { ArchConfigError } from "./errors.js";
+import type { ArchGeometry, ArchOverrides, ArchTlb, CostProfile, GatherView, TlbLevel, TlbOps } from "./types.js";
+
+/** x86-64 geometry with 4 KiB pages (the asm-generic default here). */
+export const defaultGeometry: ArchGeometry = {
+  pageShift: 12,
+  ptrsPerPte: 512,
+  pmdOrder: 9,
+  ptrsPerPmd: 512,
+  ptrsPerPud: 512,
+  taskSize: 2 ** 47 - 4096,
+};
+
+/**
+ * Default cost profile in ns: documented order-of-magnitude estimates for a ~3 GHz x86-64 core
+ * (uncontended atomics ~5–20 ns, a lock round trip ~20–40 ns, INVLPG ~100–200 ns, a remote flush
+ * with IPIs ~1–3 µs). Calibration against measurements is a later issue.
+ */
+export const defaultCost: CostProfile = {
+  pteClear: 5,
+  rangeRecord: 1,
+  queueEntry: 2,
+  rmapCall: 15,
+  rmapPerExtraPage: 6,
+  swapCacheCheck: 2,
+  refcountDrop: 10,
+  lruLock: 30,
+  pageFree: 60,
+  lruAddDrain: 40,
+  tlbFlushRangeBase: 1500,
+  tlbFlushPerEntry: 120,
+  tlbFlushMm: 2500,
+  ipte: 300,
+  idte: 1500,
+  batchAlloc: 150,
+  condResched: 5,
+  tableFree: 80,
+  rcuCall: 50,
+  tableSyncOne: 3000,
+};
+
+/** No TLB effect at PTE clear: the invalidation waits for the flush (asm-generic). */
+export function genericPteClear(_tlb: GatherView, _addr: number, _nr: number, _ops: TlbOps): void {}
+
+/** No arch work on table free beyond the generic range update. */
+export function genericTableFreed(_tlb: GatherView, _level: TlbLevel, _ops: TlbOps): void {}
+
+/**
+ * `tlb_get_unmap_shift`: the flush stride from the smallest level that had entries cleared.
+ */
+export function tlbGetUnmapShift(tlb: GatherView, geometry: ArchGeometry): number {
+  const pmdShift = geometry.pageShift + Math.log2(geometry.ptrsPerPte);
+  const pudShift = pmdShift + Math.log2(geometry.ptrsPerPmd);
+  const p4dShift = pudShift + Math.log2(geometry.ptrsPerPud);
+  if (tlb.clearedPtes) return geometry.pageShift;
+  if (tlb.clearedPmds) return pmdShift;
+  if (tlb.clearedPuds) return pudShift;
+  if (tlb.clearedP4ds) return p4dShift;
+  return geometry.pageShift;
+}
+
+/**
+ * Build the asm-generic / x86 `tlb_flush`: fullmm or need_flush_all → whole mm; otherwise the
+ * recorded range with the unmap stride, promoted to a whole-mm flush above `ceiling` entries
+ * (x86 `flush_tlb_mm_range`, ceiling 0 = never). Walk caches are flushed iff `freedTables`.
+ */
+export function makeGenericTlbFlush(
+  geometry: ArchGeometry,
+  ceiling: number,
+): (tlb: GatherView, ops: TlbOps) => void {
+  return (tlb, ops) => {
+    if (tlb.fullmm || tlb.needFlushAll) {
+      ops.flushMm(tlb.freedTables);
+      return;
+    }
+    if (tlb.end === 0) return;
+    const shift = tlbGetUnmapShift(tlb, geometry);
+    const stride = 2 ** shift;
+    const entries = Math.ceil((tlb.end - tlb.start) / stride);
+    if (ceiling > 0 && entries > ceiling) ops.flushMm(tlb.freedTables);
+    else ops.flushRange(tlb.start, tlb.end, stride, tlb.freedTables);
+  };
+}
+
+/** asm-generic `tlb_flush` on the default geometry without a ceiling. */
+export const genericTlbFlush = makeGenericTlbFlush(defaultGeometry, 0);
+
+/** The asm-generic defaults every `defineArch` call starts from (the `#ifndef` path). */
+export const genericArchDefaults: Omit<ArchTlb, "name"> = {
+  noGather: false,
+  mergeVmas: false,
+  delayRmap: true,
+  batchRmap: true,
+  tableFree: "rcu",
+  tableInvalidate: true,
+  fullFlushCeiling: 0,
+  geometry: defaultGeometry,
+  cost: defaultCost,
+  pteClear: genericPteClear,
+  tlbFlush: genericTlbFlush,
+  tableFreed: genericTableFreed,
+};
+
+function isPow2(n: number): boolean {
+  return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
+}
+
+/**
+ * Build an adapter: missing hooks/flags come from `genericArchDefaults`; impossible combinations
+ * throw `ArchConfigError`. When geometry or ceiling change and no `tlbFlush` is given, the generic
+ * flush is rebuilt for them.
+ */
+export function defineArch(overrides: ArchOverrides): ArchTlb {
+  const name = overrides.name;
+  const geometry: ArchGeometry = { ...defaultGeometry, ...overrides.geometry };
+  const cost: CostProfile = { ...defaultCost, ...overrides.cost };
+  const fullFlushCeiling = overrides.fullFlushCeiling ?? genericArchDefaults.fullFlushCeiling;
+  const arch: ArchTlb = {
+    ...genericArchDefaults,
+    ...overrides,
+    name,
+    geometry,
+    cost,
+    fullFlushCeiling,
+    tlbFlush: overrides.tlbFlush ?? makeGenericTlbFlush(geometry, fullFlushCeiling),
+  };
+  if (arch.noGather && arch.delayRmap)
+    throw new ArchConfigError(
+      "NO_GATHER_WITH_DELAYED_RMAP",
+      name,
+      "MMU_GATHER_NO_GATHER frees pages at queue time, so their rmap cannot be removed after the flush",
+    );
+  if (arch.noGather && arch.batchRmap)
+    throw new ArchConfigError(
+      "NO_GATHER_WITH_BATCHED_RMAP",
+      name,
+      "tlb_batch_rmap needs gathered pages; NO_GATHER frees them at once",
+    );
+  const g = geometry;
+  if (
+    !Number.isInteger(g.pageShift) ||
+    g.pageShift < 12 ||
+    g.pageShift > 16 ||
+    !isPow2(g.ptrsPerPte) ||
+    !isPow2(g.ptrsPerPmd) ||
+    !isPow2(g.ptrsPerPud) ||
+    !Number.isInteger(g.pmdOrder) ||
+    g.pmdOrder < 1 ||
+    2 ** g.pmdOrder !== g.ptrsPerPte ||
+    !(g.taskSize > 0)
+  )
+    throw new ArchConfigError(
+      "BAD_GEOMETRY",
+      name,
+      `impossible geometry ${JSON.stringify(g)}: table sizes must be powers of two and PMD order = log2(ptrsPerPte)`,
+    );
+  for (const [k, v] of Object.entries(cost))
+    if (typeof v !== "number" || !Number.isFinite(v) || v < 0)
+      throw new ArchConfigError("BAD_COST", name, `cost.${k} must be a finite number of ns >= 0`);
+  if (!Number.isInteger(fullFlushCeiling) || fullFlushCeiling < 0)
+    throw new ArchConfigError("BAD_CEILING", name, "fullFlushCeiling must be an integer >= 0");
+  for (const hook of ["pteClear", "tlbFlush", "tableFreed"] as const)
+    if (typeof arch[hook] !== "function")
+      throw new ArchConfigError("BAD_HOOK", name, `${hook} must be a function`);
+  return Object.freeze(arch);
+}

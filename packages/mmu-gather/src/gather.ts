@@ -1,0 +1,627 @@
+// Models: struct mmu_gather and mm/mmu_gather.c — tlb_gather_mmu(_fullmm), __tlb_adjust_range,
+// __tlb_reset_range, tlb_start_vma/tlb_end_vma, tlb_remove_tlb_entr(y|ies), __tlb_remove_page_size,
+// __tlb_remove_folio_pages, tlb_flush_mmu_tlbonly, tlb_flush_rmaps, tlb_flush_mmu, tlb_finish_mmu,
+// tlb_remove_table / tlb_table_flush / tlb_remove_table_one, pte/pmd/pud/p4d_free_tlb,
+// and s390's MMU_GATHER_NO_GATHER (free_page_and_swap_cache at queue time).
+// Omits: CONFIG_MMU_GATHER_PAGE_SIZE, tlb_free_vmas (the walk flushes for PFNMAP itself), hugetlb unsharing.
+
+import type { PhysMem } from "@mmgather/folio";
+import type { SwapSpace } from "@mmgather/swapcache";
+import { MAX_ENCODABLE_PFN, maxTableBatch, TLB_RANGE_ULONG_MAX } from "./constants.js";
+import { GatherError } from "./errors.js";
+import { ContigRangeStorage, EncodedNrPagesStorage, EncodedPageStorage, type StorageHost } from "./storage.js";
+import type {
+  ArchTlb,
+  BatchAllocPolicy,
+  CountersReport,
+  ForcedFlushReason,
+  GatherCounters,
+  GatherEvent,
+  GatherStageOps,
+  GatherVariant,
+  GatherView,
+  MmuGather,
+  MmuGatherOptions,
+  TlbLevel,
+  TlbListener,
+  TlbMm,
+  TlbOps,
+  VmaTlbFlags,
+} from "./types.js";
+import { getVariant } from "./variants.js";
+
+let nextMmId = 1;
+
+/** Create the mm-wide flush bookkeeping shared by every gather on one mm. */
+export function createTlbMm(id?: number): TlbMm {
+  return { id: id ?? nextMmId++, tlbFlushPending: 0, flushMm: false };
+}
+
+/** Fresh zeroed counters. */
+export function createGatherCounters(): GatherCounters {
+  return {
+    entriesQueued: 0,
+    pagesQueued: 0,
+    rangesMerged: 0,
+    batchPagesAllocated: 0,
+    batchAllocFailed: 0,
+    batchPagesReused: 0,
+    batchPagesFreed: 0,
+    forcedFlushes: {
+      batchLimit: 0,
+      batchAllocFailed: 0,
+      delayedRmapLimit: 0,
+      tableBatchFull: 0,
+      tableAllocFailed: 0,
+      nestedGather: 0,
+    },
+    tlbFlushRange: 0,
+    tlbFlushMm: 0,
+    ipte: 0,
+    idte: 0,
+    tlbFlushSkipped: 0,
+    tlbFlushes: 0,
+    rmapFlushes: 0,
+    rmapCallsDelayed: 0,
+    rmapCallsImmediate: 0,
+    rmapPages: 0,
+    flushMmuCalls: 0,
+    chunksFreed: 0,
+    condResched: 0,
+    lruAddDrain: 0,
+    freeSwapCacheCalls: 0,
+    releaseCalls: 0,
+    pagesReleased: 0,
+    pagesFreedOnQueue: 0,
+    tablesQueued: 0,
+    tablesFreed: 0,
+    tableBatchAllocated: 0,
+    tableBatchAllocFailed: 0,
+    tableSyncOne: 0,
+    rcuCalls: 0,
+    nestedFlushes: 0,
+  };
+}
+
+const alwaysAlloc: BatchAllocPolicy = () => true;
+const M = "gather";
+
+type Storage = EncodedPageStorage | EncodedNrPagesStorage | ContigRangeStorage;
+
+/** The engine. Users see it through `MmuGather`; arch hooks and steps through `GatherView`. */
+class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
+  readonly mem: PhysMem;
+  readonly swap: SwapSpace | null;
+  readonly mm: TlbMm;
+  readonly arch: ArchTlb;
+  readonly variant: GatherVariant;
+  readonly counters: GatherCounters = createGatherCounters();
+  readonly sink: ((e: GatherEvent) => void) | null;
+  readonly limitBatchesWhileDelayed: boolean;
+  readonly lruAddDrainOnFree: boolean;
+  readonly batchRmap: boolean;
+  private readonly listener: TlbListener | null;
+  private readonly alloc: BatchAllocPolicy;
+  private allocOrdinal = 0;
+  private readonly storage: Storage | null;
+  private readonly pageSize: number;
+  private readonly taskSize: number;
+  private readonly tableMax: number;
+  private tableBatch: Int32Array | null = null;
+  private tableStore: Int32Array | null = null;
+  private tableNr = 0;
+  private readonly flushMmuBound: () => void;
+  private readonly oneHead = new Int32Array(1);
+  private readonly oneRef = new Int32Array(1);
+
+  start = 0;
+  end = 0;
+  fullmm: boolean;
+  needFlushAll = false;
+  freedTables = false;
+  delayedRmap = false;
+  clearedPtes = false;
+  clearedPmds = false;
+  clearedPuds = false;
+  clearedP4ds = false;
+  vmaExec = false;
+  vmaHuge = false;
+  vmaPfn = false;
+  underPtl = false;
+  finished = false;
+
+  constructor(o: MmuGatherOptions) {
+    if (o.mem === undefined || o.mm === undefined || o.arch === undefined)
+      throw new GatherError("BAD_ARGUMENT", M, "createMmuGather", "mem, mm and arch are required");
+    this.mem = o.mem;
+    this.swap = o.swap ?? null;
+    this.mm = o.mm;
+    this.arch = o.arch;
+    this.variant = typeof o.variant === "string" ? getVariant(o.variant) : o.variant;
+    this.sink = o.events ?? null;
+    this.listener = o.tlbListener ?? null;
+    this.alloc = o.alloc ?? alwaysAlloc;
+    this.fullmm = o.fullmm === true;
+    const policy = this.variant.policy;
+    this.limitBatchesWhileDelayed = policy.limitBatchesWhileDelayed;
+    this.lruAddDrainOnFree = policy.lruAddDrainOnFree;
+    this.batchRmap = policy.deferAllRmaps && this.arch.batchRmap && !this.arch.noGather;
+    const shift = this.arch.geometry.pageShift;
+    this.pageSize = 2 ** shift;
+    this.taskSize = this.arch.geometry.taskSize;
+    this.tableMax = maxTableBatch(shift, this.arch.tableFree === "rcu");
+    if (this.arch.noGather) this.storage = null;
+    else if (this.variant.storage === "encoded-page") this.storage = new EncodedPageStorage(this, shift);
+    else if (this.variant.storage === "encoded-nr-pages") this.storage = new EncodedNrPagesStorage(this, shift);
+    else if (this.variant.storage === "contig-range") this.storage = new ContigRangeStorage(this, shift);
+    else throw new GatherError("BAD_VARIANT", M, "createMmuGather", `unknown storage "${this.variant.storage}"`);
+    this.flushMmuBound = () => this.flushMmu();
+    // __tlb_gather_mmu
+    this.resetRange();
+    this.mm.tlbFlushPending++;
+    if (this.sink !== null) this.sink({ type: "gatherStarted", mmId: this.mm.id, fullmm: this.fullmm });
+  }
+
+  // ---- GatherView extras -------------------------------------------------------------------------
+  get batchCount(): number {
+    return this.storage === null ? 0 : this.storage.batchCount;
+  }
+  get queuedEntries(): number {
+    return this.storage === null ? 0 : this.storage.queuedEntries();
+  }
+  get queuedPages(): number {
+    return this.storage === null ? 0 : this.storage.queuedPages();
+  }
+  get view(): GatherView {
+    return this;
+  }
+
+  // ---- range tracking ----------------------------------------------------------------------------
+  private resetRange(): void {
+    if (this.fullmm) {
+      this.start = TLB_RANGE_ULONG_MAX;
+      this.end = TLB_RANGE_ULONG_MAX;
+    } else {
+      this.start = this.taskSize;
+      this.end = 0;
+    }
+    this.freedTables = false;
+    this.clearedPtes = false;
+    this.clearedPmds = false;
+    this.clearedPuds = false;
+    this.clearedP4ds = false;
+  }
+
+  private adjustRange(addr: number, size: number, level: TlbLevel | null): void {
+    if (addr < this.start) this.start = addr;
+    if (addr + size > this.end) this.end = addr + size;
+    if (this.sink !== null) this.sink({ type: "rangeRecorded", addr, size, level: level ?? "p4d" });
+  }
+
+  private live(method: string): void {
+    if (this.finished) throw new GatherError("FINISHED", M, method, "the gather was used after tlb_finish_mmu");
+  }
+
+  tlbStartVma(vma: VmaTlbFlags): void {
+    this.live("tlbStartVma");
+    if (this.fullmm) return;
+    this.vmaExec = vma.exec;
+    this.vmaHuge = vma.huge;
+    this.vmaPfn = this.vmaPfn || vma.pfnmap;
+  }
+
+  tlbEndVma(_vma: VmaTlbFlags): void {
+    this.live("tlbEndVma");
+    if (this.fullmm || this.arch.mergeVmas) return;
+    this.tlbFlushMmuTlbonly();
+  }
+
+  ptepGetAndClear(addr: number, nr: number): void {
+    this.live("ptepGetAndClear");
+    if (this.sink !== null) this.sink({ type: "pteCleared", addr, nr });
+    this.arch.pteClear(this, addr, nr, this);
+  }
+
+  tlbRemoveTlbEntry(addr: number): void {
+    this.live("tlbRemoveTlbEntry");
+    this.adjustRange(addr, this.pageSize, "pte");
+    this.clearedPtes = true;
+  }
+
+  tlbRemoveTlbEntries(addr: number, nr: number): void {
+    this.live("tlbRemoveTlbEntries");
+    this.adjustRange(addr, this.pageSize * nr, "pte");
+    this.clearedPtes = true;
+  }
+
+  tlbRemovePmdTlbEntry(addr: number): void {
+    this.live("tlbRemovePmdTlbEntry");
+    this.adjustRange(addr, this.pageSize * this.arch.geometry.ptrsPerPte, "pmd");
+    this.clearedPmds = true;
+  }
+
+  tlbRemovePudTlbEntry(addr: number): void {
+    this.live("tlbRemovePudTlbEntry");
+    this.adjustRange(addr, this.pageSize * this.arch.geometry.ptrsPerPte * this.arch.geometry.ptrsPerPmd, "pud");
+    this.clearedPuds = true;
+  }
+
+  // ---- rmap --------------------------------------------------------------------------------------
+  tlbDelayRmap(): boolean {
+    this.live("tlbDelayRmap");
+    const arch = this.arch;
+    const allows =
+      !arch.noGather && (this.variant.storage === "contig-range" ? this.batchRmap : arch.delayRmap);
+    return this.variant.steps.tlbDelayRmap(this, allows);
+  }
+
+  tlbBatchRmap(): boolean {
+    return this.batchRmap;
+  }
+
+  removeRmap(pfn: number, nr: number): void {
+    this.live("removeRmap");
+    const head = this.checkRun("removeRmap", pfn, nr);
+    const mem = this.mem;
+    const c = this.counters;
+    const prim = this.variant.policy.immediateRmap;
+    if (prim === "pageRemoveRmap") {
+      for (let i = 0; i < nr; i++) mem.pageRemoveRmap(pfn + i, false);
+      c.rmapCallsImmediate += nr;
+    } else if (prim === "folioRemoveRmapPtes") {
+      mem.folioRemoveRmapPtes(head, pfn, nr);
+      c.rmapCallsImmediate++;
+    } else {
+      mem.folioRemoveRmapRange(head, pfn, nr);
+      c.rmapCallsImmediate++;
+    }
+    c.rmapPages += nr;
+    if (this.sink !== null) this.sink({ type: "rmapRemoved", pfn, nr, delayed: false, primitive: prim });
+  }
+
+  private checkPfn(method: string, pfn: number): void {
+    if (!Number.isInteger(pfn) || pfn < 0 || pfn >= MAX_ENCODABLE_PFN)
+      throw new GatherError("BAD_PFN", M, method, `pfn ${pfn} is not a page frame number`);
+  }
+
+  private checkRun(method: string, pfn: number, nr: number): number {
+    this.checkPfn(method, pfn);
+    if (!Number.isInteger(nr) || nr < 1) throw new GatherError("BAD_NR", M, method, `nr ${nr} must be >= 1`);
+    let head: number;
+    try {
+      head = this.mem.folioHead(pfn);
+    } catch (cause) {
+      throw new GatherError("BAD_PFN", M, method, `pfn ${pfn} is outside physical memory`, cause);
+    }
+    if (pfn + nr > head + this.mem.folioNrPages(head))
+      throw new GatherError(
+        "NR_OUTSIDE_FOLIO",
+        M,
+        method,
+        `[${pfn}, ${pfn + nr}) leaves the folio at ${head} (${this.mem.folioNrPages(head)} pages)`,
+      );
+    return head;
+  }
+
+  // ---- queueing ----------------------------------------------------------------------------------
+  private queue(method: string, pfn: number, nr: number, delay: boolean): boolean {
+    if (this.finished) this.live(method);
+    if (this.end === 0)
+      throw new GatherError("NO_RANGE", M, method, "no TLB range recorded before queueing (VM_BUG_ON(!tlb->end))");
+    const storage = this.storage;
+    if (storage === null) return this.freeOnQueue(method, pfn, nr, delay);
+    if (delay && !this.delayedRmap && storage.kind !== "contig-range")
+      throw new GatherError("BAD_ARGUMENT", M, method, "delay_rmap without tlbDelayRmap() having set delayed_rmap");
+    if (this.sink !== null) this.sink({ type: "pageQueued", pfn, nr, delayRmap: delay });
+    let full: boolean;
+    if (storage.kind === "encoded-page") full = storage.add(pfn, delay);
+    else if (storage.kind === "encoded-nr-pages") full = storage.add(pfn, nr, delay);
+    else full = storage.add(pfn);
+    if (full) this.forced(storage.fullReason);
+    return full;
+  }
+
+  private forced(reason: ForcedFlushReason): void {
+    this.counters.forcedFlushes[reason]++;
+    if (this.sink !== null) this.sink({ type: "forcedFlush", reason });
+  }
+
+  /** NO_GATHER (s390): free_page_and_swap_cache / free_pages_and_swap_cache of one entry, now. */
+  private freeOnQueue(method: string, pfn: number, nr: number, delay: boolean): boolean {
+    if (delay)
+      throw new GatherError("INVARIANT", M, method, "a NO_GATHER arch cannot delay rmap removal (s390 WARN_ON)");
+    const mem = this.mem;
+    const head = mem.folioHead(pfn);
+    if (this.sink !== null) {
+      this.sink({ type: "pageQueued", pfn, nr, delayRmap: false });
+      this.sink({ type: "pagesFreed", pfns: [pfn], nrs: [nr] });
+    }
+    if (this.swap !== null) {
+      this.swap.freeSwapCache(head);
+      this.counters.freeSwapCacheCalls++;
+    }
+    if (nr === 1) mem.folioPut(head);
+    else {
+      this.oneHead[0] = head;
+      this.oneRef[0] = nr;
+      mem.foliosPutRefs(this.oneHead, this.oneRef, 1);
+    }
+    this.counters.releaseCalls++;
+    this.counters.pagesQueued += nr;
+    this.counters.pagesReleased += nr;
+    this.counters.pagesFreedOnQueue += nr;
+    return false;
+  }
+
+  removePage(pfn: number, delayRmap: boolean): boolean {
+    this.checkPfn("removePage", pfn);
+    return this.queue("removePage", pfn, 1, delayRmap);
+  }
+
+  removePageSize(pfn: number, delayRmap: boolean, pageSize: number): boolean {
+    this.checkPfn("removePageSize", pfn);
+    if (!Number.isInteger(pageSize) || pageSize < this.pageSize || (pageSize & (pageSize - 1)) !== 0)
+      throw new GatherError("BAD_ARGUMENT", M, "removePageSize", `page size ${pageSize} is not a power-of-two page size`);
+    return this.queue("removePageSize", pfn, 1, delayRmap);
+  }
+
+  removeFolioPages(pfn: number, nr: number, delayRmap: boolean): boolean {
+    this.checkRun("removeFolioPages", pfn, nr);
+    if (nr > 1 && this.storage !== null && this.storage.kind !== "encoded-nr-pages")
+      throw new GatherError(
+        "UNSUPPORTED",
+        M,
+        "removeFolioPages",
+        `${this.variant.name} queues one page per call (policy.walkBatchesFolioPtes is false)`,
+      );
+    return this.queue("removeFolioPages", pfn, nr, delayRmap);
+  }
+
+  tlbRemovePage(pfn: number): void {
+    if (this.removePage(pfn, false)) this.flushMmu();
+  }
+
+  tlbRemovePageSize(pfn: number, pageSize: number): void {
+    if (this.removePageSize(pfn, false, pageSize)) this.flushMmu();
+  }
+
+  // ---- PTL, rmaps, flushes ------------------------------------------------------------------------
+  enterPtl(): void {
+    this.live("enterPtl");
+    this.underPtl = true;
+  }
+
+  leavePtl(): void {
+    this.live("leavePtl");
+    this.underPtl = false;
+  }
+
+  discardRmaps(): void {
+    this.live("discardRmaps");
+    if (this.storage !== null) this.storage.discardRmaps();
+  }
+
+  flushRmaps(): void {
+    this.live("flushRmaps");
+    if (!this.underPtl)
+      throw new GatherError("NOT_UNDER_PTL", M, "flushRmaps", "tlb_flush_rmaps must run before the PTL is dropped");
+    this.variant.steps.flushRmaps(this);
+  }
+
+  flushMmuTlbonly(): void {
+    this.live("flushMmuTlbonly");
+    this.tlbFlushMmuTlbonly();
+  }
+
+  flushMmu(): void {
+    this.live("flushMmu");
+    this.counters.flushMmuCalls++;
+    this.variant.steps.flushMmu(this);
+  }
+
+  finish(): void {
+    this.live("finish");
+    const nested = this.mm.tlbFlushPending > 1;
+    this.variant.steps.finishMmu(this, this.flushMmuBound);
+    this.finished = true;
+    this.underPtl = false;
+    if (this.sink !== null) this.sink({ type: "gatherFinished", nested });
+  }
+
+  // ---- GatherStageOps -----------------------------------------------------------------------------
+  tlbFlushMmuTlbonly(): void {
+    if (!(this.freedTables || this.clearedPtes || this.clearedPmds || this.clearedPuds || this.clearedP4ds)) {
+      this.counters.tlbFlushSkipped++;
+      if (this.sink !== null) this.sink({ type: "tlbFlushSkipped" });
+      return;
+    }
+    this.counters.tlbFlushes++;
+    this.arch.tlbFlush(this, this);
+    this.resetRange();
+  }
+
+  tlbTableFlush(): void {
+    const batch = this.tableBatch;
+    if (batch === null) return;
+    this.tlbTableInvalidate();
+    const n = this.tableNr;
+    const rcu = this.arch.tableFree === "rcu";
+    if (rcu) this.counters.rcuCalls++;
+    // The RCU grace period is modelled as complete before the callback frees: no walker of this
+    // single-threaded model can still hold the tables.
+    if (this.sink !== null) {
+      const list: number[] = [];
+      for (let i = 0; i < n; i++) list.push(batch[i]);
+      this.sink({ type: "tablesFreed", pfns: list, viaRcu: rcu });
+    }
+    for (let i = 0; i < n; i++) this.putTable(batch[i]);
+    this.tableNr = 0;
+    this.tableBatch = null;
+  }
+
+  private tlbTableInvalidate(): void {
+    if (this.arch.tableInvalidate) this.tlbFlushMmuTlbonly();
+  }
+
+  private putTable(pfn: number): void {
+    this.mem.folioPut(pfn);
+    this.counters.tablesFreed++;
+  }
+
+  tlbBatchPagesFlush(): void {
+    if (this.storage !== null) this.storage.pagesFlush();
+  }
+
+  tlbFlushRmapsStorage(): void {
+    if (this.storage === null) return;
+    const calls = this.storage.flushRmaps();
+    if (calls > 0) {
+      this.counters.rmapFlushes++;
+      if (this.sink !== null) this.sink({ type: "rmapsFlushed", entries: calls });
+    }
+  }
+
+  mmTlbFlushNested(): boolean {
+    return this.mm.tlbFlushPending > 1;
+  }
+
+  forceFlushAll(): void {
+    this.fullmm = true;
+    this.resetRange();
+    this.freedTables = true;
+    this.counters.nestedFlushes++;
+    this.forced("nestedGather");
+  }
+
+  tlbBatchListFree(): void {
+    if (this.storage !== null) this.storage.listFree();
+  }
+
+  decTlbFlushPending(): void {
+    this.mm.tlbFlushPending--;
+  }
+
+  setDelayedRmap(): void {
+    this.delayedRmap = true;
+  }
+
+  tlbRemoveTable(tablePfn: number): void {
+    if (this.tableBatch === null) {
+      if (!this.tryAllocBatch("tables")) {
+        // tlb_remove_table_one: invalidate, sync with walkers, free this one table.
+        this.forced("tableAllocFailed");
+        this.tlbTableInvalidate();
+        this.counters.tableSyncOne++;
+        if (this.sink !== null) this.sink({ type: "tablesFreed", pfns: [tablePfn], viaRcu: false });
+        this.putTable(tablePfn);
+        return;
+      }
+      if (this.tableStore === null) this.tableStore = new Int32Array(this.tableMax);
+      this.tableBatch = this.tableStore;
+      this.tableNr = 0;
+      this.counters.tableBatchAllocated++;
+      if (this.sink !== null) this.sink({ type: "batchAllocated", what: "tables", batchCount: 1 });
+    }
+    this.tableBatch[this.tableNr++] = tablePfn;
+    if (this.tableNr === this.tableMax) {
+      this.forced("tableBatchFull");
+      this.tlbTableFlush();
+    }
+  }
+
+  freeTableNow(tablePfn: number): void {
+    if (this.sink !== null) this.sink({ type: "tablesFreed", pfns: [tablePfn], viaRcu: false });
+    this.putTable(tablePfn);
+  }
+
+  // ---- StorageHost --------------------------------------------------------------------------------
+  tryAllocBatch(what: "pages" | "tables"): boolean {
+    const ok = this.alloc(this.allocOrdinal++, what);
+    if (!ok) {
+      if (what === "pages") this.counters.batchAllocFailed++;
+      else this.counters.tableBatchAllocFailed++;
+      if (this.sink !== null) this.sink({ type: "batchAllocFailed", what });
+    }
+    return ok;
+  }
+
+  // ---- TlbOps -------------------------------------------------------------------------------------
+  flushRange(start: number, end: number, stride: number, walkCaches: boolean): void {
+    this.counters.tlbFlushRange++;
+    if (this.sink !== null) this.sink({ type: "tlbFlushed", kind: "range", start, end, stride, walkCaches });
+    if (this.listener !== null) this.listener.tlbInvalidate(this.mm.id, "range", start, end, stride, walkCaches);
+  }
+
+  flushMm(walkCaches: boolean): void {
+    this.counters.tlbFlushMm++;
+    if (this.sink !== null) this.sink({ type: "tlbFlushed", kind: "mm", start: 0, end: 0, stride: 0, walkCaches });
+    if (this.listener !== null) this.listener.tlbInvalidate(this.mm.id, "mm", 0, 0, 0, walkCaches);
+  }
+
+  ipte(addr: number, nr: number): void {
+    this.counters.ipte += nr;
+    const end = addr + nr * this.pageSize;
+    if (this.sink !== null)
+      this.sink({ type: "tlbFlushed", kind: "ipte", start: addr, end, stride: this.pageSize, walkCaches: false });
+    if (this.listener !== null) this.listener.tlbInvalidate(this.mm.id, "ipte", addr, end, this.pageSize, false);
+  }
+
+  idte(): void {
+    this.counters.idte++;
+    this.mm.flushMm = false;
+    if (this.sink !== null)
+      this.sink({ type: "tlbFlushed", kind: "idte", start: 0, end: 0, stride: 0, walkCaches: true });
+    if (this.listener !== null) this.listener.tlbInvalidate(this.mm.id, "idte", 0, 0, 0, true);
+  }
+
+  setFlushMm(value: boolean): void {
+    this.mm.flushMm = value;
+  }
+
+  // ---- page-table freeing ---------------------------------------------------------------------------
+  private freeTlb(method: string, tablePfn: number, addr: number, level: TlbLevel): void {
+    this.live(method);
+    this.checkPfn(method, tablePfn);
+    this.adjustRange(addr, this.pageSize, level === "pte" ? "pmd" : level === "pmd" ? "pud" : "p4d");
+    if (level === "pte") this.clearedPmds = true;
+    else if (level === "pmd") this.clearedPuds = true;
+    else if (level === "pud") this.clearedP4ds = true;
+    this.freedTables = true;
+    this.arch.tableFreed(this, level, this);
+    this.counters.tablesQueued++;
+    if (this.sink !== null) this.sink({ type: "tableQueued", pfn: tablePfn, level });
+    this.variant.steps.removeTable(this, tablePfn);
+  }
+
+  pteFreeTlb(tablePfn: number, addr: number): void {
+    this.freeTlb("pteFreeTlb", tablePfn, addr, "pte");
+  }
+  pmdFreeTlb(tablePfn: number, addr: number): void {
+    this.freeTlb("pmdFreeTlb", tablePfn, addr, "pmd");
+  }
+  pudFreeTlb(tablePfn: number, addr: number): void {
+    this.freeTlb("pudFreeTlb", tablePfn, addr, "pud");
+  }
+  p4dFreeTlb(tablePfn: number, addr: number): void {
+    this.freeTlb("p4dFreeTlb", tablePfn, addr, "p4d");
+  }
+
+  // ---- reporting ----------------------------------------------------------------------------------
+  report(): CountersReport {
+    return { gather: this.counters, folio: this.mem.counters, swap: this.swap === null ? null : this.swap.counters };
+  }
+
+  resetCounters(): void {
+    const fresh = createGatherCounters();
+    Object.assign(this.counters, fresh);
+    this.counters.forcedFlushes = fresh.forcedFlushes;
+  }
+}
+
+/**
+ * `tlb_gather_mmu` (fullmm false) / `tlb_gather_mmu_fullmm` (fullmm true): a fresh gather on `mm`.
+ * Increments `mm.tlbFlushPending`; `finish()` decrements it.
+ */
+export function createMmuGather(options: MmuGatherOptions): MmuGather {
+  return new MmuGatherImpl(options);
+}

@@ -1,0 +1,116 @@
+// Models: the flush pipeline of mm/mmu_gather.c (tlb_flush_mmu, tlb_finish_mmu, tlb_flush_rmaps,
+// tlb_delay_rmap / tlb_batch_rmap, __pte_free_tlb → tlb_remove_table) as composable steps, and the
+// three storage designs: v6.5 encoded pages, the 2023 contig-range series (v2), 7.x encoded nr_pages.
+// Omits: nothing of the step order; storage details live in storage.ts.
+
+import { GatherError } from "./errors.js";
+import type { GatherSteps, GatherVariant, VariantName, VariantOverrides, VariantPolicy } from "./types.js";
+
+/** Kernel `tlb_flush_mmu`: TLB flush, then the table batch, then the page batches. */
+export function defaultFlushMmu(ops: Parameters<GatherSteps["flushMmu"]>[0]): void {
+  ops.tlbFlushMmuTlbonly();
+  ops.tlbTableFlush();
+  ops.tlbBatchPagesFlush();
+}
+
+/** Kernel `tlb_finish_mmu`: nested rule, full flush, batch list free, dec pending. */
+export function defaultFinishMmu(ops: Parameters<GatherSteps["finishMmu"]>[0], flushMmu: () => void): void {
+  if (ops.mmTlbFlushNested()) ops.forceFlushAll();
+  flushMmu();
+  ops.tlbBatchListFree();
+  ops.decTlbFlushPending();
+}
+
+/** Steps shared by every kernel variant; the variants below only differ in `tlbDelayRmap`. */
+export const defaultSteps: GatherSteps = Object.freeze({
+  flushMmu: defaultFlushMmu,
+  finishMmu: defaultFinishMmu,
+  tlbDelayRmap(ops, archAllows) {
+    if (!archAllows) return false;
+    ops.setDelayedRmap();
+    return true;
+  },
+  flushRmaps(ops) {
+    ops.tlbFlushRmapsStorage();
+  },
+  removeTable(ops, tablePfn) {
+    ops.tlbRemoveTable(tablePfn);
+  },
+} satisfies GatherSteps);
+
+/** Linux 6.5: one encoded page pointer per page; delayed rmap only for dirty file pages. */
+export const encodedPage: GatherVariant = Object.freeze({
+  name: "encoded-page",
+  storage: "encoded-page",
+  policy: Object.freeze({
+    deferAllRmaps: false,
+    walkBatchesFolioPtes: false,
+    immediateRmap: "pageRemoveRmap",
+    lruAddDrainOnFree: true,
+    limitBatchesWhileDelayed: true,
+  }),
+  steps: defaultSteps,
+} satisfies GatherVariant);
+
+/**
+ * The 2023 series v2: pfn ranges; every rmap deferred to `tlb_flush_rmaps` (`tlb_batch_rmap`); the
+ * `delayed_rmap` bit is gone, so `tlbDelayRmap` only tells the walk to force a TLB flush.
+ */
+export const contigRange: GatherVariant = Object.freeze({
+  name: "contig-range",
+  storage: "contig-range",
+  policy: Object.freeze({
+    deferAllRmaps: true,
+    walkBatchesFolioPtes: false,
+    immediateRmap: "pageRemoveRmap",
+    lruAddDrainOnFree: true,
+    limitBatchesWhileDelayed: false,
+  }),
+  steps: Object.freeze({
+    ...defaultSteps,
+    tlbDelayRmap(_ops, archAllows) {
+      return archAllows;
+    },
+  } satisfies GatherSteps),
+} satisfies GatherVariant);
+
+/** Linux ≥ 6.9: encoded pages plus an nr_pages slot; folio_pte_batch; folios_put_refs. */
+export const encodedNrPages: GatherVariant = Object.freeze({
+  name: "encoded-nr-pages",
+  storage: "encoded-nr-pages",
+  policy: Object.freeze({
+    deferAllRmaps: false,
+    walkBatchesFolioPtes: true,
+    immediateRmap: "folioRemoveRmapPtes",
+    lruAddDrainOnFree: false,
+    limitBatchesWhileDelayed: true,
+  }),
+  steps: defaultSteps,
+} satisfies GatherVariant);
+
+/** All kernel variants by name. */
+export const variants: Readonly<Record<VariantName, GatherVariant>> = Object.freeze({
+  "encoded-page": encodedPage,
+  "contig-range": contigRange,
+  "encoded-nr-pages": encodedNrPages,
+});
+
+/** Look a variant up by name; throws `GatherError('BAD_VARIANT')` for an unknown name. */
+export function getVariant(name: VariantName): GatherVariant {
+  const v = (variants as Record<string, GatherVariant | undefined>)[name];
+  if (v === undefined) throw new GatherError("BAD_VARIANT", "variants", "getVariant", `unknown variant "${name}"`);
+  return v;
+}
+
+/**
+ * Derive a variant from `base`, replacing policies and steps. This is how a deliberately broken
+ * variant is built, e.g. `defineVariant(encodedPage, { name: "free-first", steps: { flushMmu } })`.
+ */
+export function defineVariant(base: GatherVariant, overrides: VariantOverrides): GatherVariant {
+  const policy: VariantPolicy = Object.freeze({ ...base.policy, ...overrides.policy });
+  const steps: GatherSteps = Object.freeze({ ...base.steps, ...overrides.steps });
+  for (const k of ["flushMmu", "finishMmu", "tlbDelayRmap", "flushRmaps", "removeTable"] as const)
+    if (typeof steps[k] !== "function")
+      throw new GatherError("BAD_VARIANT", "variants", "defineVariant", `step ${k} must be a function`);
+  return Object.freeze({ name: overrides.name ?? base.name, storage: base.storage, policy, steps });
+}
