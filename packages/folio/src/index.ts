@@ -1,0 +1,24 @@
+// Public API of @mmgather/folio.
+
+export type { NodeStatItem, PageFlagName } from "./constants.js";
+export {
+  COMPOUND_MAPPED,
+  FOLIO_BATCH_SIZE,
+  FOLIO_PAGES_MAPPED,
+  MAX_PAGE_ORDER,
+  NodeStat,
+  NR_STAT_ITEMS,
+  PAGE_SHIFT,
+  PAGE_SIZE,
+  PAGEVEC_SIZE,
+  PG,
+  PG_ALL_MASK,
+  PG_MANAGED_MASK,
+  SWAP_CLUSTER_MAX,
+} from "./constants.js";
+export type { FolioCounterName } from "./counters.js";
+export { FolioCounters, resetFolioCounters } from "./counters.js";
+export type { FolioErrorCode } from "./errors.js";
+export { FolioError, isFolioError } from "./errors.js";
+export type { AddressSpaceOptions, AllocOptions, FreeObserver, PhysMemConfig } from "./phys-mem.js";
+export { createPhysMem, PhysMem } from "./phys-mem.js";
