@@ -1,0 +1,157 @@
+// Models: the behaviour every gather variant and every ArchTlb adapter must share (kernel-teardown.md
+// §5, §6, §9) as reusable vitest suites. Omits: per-variant capacities (pinned in mmu-gather's tests).
+
+import { contigRange, encodedNrPages, encodedPage, failAllocAt, isGatherError } from "@mmgather/mmu-gather";
+import type { ArchTlb, GatherVariant } from "@mmgather/mmu-gather";
+import { describe, expect, it } from "vitest";
+import {
+  createGatherFixture,
+  gatherOn,
+  type MappedFolio,
+  mapAnonFolio,
+  mapFileFolio,
+  recordEvents,
+  zapFolios,
+} from "./fixture.js";
+import { checkFlushOrder } from "./order.js";
+
+function mixedFolios(fx: ReturnType<typeof createGatherFixture>): MappedFolio[] {
+  const out: MappedFolio[] = [];
+  for (let i = 0; i < 40; i++) out.push(mapAnonFolio(fx, i % 5));
+  out.push(mapFileFolio(fx, 0, true));
+  out.push(mapFileFolio(fx, 2, true));
+  out.push(mapFileFolio(fx, 0, false));
+  for (let i = 0; i < 10; i++) out.push(mapAnonFolio(fx, 4));
+  return out;
+}
+
+function dirtyPfns(folios: readonly MappedFolio[]): Set<number> {
+  const s = new Set<number>();
+  for (const f of folios) if (f.file && f.dirty) for (let i = 0; i < f.nr; i++) s.add(f.head + i);
+  return s;
+}
+
+/** Contract every variant keeps on `arch`. */
+export function describeGatherContract(variant: GatherVariant, arch: ArchTlb): void {
+  describe(`gather contract: ${variant.name} on ${arch.name}`, () => {
+    it("zaps and frees every anon page, unmaps file pages, leaves invariants intact", () => {
+      const fx = createGatherFixture(arch);
+      const folios = mixedFolios(fx);
+      const g = gatherOn(fx, variant);
+      zapFolios(g, folios);
+      g.finish();
+      for (const f of folios) {
+        expect(fx.mem.folioMapcount(f.head)).toBe(0);
+        if (!f.file) expect(fx.mem.isFree(f.head)).toBe(true);
+      }
+      expect(fx.mm.tlbFlushPending).toBe(0);
+      fx.mem.checkInvariants();
+      fx.swap.checkInvariants();
+    });
+
+    it("orders TLB invalidate → delayed rmap → free, and tables after a walk-cache flush", () => {
+      const fx = createGatherFixture(arch);
+      const folios = mixedFolios(fx);
+      const rec = recordEvents();
+      const g = gatherOn(fx, variant, { events: rec.sink });
+      zapFolios(g, folios);
+      const table = fx.mem.allocFolio(0);
+      g.pteFreeTlb(table, 0x400000);
+      g.finish();
+      expect(checkFlushOrder(rec.events, dirtyPfns(folios))).toEqual([]);
+      expect(fx.mem.isFree(table)).toBe(true);
+    });
+
+    it("loses and double-frees nothing when every batch-page allocation fails", () => {
+      const fx = createGatherFixture(arch);
+      const folios = mixedFolios(fx);
+      const g = gatherOn(fx, variant, { alloc: () => false });
+      zapFolios(g, folios);
+      const table = fx.mem.allocFolio(0);
+      g.pteFreeTlb(table, 0x400000);
+      g.finish();
+      for (const f of folios) if (!f.file) expect(fx.mem.isFree(f.head)).toBe(true);
+      expect(fx.mem.isFree(table)).toBe(true);
+      if (!arch.noGather) expect(g.counters.batchAllocFailed).toBeGreaterThan(0);
+      expect(g.counters.tableSyncOne).toBe(1);
+      fx.mem.checkInvariants();
+    });
+
+    it("rejects a queue without a recorded range and any use after finish", () => {
+      const fx = createGatherFixture(arch);
+      const f = mapAnonFolio(fx, 0);
+      const g = gatherOn(fx, variant);
+      let err: unknown;
+      try {
+        g.removePage(f.head, false);
+      } catch (e) {
+        err = e;
+      }
+      expect(isGatherError(err) && err.code).toBe("NO_RANGE");
+      g.finish();
+      expect(() => g.flushMmu()).toThrow(/FINISHED/);
+    });
+
+    it("forces a full flush with freed tables when another gather is pending on the mm", () => {
+      const fx = createGatherFixture(arch);
+      const a = gatherOn(fx, variant);
+      const b = gatherOn(fx, variant);
+      const f = mapAnonFolio(fx, 0);
+      a.tlbRemoveTlbEntry(0x1000);
+      if (!a.tlbBatchRmap()) a.removeRmap(f.head, 1);
+      a.removePage(f.head, false);
+      a.finish();
+      expect(a.counters.nestedFlushes).toBe(1);
+      b.finish();
+      expect(b.counters.nestedFlushes).toBe(0);
+      expect(fx.mm.tlbFlushPending).toBe(0);
+      if (a.tlbBatchRmap()) expect(fx.mem.folioMapcount(f.head)).toBe(1);
+    });
+  });
+}
+
+/** Contract every adapter keeps under every kernel variant. */
+export function describeArchContract(arch: ArchTlb): void {
+  describe(`arch contract: ${arch.name}`, () => {
+    for (const v of [encodedPage, contigRange, encodedNrPages]) describeGatherContract(v, arch);
+
+    it("a NO_GATHER arch never holds a page and never reports full; others hold until the flush", () => {
+      const fx = createGatherFixture(arch);
+      const folios: MappedFolio[] = [];
+      for (let i = 0; i < 64; i++) folios.push(mapAnonFolio(fx, 0));
+      const g = gatherOn(fx, encodedPage, { alloc: failAllocAt([0]) });
+      g.enterPtl();
+      let full = 0;
+      folios.forEach((f, i) => {
+        g.ptepGetAndClear(i * 4096, 1);
+        g.tlbRemoveTlbEntry(i * 4096);
+        g.removeRmap(f.head, 1);
+        if (g.removePage(f.head, false)) full++;
+        if (arch.noGather) expect(g.queuedEntries).toBe(0);
+      });
+      g.leavePtl();
+      if (arch.noGather) {
+        expect(full).toBe(0);
+        expect(fx.mem.isFree(folios[0].head)).toBe(true);
+      } else {
+        expect(full).toBeGreaterThan(0);
+        expect(fx.mem.isFree(folios[0].head)).toBe(false);
+      }
+      g.flushMmu();
+      g.finish();
+      for (const f of folios) expect(fx.mem.isFree(f.head)).toBe(true);
+    });
+
+    it("hooks see a read-only view", () => {
+      expect(() => arch.pteClear(Object.freeze({}) as never, 0, 0, noopOps)).not.toThrow(TypeError);
+    });
+  });
+}
+
+const noopOps = {
+  flushRange() {},
+  flushMm() {},
+  ipte() {},
+  idte() {},
+  setFlushMm() {},
+};
