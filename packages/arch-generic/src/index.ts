@@ -2,8 +2,8 @@
 // shape: range with unmap stride, whole-mm above tlb_single_page_flush_ceiling = 33 entries).
 // Omits: INVLPGB, PCID/lazy-TLB CPU tracking (the teardown CPU model owns CPUs), x86-PAE need_flush_all.
 
-import { defineArch } from "@mmgather/mmu-gather";
 import type { ArchTlb } from "@mmgather/mmu-gather";
+import { defineArch } from "@mmgather/mmu-gather";
 
 /**
  * The asm-generic adapter: pages are gathered and freed after a range (or whole-mm) flush, dirty
@@ -19,5 +19,12 @@ export const genericArch: ArchTlb = defineArch({
   tableFree: "rcu",
   tableInvalidate: true,
   fullFlushCeiling: 33,
-  geometry: { pageShift: 12, ptrsPerPte: 512, pmdOrder: 9, ptrsPerPmd: 512, ptrsPerPud: 512, taskSize: 2 ** 47 - 4096 },
+  geometry: {
+    pageShift: 12,
+    ptrsPerPte: 512,
+    pmdOrder: 9,
+    ptrsPerPmd: 512,
+    ptrsPerPud: 512,
+    taskSize: 2 ** 47 - 4096,
+  },
 });

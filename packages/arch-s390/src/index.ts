@@ -3,8 +3,8 @@
 // (arch/s390/mm/pgtable.c). Omits: local-only attach (invalid bit + flush_mm instead of IPTE),
 // CSP fallback without IDTE, KVM gmap ASCEs, 2 KiB PTE fragments of v6.5.
 
-import { defineArch } from "@mmgather/mmu-gather";
 import type { ArchTlb, GatherView, TlbOps } from "@mmgather/mmu-gather";
+import { defineArch } from "@mmgather/mmu-gather";
 
 /** Clearing a valid PTE goes through IPTE: every CPU's TLB entry is purged before the store completes. */
 function s390PteClear(_tlb: GatherView, addr: number, nr: number, ops: TlbOps): void {
@@ -37,7 +37,14 @@ export const s390Arch: ArchTlb = defineArch({
   tableFree: "rcu",
   tableInvalidate: true,
   fullFlushCeiling: 0,
-  geometry: { pageShift: 12, ptrsPerPte: 256, pmdOrder: 8, ptrsPerPmd: 2048, ptrsPerPud: 2048, taskSize: 2 ** 42 },
+  geometry: {
+    pageShift: 12,
+    ptrsPerPte: 256,
+    pmdOrder: 8,
+    ptrsPerPmd: 2048,
+    ptrsPerPud: 2048,
+    taskSize: 2 ** 42,
+  },
   cost: { ipte: 300, idte: 1500, tlbFlushMm: 1500 },
   pteClear: s390PteClear,
   tlbFlush: s390TlbFlush,

@@ -30,7 +30,15 @@
 //   tableFree  "rcu" | "direct"         MMU_GATHER_RCU_TABLE_FREE or free after the flush.
 
 import { ArchConfigError } from "./errors.js";
-import type { ArchGeometry, ArchOverrides, ArchTlb, CostProfile, GatherView, TlbLevel, TlbOps } from "./types.js";
+import type {
+  ArchGeometry,
+  ArchOverrides,
+  ArchTlb,
+  CostProfile,
+  GatherView,
+  TlbLevel,
+  TlbOps,
+} from "./types.js";
 
 /** x86-64 geometry with 4 KiB pages (the asm-generic default here). */
 export const defaultGeometry: ArchGeometry = {

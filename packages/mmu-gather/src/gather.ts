@@ -9,7 +9,12 @@ import type { PhysMem } from "@mmgather/folio";
 import type { SwapSpace } from "@mmgather/swapcache";
 import { MAX_ENCODABLE_PFN, maxTableBatch, TLB_RANGE_ULONG_MAX } from "./constants.js";
 import { GatherError } from "./errors.js";
-import { ContigRangeStorage, EncodedNrPagesStorage, EncodedPageStorage, type StorageHost } from "./storage.js";
+import {
+  ContigRangeStorage,
+  EncodedNrPagesStorage,
+  EncodedPageStorage,
+  type StorageHost,
+} from "./storage.js";
 import type {
   ArchTlb,
   BatchAllocPolicy,
@@ -111,6 +116,7 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
   private tableStore: Int32Array | null = null;
   private tableNr = 0;
   private readonly flushMmuBound: () => void;
+  private readonly ro: GatherView;
   private readonly oneHead = new Int32Array(1);
   private readonly oneRef = new Int32Array(1);
 
@@ -152,10 +158,34 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
     this.tableMax = maxTableBatch(shift, this.arch.tableFree === "rcu");
     if (this.arch.noGather) this.storage = null;
     else if (this.variant.storage === "encoded-page") this.storage = new EncodedPageStorage(this, shift);
-    else if (this.variant.storage === "encoded-nr-pages") this.storage = new EncodedNrPagesStorage(this, shift);
+    else if (this.variant.storage === "encoded-nr-pages")
+      this.storage = new EncodedNrPagesStorage(this, shift);
     else if (this.variant.storage === "contig-range") this.storage = new ContigRangeStorage(this, shift);
-    else throw new GatherError("BAD_VARIANT", M, "createMmuGather", `unknown storage "${this.variant.storage}"`);
+    else
+      throw new GatherError("BAD_VARIANT", M, "createMmuGather", `unknown storage "${this.variant.storage}"`);
     this.flushMmuBound = () => this.flushMmu();
+    // The one object arch hooks see: getters only, frozen — assignments throw in strict mode.
+    this.ro = Object.freeze(
+      Object.defineProperties({} as GatherView, {
+        mm: { get: () => this.mm, enumerable: true },
+        start: { get: () => this.start, enumerable: true },
+        end: { get: () => this.end, enumerable: true },
+        fullmm: { get: () => this.fullmm, enumerable: true },
+        needFlushAll: { get: () => this.needFlushAll, enumerable: true },
+        freedTables: { get: () => this.freedTables, enumerable: true },
+        delayedRmap: { get: () => this.delayedRmap, enumerable: true },
+        clearedPtes: { get: () => this.clearedPtes, enumerable: true },
+        clearedPmds: { get: () => this.clearedPmds, enumerable: true },
+        clearedPuds: { get: () => this.clearedPuds, enumerable: true },
+        clearedP4ds: { get: () => this.clearedP4ds, enumerable: true },
+        vmaExec: { get: () => this.vmaExec, enumerable: true },
+        vmaHuge: { get: () => this.vmaHuge, enumerable: true },
+        vmaPfn: { get: () => this.vmaPfn, enumerable: true },
+        batchCount: { get: () => this.batchCount, enumerable: true },
+        underPtl: { get: () => this.underPtl, enumerable: true },
+        finished: { get: () => this.finished, enumerable: true },
+      }),
+    );
     // __tlb_gather_mmu
     this.resetRange();
     this.mm.tlbFlushPending++;
@@ -173,7 +203,7 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
     return this.storage === null ? 0 : this.storage.queuedPages();
   }
   get view(): GatherView {
-    return this;
+    return this.ro;
   }
 
   // ---- range tracking ----------------------------------------------------------------------------
@@ -199,7 +229,8 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
   }
 
   private live(method: string): void {
-    if (this.finished) throw new GatherError("FINISHED", M, method, "the gather was used after tlb_finish_mmu");
+    if (this.finished)
+      throw new GatherError("FINISHED", M, method, "the gather was used after tlb_finish_mmu");
   }
 
   tlbStartVma(vma: VmaTlbFlags): void {
@@ -219,7 +250,7 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
   ptepGetAndClear(addr: number, nr: number): void {
     this.live("ptepGetAndClear");
     if (this.sink !== null) this.sink({ type: "pteCleared", addr, nr });
-    this.arch.pteClear(this, addr, nr, this);
+    this.arch.pteClear(this.ro, addr, nr, this);
   }
 
   tlbRemoveTlbEntry(addr: number): void {
@@ -242,7 +273,11 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
 
   tlbRemovePudTlbEntry(addr: number): void {
     this.live("tlbRemovePudTlbEntry");
-    this.adjustRange(addr, this.pageSize * this.arch.geometry.ptrsPerPte * this.arch.geometry.ptrsPerPmd, "pud");
+    this.adjustRange(
+      addr,
+      this.pageSize * this.arch.geometry.ptrsPerPte * this.arch.geometry.ptrsPerPmd,
+      "pud",
+    );
     this.clearedPuds = true;
   }
 
@@ -307,11 +342,21 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
   private queue(method: string, pfn: number, nr: number, delay: boolean): boolean {
     if (this.finished) this.live(method);
     if (this.end === 0)
-      throw new GatherError("NO_RANGE", M, method, "no TLB range recorded before queueing (VM_BUG_ON(!tlb->end))");
+      throw new GatherError(
+        "NO_RANGE",
+        M,
+        method,
+        "no TLB range recorded before queueing (VM_BUG_ON(!tlb->end))",
+      );
     const storage = this.storage;
     if (storage === null) return this.freeOnQueue(method, pfn, nr, delay);
     if (delay && !this.delayedRmap && storage.kind !== "contig-range")
-      throw new GatherError("BAD_ARGUMENT", M, method, "delay_rmap without tlbDelayRmap() having set delayed_rmap");
+      throw new GatherError(
+        "BAD_ARGUMENT",
+        M,
+        method,
+        "delay_rmap without tlbDelayRmap() having set delayed_rmap",
+      );
     if (this.sink !== null) this.sink({ type: "pageQueued", pfn, nr, delayRmap: delay });
     let full: boolean;
     if (storage.kind === "encoded-page") full = storage.add(pfn, delay);
@@ -329,7 +374,12 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
   /** NO_GATHER (s390): free_page_and_swap_cache / free_pages_and_swap_cache of one entry, now. */
   private freeOnQueue(method: string, pfn: number, nr: number, delay: boolean): boolean {
     if (delay)
-      throw new GatherError("INVARIANT", M, method, "a NO_GATHER arch cannot delay rmap removal (s390 WARN_ON)");
+      throw new GatherError(
+        "INVARIANT",
+        M,
+        method,
+        "a NO_GATHER arch cannot delay rmap removal (s390 WARN_ON)",
+      );
     const mem = this.mem;
     const head = mem.folioHead(pfn);
     if (this.sink !== null) {
@@ -361,7 +411,12 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
   removePageSize(pfn: number, delayRmap: boolean, pageSize: number): boolean {
     this.checkPfn("removePageSize", pfn);
     if (!Number.isInteger(pageSize) || pageSize < this.pageSize || (pageSize & (pageSize - 1)) !== 0)
-      throw new GatherError("BAD_ARGUMENT", M, "removePageSize", `page size ${pageSize} is not a power-of-two page size`);
+      throw new GatherError(
+        "BAD_ARGUMENT",
+        M,
+        "removePageSize",
+        `page size ${pageSize} is not a power-of-two page size`,
+      );
     return this.queue("removePageSize", pfn, 1, delayRmap);
   }
 
@@ -404,7 +459,12 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
   flushRmaps(): void {
     this.live("flushRmaps");
     if (!this.underPtl)
-      throw new GatherError("NOT_UNDER_PTL", M, "flushRmaps", "tlb_flush_rmaps must run before the PTL is dropped");
+      throw new GatherError(
+        "NOT_UNDER_PTL",
+        M,
+        "flushRmaps",
+        "tlb_flush_rmaps must run before the PTL is dropped",
+      );
     this.variant.steps.flushRmaps(this);
   }
 
@@ -436,7 +496,7 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
       return;
     }
     this.counters.tlbFlushes++;
-    this.arch.tlbFlush(this, this);
+    this.arch.tlbFlush(this.ro, this);
     this.resetRange();
   }
 
@@ -549,12 +609,14 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
   flushRange(start: number, end: number, stride: number, walkCaches: boolean): void {
     this.counters.tlbFlushRange++;
     if (this.sink !== null) this.sink({ type: "tlbFlushed", kind: "range", start, end, stride, walkCaches });
-    if (this.listener !== null) this.listener.tlbInvalidate(this.mm.id, "range", start, end, stride, walkCaches);
+    if (this.listener !== null)
+      this.listener.tlbInvalidate(this.mm.id, "range", start, end, stride, walkCaches);
   }
 
   flushMm(walkCaches: boolean): void {
     this.counters.tlbFlushMm++;
-    if (this.sink !== null) this.sink({ type: "tlbFlushed", kind: "mm", start: 0, end: 0, stride: 0, walkCaches });
+    if (this.sink !== null)
+      this.sink({ type: "tlbFlushed", kind: "mm", start: 0, end: 0, stride: 0, walkCaches });
     if (this.listener !== null) this.listener.tlbInvalidate(this.mm.id, "mm", 0, 0, 0, walkCaches);
   }
 
@@ -562,8 +624,16 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
     this.counters.ipte += nr;
     const end = addr + nr * this.pageSize;
     if (this.sink !== null)
-      this.sink({ type: "tlbFlushed", kind: "ipte", start: addr, end, stride: this.pageSize, walkCaches: false });
-    if (this.listener !== null) this.listener.tlbInvalidate(this.mm.id, "ipte", addr, end, this.pageSize, false);
+      this.sink({
+        type: "tlbFlushed",
+        kind: "ipte",
+        start: addr,
+        end,
+        stride: this.pageSize,
+        walkCaches: false,
+      });
+    if (this.listener !== null)
+      this.listener.tlbInvalidate(this.mm.id, "ipte", addr, end, this.pageSize, false);
   }
 
   idte(): void {
@@ -587,7 +657,7 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
     else if (level === "pmd") this.clearedPuds = true;
     else if (level === "pud") this.clearedP4ds = true;
     this.freedTables = true;
-    this.arch.tableFreed(this, level, this);
+    this.arch.tableFreed(this.ro, level, this);
     this.counters.tablesQueued++;
     if (this.sink !== null) this.sink({ type: "tableQueued", pfn: tablePfn, level });
     this.variant.steps.removeTable(this, tablePfn);
@@ -608,7 +678,11 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
 
   // ---- reporting ----------------------------------------------------------------------------------
   report(): CountersReport {
-    return { gather: this.counters, folio: this.mem.counters, swap: this.swap === null ? null : this.swap.counters };
+    return {
+      gather: this.counters,
+      folio: this.mem.counters,
+      swap: this.swap === null ? null : this.swap.counters,
+    };
   }
 
   resetCounters(): void {

@@ -11,6 +11,7 @@ export {
   makeGenericTlbFlush,
   tlbGetUnmapShift,
 } from "./arch.js";
+export type { BatchGeometry } from "./constants.js";
 export {
   batchGeometry,
   ENCODED_PAGE_BIT_DELAY_RMAP,
@@ -27,18 +28,6 @@ export {
 } from "./constants.js";
 export { ArchConfigError, GatherError, isArchConfigError, isGatherError } from "./errors.js";
 export { createGatherCounters, createMmuGather, createTlbMm } from "./gather.js";
-export {
-  contigRange,
-  defaultFinishMmu,
-  defaultFlushMmu,
-  defaultSteps,
-  defineVariant,
-  encodedNrPages,
-  encodedPage,
-  getVariant,
-  variants,
-} from "./variants.js";
-export type { BatchGeometry } from "./constants.js";
 export type {
   ArchConfigErrorCode,
   ArchGeometry,
@@ -71,3 +60,14 @@ export type {
   VariantPolicy,
   VmaTlbFlags,
 } from "./types.js";
+export {
+  contigRange,
+  defaultFinishMmu,
+  defaultFlushMmu,
+  defaultSteps,
+  defineVariant,
+  encodedNrPages,
+  encodedPage,
+  getVariant,
+  variants,
+} from "./variants.js";

@@ -4,8 +4,8 @@
 // free side in mm/swap_state.c (free_pages_and_swap_cache, free_folios_and_swap_cache).
 // Omits: page poisoning / init_on_free page-count chunking (7.x), zone-device and huge-zero folios.
 
-import { FOLIO_BATCH_SIZE } from "@mmgather/folio";
 import type { PhysMem } from "@mmgather/folio";
+import { FOLIO_BATCH_SIZE } from "@mmgather/folio";
 import type { SwapSpace } from "@mmgather/swapcache";
 import {
   batchGeometry,
@@ -504,7 +504,8 @@ export class ContigRangeStorage extends BatchList {
   flushRmaps(): number {
     if (!this.host.batchRmap) return 0;
     let calls = this.flushRmapBatch(this.rmapPend, this.rmapPendFirst);
-    for (let b = this.rmapPend + 1; b < this.nr.length && this.nr[b] > 0; b++) calls += this.flushRmapBatch(b, 0);
+    for (let b = this.rmapPend + 1; b < this.nr.length && this.nr[b] > 0; b++)
+      calls += this.flushRmapBatch(b, 0);
     this.discardRmaps();
     return calls;
   }

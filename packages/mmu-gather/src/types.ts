@@ -101,7 +101,14 @@ export interface TlbListener {
    * @param stride bytes between invalidated entries (range/ipte), 0 for mm/idte
    * @param walkCaches paging-structure (walk) caches were flushed too
    */
-  tlbInvalidate(mmId: number, kind: TlbFlushKind, start: number, end: number, stride: number, walkCaches: boolean): void;
+  tlbInvalidate(
+    mmId: number,
+    kind: TlbFlushKind,
+    start: number,
+    end: number,
+    stride: number,
+    walkCaches: boolean,
+  ): void;
 }
 
 /**

@@ -2,12 +2,19 @@
 // or page-cache — plus a small zap_pte_range driver (mm/memory.c, 6.5 / series / 7.x shapes) that
 // drives a gather exactly as the teardown layer must. Omits: page tables, swap PTEs, PMD mappings.
 
-import { createPhysMem } from "@mmgather/folio";
 import type { PhysMem } from "@mmgather/folio";
+import { createPhysMem } from "@mmgather/folio";
+import type {
+  ArchTlb,
+  GatherEvent,
+  GatherVariant,
+  MmuGather,
+  MmuGatherOptions,
+  TlbMm,
+} from "@mmgather/mmu-gather";
 import { createMmuGather, createTlbMm } from "@mmgather/mmu-gather";
-import type { ArchTlb, GatherEvent, GatherVariant, MmuGather, MmuGatherOptions, TlbMm } from "@mmgather/mmu-gather";
-import { createSwapSpace } from "@mmgather/swapcache";
 import type { SwapSpace } from "@mmgather/swapcache";
+import { createSwapSpace } from "@mmgather/swapcache";
 
 /** Physical memory, swap and an mm for gather tests. */
 export interface GatherFixture {
@@ -43,8 +50,9 @@ export function mapAnonFolio(fx: GatherFixture, order: number): MappedFolio {
   const { mem } = fx;
   const head = mem.allocFolio(order);
   const nr = mem.folioNrPages(head);
-  mem.folioSetAnon(head, 1, fx.nextIndex);
-  fx.nextIndex += nr;
+  const index = Math.ceil(fx.nextIndex / nr) * nr;
+  mem.folioSetAnon(head, 1, index);
+  fx.nextIndex = index + nr;
   mem.folioAddRmapPtes(head, head, nr);
   // allocFolio's reference becomes the first PTE's; one more per further PTE.
   if (nr > 1) mem.folioRefAdd(head, nr - 1);
@@ -56,8 +64,9 @@ export function mapFileFolio(fx: GatherFixture, order: number, dirty: boolean): 
   const { mem } = fx;
   const head = mem.allocFolio(order);
   const nr = mem.folioNrPages(head);
-  mem.filemapAddFolio(fx.fileMapping, head, fx.nextIndex);
-  fx.nextIndex += nr;
+  const index = Math.ceil(fx.nextIndex / nr) * nr;
+  mem.filemapAddFolio(fx.fileMapping, head, index);
+  fx.nextIndex = index + nr;
   mem.folioAddRmapPtes(head, head, nr);
   mem.folioRefAdd(head, nr);
   // drop the allocation reference: the page cache and the PTEs now own the folio

@@ -10,7 +10,10 @@ import type { GatherEvent } from "@mmgather/mmu-gather";
  * `pteCleared` event precedes its `pageQueued` event with no other page's clear in between (as the
  * model walk in this package emits them).
  */
-export function checkFlushOrder(events: readonly GatherEvent[], dirtyFilePfns: ReadonlySet<number>): string[] {
+export function checkFlushOrder(
+  events: readonly GatherEvent[],
+  dirtyFilePfns: ReadonlySet<number>,
+): string[] {
   const out: string[] = [];
   let lastClear = -1;
   let lastInval = -1;
@@ -35,7 +38,8 @@ export function checkFlushOrder(events: readonly GatherEvent[], dirtyFilePfns: R
             const pfn = e.pfn + i;
             if (!dirtyFilePfns.has(pfn)) continue;
             const c = clearedAt.get(pfn) ?? lastClear;
-            if (!(lastInval > c)) out.push(`rmap of dirty file page ${pfn} removed before its TLB flush (event ${seq})`);
+            if (!(lastInval > c))
+              out.push(`rmap of dirty file page ${pfn} removed before its TLB flush (event ${seq})`);
           }
         break;
       case "pagesFreed":
@@ -54,7 +58,8 @@ export function checkFlushOrder(events: readonly GatherEvent[], dirtyFilePfns: R
       case "tablesFreed":
         for (const pfn of e.pfns) {
           const q = tableAt.get(pfn) ?? seq;
-          if (!(lastWalkInval > q)) out.push(`page table ${pfn} freed before a walk-cache flush (event ${seq})`);
+          if (!(lastWalkInval > q))
+            out.push(`page table ${pfn} freed before a walk-cache flush (event ${seq})`);
         }
         break;
       default:
