@@ -41,6 +41,8 @@ export class Machine {
   readonly tlbs: CpuTlbs | null;
   readonly checker: Checker | null;
   readonly mms: Mm[] = [];
+  /** Folios and pages returned to the allocator since creation (the PhysMem free observer). */
+  readonly freed = { folios: 0, pages: 0 };
   nextVmaId = 1;
   nextAnonVma = 1;
   private nextMmId = 1;
@@ -76,8 +78,14 @@ export class Machine {
     const wantChecker = config.checker ?? cpus > 0;
     this.checker = wantChecker ? new Checker(this.mem, this.tlbs, pages, config.trailLength ?? 32) : null;
     const checker = this.checker;
+    const freed = this.freed;
+    this.mem.setFreeObserver((head: number, order: number) => {
+      const nr = 1 << order;
+      freed.folios++;
+      freed.pages += nr;
+      if (checker !== null) checker.onFree(head, nr);
+    });
     if (checker !== null) {
-      this.mem.setFreeObserver((pfn: number, nr: number) => checker.onFree(pfn, nr));
       if (this.tlbs !== null) {
         this.tlbs.onInvalidate = (mmId, kind, start, end) =>
           checker.record({ type: "tlbInvalidated", mmId, kind, start, end });

@@ -430,3 +430,45 @@ export function touch(mm: Mm, cpu: number, fraction: number, rng: Rng): void {
   }
 }
 
+
+/**
+ * mmap: creates a VMA of `kind` covering `size` bytes at `start` (or, if omitted, at the next free
+ * address aligned to a PMD table's span). Returns the VMA.
+ */
+export function mmapVma(mm: Mm, kind: Vma["kind"], size: number, start?: number): Vma {
+  if (mm.dead) throw new TeardownError("DEAD_MM", "workload", "mmap", `mm ${mm.id} has exited`);
+  if (kind !== "anon" && kind !== "file-shared" && kind !== "file-private" && kind !== "shmem") {
+    throw new TeardownError("BAD_SPEC", "workload", "mmap", `unknown VMA kind "${String(kind)}"`);
+  }
+  if (!Number.isSafeInteger(size) || size <= 0 || size % 4096 !== 0) {
+    throw new TeardownError("MISALIGNED", "workload", "mmap", `size must be a positive multiple of 4096, got ${size}`);
+  }
+  const align = mm.pt.span[0];
+  let vs: number;
+  if (start === undefined) {
+    const last = mm.vmas.length > 0 ? mm.vmas[mm.vmas.length - 1].end : align;
+    vs = Math.ceil(last / align) * align + align; // leave a one-table gap between VMAs
+  } else {
+    if (!Number.isSafeInteger(start) || start < 0 || start % 4096 !== 0) {
+      throw new TeardownError("MISALIGNED", "workload", "mmap", `start must be page aligned, got ${start}`);
+    }
+    vs = start / 4096;
+  }
+  const ve = vs + size / 4096;
+  if (ve > mm.pt.span[3]) throw new TeardownError("ENOMEM", "workload", "mmap", "address space exhausted");
+  const machine = mm.machine;
+  const mapping = kind === "anon" ? -1 : machine.mem.createAddressSpace({ swapBacked: kind === "shmem" });
+  const vma: Vma = {
+    id: machine.nextVmaId++,
+    start: vs,
+    end: ve,
+    kind,
+    mapping,
+    pgoff: 0,
+    anonVma: -1,
+    locked: false,
+    shared: kind === "file-shared" || kind === "shmem",
+  };
+  mm.insertVma(vma);
+  return vma;
+}

@@ -1,0 +1,258 @@
+// Models: exit_mmap (mm/mmap.c), munmap → do_vmi_align_munmap → unmap_region (mm/mmap.c) and
+// MADV_DONTNEED → madvise_dontneed_single_vma → zap_page_range_single (mm/madvise.c, mm/memory.c),
+// each with its per-operation setup (lru_add_drain, tlb_gather_mmu[_fullmm], tlb_finish_mmu).
+// Every operation is a generator yielding at page-table-lock granularity, so the concurrency driver
+// can interleave two threads; the synchronous forms run it to the end.
+// Omits: mmap_lock, mmu notifiers, VM_ACCOUNT, uprobes, hugetlb, the OOM reaper, -ENOMEM for holes
+// in a madvise range (holes are skipped), VM_LOCKED munlock on munmap.
+import type { BatchAllocPolicy, GatherCounters, GatherVariant, MmuGather, VariantName } from "@mmgather/mmu-gather";
+import { createGatherCounters, createMmuGather, getVariant, isGatherError } from "@mmgather/mmu-gather";
+import { TeardownError } from "./errors.js";
+import type { Mm } from "./mm.js";
+import { createWalkCounters, type WalkCounters, ZapContext } from "./zap/context.js";
+import { folioBatchWalk, perPteWalk, type ZapWalk } from "./zap/steps.js";
+import { freePgtables, unmapVmas } from "./zap/walk.js";
+
+/** A gather variant by name or object. */
+export type VariantSpec = VariantName | GatherVariant;
+
+/** Options of one teardown operation. */
+export interface TeardownOptions {
+  /** Gather variant (default "encoded-nr-pages"). */
+  readonly variant?: VariantSpec;
+  /** Zap walk (default: folio-batch walk when the variant batches folio PTEs, else per-PTE). */
+  readonly walk?: ZapWalk;
+  /** GFP_NOWAIT outcome of batch-page allocations (default: always succeed). */
+  readonly alloc?: BatchAllocPolicy;
+  /** Thread number, for events (default 0). */
+  readonly thread?: number;
+}
+
+/** The operations. */
+export type TeardownOp = "exit" | "munmap" | "madvise";
+
+/** What one operation did, before it is turned into a report. */
+export interface OpResult {
+  readonly op: TeardownOp;
+  readonly variant: GatherVariant;
+  readonly walk: ZapWalk;
+  /** Gather counters summed over every gather the operation used. */
+  readonly gather: GatherCounters;
+  /** Walk counters. */
+  readonly walkCounters: WalkCounters;
+  /** Gathers used (madvise: one per VMA, as zap_page_range_single does). */
+  gathers: number;
+  /** Pages [start, end) the operation covered. */
+  readonly start: number;
+  readonly end: number;
+}
+
+/** Resolves a variant name or object; throws UNKNOWN_VARIANT. */
+export function resolveVariant(v: VariantSpec | undefined): GatherVariant {
+  if (v === undefined) return getVariant("encoded-nr-pages");
+  if (typeof v === "string") {
+    try {
+      return getVariant(v);
+    } catch (e) {
+      if (isGatherError(e)) {
+        throw new TeardownError("UNKNOWN_VARIANT", "ops", "resolveVariant", `unknown gather variant "${v}"`, e);
+      }
+      throw e;
+    }
+  }
+  if (typeof v !== "object" || v === null || typeof v.steps !== "object" || typeof v.policy !== "object") {
+    throw new TeardownError("UNKNOWN_VARIANT", "ops", "resolveVariant", "variant must be a name or a GatherVariant");
+  }
+  return v;
+}
+
+/** The default walk of a variant. */
+export function walkForVariant(v: GatherVariant): ZapWalk {
+  return v.policy.walkBatchesFolioPtes ? folioBatchWalk : perPteWalk;
+}
+
+function newResult(op: TeardownOp, opts: TeardownOptions, start: number, end: number): OpResult {
+  const variant = resolveVariant(opts.variant);
+  return {
+    op,
+    variant,
+    walk: opts.walk ?? walkForVariant(variant),
+    gather: createGatherCounters(),
+    walkCounters: createWalkCounters(),
+    gathers: 0,
+    start,
+    end,
+  };
+}
+
+function gatherFor(mm: Mm, r: OpResult, opts: TeardownOptions, fullmm: boolean): MmuGather {
+  const machine = mm.machine;
+  const checker = machine.checker;
+  r.gathers++;
+  return createMmuGather({
+    mem: machine.mem,
+    swap: machine.swap ?? undefined,
+    mm: mm.tlbMm,
+    arch: machine.arch,
+    variant: r.variant,
+    fullmm,
+    alloc: opts.alloc,
+    events: checker !== null ? (e) => checker.onGatherEvent(e) : undefined,
+    tlbListener: machine.tlbs ?? undefined,
+  });
+}
+
+function addCounters(into: GatherCounters, from: Readonly<GatherCounters>): void {
+  const a = into as unknown as Record<string, number | Record<string, number>>;
+  const b = from as unknown as Record<string, number | Record<string, number>>;
+  for (const k of Object.keys(b)) {
+    const v = b[k];
+    if (typeof v === "number") a[k] = (a[k] as number) + v;
+    else {
+      const t = a[k] as Record<string, number>;
+      for (const kk of Object.keys(v)) t[kk] = (t[kk] ?? 0) + v[kk];
+    }
+  }
+}
+
+function checkLive(mm: Mm, method: string): void {
+  if (mm.dead) throw new TeardownError("DEAD_MM", "ops", method, `mm ${mm.id} has already exited`);
+}
+
+/** Validates a user byte range; returns [startPage, endPage). */
+export function pageRange(start: number, len: number, method: string): [number, number] {
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(len) || start < 0 || len <= 0) {
+    throw new TeardownError("EINVAL", "ops", method, `bad range start=${start} len=${len}`);
+  }
+  if (start % 4096 !== 0) {
+    throw new TeardownError("MISALIGNED", "ops", method, `start 0x${start.toString(16)} is not page aligned`);
+  }
+  return [start / 4096, Math.ceil(len / 4096) + start / 4096];
+}
+
+/** exit_mmap as a generator. */
+export function* exitMmapSteps(mm: Mm, opts: TeardownOptions, r: OpResult): Generator<void> {
+  checkLive(mm, "exitMmap");
+  const machine = mm.machine;
+  const checker = machine.checker;
+  if (checker !== null) checker.record({ type: "opStarted", op: "exit", mmId: mm.id, start: 0, end: 0 });
+  const vmas = mm.vmas.slice();
+  machine.mem.lruAddDrain();
+  const tlb = gatherFor(mm, r, opts, true);
+  const ctx = new ZapContext(mm, tlb, checker, r.walkCounters, opts.thread ?? 0);
+  yield* unmapVmas(ctx, r.walk, vmas, 0, Number.POSITIVE_INFINITY);
+  freePgtables(ctx, r.walk, vmas, 0, Number.POSITIVE_INFINITY);
+  tlb.finish();
+  addCounters(r.gather, tlb.counters);
+  mm.vmas.length = 0;
+  // mmdrop → pgd_free: the top-level table goes last, after every flush.
+  machine.mem.folioPut(mm.pt.tablePfn[mm.pt.pgd]);
+  mm.pt.releaseId(mm.pt.pgd);
+  mm.dead = true;
+  if (machine.tlbs !== null) {
+    for (let c = 0; c < machine.tlbs.nrCpus; c++) if (machine.tlbs.cpuMm[c] === mm.id) machine.tlbs.cpuMm[c] = -1;
+  }
+  if (checker !== null) checker.record({ type: "opReturned", op: "exit", mmId: mm.id });
+}
+
+/** munmap as a generator: split at the edges, detach, unmap_region, free page tables. */
+export function* munmapSteps(mm: Mm, start: number, len: number, opts: TeardownOptions, r: OpResult): Generator<void> {
+  checkLive(mm, "munmap");
+  const [vs, ve] = [r.start, r.end];
+  const machine = mm.machine;
+  const checker = machine.checker;
+  if (checker !== null) checker.record({ type: "opStarted", op: "munmap", mmId: mm.id, start, end: start + len });
+  mm.splitVma(vs);
+  mm.splitVma(ve);
+  const vmas = mm.detachVmas(vs, ve);
+  if (vmas.length > 0) {
+    let prev = null;
+    let next = null;
+    for (const v of mm.vmas) {
+      if (v.end <= vs) prev = v;
+      else if (v.start >= ve && next === null) next = v;
+    }
+    const floor = prev === null ? 0 : prev.end;
+    const ceiling = next === null ? Number.POSITIVE_INFINITY : next.start;
+    machine.mem.lruAddDrain();
+    const tlb = gatherFor(mm, r, opts, false);
+    const ctx = new ZapContext(mm, tlb, checker, r.walkCounters, opts.thread ?? 0);
+    yield* unmapVmas(ctx, r.walk, vmas, vs, ve);
+    freePgtables(ctx, r.walk, vmas, floor, ceiling);
+    tlb.finish();
+    addCounters(r.gather, tlb.counters);
+  }
+  if (checker !== null) checker.onOpReturn("munmap", mm.id, vs, ve);
+}
+
+/** MADV_DONTNEED as a generator: one zap_page_range_single (own gather) per VMA. */
+export function* madviseSteps(mm: Mm, start: number, len: number, opts: TeardownOptions, r: OpResult): Generator<void> {
+  checkLive(mm, "madvise");
+  const [vs, ve] = [r.start, r.end];
+  const machine = mm.machine;
+  const checker = machine.checker;
+  if (checker !== null) checker.record({ type: "opStarted", op: "madvise", mmId: mm.id, start, end: start + len });
+  const vmas = mm.vmas.filter((v) => v.start < ve && v.end > vs);
+  for (const v of vmas) {
+    if (v.locked) {
+      throw new TeardownError("EINVAL", "ops", "madvise", "MADV_DONTNEED on a VM_LOCKED VMA fails with -EINVAL");
+    }
+  }
+  for (const v of vmas) {
+    machine.mem.lruAddDrain();
+    const tlb = gatherFor(mm, r, opts, false);
+    const ctx = new ZapContext(mm, tlb, checker, r.walkCounters, opts.thread ?? 0);
+    yield* unmapVmas(ctx, r.walk, [v], vs, ve);
+    tlb.finish();
+    addCounters(r.gather, tlb.counters);
+  }
+  if (checker !== null) checker.onOpReturn("madvise", mm.id, vs, ve);
+}
+
+/** Creates the generator and its result record for one operation. */
+export function startOp(
+  mm: Mm,
+  op: TeardownOp,
+  start: number,
+  len: number,
+  opts: TeardownOptions,
+): { readonly steps: Generator<void>; readonly result: OpResult } {
+  if (op === "exit") {
+    const r = newResult(op, opts, 0, Number.POSITIVE_INFINITY);
+    return { steps: exitMmapSteps(mm, opts, r), result: r };
+  }
+  if (op !== "munmap" && op !== "madvise") {
+    throw new TeardownError("EINVAL", "ops", "startOp", `unknown operation "${String(op)}"`);
+  }
+  const [vs, ve] = pageRange(start, len, op);
+  const r = newResult(op, opts, vs, ve);
+  const steps = op === "munmap" ? munmapSteps(mm, start, len, opts, r) : madviseSteps(mm, start, len, opts, r);
+  return { steps, result: r };
+}
+
+function drain(g: Generator<void>): void {
+  for (let s = g.next(); s.done !== true; s = g.next()) {
+    /* run to completion */
+  }
+}
+
+/** exit_mmap: tears the whole mm down. */
+export function exitMmap(mm: Mm, opts: TeardownOptions = {}): OpResult {
+  const { steps, result } = startOp(mm, "exit", 0, 0, opts);
+  drain(steps);
+  return result;
+}
+
+/** munmap(start, len) (bytes). */
+export function munmap(mm: Mm, start: number, len: number, opts: TeardownOptions = {}): OpResult {
+  const { steps, result } = startOp(mm, "munmap", start, len, opts);
+  drain(steps);
+  return result;
+}
+
+/** madvise(start, len, MADV_DONTNEED) (bytes). */
+export function madviseDontneed(mm: Mm, start: number, len: number, opts: TeardownOptions = {}): OpResult {
+  const { steps, result } = startOp(mm, "madvise", start, len, opts);
+  drain(steps);
+  return result;
+}

@@ -1,0 +1,125 @@
+// Models: the state zap_pte_range and its callers carry through one unmap (struct zap_details, the
+// on-stack rss[] array, force_flush) plus the PTE lock of the table being zapped.
+// Omits: zap_details filtering (even_cows / single folio) — every operation here zaps everything.
+import type { PhysMem } from "@mmgather/folio";
+import type { MmuGather } from "@mmgather/mmu-gather";
+import type { SwapSpace } from "@mmgather/swapcache";
+import type { Checker } from "../checker.js";
+import type { Mm } from "../mm.js";
+import { NR_MM_COUNTERS, type Vma } from "../vma.js";
+
+/** Work counters of the walk itself (the gather, folio and swap layers count their own). */
+export interface WalkCounters {
+  /** Present PTEs cleared. */
+  ptesCleared: number;
+  /** Swap PTEs cleared. */
+  swapPtesCleared: number;
+  /** Runs of present PTEs handed to the gather in one call (7.x batches; 1 per PTE otherwise). */
+  presentBatches: number;
+  /** Runs of swap PTEs released in one call. */
+  swapBatches: number;
+  /** PMD-mapped THPs zapped by zap_huge_pmd. */
+  hugePmdsZapped: number;
+  /** zap_pte_range calls (one per PTE table visit, a refill re-visit counts again). */
+  pteTableVisits: number;
+  /** Forced flushes the walk ran because the gather was full. */
+  forcedFlushBatchFull: number;
+  /** Forced flushes the walk ran because of dirty shared file pages (delayed rmap). */
+  forcedFlushDirtyShared: number;
+  /** Page-table pages handed to the gather by free_pgtables, by level (pte, pmd, pud). */
+  tablesFreed: [number, number, number];
+  /** Deposited PTE tables freed by zap_deposited_table. */
+  depositsFreed: number;
+}
+
+/** A fresh zeroed counter record. */
+export function createWalkCounters(): WalkCounters {
+  return {
+    ptesCleared: 0,
+    swapPtesCleared: 0,
+    presentBatches: 0,
+    swapBatches: 0,
+    hugePmdsZapped: 0,
+    pteTableVisits: 0,
+    forcedFlushBatchFull: 0,
+    forcedFlushDirtyShared: 0,
+    tablesFreed: [0, 0, 0],
+    depositsFreed: 0,
+  };
+}
+
+/** Everything one thread's unmap carries. One object per operation, never per PTE. */
+export class ZapContext {
+  readonly mm: Mm;
+  readonly mem: PhysMem;
+  readonly swap: SwapSpace | null;
+  readonly tlb: MmuGather;
+  readonly checker: Checker | null;
+  readonly counters: WalkCounters;
+  /** Thread number (for events). */
+  readonly thread: number;
+  /** `tlb_batch_rmap` (contig-range on a batching arch): every rmap deferred to the end of the table. */
+  readonly deferAllRmaps: boolean;
+  /** The VMA being zapped. */
+  vma: Vma | null = null;
+  /** The on-stack rss[] deltas of the current PTE table. */
+  readonly rss = new Float64Array(NR_MM_COUNTERS);
+  /** force_flush of the current PTE table. */
+  forceFlush = false;
+  /** The force_flush came from a full gather (vs. a dirty shared page). */
+  forceFromFull = false;
+  /** pfn of the page-table page whose lock is held (-1 none). */
+  lockedTable = -1;
+
+  constructor(
+    mm: Mm,
+    tlb: MmuGather,
+    checker: Checker | null,
+    counters: WalkCounters,
+    thread: number,
+  ) {
+    this.mm = mm;
+    this.mem = mm.machine.mem;
+    this.swap = mm.machine.swap;
+    this.tlb = tlb;
+    this.checker = checker;
+    this.counters = counters;
+    this.thread = thread;
+    this.deferAllRmaps = tlb.tlbBatchRmap();
+  }
+
+  /** pte_offset_map_lock / pmd_lock: take the lock of the table at `tablePfn`. */
+  lock(tablePfn: number): void {
+    this.mm.ptlAcquisitions++;
+    this.lockedTable = tablePfn;
+    this.tlb.enterPtl();
+    const c = this.checker;
+    if (c !== null) {
+      c.ptlHeld++;
+      c.record({ type: "ptlLocked", mmId: this.mm.id, tablePfn, thread: this.thread });
+    }
+  }
+
+  /** pte_unmap_unlock / spin_unlock. */
+  unlock(): void {
+    this.tlb.leavePtl();
+    const c = this.checker;
+    if (c !== null) {
+      c.ptlHeld--;
+      c.record({ type: "ptlUnlocked", mmId: this.mm.id, tablePfn: this.lockedTable, thread: this.thread });
+    }
+    this.lockedTable = -1;
+  }
+
+  /** add_mm_rss_vec: apply and zero the table's rss deltas (one add per nonzero counter). */
+  addMmRssVec(): void {
+    const r = this.rss;
+    const m = this.mm.rss;
+    for (let i = 0; i < NR_MM_COUNTERS; i++) {
+      if (r[i] !== 0) {
+        m[i] += r[i];
+        r[i] = 0;
+      }
+    }
+  }
+}

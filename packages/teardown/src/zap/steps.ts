@@ -1,0 +1,268 @@
+// Models: zap_pte_range (mm/memory.c) in its v6.5 per-PTE form (also the 2023 contig-range series,
+// which only moves every rmap removal to tlb_flush_rmaps at the end of the table) and in its 7.x form
+// (do_zap_pte_range: runs of none PTEs skipped, zap_present_ptes + folio_pte_batch +
+// zap_present_folio_ptes, zap_nonpresent_ptes with swap_pte_batch + free_swap_and_cache_nr), the end
+// of each table (TLB flush and delayed rmaps under the PTL, frees after it), zap_huge_pmd
+// (mm/huge_memory.c, with zap_deposited_table) and the pte/pmd/pud_free_tlb hand-off of free_pgtables.
+// Omits: mark_page_accessed on young PTEs, uffd-wp markers, device/migration/hwpoison entries,
+// need_resched breaks (they change no state), PMD-level IDTE on s390 (one IPTE stands in for it).
+import { PG } from "@mmgather/folio";
+import { TeardownError } from "../errors.js";
+import { LEVEL_PMD, LEVEL_PTE } from "../page-tables.js";
+import { PTE_DIRTY, PTE_WRITE, ptePfn, pteSwapEntry } from "../pte.js";
+import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS } from "../vma.js";
+import type { ZapContext } from "./context.js";
+
+/**
+ * The composable steps of a zap walk. Each default is the kernel's code; override one with
+ * `defineZapWalk` to build a deliberately broken walk.
+ */
+export interface ZapWalkSteps {
+  /**
+   * The PTE loop of one zap_pte_range call over `t[from, to)` (the PTL is held). `base` is the virtual
+   * page of `t[0]`. Sets `ctx.forceFlush`; returns the index reached (< `to` when the gather filled).
+   */
+  zapPtes(ctx: ZapContext, t: Int32Array, base: number, from: number, to: number): number;
+  /**
+   * Steps 9–11 of zap_pte_range: under the PTL, TLB flush if forced, then the delayed / batched rmaps;
+   * `ctx.unlock()`; after it, the full flush (frees) if forced.
+   */
+  endPteTable(ctx: ZapContext): void;
+  /** zap_huge_pmd for the PMD-mapped THP at `pmd[index]`, whose range starts at virtual page `base`. */
+  zapHugePmd(ctx: ZapContext, pmd: Int32Array, pmdTableId: number, index: number, base: number): void;
+  /** Hand one unhooked page-table page of `level` (0 PTE, 1 PMD, 2 PUD) mapping `addr` to the gather. */
+  freeTable(ctx: ZapContext, level: number, tablePfn: number, addr: number): void;
+}
+
+/** A zap walk: a name and its steps. */
+export interface ZapWalk {
+  readonly name: string;
+  readonly steps: ZapWalkSteps;
+}
+
+/** Overrides accepted by `defineZapWalk`. */
+export interface ZapWalkOverrides {
+  readonly name?: string;
+  readonly steps?: Partial<ZapWalkSteps>;
+}
+
+function rssIndexOf(ctx: ZapContext, head: number): number {
+  if (ctx.mem.folioTest(head, PG.anon)) return MM_ANONPAGES;
+  return ctx.mem.folioTest(head, PG.swapbacked) ? MM_SHMEMPAGES : MM_FILEPAGES;
+}
+
+/** v6.5 zap_pte_range loop: one PTE, one rmap call, one gather entry at a time. */
+export function zapPtesPerPte(ctx: ZapContext, t: Int32Array, base: number, from: number, to: number): number {
+  const tlb = ctx.tlb;
+  const mem = ctx.mem;
+  const rss = ctx.rss;
+  const c = ctx.counters;
+  const checker = ctx.checker;
+  const deferAll = ctx.deferAllRmaps;
+  for (let i = from; i < to; i++) {
+    const pte = t[i];
+    if (pte === 0) continue;
+    const addr = (base + i) * 4096;
+    if (pte > 0) {
+      const pfn = ptePfn(pte);
+      t[i] = 0;
+      tlb.ptepGetAndClear(addr, 1);
+      tlb.tlbRemoveTlbEntry(addr);
+      c.ptesCleared++;
+      c.presentBatches++;
+      const head = mem.folioHead(pfn);
+      let delay = false;
+      const idx = rssIndexOf(ctx, head);
+      if (idx !== MM_ANONPAGES && (pte & PTE_DIRTY) !== 0) {
+        mem.folioSet(head, PG.dirty);
+        if (checker !== null) checker.noteDirtyFileClear(pfn, 1);
+        if (tlb.tlbDelayRmap()) {
+          delay = !deferAll;
+          if (!ctx.forceFlush) ctx.forceFromFull = false;
+          ctx.forceFlush = true;
+        }
+      }
+      rss[idx]--;
+      if (!delay && !deferAll) tlb.removeRmap(pfn, 1);
+      if (tlb.removePage(pfn, delay)) {
+        ctx.forceFlush = true;
+        ctx.forceFromFull = true;
+        return i + 1;
+      }
+    } else {
+      t[i] = 0;
+      rss[MM_SWAPENTS]--;
+      c.swapPtesCleared++;
+      c.swapBatches++;
+      ctx.swap!.freeSwapAndCache(pteSwapEntry(pte));
+    }
+  }
+  return to;
+}
+
+/** 7.x do_zap_pte_range loop: none runs skipped, folio_pte_batch, swap_pte_batch. */
+export function zapPtesFolioBatch(ctx: ZapContext, t: Int32Array, base: number, from: number, to: number): number {
+  const tlb = ctx.tlb;
+  const mem = ctx.mem;
+  const rss = ctx.rss;
+  const c = ctx.counters;
+  const checker = ctx.checker;
+  let i = from;
+  while (i < to) {
+    const pte = t[i];
+    if (pte === 0) {
+      i++;
+      while (i < to && t[i] === 0) i++;
+      continue;
+    }
+    const addr = (base + i) * 4096;
+    if (pte > 0) {
+      const pfn = ptePfn(pte);
+      const head = mem.folioHead(pfn);
+      const fnr = mem.folioNrPages(head);
+      let n = 1;
+      let merged = pte;
+      if (fnr > 1 && to - i > 1) {
+        // folio_pte_batch: same folio, consecutive pfns, same write bit; dirty/young OR-merged.
+        const fend = head + fnr;
+        const wr = pte & PTE_WRITE;
+        while (i + n < to) {
+          const p = t[i + n];
+          if (p <= 0 || ptePfn(p) !== pfn + n || pfn + n >= fend || (p & PTE_WRITE) !== wr) break;
+          merged |= p;
+          n++;
+        }
+      }
+      for (let k = 0; k < n; k++) t[i + k] = 0;
+      tlb.ptepGetAndClear(addr, n);
+      c.ptesCleared += n;
+      c.presentBatches++;
+      let delay = false;
+      const idx = rssIndexOf(ctx, head);
+      if (idx !== MM_ANONPAGES && (merged & PTE_DIRTY) !== 0) {
+        mem.folioSet(head, PG.dirty);
+        if (checker !== null) checker.noteDirtyFileClear(pfn, n);
+        if (tlb.tlbDelayRmap()) {
+          delay = true;
+          if (!ctx.forceFlush) ctx.forceFromFull = false;
+          ctx.forceFlush = true;
+        }
+      }
+      rss[idx] -= n;
+      tlb.tlbRemoveTlbEntries(addr, n);
+      if (!delay) tlb.removeRmap(pfn, n);
+      if (tlb.removeFolioPages(pfn, n, delay)) {
+        ctx.forceFlush = true;
+        ctx.forceFromFull = true;
+        return i + n;
+      }
+      i += n;
+    } else {
+      // swap_pte_batch: consecutive offsets on one device.
+      const entry = pteSwapEntry(pte);
+      const type = entry >>> 26;
+      let n = 1;
+      while (i + n < to && t[i + n] === pte - n && (entry + n) >>> 26 === type) n++;
+      for (let k = 0; k < n; k++) t[i + k] = 0;
+      rss[MM_SWAPENTS] -= n;
+      c.swapPtesCleared += n;
+      c.swapBatches++;
+      ctx.swap!.freeSwapAndCacheNr(entry, n);
+      i += n;
+    }
+  }
+  return to;
+}
+
+/** End of zap_pte_range: TLB → delayed rmaps under the PTL; unlock; free after it. */
+export function endPteTableDefault(ctx: ZapContext): void {
+  const tlb = ctx.tlb;
+  const force = ctx.forceFlush;
+  if (force) tlb.flushMmuTlbonly();
+  // 6.5 / 7.x flush delayed rmaps only when forced; the series flushes its batched rmaps always.
+  if (force || ctx.deferAllRmaps) tlb.flushRmaps();
+  ctx.unlock();
+  if (force) {
+    if (ctx.forceFromFull) ctx.counters.forcedFlushBatchFull++;
+    else ctx.counters.forcedFlushDirtyShared++;
+    ctx.forceFlush = false;
+    ctx.forceFromFull = false;
+    tlb.flushMmu();
+  }
+}
+
+/** zap_huge_pmd: clear the PMD, drop the rmap at once, free the deposit, queue the THP. */
+export function zapHugePmdDefault(ctx: ZapContext, pmd: Int32Array, pmdTableId: number, index: number, base: number): void {
+  const tlb = ctx.tlb;
+  const mem = ctx.mem;
+  const mm = ctx.mm;
+  const e = pmd[index];
+  const head = ptePfn(e);
+  const nr = mm.pt.geo.ptrsPerPte;
+  const addr = base * 4096;
+  ctx.lock(mm.pt.tablePfn[pmdTableId]);
+  pmd[index] = 0;
+  tlb.ptepGetAndClear(addr, 1);
+  tlb.tlbRemovePmdTlbEntry(addr);
+  const idx = rssIndexOf(ctx, head);
+  if (idx !== MM_ANONPAGES && (e & PTE_DIRTY) !== 0) mem.folioSet(head, PG.dirty);
+  if (idx === MM_ANONPAGES) {
+    const d = mm.deposits[pmdTableId];
+    if (d !== null && d !== undefined && d[index] >= 0) {
+      mem.folioPut(d[index]);
+      d[index] = -1;
+      ctx.counters.depositsFreed++;
+    }
+  }
+  mm.rss[idx] -= nr;
+  if (tlb.variant.policy.immediateRmap === "folioRemoveRmapPtes") mem.folioRemoveRmapPmd(head);
+  else mem.pageRemoveRmap(head, true);
+  if (ctx.checker !== null) {
+    ctx.checker.record({ type: "hugePmdZapped", mmId: mm.id, addr, pfn: head });
+    ctx.checker.onRmapRemoved(head, 1, false);
+  }
+  ctx.counters.hugePmdsZapped++;
+  ctx.unlock();
+  tlb.tlbRemovePageSize(head, nr * 4096);
+}
+
+/** pte_free_tlb / pmd_free_tlb / pud_free_tlb. */
+export function freeTableDefault(ctx: ZapContext, level: number, tablePfn: number, addr: number): void {
+  const tlb = ctx.tlb;
+  if (level === LEVEL_PTE) tlb.pteFreeTlb(tablePfn, addr);
+  else if (level === LEVEL_PMD) tlb.pmdFreeTlb(tablePfn, addr);
+  else tlb.pudFreeTlb(tablePfn, addr);
+}
+
+/** v6.5 / contig-range walk: per-PTE zap_pte_range. */
+export const perPteWalk: ZapWalk = Object.freeze({
+  name: "per-pte",
+  steps: Object.freeze({
+    zapPtes: zapPtesPerPte,
+    endPteTable: endPteTableDefault,
+    zapHugePmd: zapHugePmdDefault,
+    freeTable: freeTableDefault,
+  }),
+});
+
+/** 7.x walk: folio_pte_batch + swap_pte_batch. */
+export const folioBatchWalk: ZapWalk = Object.freeze({
+  name: "folio-batch",
+  steps: Object.freeze({
+    zapPtes: zapPtesFolioBatch,
+    endPteTable: endPteTableDefault,
+    zapHugePmd: zapHugePmdDefault,
+    freeTable: freeTableDefault,
+  }),
+});
+
+/** Derives a walk from `base`, replacing steps (how a broken walk is built). */
+export function defineZapWalk(base: ZapWalk, overrides: ZapWalkOverrides): ZapWalk {
+  const steps: ZapWalkSteps = Object.freeze({ ...base.steps, ...overrides.steps });
+  for (const k of ["zapPtes", "endPteTable", "zapHugePmd", "freeTable"] as const) {
+    if (typeof steps[k] !== "function") {
+      throw new TeardownError("UNKNOWN_WALK", "zap", "defineZapWalk", `step ${k} must be a function`);
+    }
+  }
+  return Object.freeze({ name: overrides.name ?? base.name, steps });
+}

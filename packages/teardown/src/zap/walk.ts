@@ -1,0 +1,150 @@
+// Models: unmap_vmas → unmap_single_vma → unmap_page_range → zap_p4d/pud/pmd_range → zap_pte_range
+// (mm/memory.c) with tlb_start_vma / tlb_end_vma, and free_pgtables → free_pgd_range with its
+// floor/ceiling rule (mm/memory.c). Each PTE-table (or huge PMD) critical section ends with a
+// `yield`, so two threads can be interleaved at page-table-lock granularity.
+// Omits: hugetlb VMAs, huge PUDs, mmu notifiers, uprobes, vma merging inside free_pgtables.
+import { LEVEL_PGD, LEVEL_PMD, LEVEL_PTE, PageTables } from "../page-tables.js";
+import { mkPte, PTE_PRESENT, ptePfn, pmdTableId } from "../pte.js";
+import type { Vma } from "../vma.js";
+import type { ZapContext } from "./context.js";
+import type { ZapWalk } from "./steps.js";
+
+const NO_VMA_FLAGS = Object.freeze({ exec: false, huge: false, pfnmap: false });
+
+/** unmap_vmas over `vmas` clipped to pages [vs, ve); yields after every lock section. */
+export function* unmapVmas(ctx: ZapContext, walk: ZapWalk, vmas: readonly Vma[], vs: number, ve: number): Generator<void> {
+  for (const vma of vmas) {
+    const s = Math.max(vs, vma.start);
+    const e = Math.min(ve, vma.end);
+    if (s >= e) continue;
+    ctx.vma = vma;
+    ctx.tlb.tlbStartVma(NO_VMA_FLAGS);
+    yield* unmapPageRange(ctx, walk, s, e);
+    ctx.tlb.tlbEndVma(NO_VMA_FLAGS);
+  }
+  ctx.vma = null;
+}
+
+/** unmap_page_range → zap_pmd_range → zap_pte_range for pages [vs, ve) of one VMA. */
+export function* unmapPageRange(ctx: ZapContext, walk: ZapWalk, vs: number, ve: number): Generator<void> {
+  const pt = ctx.mm.pt;
+  const span = pt.span[0];
+  const steps = walk.steps;
+  const counters = ctx.counters;
+  for (let base = Math.floor(vs / span) * span; base < ve; base += span) {
+    const pmdId = pt.pmdTable(base, false);
+    if (pmdId < 0) {
+      // No PMD table: skip the whole PMD table's span.
+      base = Math.floor(base / pt.span[1]) * pt.span[1] + pt.span[1] - span;
+      continue;
+    }
+    const pmd = pt.entries[pmdId]!;
+    const pi = pt.index(base, LEVEL_PMD);
+    const e = pmd[pi];
+    if (e === 0) continue;
+    if ((e & PTE_PRESENT) !== 0) {
+      // A huge PMD covering the whole step is zapped whole; a partial range would split it first.
+      if (base >= vs && base + span <= ve) {
+        steps.zapHugePmd(ctx, pmd, pmdId, pi, base);
+        yield;
+        continue;
+      }
+      splitHugePmd(ctx, pmd, pi, base);
+    }
+    const tid = pmdTableId(pmd[pi]);
+    const t = pt.entries[tid]!;
+    const to = Math.min(ve, base + span) - base;
+    let from = Math.max(vs, base) - base;
+    // zap_pmd_range redoes the same PMD while zap_pte_range stops early (gather full).
+    while (from < to) {
+      counters.pteTableVisits++;
+      ctx.lock(pt.tablePfn[tid]);
+      if (ctx.deferAllRmaps) ctx.tlb.discardRmaps();
+      from = steps.zapPtes(ctx, t, base, from, to);
+      ctx.addMmRssVec();
+      steps.endPteTable(ctx);
+      yield;
+    }
+  }
+}
+
+/**
+ * __split_huge_pmd for a range that covers only part of a PMD-mapped THP: the deposited table takes
+ * the PMD's place, filled with one PTE per page; rmap moves from the entire mapping to the PTEs.
+ */
+function splitHugePmd(ctx: ZapContext, pmd: Int32Array, pi: number, base: number): void {
+  const mm = ctx.mm;
+  const mem = ctx.mem;
+  const pt = mm.pt;
+  const e = pmd[pi];
+  const head = ptePfn(e);
+  const nr = pt.geo.ptrsPerPte;
+  const pmdId = pt.pmdTable(base, false);
+  ctx.mm.ptlAcquisitions++;
+  const d = mm.deposits[pmdId];
+  if (d !== null && d !== undefined && d[pi] >= 0) {
+    // The deposited page becomes the PTE table: free the deposit, allocate the table (same net pages).
+    mem.folioPut(d[pi]);
+    d[pi] = -1;
+  }
+  pmd[pi] = 0;
+  const tid = pt.pteTable(base, true);
+  const t = pt.entries[tid]!;
+  const bits = e & 0xe; // write / dirty / young
+  for (let i = 0; i < nr; i++) t[i] = mkPte(head + i, bits);
+  mem.folioAddRmapPtes(head, head, nr);
+  mem.folioRefAdd(head, nr - 1);
+  if (ctx.tlb.variant.policy.immediateRmap === "folioRemoveRmapPtes") mem.folioRemoveRmapPmd(head);
+  else mem.pageRemoveRmap(head, true);
+  // The huge TLB entry must go before small entries can be used (pmdp_invalidate).
+  ctx.tlb.ptepGetAndClear(base * 4096, 1);
+  ctx.tlb.tlbRemovePmdTlbEntry(base * 4096);
+}
+
+/**
+ * free_pgtables / free_pgd_range: frees every page table that maps only addresses inside
+ * [floor, ceiling) and is reachable from pages [vs, ve). `ceiling` Infinity = USER_PGTABLES_CEILING.
+ */
+export function freePgtables(
+  ctx: ZapContext,
+  walk: ZapWalk,
+  vmas: readonly Vma[],
+  floor: number,
+  ceiling: number,
+): void {
+  const pt = ctx.mm.pt;
+  for (const v of vmas) freeLevel(ctx, walk, pt, pt.pgd, LEVEL_PGD, 0, v.start, v.end, floor, ceiling);
+}
+
+function freeLevel(
+  ctx: ZapContext,
+  walk: ZapWalk,
+  pt: PageTables,
+  id: number,
+  level: number,
+  regionBase: number,
+  vs: number,
+  ve: number,
+  floor: number,
+  ceiling: number,
+): void {
+  const t = pt.entries[id]!;
+  const childSpan = pt.span[level - 1];
+  const first = Math.floor((Math.max(vs, regionBase) - regionBase) / childSpan);
+  const last = Math.min(pt.ptrs[level] - 1, Math.floor((ve - 1 - regionBase) / childSpan));
+  for (let i = first; i <= last; i++) {
+    const e = t[i];
+    if (e === 0 || (e & PTE_PRESENT) !== 0) continue;
+    const cb = regionBase + i * childSpan;
+    const cid = pmdTableId(e);
+    if (level - 1 > LEVEL_PTE) freeLevel(ctx, walk, pt, cid, level - 1, cb, vs, ve, floor, ceiling);
+    if (cb >= floor && cb + childSpan <= ceiling) {
+      t[i] = 0;
+      const pfn = pt.tablePfn[cid];
+      if (level - 1 === LEVEL_PMD && ctx.mm.deposits[cid] !== undefined) ctx.mm.deposits[cid] = null;
+      pt.releaseId(cid);
+      ctx.counters.tablesFreed[level - 1]++;
+      walk.steps.freeTable(ctx, level - 1, pfn, cb * 4096);
+    }
+  }
+}
