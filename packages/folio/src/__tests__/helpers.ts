@@ -1,0 +1,28 @@
+import { createPhysMem, type PhysMem, type PhysMemConfig } from "../index.js";
+
+/** Fresh memory with counters zeroed. */
+export function mem(config: Partial<PhysMemConfig> = {}): PhysMem {
+  return createPhysMem({ nrPages: 4096, ...config });
+}
+
+/** Allocate an anon folio of `order`, map all its pages by PTE, with one reference per PTE plus the allocation's. */
+export function mappedAnon(m: PhysMem, order: number, opts: { memcg?: number; node?: number } = {}): number {
+  const h = m.allocFolio(order, opts);
+  m.folioSetAnon(h, 7, h);
+  const nr = 1 << order;
+  m.folioRefAdd(h, nr);
+  m.folioAddRmapPtes(h, h, nr);
+  return h;
+}
+
+/** Allocate `n` small folios in memcg `memcg`, put them on the LRU, drain, reset counters. */
+export function lruSmall(m: PhysMem, n: number, memcg = 0): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const h = m.allocFolio(0, { memcg });
+    m.folioAddLru(h);
+    out.push(h);
+  }
+  m.lruAddDrain();
+  return out;
+}
