@@ -1,6 +1,7 @@
-import { PG } from "@mmgather/folio";
+import { createPhysMem, PG } from "@mmgather/folio";
 import { describe, expect, it } from "vitest";
 import {
+  createSwapSpace,
   isSwapError,
   SWAP_HAS_CACHE,
   SWAPFILE_CLUSTER,
@@ -98,8 +99,16 @@ describe("folioAllocSwap (add_to_swap)", () => {
     expect(code(() => swap.folioAllocSwap(4000))).toBe("BAD_FOLIO");
     expect(code(() => swap.folioAllocSwap(-1))).toBe("BAD_FOLIO");
     expect(code(() => swap.folioAllocSwap(1e9))).toBe("BAD_FOLIO");
-    expect(code(() => swap.folioAllocSwap(mem.allocFolio(10)))).toBe("EINVAL");
     swap.checkInvariants();
+  });
+
+  it("refuses a folio larger than one swap cluster (THP swap stops at PMD size)", () => {
+    const mem = createPhysMem({ nrPages: 4096, pmdOrder: 10 });
+    const swap = createSwapSpace(mem, { devices: [{ nrSlots: 4096 }] });
+    const head = mem.allocFolio(10);
+    expect(code(() => swap.folioAllocSwap(head))).toBe("EINVAL");
+    expect(swap.slotsInUse()).toBe(0);
+    expect(mem.folioRef(head)).toBe(1);
   });
 
   it("allocates a PMD-sized folio a whole cluster, never cluster 0 (it holds the header)", () => {
