@@ -1,0 +1,115 @@
+import { describe, expect, it } from "vitest";
+import { createPhysMem, type FolioError, type FolioErrorCode, isFolioError, PG } from "../index.js";
+import { mappedAnon, mem } from "./helpers.js";
+
+function codeOf(fn: () => unknown): FolioErrorCode | "none" {
+  try {
+    fn();
+  } catch (e) {
+    if (isFolioError(e)) return e.code;
+    throw e;
+  }
+  return "none";
+}
+
+describe("errors", () => {
+  it("every code is raised by the misuse it names", () => {
+    const m = mem({ nrPages: 2048 });
+    const h = m.allocFolio(2);
+    expect(codeOf(() => createPhysMem({ nrPages: 0 }))).toBe("EINVAL");
+    expect(codeOf(() => m.allocFolio(0, { memcg: 3 }))).toBe("EINVAL");
+    expect(codeOf(() => m.folioRefAdd(h, 0))).toBe("EINVAL");
+    expect(codeOf(() => m.folioHead(-1))).toBe("BAD_PFN");
+    expect(codeOf(() => m.folioHead(1.5))).toBe("BAD_PFN");
+    expect(codeOf(() => m.folioRef(2048))).toBe("BAD_PFN");
+    expect(codeOf(() => m.folioRef("3" as unknown as number))).toBe("BAD_PFN");
+    expect(codeOf(() => m.allocFolio(10))).toBe("BAD_ORDER");
+    expect(codeOf(() => m.allocFolio(-1))).toBe("BAD_ORDER");
+    expect(codeOf(() => m.folioSet(h, PG.lru))).toBe("BAD_FLAG");
+    expect(codeOf(() => m.folioTest(h, 3))).toBe("BAD_FLAG");
+    expect(codeOf(() => m.foliosPutRefsDoOne(h, 1))).toBe("BAD_STATE");
+    expect(codeOf(() => m.folioRef(h + 1))).toBe("NOT_HEAD");
+    expect(codeOf(() => m.folioRef(h + 4))).toBe("USE_AFTER_FREE");
+    expect(codeOf(() => m.folioAddRmapPtes(h, h, 5))).toBe("RANGE_OUTSIDE_FOLIO");
+    expect(codeOf(() => m.folioRemoveRmapPtes(h, h, 1))).toBe("MAPCOUNT_UNDERFLOW");
+    expect(codeOf(() => m.pageRemoveRmap(h + 2, false))).toBe("MAPCOUNT_UNDERFLOW");
+    expect(codeOf(() => m.folioRefSubAndTest(h, 2))).toBe("REFCOUNT_UNDERFLOW");
+    m.folioGet(h);
+    expect(codeOf(() => m.freeFolio(h))).toBe("FREE_WITH_REFS");
+    m.folioPut(h);
+    m.folioAddRmapPtes(h, h + 1, 1);
+    expect(codeOf(() => m.freeFolio(h))).toBe("FREE_MAPPED");
+    expect(codeOf(() => m.folioPut(h))).toBe("FREE_MAPPED");
+    m.folioRemoveRmapPtes(h, h + 1, 1);
+    m.folioSet(h, PG.locked);
+    expect(codeOf(() => m.freeFolio(h))).toBe("FREE_BAD_FLAGS");
+    m.folioClear(h, PG.locked);
+    m.freeFolio(h);
+    expect(codeOf(() => m.freeFolio(h))).toBe("DOUBLE_FREE");
+    expect(codeOf(() => m.folioPut(h))).toBe("USE_AFTER_FREE");
+    const all: number[] = [];
+    expect(
+      codeOf(() => {
+        for (;;) all.push(m.allocFolio(9));
+      }),
+    ).toBe("ENOMEM");
+    expect(all.length).toBe(4);
+    m.folioPut(all[0]);
+    const x = m.allocFolio(0);
+    expect(codeOf(() => m.allocFolio(9))).toBe("ENOMEM");
+    (m as unknown as { refcount: Int32Array }).refcount[x] = -3;
+    expect(codeOf(() => m.checkInvariants())).toBe("INVARIANT");
+  });
+
+  it("messages name the method, the folio and what was wrong", () => {
+    const m = mem();
+    const h = m.allocFolio(0);
+    m.folioGet(h);
+    let err: unknown;
+    try {
+      m.freeFolio(h);
+    } catch (e) {
+      err = e;
+    }
+    expect(isFolioError(err)).toBe(true);
+    const fe = err as FolioError;
+    expect(fe.message).toBe(`freeFolio(${h}): folio still has refcount 2`);
+    expect(fe.module).toBe("folio");
+    expect(fe.method).toBe("freeFolio");
+    expect(fe.name).toBe("FolioError");
+    expect(fe).toBeInstanceOf(Error);
+  });
+
+  it("isFolioError recognises the brand of another package copy and rejects look-alikes", () => {
+    const foreign = Object.assign(new Error("x"), {
+      [Symbol.for("@mmgather/folio/FolioError")]: true,
+      code: "EINVAL",
+    });
+    expect(isFolioError(foreign)).toBe(true);
+    const byName = Object.assign(new Error("y"), { name: "FolioError", module: "folio", code: "ENOMEM" });
+    expect(isFolioError(byName)).toBe(true);
+    expect(
+      isFolioError(Object.assign(new Error("z"), { name: "FolioError", module: "swap", code: "X" })),
+    ).toBe(false);
+    expect(isFolioError(new Error("plain"))).toBe(false);
+    expect(isFolioError(null)).toBe(false);
+    expect(isFolioError("FolioError")).toBe(false);
+  });
+
+  it("errors leave state untouched (validation happens before mutation)", () => {
+    const m = mem();
+    const h = mappedAnon(m, 3);
+    const before = m.stateDigest();
+    expect(codeOf(() => m.folioRemoveRmapRange(h, h + 6, 4))).toBe("RANGE_OUTSIDE_FOLIO");
+    m.folioRemoveRmapPtes(h, h + 7, 1);
+    const mid = m.stateDigest();
+    expect(mid).not.toBe(before);
+    expect(codeOf(() => m.folioRemoveRmapPtes(h, h + 6, 2))).toBe("MAPCOUNT_UNDERFLOW");
+    expect(m.stateDigest()).toBe(mid);
+    expect(codeOf(() => m.foliosPutRefs([h], [100], 1))).toBe("REFCOUNT_UNDERFLOW");
+    expect(codeOf(() => m.foliosPutRefs(new Array(32).fill(h), new Array(32).fill(1), 32))).toBe("EINVAL");
+    expect(codeOf(() => m.releasePages([h, 5000], 0, 2))).toBe("BAD_PFN");
+    expect(m.stateDigest()).toBe(mid);
+    m.checkInvariants();
+  });
+});
