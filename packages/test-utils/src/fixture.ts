@@ -30,7 +30,7 @@ export interface GatherFixture {
 
 /** Build a fixture with `nrPages` page frames and one swap device. */
 export function createGatherFixture(arch: ArchTlb, nrPages = 1 << 16): GatherFixture {
-  const mem = createPhysMem({ nrPages, pmdOrder: arch.geometry.pmdOrder });
+  const mem = createPhysMem({ nrPages, pmdOrder: Math.min(arch.geometry.pmdOrder, 9) });
   const swap = createSwapSpace(mem, { devices: [{ nrSlots: 4096 }] });
   const fileMapping = mem.createAddressSpace({ swapBacked: false });
   return { mem, swap, mm: createTlbMm(), arch, fileMapping, nextIndex: 0 };
