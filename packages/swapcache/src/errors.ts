@@ -13,6 +13,8 @@ export type SwapErrorCode =
   | "ENOSPC"
   /** The folio is already in the swap cache (add_to_swap on a swapcache folio). */
   | "IN_SWAPCACHE"
+  /** The folio sits in a file's page cache; only anon / shmem folios out of the page cache go to swap. */
+  | "IN_PAGE_CACHE"
   /** The folio is not in the swap cache but the call needs it there. */
   | "NOT_IN_SWAPCACHE"
   /** The swap cache already holds a folio for the slot (add_to_swap_cache → -EEXIST). */

@@ -59,6 +59,9 @@ export class SwapSpace {
         `config.devices must be an array of 1..${MAX_SWAPFILES} devices, got ${String(devices?.length ?? devices)}`,
       );
     }
+    if (typeof mem !== "object" || mem === null || typeof (mem as PhysMem).folioTest !== "function") {
+      throw new SwapError("EINVAL", MODULE, "createSwapSpace", "mem must be a PhysMem from @mmgather/folio");
+    }
     this.mem = mem;
     this.devs = [];
     let total = 0;
@@ -173,6 +176,7 @@ export class SwapSpace {
         `folio ${h} is already in the swap cache (entry ${mem.folioSwap(h)})`,
       );
     }
+    this.checkNotPageCache(h, "folioAllocSwap");
     const nr = mem.folioNrPages(h);
     if (nr > SWAPFILE_CLUSTER) {
       throw new SwapError(
@@ -224,6 +228,7 @@ export class SwapSpace {
         `folio ${h} is already in the swap cache (entry ${mem.folioSwap(h)})`,
       );
     }
+    this.checkNotPageCache(h, "addToSwapCache");
     const nr = mem.folioNrPages(h);
     const d = this.device(entry, nr, "addToSwapCache");
     const off = entry & SWP_OFFSET_MASK;
@@ -258,6 +263,18 @@ export class SwapSpace {
     this.counters.clusterLocks++;
     for (let i = 0; i < nr; i++) map[off + i]! |= SWAP_HAS_CACHE;
     this.addLocked(d, off, h, nr, entry);
+  }
+
+  private checkNotPageCache(h: number, method: string): void {
+    const mem = this.mem;
+    if (!mem.folioTest(h, PG.anon) && mem.folioMapping(h) >= 0) {
+      throw new SwapError(
+        "IN_PAGE_CACHE",
+        MODULE,
+        method,
+        `folio ${h} is in page cache mapping ${mem.folioMapping(h)}; remove it from the page cache first`,
+      );
+    }
   }
 
   private addLocked(d: SwapDevice, off: number, h: number, nr: number, entry: number): void {
@@ -627,6 +644,31 @@ export class SwapSpace {
       this.checkCluster(d, d.clusterFree.length - 1, clusterFree);
       if (free !== d.nrFree)
         this.broken(`device ${t}: ${free} free slots in swap_map, nrFree says ${d.nrFree}`);
+    }
+    this.checkSwapcacheFolios();
+  }
+
+  /** From the folio side: every folio with PG_swapcache is what the swap cache holds for its folio->swap. */
+  private checkSwapcacheFolios(): void {
+    const mem = this.mem;
+    const nrPages = mem.nrPages;
+    for (let pfn = 0; pfn < nrPages; ) {
+      if (mem.isFree(pfn) || mem.folioHead(pfn) !== pfn) {
+        pfn++;
+        continue;
+      }
+      const nr = mem.folioNrPages(pfn);
+      if (mem.folioTest(pfn, this.pgSwapcache)) {
+        const e = mem.folioSwap(pfn);
+        const d = this.devs[e >>> SWP_OFFSET_BITS];
+        const off = e & SWP_OFFSET_MASK;
+        if (d === undefined || off === 0 || off + nr > d.nrSlots || d.cache[off] !== pfn) {
+          this.broken(
+            `folio ${pfn} has PG_swapcache and folio->swap ${e}, but the swap cache does not hold it there`,
+          );
+        }
+      }
+      pfn += nr;
     }
   }
 

@@ -514,6 +514,25 @@ describe("checkInvariants, stateDigest, stateBytes", () => {
     expect(code(() => swap.checkInvariants())).toBe("INVARIANT");
   });
 
+  it("detects a folio claiming PG_swapcache that the swap cache does not hold", () => {
+    const { mem, swap } = world();
+    const head = mem.allocFolio(1);
+    mem.folioSet(head, PG.swapcache);
+    mem.folioSetSwap(head, swpEntry(0, 8));
+    expect(code(() => swap.checkInvariants())).toBe("INVARIANT");
+    mem.folioClear(head, PG.swapcache);
+    mem.folioSetSwap(head, 0);
+    swap.checkInvariants();
+  });
+
+  it("refuses a page-cache folio and a mem that is not a PhysMem", () => {
+    const { mem, swap } = world();
+    const head = mem.allocFolio(0);
+    mem.filemapAddFolio(mem.createAddressSpace({ swapBacked: false }), head, 0);
+    expect(code(() => swap.folioAllocSwap(head))).toBe("IN_PAGE_CACHE");
+    expect(code(() => createSwapSpace({} as never, { devices: [{ nrSlots: 8 }] }))).toBe("EINVAL");
+  });
+
   it("detects folio->swap no longer covering the slot", () => {
     const { mem, swap } = world();
     const head = mem.allocFolio(0);
