@@ -93,7 +93,7 @@ describe("property: random allocate / map / unmap / free sequences keep every in
                 break;
               }
               case 4: {
-                if (!f || f.order !== 9) break;
+                if (f?.order !== 9) break;
                 m.folioGet(f.head);
                 m.folioAddRmapPmd(f.head);
                 f.pmd++;
