@@ -19,10 +19,21 @@ export type ViolationKind =
 
 /** Events the teardown layer adds to the gather's own in the trail. */
 export type TeardownEvent =
-  | { readonly type: "opStarted"; readonly op: string; readonly mmId: number; readonly start: number; readonly end: number }
+  | {
+      readonly type: "opStarted";
+      readonly op: string;
+      readonly mmId: number;
+      readonly start: number;
+      readonly end: number;
+    }
   | { readonly type: "opReturned"; readonly op: string; readonly mmId: number }
   | { readonly type: "ptlLocked"; readonly mmId: number; readonly tablePfn: number; readonly thread: number }
-  | { readonly type: "ptlUnlocked"; readonly mmId: number; readonly tablePfn: number; readonly thread: number }
+  | {
+      readonly type: "ptlUnlocked";
+      readonly mmId: number;
+      readonly tablePfn: number;
+      readonly thread: number;
+    }
   | { readonly type: "hugePmdZapped"; readonly mmId: number; readonly addr: number; readonly pfn: number }
   | { readonly type: "pageFreed"; readonly pfn: number; readonly nr: number }
   | {
@@ -65,7 +76,13 @@ export class Checker {
   /** Stop recording after this many violations (a broken run would otherwise flood). */
   readonly maxViolations: number;
 
-  constructor(mem: PhysMem, tlbs: CpuTlbs | null, nrPhysPages: number, trailLength = 32, maxViolations = 100) {
+  constructor(
+    mem: PhysMem,
+    tlbs: CpuTlbs | null,
+    nrPhysPages: number,
+    trailLength = 32,
+    maxViolations = 100,
+  ) {
     this.mem = mem;
     this.tlbs = tlbs;
     this.dirtyFile = new Uint8Array(nrPhysPages);
@@ -102,7 +119,12 @@ export class Checker {
   /** Walk-side rmap removal that does not go through the gather (zap_huge_pmd). */
   onRmapRemoved(pfn: number, nr: number, delayed: boolean): void {
     if (delayed && this.ptlHeld === 0) {
-      this.report("rmapOutsidePtl", `delayed rmap of pfn ${pfn} removed after the page-table lock was dropped`, pfn, -1);
+      this.report(
+        "rmapOutsidePtl",
+        `delayed rmap of pfn ${pfn} removed after the page-table lock was dropped`,
+        pfn,
+        -1,
+      );
     }
     const t = this.tlbs;
     for (let i = 0; i < nr; i++) {
@@ -135,7 +157,12 @@ export class Checker {
     for (let i = 0; i < nr; i++) {
       const p = pfn + i;
       if (t.tlbRefs[p] > 0) {
-        this.report("useAfterFree", `pfn ${p} returned to the allocator while a CPU still caches a translation to it`, p, -1);
+        this.report(
+          "useAfterFree",
+          `pfn ${p} returned to the allocator while a CPU still caches a translation to it`,
+          p,
+          -1,
+        );
         return;
       }
       if (t.walkRefs[p] > 0) {

@@ -153,7 +153,8 @@ export class CpuTlbs implements TlbListener {
     walkCaches: boolean,
   ): void {
     this.invalidations[kind]++;
-    if (kind === "range" || kind === "ipte") this.invalidatePages(mmId, Math.floor(start / 4096), Math.ceil(end / 4096));
+    if (kind === "range" || kind === "ipte")
+      this.invalidatePages(mmId, Math.floor(start / 4096), Math.ceil(end / 4096));
     else this.invalidatePages(mmId, 0, Number.POSITIVE_INFINITY);
     if (walkCaches || kind === "mm" || kind === "idte") this.invalidateWalks(mmId);
     if (this.onInvalidate !== null) this.onInvalidate(mmId, kind, start, end);

@@ -59,7 +59,12 @@ export class Machine {
     }
     const arch = config.arch ?? genericArch;
     if (typeof arch !== "object" || arch === null || typeof arch.tlbFlush !== "function") {
-      throw new TeardownError("BAD_ARCH", "machine", "createMachine", "arch must be an ArchTlb built with defineArch");
+      throw new TeardownError(
+        "BAD_ARCH",
+        "machine",
+        "createMachine",
+        "arch must be an ArchTlb built with defineArch",
+      );
     }
     this.arch = arch;
     this.geometry = geometryForArch(arch);
@@ -69,7 +74,12 @@ export class Machine {
     this.swap = swapSlots > 0 ? createSwapSpace(this.mem, { devices: [{ nrSlots: swapSlots + 1 }] }) : null;
     const cpus = config.cpus ?? 0;
     if (!Number.isInteger(cpus) || cpus < 0 || cpus > 256) {
-      throw new TeardownError("BAD_CPU", "machine", "createMachine", `cpus must be an integer in [0, 256], got ${cpus}`);
+      throw new TeardownError(
+        "BAD_CPU",
+        "machine",
+        "createMachine",
+        `cpus must be an integer in [0, 256], got ${cpus}`,
+      );
     }
     this.tlbs =
       cpus > 0
@@ -121,7 +131,12 @@ export function geometryForArch(arch: ArchTlb): PageTableGeometry {
   if (p === 512) return X86_64_GEOMETRY;
   if (p === 256) return S390_GEOMETRY;
   if (!Number.isInteger(p) || p < 16 || (p & (p - 1)) !== 0) {
-    throw new TeardownError("BAD_ARCH", "machine", "geometryForArch", `ptrsPerPte must be a power of two ≥ 16, got ${p}`);
+    throw new TeardownError(
+      "BAD_ARCH",
+      "machine",
+      "geometryForArch",
+      `ptrsPerPte must be a power of two ≥ 16, got ${p}`,
+    );
   }
   return { name: `${arch.name}-${p}`, ptrsPerPte: p, ptrsPerPmd: 512, ptrsPerPud: 512, ptrsPerPgd: 512 };
 }

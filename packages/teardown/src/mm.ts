@@ -5,8 +5,8 @@
 // tree, hiwater_rss, mm_users/mm_count.
 import type { TlbMm } from "@mmgather/mmu-gather";
 import { TeardownError } from "./errors.js";
-import { PageTables } from "./page-tables.js";
 import type { Machine } from "./machine.js";
+import { PageTables } from "./page-tables.js";
 import { NR_MM_COUNTERS, type Vma, type VmaKind } from "./vma.js";
 
 /** One address space. */

@@ -5,7 +5,13 @@
 // can interleave two threads; the synchronous forms run it to the end.
 // Omits: mmap_lock, mmu notifiers, VM_ACCOUNT, uprobes, hugetlb, the OOM reaper, -ENOMEM for holes
 // in a madvise range (holes are skipped), VM_LOCKED munlock on munmap.
-import type { BatchAllocPolicy, GatherCounters, GatherVariant, MmuGather, VariantName } from "@mmgather/mmu-gather";
+import type {
+  BatchAllocPolicy,
+  GatherCounters,
+  GatherVariant,
+  MmuGather,
+  VariantName,
+} from "@mmgather/mmu-gather";
 import { createGatherCounters, createMmuGather, getVariant, isGatherError } from "@mmgather/mmu-gather";
 import { TeardownError } from "./errors.js";
 import type { Mm } from "./mm.js";
@@ -55,13 +61,24 @@ export function resolveVariant(v: VariantSpec | undefined): GatherVariant {
       return getVariant(v);
     } catch (e) {
       if (isGatherError(e)) {
-        throw new TeardownError("UNKNOWN_VARIANT", "ops", "resolveVariant", `unknown gather variant "${v}"`, e);
+        throw new TeardownError(
+          "UNKNOWN_VARIANT",
+          "ops",
+          "resolveVariant",
+          `unknown gather variant "${v}"`,
+          e,
+        );
       }
       throw e;
     }
   }
   if (typeof v !== "object" || v === null || typeof v.steps !== "object" || typeof v.policy !== "object") {
-    throw new TeardownError("UNKNOWN_VARIANT", "ops", "resolveVariant", "variant must be a name or a GatherVariant");
+    throw new TeardownError(
+      "UNKNOWN_VARIANT",
+      "ops",
+      "resolveVariant",
+      "variant must be a name or a GatherVariant",
+    );
   }
   return v;
 }
@@ -150,18 +167,26 @@ export function* exitMmapSteps(mm: Mm, opts: TeardownOptions, r: OpResult): Gene
   mm.pt.releaseId(mm.pt.pgd);
   mm.dead = true;
   if (machine.tlbs !== null) {
-    for (let c = 0; c < machine.tlbs.nrCpus; c++) if (machine.tlbs.cpuMm[c] === mm.id) machine.tlbs.cpuMm[c] = -1;
+    for (let c = 0; c < machine.tlbs.nrCpus; c++)
+      if (machine.tlbs.cpuMm[c] === mm.id) machine.tlbs.cpuMm[c] = -1;
   }
   if (checker !== null) checker.record({ type: "opReturned", op: "exit", mmId: mm.id });
 }
 
 /** munmap as a generator: split at the edges, detach, unmap_region, free page tables. */
-export function* munmapSteps(mm: Mm, start: number, len: number, opts: TeardownOptions, r: OpResult): Generator<void> {
+export function* munmapSteps(
+  mm: Mm,
+  start: number,
+  len: number,
+  opts: TeardownOptions,
+  r: OpResult,
+): Generator<void> {
   checkLive(mm, "munmap");
   const [vs, ve] = [r.start, r.end];
   const machine = mm.machine;
   const checker = machine.checker;
-  if (checker !== null) checker.record({ type: "opStarted", op: "munmap", mmId: mm.id, start, end: start + len });
+  if (checker !== null)
+    checker.record({ type: "opStarted", op: "munmap", mmId: mm.id, start, end: start + len });
   mm.splitVma(vs);
   mm.splitVma(ve);
   const vmas = mm.detachVmas(vs, ve);
@@ -186,16 +211,28 @@ export function* munmapSteps(mm: Mm, start: number, len: number, opts: TeardownO
 }
 
 /** MADV_DONTNEED as a generator: one zap_page_range_single (own gather) per VMA. */
-export function* madviseSteps(mm: Mm, start: number, len: number, opts: TeardownOptions, r: OpResult): Generator<void> {
+export function* madviseSteps(
+  mm: Mm,
+  start: number,
+  len: number,
+  opts: TeardownOptions,
+  r: OpResult,
+): Generator<void> {
   checkLive(mm, "madvise");
   const [vs, ve] = [r.start, r.end];
   const machine = mm.machine;
   const checker = machine.checker;
-  if (checker !== null) checker.record({ type: "opStarted", op: "madvise", mmId: mm.id, start, end: start + len });
+  if (checker !== null)
+    checker.record({ type: "opStarted", op: "madvise", mmId: mm.id, start, end: start + len });
   const vmas = mm.vmas.filter((v) => v.start < ve && v.end > vs);
   for (const v of vmas) {
     if (v.locked) {
-      throw new TeardownError("EINVAL", "ops", "madvise", "MADV_DONTNEED on a VM_LOCKED VMA fails with -EINVAL");
+      throw new TeardownError(
+        "EINVAL",
+        "ops",
+        "madvise",
+        "MADV_DONTNEED on a VM_LOCKED VMA fails with -EINVAL",
+      );
     }
   }
   for (const v of vmas) {
@@ -226,7 +263,8 @@ export function startOp(
   }
   const [vs, ve] = pageRange(start, len, op);
   const r = newResult(op, opts, vs, ve);
-  const steps = op === "munmap" ? munmapSteps(mm, start, len, opts, r) : madviseSteps(mm, start, len, opts, r);
+  const steps =
+    op === "munmap" ? munmapSteps(mm, start, len, opts, r) : madviseSteps(mm, start, len, opts, r);
   return { steps, result: r };
 }
 

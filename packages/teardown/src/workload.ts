@@ -26,7 +26,9 @@ import type { Rng } from "./rng.js";
 import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, type Vma } from "./vma.js";
 
 /** Folio sizes to fault in: one order, or a weighted mix (deterministic for a seed). */
-export type FolioPolicy = { readonly order: number } | { readonly mix: readonly { order: number; weight: number }[] };
+export type FolioPolicy =
+  | { readonly order: number }
+  | { readonly mix: readonly { order: number; weight: number }[] };
 
 /** Fault-in options for one VMA. */
 export interface FaultOptions {
@@ -56,7 +58,13 @@ function alloc(mm: Mm, order: number, method: string): number {
   try {
     return mm.machine.mem.allocFolio(order);
   } catch (e) {
-    throw new TeardownError("ENOMEM", "workload", method, `out of memory allocating an order-${order} folio`, e);
+    throw new TeardownError(
+      "ENOMEM",
+      "workload",
+      method,
+      `out of memory allocating an order-${order} folio`,
+      e,
+    );
   }
 }
 
@@ -76,7 +84,10 @@ export function faultIn(mm: Mm, vma: Vma, opts: FaultOptions, rng: Rng): void {
   while (vpn < vma.end) {
     let order = pickOrder(opts.policy, rng);
     const index = vma.pgoff + (vpn - vma.start);
-    while (order > 0 && (vpn % (1 << order) !== 0 || index % (1 << order) !== 0 || vpn + (1 << order) > vma.end)) {
+    while (
+      order > 0 &&
+      (vpn % (1 << order) !== 0 || index % (1 << order) !== 0 || vpn + (1 << order) > vma.end)
+    ) {
       order--;
     }
     const nr = 1 << order;
@@ -96,7 +107,12 @@ export function faultIn(mm: Mm, vma: Vma, opts: FaultOptions, rng: Rng): void {
 
 function checkOrder(order: number, pmdOrder: number): void {
   if (!Number.isInteger(order) || order < 0 || order > pmdOrder) {
-    throw new TeardownError("BAD_SPEC", "workload", "faultIn", `folio order must be in [0, ${pmdOrder}], got ${order}`);
+    throw new TeardownError(
+      "BAD_SPEC",
+      "workload",
+      "faultIn",
+      `folio order must be in [0, ${pmdOrder}], got ${order}`,
+    );
   }
 }
 
@@ -217,7 +233,12 @@ export function mlockVma(mm: Mm, vma: Vma): void {
 }
 
 /** Calls `fn(pfn, vpn, huge)` for every present leaf entry in [vs, ve) (setup paths only). */
-export function forEachPresent(mm: Mm, vs: number, ve: number, fn: (pfn: number, vpn: number, huge: boolean) => void): void {
+export function forEachPresent(
+  mm: Mm,
+  vs: number,
+  ve: number,
+  fn: (pfn: number, vpn: number, huge: boolean) => void,
+): void {
   const pt = mm.pt;
   const span = pt.span[0];
   for (let base = Math.floor(vs / span) * span; base < ve; base += span) {
@@ -318,7 +339,8 @@ export function swapOut(mm: Mm, fraction: number, keepInSwapCache: boolean, rng:
   const machine = mm.machine;
   const swap = machine.swap;
   if (fraction <= 0) return 0;
-  if (swap === null) throw new TeardownError("BAD_SPEC", "workload", "swapOut", "the machine has no swap device");
+  if (swap === null)
+    throw new TeardownError("BAD_SPEC", "workload", "swapOut", "the machine has no swap device");
   const mem = machine.mem;
   const heads: number[] = [];
   const vpns: number[] = [];
@@ -394,7 +416,12 @@ export function touch(mm: Mm, cpu: number, fraction: number, rng: Rng): void {
   const tlbs = mm.machine.tlbs;
   if (tlbs === null) throw new TeardownError("BAD_CPU", "workload", "touch", "the machine models no CPUs");
   if (!Number.isInteger(cpu) || cpu < 0 || cpu >= tlbs.nrCpus) {
-    throw new TeardownError("BAD_CPU", "workload", "touch", `cpu ${cpu} does not exist (${tlbs.nrCpus} CPUs)`);
+    throw new TeardownError(
+      "BAD_CPU",
+      "workload",
+      "touch",
+      `cpu ${cpu} does not exist (${tlbs.nrCpus} CPUs)`,
+    );
   }
   tlbs.cpuMm[cpu] = mm.id;
   const pt = mm.pt;
@@ -430,7 +457,6 @@ export function touch(mm: Mm, cpu: number, fraction: number, rng: Rng): void {
   }
 }
 
-
 /**
  * mmap: creates a VMA of `kind` covering `size` bytes at `start` (or, if omitted, at the next free
  * address aligned to a PMD table's span). Returns the VMA.
@@ -441,7 +467,12 @@ export function mmapVma(mm: Mm, kind: Vma["kind"], size: number, start?: number)
     throw new TeardownError("BAD_SPEC", "workload", "mmap", `unknown VMA kind "${String(kind)}"`);
   }
   if (!Number.isSafeInteger(size) || size <= 0 || size % 4096 !== 0) {
-    throw new TeardownError("MISALIGNED", "workload", "mmap", `size must be a positive multiple of 4096, got ${size}`);
+    throw new TeardownError(
+      "MISALIGNED",
+      "workload",
+      "mmap",
+      `size must be a positive multiple of 4096, got ${size}`,
+    );
   }
   const align = mm.pt.span[0];
   let vs: number;

@@ -71,13 +71,7 @@ export class ZapContext {
   /** pfn of the page-table page whose lock is held (-1 none). */
   lockedTable = -1;
 
-  constructor(
-    mm: Mm,
-    tlb: MmuGather,
-    checker: Checker | null,
-    counters: WalkCounters,
-    thread: number,
-  ) {
+  constructor(mm: Mm, tlb: MmuGather, checker: Checker | null, counters: WalkCounters, thread: number) {
     this.mm = mm;
     this.mem = mm.machine.mem;
     this.swap = mm.machine.swap;

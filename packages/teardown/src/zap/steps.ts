@@ -52,7 +52,13 @@ function rssIndexOf(ctx: ZapContext, head: number): number {
 }
 
 /** v6.5 zap_pte_range loop: one PTE, one rmap call, one gather entry at a time. */
-export function zapPtesPerPte(ctx: ZapContext, t: Int32Array, base: number, from: number, to: number): number {
+export function zapPtesPerPte(
+  ctx: ZapContext,
+  t: Int32Array,
+  base: number,
+  from: number,
+  to: number,
+): number {
   const tlb = ctx.tlb;
   const mem = ctx.mem;
   const rss = ctx.rss;
@@ -101,7 +107,13 @@ export function zapPtesPerPte(ctx: ZapContext, t: Int32Array, base: number, from
 }
 
 /** 7.x do_zap_pte_range loop: none runs skipped, folio_pte_batch, swap_pte_batch. */
-export function zapPtesFolioBatch(ctx: ZapContext, t: Int32Array, base: number, from: number, to: number): number {
+export function zapPtesFolioBatch(
+  ctx: ZapContext,
+  t: Int32Array,
+  base: number,
+  from: number,
+  to: number,
+): number {
   const tlb = ctx.tlb;
   const mem = ctx.mem;
   const rss = ctx.rss;
@@ -192,7 +204,13 @@ export function endPteTableDefault(ctx: ZapContext): void {
 }
 
 /** zap_huge_pmd: clear the PMD, drop the rmap at once, free the deposit, queue the THP. */
-export function zapHugePmdDefault(ctx: ZapContext, pmd: Int32Array, pmdTableId: number, index: number, base: number): void {
+export function zapHugePmdDefault(
+  ctx: ZapContext,
+  pmd: Int32Array,
+  pmdTableId: number,
+  index: number,
+  base: number,
+): void {
   const tlb = ctx.tlb;
   const mem = ctx.mem;
   const mm = ctx.mm;

@@ -3,8 +3,8 @@
 // floor/ceiling rule (mm/memory.c). Each PTE-table (or huge PMD) critical section ends with a
 // `yield`, so two threads can be interleaved at page-table-lock granularity.
 // Omits: hugetlb VMAs, huge PUDs, mmu notifiers, uprobes, vma merging inside free_pgtables.
-import { LEVEL_PGD, LEVEL_PMD, LEVEL_PTE, PageTables } from "../page-tables.js";
-import { mkPte, PTE_PRESENT, ptePfn, pmdTableId } from "../pte.js";
+import { LEVEL_PGD, LEVEL_PMD, LEVEL_PTE, type PageTables } from "../page-tables.js";
+import { mkPte, PTE_PRESENT, pmdTableId, ptePfn } from "../pte.js";
 import type { Vma } from "../vma.js";
 import type { ZapContext } from "./context.js";
 import type { ZapWalk } from "./steps.js";
@@ -12,7 +12,13 @@ import type { ZapWalk } from "./steps.js";
 const NO_VMA_FLAGS = Object.freeze({ exec: false, huge: false, pfnmap: false });
 
 /** unmap_vmas over `vmas` clipped to pages [vs, ve); yields after every lock section. */
-export function* unmapVmas(ctx: ZapContext, walk: ZapWalk, vmas: readonly Vma[], vs: number, ve: number): Generator<void> {
+export function* unmapVmas(
+  ctx: ZapContext,
+  walk: ZapWalk,
+  vmas: readonly Vma[],
+  vs: number,
+  ve: number,
+): Generator<void> {
   for (const vma of vmas) {
     const s = Math.max(vs, vma.start);
     const e = Math.min(ve, vma.end);
@@ -113,7 +119,13 @@ export function freePgtables(
   ceiling: number,
 ): void {
   const pt = ctx.mm.pt;
-  for (const v of vmas) freeLevel(ctx, walk, pt, pt.pgd, LEVEL_PGD, 0, v.start, v.end, floor, ceiling);
+  // Like the kernel, each VMA's ceiling is the next unmapped VMA's start, so a table shared with a
+  // later VMA of the same call survives until that VMA is processed.
+  for (let i = 0; i < vmas.length; i++) {
+    const v = vmas[i];
+    const c = i + 1 < vmas.length ? vmas[i + 1].start : ceiling;
+    freeLevel(ctx, walk, pt, pt.pgd, LEVEL_PGD, 0, v.start, v.end, floor, c);
+  }
 }
 
 function freeLevel(

@@ -1,0 +1,152 @@
+import { genericArch } from "@mmgather/arch-generic";
+import { s390Arch } from "@mmgather/arch-s390";
+import { maxQueuedEntries } from "@mmgather/mmu-gather";
+import { describe, expect, it } from "vitest";
+import { runScenario, type ScenarioSpec } from "../index.js";
+
+const variants = ["encoded-page", "contig-range", "encoded-nr-pages"] as const;
+const arches = [genericArch, s390Arch];
+const ops = ["exit", "munmap", "madvise"] as const;
+
+function base(op: (typeof ops)[number]): ScenarioSpec {
+  return {
+    memory: 64 << 20,
+    swap: 8 << 20,
+    seed: 7,
+    vmas: [
+      {
+        kind: "anon",
+        size: 4 << 20,
+        folio: {
+          mix: [
+            { order: 0, weight: 2 },
+            { order: 4, weight: 1 },
+          ],
+        },
+        swapFraction: 0.2,
+      },
+      { kind: "file-shared", size: 2 << 20, folio: { order: 2 }, dirtyFraction: 0.5 },
+      { kind: "file-private", size: 1 << 20, dirtyFraction: 0.3 },
+      { kind: "shmem", size: 1 << 20, dirtyFraction: 0.5 },
+    ],
+    cpus: 2,
+    op: op === "exit" ? { kind: "exit" } : { kind: op, vma: 0, offset: 1 << 20, length: 2 << 20 },
+  };
+}
+
+describe("every operation × variant × arch", () => {
+  for (const arch of arches)
+    for (const variant of variants)
+      for (const op of ops)
+        it(`${op} / ${variant} / ${arch.name}: no violation, final state consistent`, () => {
+          const r = runScenario({ ...base(op), arch, variant });
+          expect(r.violations).toEqual([]);
+          expect(r.finalState.problems).toEqual([]);
+          expect(r.finalState.rssZeroAfterExit).toBe(true);
+          expect(r.pagesTornDown).toBeGreaterThan(0);
+          expect(JSON.parse(JSON.stringify(r)).variant).toBe(variant);
+        });
+});
+
+describe("exact counters fixed by the algorithm", () => {
+  // munmap of 1 GiB of order-0 anon pages on x86-64: every page takes one slot in 6.5's encoded-page
+  // batches (and one range in contig-range, since ranges never span folios), so the gather fills
+  // after maxQueuedEntries pages: 9698 (6.5) / 9953 (series). 7.x: one slot per small folio, 9678.
+  it.each(variants)(
+    "%s: forced flushes for 1 GiB of 4 KiB pages = ceil(262144 / capacity) - 1",
+    (variant) => {
+      const pages = 262144;
+      const cap = maxQueuedEntries(variant, 12);
+      const r = runScenario({
+        memory: (1 << 30) + (64 << 20),
+        vmas: [{ kind: "anon", size: 1 << 30 }],
+        variant,
+        op: { kind: "munmap" },
+      });
+      // The walk breaks when the batch reports full; the page that filled it is queued, so each flush
+      // frees exactly `cap` pages and the remainder is freed by tlb_finish_mmu.
+      expect(r.forcedFlushes.batchFull).toBe(Math.ceil(pages / cap) - 1);
+      expect(r.forcedFlushes.dirtyShared).toBe(0);
+      expect(r.pagesTornDown).toBe(pages);
+      // one PTL section per PTE table, plus one re-visit per forced flush that stopped mid-table
+      expect(r.ptlAcquisitions).toBeGreaterThanOrEqual(512);
+      expect(r.batchPagesAllocated).toBe(variant === "contig-range" ? 39 : 19);
+    },
+  );
+
+  it("s390 never fills a batch: zero forced flushes, one IPTE per PTE", () => {
+    const r = runScenario({
+      memory: 128 << 20,
+      arch: s390Arch,
+      vmas: [{ kind: "anon", size: 32 << 20 }],
+      variant: "encoded-page",
+      op: { kind: "munmap" },
+    });
+    expect(r.forcedFlushes.batchFull).toBe(0);
+    expect(r.tlbFlushes.ipte).toBe(8192);
+    expect(r.batchPagesAllocated).toBe(0);
+  });
+
+  it("dirty shared file pages force one flush per PTE table that holds one (generic)", () => {
+    for (const variant of variants) {
+      const r = runScenario({
+        memory: 64 << 20,
+        vmas: [{ kind: "file-shared", size: 8 << 20, dirtyFraction: 1 }],
+        variant,
+        op: { kind: "munmap" },
+      });
+      expect(r.forcedFlushes.dirtyShared).toBe(4); // 8 MiB = 4 PTE tables of 2 MiB
+    }
+  });
+});
+
+describe("ground truth the real kernel shows", () => {
+  it("after fork every shared anon page has mapcount 2; after the child unmaps its copy, 1", async () => {
+    const { buildScenario, munmap } = await import("../index.js");
+    const b = buildScenario({
+      memory: 32 << 20,
+      vmas: [{ kind: "anon", size: 1 << 20 }],
+      fork: true,
+      op: { kind: "exit" },
+    });
+    const mem = b.machine.mem;
+    const v = b.vmas[0];
+    const pfns: number[] = [];
+    const { forEachPresent } = await import("../index.js");
+    forEachPresent(b.parent, v.start, v.end, (pfn) => pfns.push(pfn));
+    expect(pfns.length).toBe(256);
+    for (const p of pfns) expect(mem.pageMapcount(p)).toBe(2);
+    munmap(b.child!, v.start * 4096, 1 << 20);
+    for (const p of pfns) expect(mem.pageMapcount(p)).toBe(1);
+    for (const p of pfns) expect(mem.folioRef(mem.folioHead(p))).toBe(1);
+  });
+
+  it("munmap of half a region lowers anon rss by exactly that half", () => {
+    for (const variant of variants) {
+      const r = runScenario({
+        memory: 64 << 20,
+        vmas: [{ kind: "anon", size: 8 << 20, folio: { order: 4 } }],
+        variant,
+        op: { kind: "munmap", offset: 4 << 20, length: 4 << 20 },
+      });
+      expect(r.pagesTornDown).toBe(1024);
+      expect(r.finalState.rssMatchesPageTables).toBe(true);
+    }
+  });
+
+  it("munmap of a region still mapped by a forked child frees no data page", () => {
+    for (const variant of variants) {
+      const r = runScenario({
+        memory: 64 << 20,
+        vmas: [{ kind: "anon", size: 4 << 20, folio: { order: 3 } }],
+        fork: true,
+        variant,
+        op: { kind: "munmap" },
+      });
+      expect(r.pagesTornDown).toBe(1024);
+      // Only page-table pages go back to the allocator: every data folio is still mapped by the child.
+      expect(r.pagesFreed).toBe(r.counters.walk.tablesFreed.reduce((a, b) => a + b, 0));
+      expect(r.finalState.problems).toEqual([]);
+    }
+  });
+});

@@ -1,0 +1,57 @@
+// Public API of @mmgather/teardown: process model, zap walks, operations, checker, reports.
+
+export type { TeardownEvent, TrailEvent, Violation, ViolationKind } from "./checker.js";
+export { Checker } from "./checker.js";
+export type { CpuTlbConfig } from "./cpu-tlb.js";
+export { CpuTlbs } from "./cpu-tlb.js";
+export type { TeardownErrorCode } from "./errors.js";
+export { isTeardownError, TeardownError } from "./errors.js";
+export type { PageTableGeometry } from "./geometry.js";
+export { S390_GEOMETRY, X86_64_GEOMETRY } from "./geometry.js";
+export type { MachineConfig } from "./machine.js";
+export { createMachine, geometryForArch, Machine } from "./machine.js";
+export { Mm } from "./mm.js";
+export type { OpResult, TeardownOp, TeardownOptions, VariantSpec } from "./ops.js";
+export {
+  exitMmap,
+  madviseDontneed,
+  munmap,
+  resolveVariant,
+  startOp,
+  walkForVariant,
+} from "./ops.js";
+export { LEVEL_PGD, LEVEL_PMD, LEVEL_PTE, LEVEL_PUD, PageTables } from "./page-tables.js";
+export {
+  mkPte,
+  mkSwapPte,
+  PMD_HUGE,
+  PTE_DIRTY,
+  PTE_PRESENT,
+  PTE_WRITE,
+  PTE_YOUNG,
+  ptePfn,
+  pteSwapEntry,
+} from "./pte.js";
+export type { FinalStateChecks, TeardownReport } from "./report.js";
+export { checkFinalState } from "./report.js";
+export type { Rng } from "./rng.js";
+export { createRng } from "./rng.js";
+export type { BuiltScenario, OpSpec, ScenarioSpec, VmaSpec } from "./scenario.js";
+export { buildScenario, interleave, runBuilt, runScenario } from "./scenario.js";
+export type { Vma, VmaKind } from "./vma.js";
+export { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, NR_MM_COUNTERS } from "./vma.js";
+export type { FaultOptions, FolioPolicy } from "./workload.js";
+export { faultIn, forEachPresent, forkMm, mlockVma, mmapVma, swapOut, touch } from "./workload.js";
+export type { WalkCounters } from "./zap/context.js";
+export { ZapContext } from "./zap/context.js";
+export type { ZapWalk, ZapWalkOverrides, ZapWalkSteps } from "./zap/steps.js";
+export {
+  defineZapWalk,
+  endPteTableDefault,
+  folioBatchWalk,
+  freeTableDefault,
+  perPteWalk,
+  zapHugePmdDefault,
+  zapPtesFolioBatch,
+  zapPtesPerPte,
+} from "./zap/steps.js";

@@ -1,0 +1,271 @@
+// Models: the numbers a kernel engineer would collect around one teardown (perf counters, the
+// "Bad rss-counter state" check of check_mm, /proc/vmstat deltas) as one JSON-serialisable object.
+// Omits: nothing the model counts.
+import type { FolioCounters } from "@mmgather/folio";
+import { PG } from "@mmgather/folio";
+import type { ForcedFlushCounters, GatherCounters } from "@mmgather/mmu-gather";
+import type { SwapCounters } from "@mmgather/swapcache";
+import type { Violation } from "./checker.js";
+import type { Machine } from "./machine.js";
+import type { Mm } from "./mm.js";
+import type { OpResult } from "./ops.js";
+import { PTE_PRESENT, pmdTableId, ptePfn } from "./pte.js";
+import type { WalkCounters } from "./zap/context.js";
+
+/** Final-state checks after the operation. Each is true when it holds. */
+export interface FinalStateChecks {
+  /** After exit: every rss counter of the exited mm is zero ("Bad rss-counter state" otherwise). */
+  readonly rssZeroAfterExit: boolean;
+  /** Every live mm's rss counters equal a recount of its page tables. */
+  readonly rssMatchesPageTables: boolean;
+  /** Every anon folio still allocated is mapped by a live mm or held by the swap cache. */
+  readonly anonFoliosAccounted: boolean;
+  /** Every page-cache folio has refcount = pages (cache refs) + mappings + swap/other refs it should have. */
+  readonly pageCacheIntact: boolean;
+  /** Every swap slot in use is referenced by a swap PTE of a live mm or the swap cache. */
+  readonly noLeakedSwapSlots: boolean;
+  /** PhysMem and SwapSpace `checkInvariants()` pass; every allocated folio is accounted for. */
+  readonly statisticsConsistent: boolean;
+  /** Messages for every failed check. */
+  readonly problems: readonly string[];
+}
+
+/** The report of one run. JSON-serialisable (no Infinity, no functions). */
+export interface TeardownReport {
+  /** Operation: "exit", "munmap" or "madvise". */
+  readonly op: string;
+  /** Gather variant name. */
+  readonly variant: string;
+  /** Zap walk name. */
+  readonly walk: string;
+  /** Arch adapter name. */
+  readonly arch: string;
+  /** Base pages whose mapping was removed (present PTEs cleared + pages of zapped huge PMDs). */
+  readonly pagesTornDown: number;
+  /** Pages returned to the allocator during the operation (data, tables, batch pages). */
+  readonly pagesFreed: number;
+  /** Folios returned to the allocator during the operation. */
+  readonly foliosFreed: number;
+  /** Swap PTEs zapped. */
+  readonly swapEntriesZapped: number;
+  /** Forced flushes by reason: the walk's (batchFull, dirtyShared) and the gather's own reasons. */
+  readonly forcedFlushes: { readonly batchFull: number; readonly dirtyShared: number } & ForcedFlushCounters;
+  /** TLB flushes by kind (as counted by the gather). */
+  readonly tlbFlushes: {
+    readonly range: number;
+    readonly mm: number;
+    readonly ipte: number;
+    readonly idte: number;
+    readonly skipped: number;
+  };
+  /** Extra gather batch pages allocated. */
+  readonly batchPagesAllocated: number;
+  /** Page-table-lock acquisitions during the operation. */
+  readonly ptlAcquisitions: number;
+  /** Gathers used. */
+  readonly gathers: number;
+  /** Counters of every layer. */
+  readonly counters: {
+    readonly gather: GatherCounters;
+    readonly folio: FolioCounters;
+    readonly swap: SwapCounters | null;
+    readonly walk: WalkCounters;
+    /** CPU/TLB model: invalidations received by kind, entries dropped; null without CPUs. */
+    readonly cpu: {
+      readonly invalidations: Record<string, number>;
+      readonly entriesInvalidated: number;
+    } | null;
+  };
+  /** Safety violations found by the checker (empty when none or when the checker is off). */
+  readonly violations: readonly Violation[];
+  /** Final-state checks. */
+  readonly finalState: FinalStateChecks;
+  /** Wall-clock nanoseconds the simulator spent in the teardown phase alone. */
+  readonly simWallNs: number;
+  /** Model bytes of the machine (memory, swap, tables, CPUs) at the start of the teardown. */
+  readonly stateBytes: number;
+  /** `stateBytes` divided by the pages mapped when the teardown started (0 if none). */
+  readonly stateBytesPerMappedPage: number;
+}
+
+/** Runs the final-state checks over the machine. `exited` is the mm that exited, if any. */
+export function checkFinalState(machine: Machine, exited: Mm | null): FinalStateChecks {
+  const problems: string[] = [];
+  const mem = machine.mem;
+  const swap = machine.swap;
+  const rssZeroAfterExit = exited === null || exited.rss.every((x) => x === 0);
+  if (!rssZeroAfterExit)
+    problems.push(`exited mm ${exited!.id} has rss ${Array.from(exited!.rss).join(",")}`);
+  // Recount every live mm, and collect the folios reachable from page tables.
+  const nr = machine.nrPages;
+  const mapRefs = new Int32Array(nr); // mappings per folio head seen in live page tables
+  const tablePages = new Uint8Array(nr);
+  let rssOk = true;
+  let swapPtes = 0;
+  for (const mm of machine.mms) {
+    if (mm.dead) continue;
+    const pt = mm.pt;
+    for (let id = 0; id < pt.entries.length; id++)
+      if (pt.entries[id] !== null) tablePages[pt.tablePfn[id]] = 1;
+    for (const d of mm.deposits) if (d !== null) for (const p of d) if (p >= 0) tablePages[p] = 1;
+    const count = [0, 0, 0, 0];
+    for (let id = 0; id < pt.entries.length; id++) {
+      const t = pt.entries[id];
+      if (t === null) continue;
+      const level = pt.tableLevel[id];
+      for (let i = 0; i < t.length; i++) {
+        const e = t[i];
+        if (e === 0) continue;
+        if (level === 0) {
+          if (e < 0) {
+            count[2]++;
+            swapPtes++;
+            continue;
+          }
+          const h = mem.folioHead(ptePfn(e));
+          mapRefs[h]++;
+          count[counterOf(machine, h)]++;
+        } else if (level === 1 && (e & PTE_PRESENT) !== 0) {
+          const h = ptePfn(e);
+          mapRefs[h]++;
+          count[counterOf(machine, h)] += pt.span[0];
+        } else if (pmdTableId(e) < 0) {
+          rssOk = false;
+        }
+      }
+    }
+    for (let k = 0; k < 4; k++) {
+      if (count[k] !== mm.rss[k]) {
+        rssOk = false;
+        problems.push(`mm ${mm.id}: rss[${k}] = ${mm.rss[k]} but page tables map ${count[k]}`);
+      }
+    }
+  }
+  let anonOk = true;
+  let cacheOk = true;
+  let accounted = true;
+  let swapCachePages = 0;
+  for (let pfn = 0; pfn < nr; ) {
+    if (mem.isFree(pfn)) {
+      pfn++;
+      continue;
+    }
+    const h = mem.folioHead(pfn);
+    const n = mem.folioNrPages(h);
+    if (h !== pfn) {
+      pfn++;
+      continue;
+    }
+    const ref = mem.folioRef(h);
+    const inSwap = mem.folioTest(h, PG.swapcache);
+    if (inSwap) swapCachePages += n;
+    if (mem.folioTest(h, PG.anon)) {
+      const expect = mapRefs[h] + (inSwap ? n : 0);
+      if ((mapRefs[h] === 0 && !inSwap) || ref !== expect) {
+        anonOk = false;
+        if (problems.length < 20) problems.push(`anon folio ${h}: refcount ${ref}, expected ${expect}`);
+      }
+    } else if (mem.folioMapping(h) >= 0 && tablePages[h] === 0) {
+      const expect = n + mapRefs[h];
+      if (ref !== expect) {
+        cacheOk = false;
+        if (problems.length < 20) problems.push(`page-cache folio ${h}: refcount ${ref}, expected ${expect}`);
+      }
+    } else if (tablePages[h] === 0) {
+      accounted = false;
+      if (problems.length < 20)
+        problems.push(`folio ${h} (order ${mem.folioOrder(h)}) is allocated but unaccounted`);
+    }
+    pfn += n;
+  }
+  let swapOk = true;
+  if (swap !== null) {
+    const inUse = swap.slotsInUse();
+    if (inUse > swapPtes + swapCachePages) {
+      swapOk = false;
+      problems.push(
+        `${inUse} swap slots in use, only ${swapPtes} swap PTEs and ${swapCachePages} swap-cache pages`,
+      );
+    }
+  }
+  let invOk = true;
+  try {
+    mem.checkInvariants();
+    swap?.checkInvariants();
+  } catch (e) {
+    invOk = false;
+    problems.push(String((e as Error).message));
+  }
+  return {
+    rssZeroAfterExit,
+    rssMatchesPageTables: rssOk,
+    anonFoliosAccounted: anonOk,
+    pageCacheIntact: cacheOk,
+    noLeakedSwapSlots: swapOk,
+    statisticsConsistent: invOk && accounted,
+    problems,
+  };
+}
+
+function counterOf(machine: Machine, head: number): number {
+  const mem = machine.mem;
+  if (mem.folioTest(head, PG.anon)) return 1;
+  return mem.folioTest(head, PG.swapbacked) ? 3 : 0;
+}
+
+/** Builds the report of one operation. */
+export function buildReport(
+  machine: Machine,
+  mm: Mm,
+  r: OpResult,
+  freed: { folios: number; pages: number },
+  ptl: number,
+  simWallNs: number,
+  stateBytes: number,
+  mappedPages: number,
+  violationsBefore: number,
+): TeardownReport {
+  const g = r.gather;
+  const w = r.walkCounters;
+  const tlbs = machine.tlbs;
+  return {
+    op: r.op,
+    variant: r.variant.name,
+    walk: r.walk.name,
+    arch: machine.arch.name,
+    pagesTornDown: w.ptesCleared + w.hugePmdsZapped * machine.geometry.ptrsPerPte,
+    pagesFreed: freed.pages,
+    foliosFreed: freed.folios,
+    swapEntriesZapped: w.swapPtesCleared,
+    forcedFlushes: {
+      batchFull: w.forcedFlushBatchFull,
+      dirtyShared: w.forcedFlushDirtyShared,
+      ...g.forcedFlushes,
+    },
+    tlbFlushes: {
+      range: g.tlbFlushRange,
+      mm: g.tlbFlushMm,
+      ipte: g.ipte,
+      idte: g.idte,
+      skipped: g.tlbFlushSkipped,
+    },
+    batchPagesAllocated: g.batchPagesAllocated,
+    ptlAcquisitions: ptl,
+    gathers: r.gathers,
+    counters: {
+      gather: g,
+      folio: { ...machine.mem.counters },
+      swap: machine.swap !== null ? { ...machine.swap.counters } : null,
+      walk: { ...w, tablesFreed: [...w.tablesFreed] as [number, number, number] },
+      cpu:
+        tlbs !== null
+          ? { invalidations: { ...tlbs.invalidations }, entriesInvalidated: tlbs.entriesInvalidated }
+          : null,
+    },
+    violations: machine.checker !== null ? machine.checker.violations.slice(violationsBefore) : [],
+    finalState: checkFinalState(machine, r.op === "exit" ? mm : null),
+    simWallNs,
+    stateBytes,
+    stateBytesPerMappedPage: mappedPages > 0 ? stateBytes / mappedPages : 0,
+  };
+}

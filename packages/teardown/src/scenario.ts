@@ -1,0 +1,244 @@
+// Models: one experiment end to end — build a machine and a process image (VMAs, faults, fork,
+// swap-out, mlock, CPU accesses), run one teardown operation (or two threads interleaved at
+// page-table-lock granularity, with the kernel's nested-flush rule), and report.
+// Omits: YAML parsing (the CLI app's job); specs are plain objects.
+import type { ArchTlb, BatchAllocPolicy, GatherCounters } from "@mmgather/mmu-gather";
+import { createGatherCounters } from "@mmgather/mmu-gather";
+import { TeardownError } from "./errors.js";
+import { createMachine, type Machine } from "./machine.js";
+import type { Mm } from "./mm.js";
+import { type OpResult, startOp, type TeardownOp, type VariantSpec } from "./ops.js";
+import { buildReport, type TeardownReport } from "./report.js";
+import { createRng, type Rng } from "./rng.js";
+import type { Vma, VmaKind } from "./vma.js";
+import { type FolioPolicy, faultIn, forkMm, mlockVma, mmapVma, swapOut, touch } from "./workload.js";
+import type { ZapWalk } from "./zap/steps.js";
+
+/** One VMA of a scenario. */
+export interface VmaSpec {
+  /** Mapping kind. */
+  readonly kind: VmaKind;
+  /** Size in bytes (multiple of 4096). */
+  readonly size: number;
+  /** Folio sizes (default: order 0). */
+  readonly folio?: FolioPolicy;
+  /** Map PMD-sized folios with a PMD (default false). */
+  readonly pmdMapped?: boolean;
+  /** Fraction of file/shmem folios dirtied through the mapping (default 0). */
+  readonly dirtyFraction?: number;
+  /** Fraction of anon folios swapped out (default 0; needs `swap`). */
+  readonly swapFraction?: number;
+  /** Keep swapped-out folios in the swap cache (default false: dropped after writeback). */
+  readonly keepInSwapCache?: boolean;
+  /** mlock the VMA (default false). */
+  readonly mlock?: boolean;
+  /** Fraction of pages faulted in (default 1). */
+  readonly populate?: number;
+  /** Split the VMA at this byte offset after fault-in (a VMA boundary through a large folio). */
+  readonly splitAt?: number;
+}
+
+/** One operation of a scenario: exit, or munmap / madvise of [offset, offset + length) of VMA `vma`. */
+export interface OpSpec {
+  readonly kind: TeardownOp;
+  /** Index of the VMA (in the spec's list) the range is relative to (default 0). */
+  readonly vma?: number;
+  /** Byte offset inside that VMA (default 0). */
+  readonly offset?: number;
+  /** Length in bytes (default: the rest of the VMA). */
+  readonly length?: number;
+}
+
+/** A whole experiment. */
+export interface ScenarioSpec {
+  /** Physical memory in bytes. */
+  readonly memory: number;
+  /** Swap space in bytes (default 0). */
+  readonly swap?: number;
+  /** Arch adapter (default genericArch). */
+  readonly arch?: ArchTlb;
+  /** Gather variant name or object (default "encoded-nr-pages"). */
+  readonly variant?: VariantSpec;
+  /** Zap walk (default: the variant's). */
+  readonly walk?: ZapWalk;
+  /** Seed for every random choice (default 1). */
+  readonly seed?: number;
+  /** The VMAs, in address order. */
+  readonly vmas: readonly VmaSpec[];
+  /** fork() after fault-in; the operation then runs on `target` (default "parent"). */
+  readonly fork?: boolean;
+  /** Which mm the operation tears down when forked. */
+  readonly target?: "parent" | "child";
+  /** CPUs running threads of the target mm (default 0). */
+  readonly cpus?: number;
+  /** TLB entries per CPU (default 2048). */
+  readonly tlbEntries?: number;
+  /** Fraction of mapped pages each CPU accesses before the teardown (default 1). */
+  readonly touch?: number;
+  /** Safety checker (default: on when CPUs are modelled). */
+  readonly checker?: boolean;
+  /** The operation. */
+  readonly op: OpSpec;
+  /** A second thread's operation, run concurrently with `op` on another CPU (munmap / madvise only). */
+  readonly concurrentOp?: OpSpec;
+  /** Batch-page allocation outcomes. */
+  readonly alloc?: BatchAllocPolicy;
+}
+
+/** A built scenario, before its operation runs. */
+export interface BuiltScenario {
+  readonly machine: Machine;
+  readonly parent: Mm;
+  readonly child: Mm | null;
+  readonly target: Mm;
+  readonly vmas: readonly Vma[];
+  readonly rng: Rng;
+}
+
+function fail(msg: string): never {
+  throw new TeardownError("BAD_SPEC", "scenario", "runScenario", msg);
+}
+
+/** Builds the machine and the process image of a spec. */
+export function buildScenario(spec: ScenarioSpec): BuiltScenario {
+  if (typeof spec !== "object" || spec === null) fail("spec must be an object");
+  if (!Array.isArray(spec.vmas) || spec.vmas.length === 0) fail("spec.vmas must be a non-empty array");
+  const rng = createRng(spec.seed ?? 1);
+  const machine = createMachine({
+    memoryBytes: spec.memory,
+    swapBytes: spec.swap,
+    arch: spec.arch,
+    cpus: spec.cpus,
+    tlbEntries: spec.tlbEntries,
+    checker: spec.checker,
+  });
+  const parent = machine.createMm();
+  const vmas: Vma[] = [];
+  for (const vs of spec.vmas) {
+    const v = mmapVma(parent, vs.kind, vs.size);
+    if (vs.mlock === true) v.locked = true;
+    faultIn(
+      parent,
+      v,
+      {
+        policy: vs.folio ?? { order: 0 },
+        pmdMapped: vs.pmdMapped,
+        dirtyFraction: vs.dirtyFraction,
+        populate: vs.populate,
+      },
+      rng,
+    );
+    if (vs.mlock === true) mlockVma(parent, v);
+    vmas.push(v);
+    if (vs.splitAt !== undefined) {
+      if (vs.splitAt % 4096 !== 0 || vs.splitAt <= 0 || vs.splitAt >= vs.size)
+        fail("splitAt must be a page offset inside the VMA");
+      parent.splitVma(v.start + vs.splitAt / 4096);
+    }
+  }
+  const child = spec.fork === true ? forkMm(parent) : null;
+  for (let i = 0; i < spec.vmas.length; i++) {
+    const f = spec.vmas[i].swapFraction ?? 0;
+    if (f > 0) swapOut(parent, f, spec.vmas[i].keepInSwapCache === true, rng);
+  }
+  const target = spec.target === "child" ? (child ?? fail("target 'child' needs fork: true")) : parent;
+  const cpus = spec.cpus ?? 0;
+  for (let c = 0; c < cpus; c++) touch(target, c, spec.touch ?? 1, rng);
+  return { machine, parent, child, target, vmas, rng };
+}
+
+function opRange(b: BuiltScenario, spec: ScenarioSpec, op: OpSpec): [number, number] {
+  if (op.kind === "exit") return [0, 0];
+  const vi = op.vma ?? 0;
+  if (!Number.isInteger(vi) || vi < 0 || vi >= spec.vmas.length) fail(`op.vma ${vi} is not a VMA index`);
+  const v = b.vmas[vi];
+  const offset = op.offset ?? 0;
+  const length = op.length ?? spec.vmas[vi].size - offset;
+  return [v.start * 4096 + offset, length];
+}
+
+/** Runs one scenario and reports on its teardown. */
+export function runScenario(spec: ScenarioSpec): TeardownReport {
+  const b = buildScenario(spec);
+  return runBuilt(b, spec);
+}
+
+/** Runs the operation(s) of a built scenario. */
+export function runBuilt(b: BuiltScenario, spec: ScenarioSpec): TeardownReport {
+  const { machine, target } = b;
+  const opts = { variant: spec.variant, walk: spec.walk, alloc: spec.alloc };
+  const [s0, l0] = opRange(b, spec, spec.op);
+  const mapped = target.rssPages();
+  const stateBytes = machine.stateBytes();
+  const freed0 = { ...machine.freed };
+  const ptl0 = target.ptlAcquisitions;
+  const v0 = machine.checker?.violations.length ?? 0;
+  const t0 = process.hrtime.bigint();
+  const a = startOp(target, spec.op.kind, s0, l0, { ...opts, thread: 0 });
+  let result: OpResult = a.result;
+  if (spec.concurrentOp === undefined) {
+    for (let s = a.steps.next(); s.done !== true; s = a.steps.next()) {
+      /* run */
+    }
+  } else {
+    if (spec.op.kind === "exit" || spec.concurrentOp.kind === "exit") fail("exit cannot run concurrently");
+    const [s1, l1] = opRange(b, spec, spec.concurrentOp);
+    const c = startOp(target, spec.concurrentOp.kind, s1, l1, { ...opts, thread: 1 });
+    interleave([a.steps, c.steps], b.rng);
+    result = mergeResults(a.result, c.result);
+  }
+  const simWallNs = Number(process.hrtime.bigint() - t0);
+  const freed = { folios: machine.freed.folios - freed0.folios, pages: machine.freed.pages - freed0.pages };
+  return buildReport(
+    machine,
+    target,
+    result,
+    freed,
+    target.ptlAcquisitions - ptl0,
+    simWallNs,
+    stateBytes,
+    mapped,
+    v0,
+  );
+}
+
+/**
+ * Runs generators to completion, picking which advances next with `rng` — one page-table-lock
+ * section (or one gather setup / finish) per step.
+ */
+export function interleave(threads: Generator<void>[], rng: Rng): void {
+  const live = threads.slice();
+  while (live.length > 0) {
+    const i = rng.int(live.length);
+    if (live[i].next().done === true) live.splice(i, 1);
+  }
+}
+
+function mergeResults(a: OpResult, b: OpResult): OpResult {
+  const g: GatherCounters = createGatherCounters();
+  for (const src of [a.gather, b.gather]) {
+    for (const [k, v] of Object.entries(src)) {
+      const t = g as unknown as Record<string, number | Record<string, number>>;
+      if (typeof v === "number") t[k] = (t[k] as number) + v;
+      else
+        for (const [kk, vv] of Object.entries(v as Record<string, number>))
+          (t[k] as Record<string, number>)[kk] += vv;
+    }
+  }
+  const w = { ...a.walkCounters };
+  for (const [k, v] of Object.entries(b.walkCounters)) {
+    const t = w as unknown as Record<string, number | number[]>;
+    if (typeof v === "number") t[k] = (t[k] as number) + v;
+    else t[k] = (t[k] as number[]).map((x, i) => x + (v as number[])[i]);
+  }
+  return {
+    op: a.op,
+    variant: a.variant,
+    walk: a.walk,
+    gather: g,
+    walkCounters: w,
+    gathers: a.gathers + b.gathers,
+    start: Math.min(a.start, b.start),
+    end: Math.max(a.end, b.end),
+  };
+}
