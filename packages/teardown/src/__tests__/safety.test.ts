@@ -1,0 +1,193 @@
+import { genericArch } from "@mmgather/arch-generic";
+import { s390Arch } from "@mmgather/arch-s390";
+import { defineVariant, encodedNrPages, encodedPage } from "@mmgather/mmu-gather";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  buildScenario,
+  defineZapWalk,
+  folioBatchWalk,
+  perPteWalk,
+  runBuilt,
+  runScenario,
+  type ScenarioSpec,
+  type ViolationKind,
+} from "../index.js";
+
+const shared: ScenarioSpec = {
+  memory: 32 << 20,
+  vmas: [
+    { kind: "anon", size: 2 << 20 },
+    { kind: "file-shared", size: 2 << 20, dirtyFraction: 1 },
+  ],
+  cpus: 2,
+  op: { kind: "munmap", vma: 0, length: 6 << 20 },
+};
+
+function kinds(spec: ScenarioSpec): ViolationKind[] {
+  return [...new Set(runScenario(spec).violations.map((v) => v.kind))];
+}
+
+describe("deliberately broken variants are caught", () => {
+  it("free before flush → useAfterFree", () => {
+    const v = defineVariant(encodedPage, {
+      name: "free-first",
+      steps: {
+        flushMmu(ops) {
+          ops.tlbBatchPagesFlush();
+          ops.tlbFlushMmuTlbonly();
+          ops.tlbTableFlush();
+        },
+      },
+    });
+    // exit (fullmm): no per-VMA flush, so the broken flushMmu at tlb_finish_mmu frees first.
+    const r = runScenario({
+      ...shared,
+      vmas: [{ kind: "anon", size: 2 << 20 }],
+      variant: v,
+      op: { kind: "exit" },
+    });
+    expect(r.violations.map((x) => x.kind)).toContain("useAfterFree");
+    expect(r.violations[0].trail.length).toBeGreaterThan(0);
+  });
+
+  it("delayed rmap ignored → dirtyRmapBeforeFlush", () => {
+    const v = defineVariant(encodedNrPages, { name: "no-delay", steps: { tlbDelayRmap: () => false } });
+    // Only the file VMA: an earlier VMA's end-of-VMA flush would be a whole-mm flush (> 33 pages).
+    expect(kinds({ ...shared, variant: v, op: { kind: "munmap", vma: 1 } })).toContain(
+      "dirtyRmapBeforeFlush",
+    );
+  });
+
+  it("rmap flushed after the page-table lock is dropped → rmapOutsidePtl", () => {
+    const w = defineZapWalk(perPteWalk, {
+      name: "rmap-after-unlock",
+      steps: {
+        endPteTable(ctx) {
+          const force = ctx.forceFlush;
+          if (force) ctx.tlb.flushMmuTlbonly();
+          ctx.unlock();
+          ctx.tlb.enterPtl();
+          ctx.tlb.flushRmaps();
+          ctx.tlb.leavePtl();
+          if (force) {
+            ctx.forceFlush = false;
+            ctx.tlb.flushMmu();
+          }
+        },
+      },
+    });
+    expect(kinds({ ...shared, variant: "encoded-page", walk: w })).toContain("rmapOutsidePtl");
+  });
+
+  it("page table freed before the invalidation → tableFreedWhileWalkable", () => {
+    const w = defineZapWalk(folioBatchWalk, {
+      name: "table-free-now",
+      steps: { freeTable: (ctx, _level, pfn) => ctx.mem.folioPut(pfn) },
+    });
+    // A 16-page VMA: its range flush (≤ 33 pages) keeps the walk caches, so only the table-free
+    // invalidation may drop them — and this walk frees the table before it.
+    const spec: ScenarioSpec = {
+      memory: 32 << 20,
+      vmas: [{ kind: "anon", size: 64 << 10 }],
+      cpus: 2,
+      op: { kind: "munmap" },
+    };
+    expect(kinds({ ...spec, walk: w })).toContain("tableFreedWhileWalkable");
+    expect(kinds(spec)).toEqual([]);
+  });
+
+  it("nested-flush rule ignored → staleTlbAfterReturn under concurrent MADV_DONTNEED", () => {
+    const v = defineVariant(encodedNrPages, {
+      name: "no-nested-rule",
+      steps: {
+        finishMmu(ops, flushMmu) {
+          flushMmu();
+          ops.tlbBatchListFree();
+          ops.decTlbFlushPending();
+        },
+      },
+    });
+    const spec = (variant: typeof v | "encoded-nr-pages", seed: number): ScenarioSpec => ({
+      memory: 32 << 20,
+      seed,
+      variant,
+      vmas: [{ kind: "anon", size: 64 << 10 }],
+      cpus: 2,
+      op: { kind: "madvise" },
+      concurrentOp: { kind: "madvise" },
+    });
+    let caught = 0;
+    for (let seed = 1; seed <= 20; seed++) {
+      if (kinds(spec(v, seed)).includes("staleTlbAfterReturn")) caught++;
+      expect(runScenario(spec("encoded-nr-pages", seed)).violations).toEqual([]);
+    }
+    expect(caught).toBeGreaterThan(0);
+  });
+});
+
+const LONG = process.env.MMGATHER_LONG === "1";
+
+describe("differential: all variants reach the same final state with no violation", () => {
+  it(`random workloads (${LONG ? 2000 : 200} cases)`, () => {
+    const vmaArb = fc.record({
+      kind: fc.constantFrom("anon", "file-shared", "file-private", "shmem" as const),
+      tables: fc.integer({ min: 1, max: 3 }),
+      order: fc.constantFrom(0, 2, 4, 9),
+      pmd: fc.boolean(),
+      dirty: fc.double({ min: 0, max: 1, noNaN: true }),
+      swap: fc.double({ min: 0, max: 0.5, noNaN: true }),
+      keep: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(vmaArb, { minLength: 1, maxLength: 3 }),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 2 }),
+        fc.constantFrom("exit", "munmap", "madvise" as const),
+        fc.integer({ min: 1, max: 1e6 }),
+        fc.constantFrom(genericArch, s390Arch),
+        (vs, fork, cpus, op, seed, arch) => {
+          const span = arch === s390Arch ? 1 << 20 : 2 << 20;
+          const spec = (variant: "encoded-page" | "contig-range" | "encoded-nr-pages"): ScenarioSpec => ({
+            memory: 48 << 20,
+            swap: 16 << 20,
+            seed,
+            arch,
+            variant,
+            fork,
+            cpus,
+            vmas: vs.map((v) => ({
+              kind: v.kind as "anon",
+              size: v.tables * span,
+              folio: {
+                mix: [
+                  { order: 0, weight: 1 },
+                  { order: Math.min(v.order, arch === s390Arch ? 8 : 9), weight: 2 },
+                ],
+              },
+              pmdMapped: v.pmd,
+              dirtyFraction: v.dirty,
+              swapFraction: v.kind === "anon" ? v.swap : 0,
+              keepInSwapCache: v.keep,
+            })),
+            // Whole PTE tables only: unmapping part of a large anon folio legitimately differs between
+            // 6.5 and 7.x (deferred-split queueing), which the digests would show.
+            op: op === "exit" ? { kind: "exit" } : { kind: op, vma: 0, offset: 0, length: span },
+          });
+          const digests = (["encoded-page", "contig-range", "encoded-nr-pages"] as const).map((variant) => {
+            const s = spec(variant);
+            const b = buildScenario(s);
+            const r = runBuilt(b, s);
+            expect(r.violations).toEqual([]);
+            expect(r.finalState.problems).toEqual([]);
+            return b.machine.mem.stateDigest() + (b.machine.swap?.stateDigest() ?? "");
+          });
+          expect(digests[1]).toBe(digests[0]);
+          expect(digests[2]).toBe(digests[0]);
+        },
+      ),
+      { numRuns: LONG ? 2000 : 200, seed: 42 },
+    );
+  }, 120_000);
+});
