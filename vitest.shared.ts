@@ -5,5 +5,8 @@ import { fileURLToPath } from "node:url";
 const pkgs = ["folio", "swapcache", "mmu-gather", "arch-generic", "arch-s390", "teardown", "test-utils"];
 
 export const workspaceAlias = Object.fromEntries(
-  pkgs.map((p) => [`@mmgather/${p}`, fileURLToPath(new URL(`./packages/${p}/src/index.ts`, import.meta.url))]),
+  pkgs.map((p) => [
+    `@mmgather/${p}`,
+    fileURLToPath(new URL(`./packages/${p}/src/index.ts`, import.meta.url)),
+  ]),
 );

@@ -74,7 +74,7 @@ export abstract class BatchList {
   protected abstract freeChunk(b: number, off: number, n: number): void;
   /** Entries of batch b from `off` that one chunk covers (≤ 512, pair-aware in 7.x). */
   protected chunkLen(_b: number, _off: number, remaining: number): number {
-    return remaining < MAX_NR_FOLIOS_PER_FREE ? remaining : MAX_NR_FOLIOS_PER_FREE;
+    return Math.min(remaining, MAX_NR_FOLIOS_PER_FREE);
   }
   /** Hook run on every batch switch (range_limit reset in contig-range). */
   protected onBatchSwitch(): void {}
@@ -373,7 +373,7 @@ export class EncodedNrPagesStorage extends BatchList {
 
   /** A chunk never splits a page from its nr_pages slot. */
   protected override chunkLen(b: number, off: number, remaining: number): number {
-    let n = remaining < MAX_NR_FOLIOS_PER_FREE ? remaining : MAX_NR_FOLIOS_PER_FREE;
+    let n = Math.min(remaining, MAX_NR_FOLIOS_PER_FREE);
     if ((this.slots[b][off + n - 1] & ENCODED_PAGE_BIT_NR_PAGES_NEXT) !== 0) n++;
     return n;
   }

@@ -1,0 +1,118 @@
+// Built-in scenarios. Each takes the CLI's --folio / --pmd / --size / --op overrides,
+// which apply to its main VMA (the first one) and its operation.
+import type { ScenarioInput } from "./scenario.js";
+
+/** Overrides a preset accepts from the command line. */
+export interface PresetOptions {
+  readonly folio?: string;
+  readonly pmd?: boolean;
+  readonly size?: string;
+  readonly op?: "exit" | "munmap" | "dontneed";
+  readonly cpus?: number;
+  readonly seed?: number;
+}
+
+interface Preset {
+  readonly summary: string;
+  build(o: PresetOptions): ScenarioInput;
+}
+
+export const PRESETS: Readonly<Record<string, Preset>> = {
+  "munmap-1g": {
+    summary:
+      "1 GiB of anonymous memory in folios of --folio size, then munmap (the upstream series' benchmark)",
+    build: (o) => ({
+      name: "munmap-1g",
+      description: "munmap() of a 1 GiB anonymous VMA, every folio the same size",
+      seed: o.seed ?? 1,
+      cpus: o.cpus ?? 0,
+      vmas: [
+        { name: "heap", kind: "anon", size: o.size ?? "1G", folio: o.folio ?? "4K", pmd: o.pmd ?? false },
+      ],
+      op: { kind: o.op ?? "munmap", vma: 0 },
+    }),
+  },
+  "exit-kernel-build": {
+    summary:
+      "a compiler-like process: order-3 anon heap, shared file text, some swap, forked children, then exit",
+    build: (o) => ({
+      name: "exit-kernel-build",
+      description: "exit of a process shaped like a compiler job (the 2023 series' kernel-build workload)",
+      seed: o.seed ?? 1,
+      cpus: o.cpus ?? 2,
+      forks: 1,
+      swap: "64M",
+      vmas: [
+        {
+          name: "heap",
+          kind: "anon",
+          size: o.size ?? "192M",
+          folio: o.folio ?? "32K",
+          pmd: o.pmd ?? false,
+          swap: 0.02,
+        },
+        { name: "text", kind: "file-private", size: "24M", folio: "64K", exec: true },
+        { name: "libs", kind: "file-private", size: "8M", folio: "16K", exec: true },
+        { name: "data", kind: "file-private", size: "4M", folio: "4K", dirty: 0.5 },
+        { name: "stack", kind: "anon", size: "8M", folio: "4K" },
+      ],
+      op: { kind: o.op ?? "exit" },
+    }),
+  },
+  "fork-shared": {
+    summary: "a forked child shares every anonymous page; munmap in the parent frees nothing",
+    build: (o) => ({
+      name: "fork-shared",
+      description: "fork(), then munmap in the parent: the child still maps every folio",
+      seed: o.seed ?? 1,
+      cpus: o.cpus ?? 0,
+      forks: 1,
+      vmas: [
+        { name: "heap", kind: "anon", size: o.size ?? "64M", folio: o.folio ?? "64K", pmd: o.pmd ?? false },
+      ],
+      op: { kind: o.op ?? "munmap", vma: 0 },
+    }),
+  },
+  "shmem-file": {
+    summary: "a MAP_SHARED tmpfs file, then munmap: the page cache keeps every folio",
+    build: (o) => ({
+      name: "shmem-file",
+      description: "munmap() of a shared tmpfs mapping",
+      seed: o.seed ?? 1,
+      cpus: o.cpus ?? 0,
+      vmas: [
+        {
+          name: "shm",
+          kind: "shmem",
+          size: o.size ?? "256M",
+          folio: o.folio ?? "64K",
+          pmd: o.pmd ?? false,
+          dirty: 0.25,
+        },
+      ],
+      op: { kind: o.op ?? "munmap", vma: 0 },
+    }),
+  },
+  "dirty-shared-file": {
+    summary: "threads on two CPUs write a shared file mapping, then munmap: exercises delayed rmap",
+    build: (o) => ({
+      name: "dirty-shared-file",
+      description: "munmap() of a MAP_SHARED file mapping that two CPUs have written through",
+      seed: o.seed ?? 1,
+      cpus: o.cpus ?? 2,
+      vmas: [
+        {
+          name: "file",
+          kind: "file-shared",
+          size: o.size ?? "64M",
+          folio: o.folio ?? "16K",
+          pmd: o.pmd ?? false,
+          dirty: 0.5,
+        },
+      ],
+      op: { kind: o.op ?? "munmap", vma: 0 },
+    }),
+  },
+};
+
+export const PRESET_NAMES = Object.keys(PRESETS);
