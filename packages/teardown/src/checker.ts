@@ -17,6 +17,12 @@ export type ViolationKind =
   | "mapcountExceedsRefcount"
   | "negativeCount";
 
+/** Why zap_pte_range set force_flush: the gather filled, or a dirty shared file page delayed its rmap. */
+export type WalkForcedFlushReason = "batchFull" | "dirtyShared";
+
+/** Receives every event of a teardown, in order (`ScenarioSpec.events`). */
+export type TrailEventSink = (e: TrailEvent) => void;
+
 /** Events the teardown layer adds to the gather's own in the trail. */
 export type TeardownEvent =
   | {
@@ -35,6 +41,13 @@ export type TeardownEvent =
       readonly thread: number;
     }
   | { readonly type: "hugePmdZapped"; readonly mmId: number; readonly addr: number; readonly pfn: number }
+  | {
+      /** zap_pte_range's force_flush at the end of a PTE table, and why it was set. */
+      readonly type: "walkForcedFlush";
+      readonly reason: WalkForcedFlushReason;
+      readonly mmId: number;
+      readonly thread: number;
+    }
   | { readonly type: "pageFreed"; readonly pfn: number; readonly nr: number }
   | {
       readonly type: "tlbInvalidated";

@@ -1,6 +1,13 @@
 // Public API of @mmgather/teardown: process model, zap walks, operations, checker, reports.
 
-export type { TeardownEvent, TrailEvent, Violation, ViolationKind } from "./checker.js";
+export type {
+  TeardownEvent,
+  TrailEvent,
+  TrailEventSink,
+  Violation,
+  ViolationKind,
+  WalkForcedFlushReason,
+} from "./checker.js";
 export { Checker } from "./checker.js";
 export type { CpuTlbConfig } from "./cpu-tlb.js";
 export { CpuTlbs } from "./cpu-tlb.js";

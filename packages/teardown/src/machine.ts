@@ -2,9 +2,9 @@
 // CPUs with their TLBs, and the arch adapter (asm/tlb.h). Omits: NUMA placement, memcg limits.
 import { genericArch } from "@mmgather/arch-generic";
 import { createPhysMem, type PhysMem } from "@mmgather/folio";
-import { type ArchTlb, createTlbMm } from "@mmgather/mmu-gather";
+import { type ArchTlb, createTlbMm, type GatherEventSink } from "@mmgather/mmu-gather";
 import { createSwapSpace, type SwapSpace } from "@mmgather/swapcache";
-import { Checker } from "./checker.js";
+import { Checker, type TrailEvent, type TrailEventSink } from "./checker.js";
 import { CpuTlbs } from "./cpu-tlb.js";
 import { TeardownError } from "./errors.js";
 import { log2, type PageTableGeometry, S390_GEOMETRY, X86_64_GEOMETRY } from "./geometry.js";
@@ -43,6 +43,11 @@ export class Machine {
   readonly mms: Mm[] = [];
   /** Folios and pages returned to the allocator since creation (the PhysMem free observer). */
   readonly freed = { folios: 0, pages: 0 };
+  /**
+   * The user's event sink (`ScenarioSpec.events`), or null. Read once per operation / gather when the
+   * sinks below are built, so a null sink costs nothing on the per-page paths.
+   */
+  events: TrailEventSink | null = null;
   nextVmaId = 1;
   nextAnonVma = 1;
   private nextMmId = 1;
@@ -94,13 +99,45 @@ export class Machine {
       freed.folios++;
       freed.pages += nr;
       if (checker !== null) checker.onFree(head, nr);
+      const ev = this.events;
+      if (ev !== null) ev({ type: "pageFreed", pfn: head, nr });
     });
-    if (checker !== null) {
-      if (this.tlbs !== null) {
-        this.tlbs.onInvalidate = (mmId, kind, start, end) =>
-          checker.record({ type: "tlbInvalidated", mmId, kind, start, end });
-      }
+    if (this.tlbs !== null) {
+      this.tlbs.onInvalidate = (mmId, kind, start, end) => {
+        const ev = this.events;
+        if (checker === null && ev === null) return;
+        const e: TrailEvent = { type: "tlbInvalidated", mmId, kind, start, end };
+        if (checker !== null) checker.record(e);
+        if (ev !== null) ev(e);
+      };
     }
+  }
+
+  /**
+   * Sink for the teardown layer's own events (PTL, ops, huge PMDs, forced flushes): the checker's
+   * trail and the user's sink; null when neither is on. Built once per operation.
+   */
+  traceSink(): TrailEventSink | null {
+    const checker = this.checker;
+    const ev = this.events;
+    if (checker === null) return ev;
+    if (ev === null) return (e) => checker.record(e);
+    return (e) => {
+      checker.record(e);
+      ev(e);
+    };
+  }
+
+  /** Sink for a gather's events: the checker (trail + rmap checks) and the user's sink; null when off. */
+  gatherSink(): GatherEventSink | null {
+    const checker = this.checker;
+    const ev = this.events;
+    if (checker === null) return ev;
+    if (ev === null) return (e) => checker.onGatherEvent(e);
+    return (e) => {
+      checker.onGatherEvent(e);
+      ev(e);
+    };
   }
 
   /** A new empty mm on this machine. */

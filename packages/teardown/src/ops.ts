@@ -104,8 +104,8 @@ function newResult(op: TeardownOp, opts: TeardownOptions, start: number, end: nu
 
 function gatherFor(mm: Mm, r: OpResult, opts: TeardownOptions, fullmm: boolean): MmuGather {
   const machine = mm.machine;
-  const checker = machine.checker;
   r.gathers++;
+  const sink = machine.gatherSink();
   return createMmuGather({
     mem: machine.mem,
     swap: machine.swap ?? undefined,
@@ -114,7 +114,7 @@ function gatherFor(mm: Mm, r: OpResult, opts: TeardownOptions, fullmm: boolean):
     variant: r.variant,
     fullmm,
     alloc: opts.alloc,
-    events: checker !== null ? (e) => checker.onGatherEvent(e) : undefined,
+    events: sink ?? undefined,
     tlbListener: machine.tlbs ?? undefined,
   });
 }
@@ -152,7 +152,8 @@ export function* exitMmapSteps(mm: Mm, opts: TeardownOptions, r: OpResult): Gene
   checkLive(mm, "exitMmap");
   const machine = mm.machine;
   const checker = machine.checker;
-  if (checker !== null) checker.record({ type: "opStarted", op: "exit", mmId: mm.id, start: 0, end: 0 });
+  const trace = machine.traceSink();
+  if (trace !== null) trace({ type: "opStarted", op: "exit", mmId: mm.id, start: 0, end: 0 });
   const vmas = mm.vmas.slice();
   machine.mem.lruAddDrain();
   const tlb = gatherFor(mm, r, opts, true);
@@ -170,7 +171,14 @@ export function* exitMmapSteps(mm: Mm, opts: TeardownOptions, r: OpResult): Gene
     for (let c = 0; c < machine.tlbs.nrCpus; c++)
       if (machine.tlbs.cpuMm[c] === mm.id) machine.tlbs.cpuMm[c] = -1;
   }
-  if (checker !== null) checker.record({ type: "opReturned", op: "exit", mmId: mm.id });
+  if (trace !== null) trace({ type: "opReturned", op: "exit", mmId: mm.id });
+}
+
+/** munmap / madvise return: the user's event, then the checker's stale-TLB check (it records its own). */
+function opReturn(mm: Mm, op: "munmap" | "madvise", vs: number, ve: number): void {
+  const machine = mm.machine;
+  if (machine.events !== null) machine.events({ type: "opReturned", op, mmId: mm.id });
+  if (machine.checker !== null) machine.checker.onOpReturn(op, mm.id, vs, ve);
 }
 
 /** munmap as a generator: split at the edges, detach, unmap_region, free page tables. */
@@ -185,8 +193,7 @@ export function* munmapSteps(
   const [vs, ve] = [r.start, r.end];
   const machine = mm.machine;
   const checker = machine.checker;
-  if (checker !== null)
-    checker.record({ type: "opStarted", op: "munmap", mmId: mm.id, start, end: start + len });
+  machine.traceSink()?.({ type: "opStarted", op: "munmap", mmId: mm.id, start, end: start + len });
   mm.splitVma(vs);
   mm.splitVma(ve);
   const vmas = mm.detachVmas(vs, ve);
@@ -207,7 +214,7 @@ export function* munmapSteps(
     tlb.finish();
     addCounters(r.gather, tlb.counters);
   }
-  if (checker !== null) checker.onOpReturn("munmap", mm.id, vs, ve);
+  opReturn(mm, "munmap", vs, ve);
 }
 
 /** MADV_DONTNEED as a generator: one zap_page_range_single (own gather) per VMA. */
@@ -222,8 +229,7 @@ export function* madviseSteps(
   const [vs, ve] = [r.start, r.end];
   const machine = mm.machine;
   const checker = machine.checker;
-  if (checker !== null)
-    checker.record({ type: "opStarted", op: "madvise", mmId: mm.id, start, end: start + len });
+  machine.traceSink()?.({ type: "opStarted", op: "madvise", mmId: mm.id, start, end: start + len });
   const vmas = mm.vmas.filter((v) => v.start < ve && v.end > vs);
   for (const v of vmas) {
     if (v.locked) {
@@ -243,7 +249,7 @@ export function* madviseSteps(
     tlb.finish();
     addCounters(r.gather, tlb.counters);
   }
-  if (checker !== null) checker.onOpReturn("madvise", mm.id, vs, ve);
+  opReturn(mm, "madvise", vs, ve);
 }
 
 /** Creates the generator and its result record for one operation. */

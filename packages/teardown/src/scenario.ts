@@ -4,6 +4,7 @@
 // Omits: YAML parsing (the CLI app's job); specs are plain objects.
 import type { ArchTlb, BatchAllocPolicy, GatherCounters } from "@mmgather/mmu-gather";
 import { createGatherCounters } from "@mmgather/mmu-gather";
+import type { TrailEventSink } from "./checker.js";
 import { TeardownError } from "./errors.js";
 import { createMachine, type Machine } from "./machine.js";
 import type { Mm } from "./mm.js";
@@ -83,6 +84,15 @@ export interface ScenarioSpec {
   readonly concurrentOp?: OpSpec;
   /** Batch-page allocation outcomes. */
   readonly alloc?: BatchAllocPolicy;
+  /**
+   * Receives every event of the teardown phase, in order: the gather's (PTE cleared, range recorded,
+   * rmap removed immediate / delayed, page queued, TLB flushed, rmaps flushed, pages freed, tables
+   * freed, forced flush with reason, …) and the teardown layer's (op started / returned, PTE lock
+   * taken / released, huge PMD zapped, the walk's forced flush with reason, page returned to the
+   * allocator, CPU TLB invalidated). Not called while the workload is built. When absent, no event
+   * object or closure is created.
+   */
+  readonly events?: TrailEventSink;
 }
 
 /** A built scenario, before its operation runs. */
@@ -173,6 +183,30 @@ export function runBuilt(b: BuiltScenario, spec: ScenarioSpec): TeardownReport {
   const freed0 = { ...machine.freed };
   const ptl0 = target.ptlAcquisitions;
   const v0 = machine.checker?.violations.length ?? 0;
+  const events = spec.events;
+  if (events !== undefined && typeof events !== "function") fail("spec.events must be a function");
+  const prevEvents = machine.events;
+  machine.events = events ?? null;
+  try {
+    return runOps(b, spec, opts, s0, l0, mapped, stateBytes, freed0, ptl0, v0);
+  } finally {
+    machine.events = prevEvents;
+  }
+}
+
+function runOps(
+  b: BuiltScenario,
+  spec: ScenarioSpec,
+  opts: { variant?: VariantSpec; walk?: ZapWalk; alloc?: BatchAllocPolicy },
+  s0: number,
+  l0: number,
+  mapped: number,
+  stateBytes: number,
+  freed0: { folios: number; pages: number },
+  ptl0: number,
+  v0: number,
+): TeardownReport {
+  const { machine, target } = b;
   const t0 = process.hrtime.bigint();
   const a = startOp(target, spec.op.kind, s0, l0, { ...opts, thread: 0 });
   let result: OpResult = a.result;

@@ -4,7 +4,7 @@
 import type { PhysMem } from "@mmgather/folio";
 import type { MmuGather } from "@mmgather/mmu-gather";
 import type { SwapSpace } from "@mmgather/swapcache";
-import type { Checker } from "../checker.js";
+import type { Checker, TrailEventSink } from "../checker.js";
 import type { Mm } from "../mm.js";
 import { NR_MM_COUNTERS, type Vma } from "../vma.js";
 
@@ -55,6 +55,8 @@ export class ZapContext {
   readonly swap: SwapSpace | null;
   readonly tlb: MmuGather;
   readonly checker: Checker | null;
+  /** Where the walk's own events go (checker trail and/or the user's sink); null when off. */
+  readonly trace: TrailEventSink | null;
   readonly counters: WalkCounters;
   /** Thread number (for events). */
   readonly thread: number;
@@ -77,6 +79,7 @@ export class ZapContext {
     this.swap = mm.machine.swap;
     this.tlb = tlb;
     this.checker = checker;
+    this.trace = mm.machine.traceSink();
     this.counters = counters;
     this.thread = thread;
     this.deferAllRmaps = tlb.tlbBatchRmap();
@@ -88,20 +91,19 @@ export class ZapContext {
     this.lockedTable = tablePfn;
     this.tlb.enterPtl();
     const c = this.checker;
-    if (c !== null) {
-      c.ptlHeld++;
-      c.record({ type: "ptlLocked", mmId: this.mm.id, tablePfn, thread: this.thread });
-    }
+    if (c !== null) c.ptlHeld++;
+    const t = this.trace;
+    if (t !== null) t({ type: "ptlLocked", mmId: this.mm.id, tablePfn, thread: this.thread });
   }
 
   /** pte_unmap_unlock / spin_unlock. */
   unlock(): void {
     this.tlb.leavePtl();
     const c = this.checker;
-    if (c !== null) {
-      c.ptlHeld--;
-      c.record({ type: "ptlUnlocked", mmId: this.mm.id, tablePfn: this.lockedTable, thread: this.thread });
-    }
+    if (c !== null) c.ptlHeld--;
+    const t = this.trace;
+    if (t !== null)
+      t({ type: "ptlUnlocked", mmId: this.mm.id, tablePfn: this.lockedTable, thread: this.thread });
     this.lockedTable = -1;
   }
 

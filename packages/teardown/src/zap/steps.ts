@@ -190,6 +190,13 @@ export function zapPtesFolioBatch(
 export function endPteTableDefault(ctx: ZapContext): void {
   const tlb = ctx.tlb;
   const force = ctx.forceFlush;
+  if (force && ctx.trace !== null)
+    ctx.trace({
+      type: "walkForcedFlush",
+      reason: ctx.forceFromFull ? "batchFull" : "dirtyShared",
+      mmId: ctx.mm.id,
+      thread: ctx.thread,
+    });
   if (force) tlb.flushMmuTlbonly();
   // 6.5 / 7.x flush delayed rmaps only when forced; the series flushes its batched rmaps always.
   if (force || ctx.deferAllRmaps) tlb.flushRmaps();
@@ -235,10 +242,8 @@ export function zapHugePmdDefault(
   mm.rss[idx] -= nr;
   if (tlb.variant.policy.immediateRmap === "folioRemoveRmapPtes") mem.folioRemoveRmapPmd(head);
   else mem.pageRemoveRmap(head, true);
-  if (ctx.checker !== null) {
-    ctx.checker.record({ type: "hugePmdZapped", mmId: mm.id, addr, pfn: head });
-    ctx.checker.onRmapRemoved(head, 1, false);
-  }
+  if (ctx.trace !== null) ctx.trace({ type: "hugePmdZapped", mmId: mm.id, addr, pfn: head });
+  if (ctx.checker !== null) ctx.checker.onRmapRemoved(head, 1, false);
   ctx.counters.hugePmdsZapped++;
   ctx.unlock();
   tlb.tlbRemovePageSize(head, nr * 4096);
