@@ -372,18 +372,25 @@ export class PhysMem {
   private freeToBuddy(head: number, order: number): void {
     const nr = 1 << order;
     const flags = this.flags;
-    for (let i = 0; i < nr; i++) {
-      const p = head + i;
-      flags[p] = F_FREE;
-      this.mapcount[p] = -1;
-      this.refcount[p] = 0;
-      this.mapping[p] = -1;
-      this.index[p] = 0;
-      this.priv[p] = 0;
+    if (nr === 1) {
+      flags[head] = F_FREE;
+      this.mapcount[head] = -1;
+      this.refcount[head] = 0;
+      this.mapping[head] = -1;
+      this.index[head] = 0;
+      this.priv[head] = 0;
+    } else {
+      const end = head + nr;
+      flags.fill(F_FREE, head, end);
+      this.mapcount.fill(-1, head, end);
+      this.refcount.fill(0, head, end);
+      this.mapping.fill(-1, head, end);
+      this.index.fill(0, head, end);
+      this.priv.fill(0, head, end);
     }
     const c = this.counters;
     c.metadataLines += nr;
-    const node = (head / this.nodeSpan) | 0;
+    const node = this.nrNodes === 1 ? 0 : (head / this.nodeSpan) | 0;
     const ns = this.nodeStart(node);
     const ne = this.nodeEnd(node);
     let pfn = head;
@@ -510,6 +517,30 @@ export class PhysMem {
     const f = this.flags[pfn];
     if ((f & F_FREE) !== 0) fail("USE_AFTER_FREE", m, `(${pfn}): pfn ${pfn} is free memory`);
     return (f & F_TAIL) !== 0 ? this.priv[pfn] : pfn;
+  }
+
+  /**
+   * `page_folio` without checks: head pfn of the folio containing `pfn`, for hot callers that hold a
+   * mapped pfn (a PTE's, a gathered entry's). Meaningless for a free pfn.
+   * @internal
+   */
+  folioHeadUnchecked(pfn: number): number {
+    return (this.flags[pfn] & F_TAIL) !== 0 ? this.priv[pfn] : pfn;
+  }
+
+  /** `folio_nr_pages` of a head known to be live (no checks). @internal */
+  folioNrPagesUnchecked(head: number): number {
+    return 1 << ((this.flags[head] >>> ORDER_SHIFT) & ORDER_MASK);
+  }
+
+  /** The flags word of a head known to be live (PG bits in the low bits; no checks). @internal */
+  folioFlagsUnchecked(head: number): number {
+    return this.flags[head];
+  }
+
+  /** `folio_test_*` of a head known to be live, for a single PG bit (no checks). @internal */
+  folioTestUnchecked(head: number, flag: number): boolean {
+    return (this.flags[head] & flag) !== 0;
   }
 
   /** `folio_order`. */
@@ -910,6 +941,25 @@ export class PhysMem {
   // ---------------------------------------------------------------------------------------------
   // rmap: remove
 
+  /**
+   * Decrements `_mapcount` of pages [pfn, pfn + nr) and returns how many became unmapped. On underflow
+   * every decrement is undone and MAPCOUNT_UNDERFLOW thrown (same outcome as checking first).
+   */
+  private decMapcounts(method: string, head: number, pfn: number, nr: number): number {
+    const mc = this.mapcount;
+    const end = pfn + nr;
+    let unmapped = 0;
+    for (let p = pfn; p < end; p++) {
+      const v = --mc[p];
+      if (v === -1) unmapped++;
+      else if (v < -1) {
+        for (let q = pfn; q <= p; q++) mc[q]++;
+        this.checkUnmapRange(method, head, pfn, nr);
+      }
+    }
+    return unmapped;
+  }
+
   private checkUnmapRange(method: string, head: number, pfn: number, nr: number): void {
     const mc = this.mapcount;
     const end = pfn + nr;
@@ -996,22 +1046,32 @@ export class PhysMem {
 
   /** The 2023 series' `folio_remove_rmap_range(folio, page, nr, vma)`: remove `nr` PTE mappings inside one folio. */
   folioRemoveRmapRange(head: number, pfn: number, nr: number, vmaLocked = false): void {
+    this.checkRange("folioRemoveRmapRange", head, pfn, nr);
+    this.folioRemoveRmapRangeUnchecked(head, pfn, nr, vmaLocked);
+  }
+
+  /**
+   * {@link folioRemoveRmapRange} without the argument checks, for hot callers (the gather's flush) that
+   * guarantee `head` is a live folio and `[pfn, pfn + nr)` lies inside it. Mapcount underflow is still
+   * detected (and nothing is changed when it is).
+   * @internal
+   */
+  folioRemoveRmapRangeUnchecked(head: number, pfn: number, nr: number, vmaLocked = false): void {
     const m = "folioRemoveRmapRange";
-    this.checkRange(m, head, pfn, nr);
-    this.checkUnmapRange(m, head, pfn, nr);
     const c = this.counters;
     const f = this.flags[head];
+    if ((f & F_HEAD) === 0) this.checkHead(m, head);
     const mc = this.mapcount;
     const large = ((f >>> ORDER_SHIFT) & ORDER_MASK) !== 0;
     let nrUnmapped = 0;
     let nrMapped = 0;
     if (!large) {
+      if (mc[pfn] < 0) this.checkUnmapRange(m, head, pfn, 1);
       if (--mc[pfn] === -1) nrUnmapped = 1;
       c.mapcountAtomics++;
       c.metadataLines++;
     } else {
-      const end = pfn + nr;
-      for (let p = pfn; p < end; p++) if (--mc[p] === -1) nrUnmapped++;
+      nrUnmapped = this.decMapcounts(m, head, pfn, nr);
       c.mapcountAtomics += nr;
       const t1 = head + 1;
       nrMapped = this.index[t1] - nrUnmapped;
@@ -1035,25 +1095,34 @@ export class PhysMem {
 
   /** 7.x `folio_remove_rmap_ptes(folio, page, nr, vma)` (CONFIG_PAGE_MAPCOUNT). */
   folioRemoveRmapPtes(head: number, pfn: number, nr: number, vmaLocked = false): void {
+    this.checkRange("folioRemoveRmapPtes", head, pfn, nr);
+    this.folioRemoveRmapPtesUnchecked(head, pfn, nr, vmaLocked);
+  }
+
+  /**
+   * {@link folioRemoveRmapPtes} without the argument checks, for hot callers (the zap walk, the gather)
+   * that guarantee `head` is a live folio and `[pfn, pfn + nr)` lies inside it. Mapcount underflow is
+   * still detected (and nothing is changed when it is).
+   * @internal
+   */
+  folioRemoveRmapPtesUnchecked(head: number, pfn: number, nr: number, vmaLocked = false): void {
     const m = "folioRemoveRmapPtes";
-    this.checkRange(m, head, pfn, nr);
-    this.checkUnmapRange(m, head, pfn, nr);
     const c = this.counters;
     const f = this.flags[head];
+    if ((f & F_HEAD) === 0) this.checkHead(m, head);
     const mc = this.mapcount;
     let nrU = 0;
     let partially = false;
     if (((f >>> ORDER_SHIFT) & ORDER_MASK) === 0) {
+      if (mc[head] < 0) this.checkUnmapRange(m, head, pfn, 1);
       if (--mc[head] === -1) nrU = 1;
       c.mapcountAtomics++;
       c.metadataLines++;
     } else {
       const t1 = head + 1;
+      const last = this.decMapcounts(m, head, pfn, nr);
       this.refcount[t1] -= nr;
       c.largeMapcountAtomics++;
-      let last = 0;
-      const end = pfn + nr;
-      for (let p = pfn; p < end; p++) if (--mc[p] === -1) last++;
       c.mapcountAtomics += nr;
       if (last !== 0) {
         const v = this.index[t1] - last;
@@ -1282,6 +1351,16 @@ export class PhysMem {
         `(start ${String(start)}, nr ${String(nr)}): range outside pages[0..${pages.length})`,
       );
     for (let i = start; i < start + nr; i++) this.pageToHead(m, pages[i]);
+    this.releasePagesUnchecked(pages, start, nr);
+  }
+
+  /**
+   * {@link releasePages} without the up-front argument checks, for the gather's flush, which only
+   * holds pfns of live folios. A free or tail entry still throws (from the per-folio step).
+   * @internal
+   */
+  releasePagesUnchecked(pages: ArrayLike<number>, start: number, nr: number): void {
+    const m = "releasePages";
     const ctx = this.releaseCtx;
     this.putRefsInit(ctx);
     for (let i = start; i < start + nr; i++) {
@@ -1309,6 +1388,17 @@ export class PhysMem {
     this.putRefsDoOne(this.seriesCtx, head, refs, m);
   }
 
+  /**
+   * {@link foliosPutRefsDoOne} without the argument checks (the gather's flush holds live heads and
+   * refs ≥ 1). A free or tail `head` still throws, from the shared per-folio step.
+   * @internal
+   */
+  foliosPutRefsDoOneUnchecked(head: number, refs: number): void {
+    if (!this.seriesCtx.active)
+      fail("BAD_STATE", "foliosPutRefsDoOne", "no open context: call foliosPutRefsInit() first");
+    this.putRefsDoOne(this.seriesCtx, head, refs, "foliosPutRefsDoOne");
+  }
+
   /** The series' `__folios_put_refs_complete(ctx)`. */
   foliosPutRefsComplete(): void {
     if (!this.seriesCtx.active) fail("BAD_STATE", "foliosPutRefsComplete", "no open context");
@@ -1332,12 +1422,24 @@ export class PhysMem {
       const r = refs[i];
       if (!isInt(r) || r < 1) fail("EINVAL", m, `(refs[${i}] = ${String(r)}): refs must be integers >= 1`);
     }
+    this.foliosPutRefsUnchecked(heads, refs, nr);
+  }
+
+  /**
+   * {@link foliosPutRefs} without the argument checks, for the gather's flush, which only holds heads
+   * of live folios and counts ≥ 1 in `nr ≤ FOLIO_BATCH_SIZE` typed-array slots. Refcount underflow and
+   * freeing a mapped folio are still detected.
+   * @internal
+   */
+  foliosPutRefsUnchecked(heads: ArrayLike<number>, refs: ArrayLike<number>, nr: number): void {
+    const m = "foliosPutRefs";
     const c = this.counters;
     let lv = -1;
     let j = 0;
     for (let i = 0; i < nr; i++) {
       const head = heads[i];
       const r = refs[i];
+      if ((this.flags[head] & F_HEAD) === 0) this.checkHead(m, head);
       const rc = this.refcount[head];
       if (rc < r) fail("REFCOUNT_UNDERFLOW", m, `(${head}): dropping ${r} refs from refcount ${rc}`);
       if (rc === r) this.assertFreeable(m, head);

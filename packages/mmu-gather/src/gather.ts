@@ -7,6 +7,7 @@
 
 import type { PhysMem } from "@mmgather/folio";
 import type { SwapSpace } from "@mmgather/swapcache";
+import { genericPteClear } from "./arch.js";
 import { MAX_ENCODABLE_PFN, maxTableBatch, TLB_RANGE_ULONG_MAX } from "./constants.js";
 import { GatherError } from "./errors.js";
 import {
@@ -117,6 +118,10 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
   private tableNr = 0;
   private readonly flushMmuBound: () => void;
   private readonly ro: GatherView;
+  /** The arch's pteClear hook, or null when it is the asm-generic no-op (skips a call per PTE run). */
+  private readonly pteClearHook: ArchTlb["pteClear"] | null;
+  /** policy.immediateRmap as 0 pageRemoveRmap / 1 folioRemoveRmapPtes / 2 folioRemoveRmapRange. */
+  private readonly immPrim: number;
   private readonly oneHead = new Int32Array(1);
   private readonly oneRef = new Int32Array(1);
 
@@ -163,6 +168,9 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
     else if (this.variant.storage === "contig-range") this.storage = new ContigRangeStorage(this, shift);
     else
       throw new GatherError("BAD_VARIANT", M, "createMmuGather", `unknown storage "${this.variant.storage}"`);
+    this.pteClearHook = this.arch.pteClear === genericPteClear ? null : this.arch.pteClear;
+    const prim = policy.immediateRmap;
+    this.immPrim = prim === "pageRemoveRmap" ? 0 : prim === "folioRemoveRmapPtes" ? 1 : 2;
     this.flushMmuBound = () => this.flushMmu();
     // The one object arch hooks see: getters only, frozen — assignments throw in strict mode.
     this.ro = Object.freeze(
@@ -250,7 +258,8 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
   ptepGetAndClear(addr: number, nr: number): void {
     this.live("ptepGetAndClear");
     if (this.sink !== null) this.sink({ type: "pteCleared", addr, nr });
-    this.arch.pteClear(this.ro, addr, nr, this);
+    const hook = this.pteClearHook;
+    if (hook !== null) hook(this.ro, addr, nr, this);
   }
 
   tlbRemoveTlbEntry(addr: number): void {
@@ -297,21 +306,33 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
   removeRmap(pfn: number, nr: number): void {
     this.live("removeRmap");
     const head = this.checkRun("removeRmap", pfn, nr);
+    this.removeRmapTrusted(head, pfn, nr);
+  }
+
+  removeRmapTrusted(head: number, pfn: number, nr: number): void {
+    if (this.finished) this.live("removeRmap");
     const mem = this.mem;
     const c = this.counters;
-    const prim = this.variant.policy.immediateRmap;
-    if (prim === "pageRemoveRmap") {
+    const prim = this.immPrim;
+    if (prim === 0) {
       for (let i = 0; i < nr; i++) mem.pageRemoveRmap(pfn + i, false);
       c.rmapCallsImmediate += nr;
-    } else if (prim === "folioRemoveRmapPtes") {
-      mem.folioRemoveRmapPtes(head, pfn, nr);
+    } else if (prim === 1) {
+      mem.folioRemoveRmapPtesUnchecked(head, pfn, nr);
       c.rmapCallsImmediate++;
     } else {
-      mem.folioRemoveRmapRange(head, pfn, nr);
+      mem.folioRemoveRmapRangeUnchecked(head, pfn, nr);
       c.rmapCallsImmediate++;
     }
     c.rmapPages += nr;
-    if (this.sink !== null) this.sink({ type: "rmapRemoved", pfn, nr, delayed: false, primitive: prim });
+    if (this.sink !== null)
+      this.sink({
+        type: "rmapRemoved",
+        pfn,
+        nr,
+        delayed: false,
+        primitive: this.variant.policy.immediateRmap,
+      });
   }
 
   private checkPfn(method: string, pfn: number): void {
@@ -359,8 +380,8 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
       );
     if (this.sink !== null) this.sink({ type: "pageQueued", pfn, nr, delayRmap: delay });
     let full: boolean;
-    if (storage.kind === "encoded-page") full = storage.add(pfn, delay);
-    else if (storage.kind === "encoded-nr-pages") full = storage.add(pfn, nr, delay);
+    if (storage instanceof EncodedNrPagesStorage) full = storage.add(pfn, nr, delay);
+    else if (storage instanceof EncodedPageStorage) full = storage.add(pfn, delay);
     else full = storage.add(pfn);
     if (full) this.forced(storage.fullReason);
     return full;
@@ -408,6 +429,10 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
     return this.queue("removePage", pfn, 1, delayRmap);
   }
 
+  removePageTrusted(pfn: number, delayRmap: boolean): boolean {
+    return this.queue("removePage", pfn, 1, delayRmap);
+  }
+
   removePageSize(pfn: number, delayRmap: boolean, pageSize: number): boolean {
     this.checkPfn("removePageSize", pfn);
     if (!Number.isInteger(pageSize) || pageSize < this.pageSize || (pageSize & (pageSize - 1)) !== 0)
@@ -422,6 +447,17 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
 
   removeFolioPages(pfn: number, nr: number, delayRmap: boolean): boolean {
     this.checkRun("removeFolioPages", pfn, nr);
+    if (nr > 1 && this.storage !== null && this.storage.kind !== "encoded-nr-pages")
+      throw new GatherError(
+        "UNSUPPORTED",
+        M,
+        "removeFolioPages",
+        `${this.variant.name} queues one page per call (policy.walkBatchesFolioPtes is false)`,
+      );
+    return this.queue("removeFolioPages", pfn, nr, delayRmap);
+  }
+
+  removeFolioPagesTrusted(pfn: number, nr: number, delayRmap: boolean): boolean {
     if (nr > 1 && this.storage !== null && this.storage.kind !== "encoded-nr-pages")
       throw new GatherError(
         "UNSUPPORTED",

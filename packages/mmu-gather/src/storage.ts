@@ -263,10 +263,11 @@ export class EncodedPageStorage extends BatchList {
     const mem = this.host.mem;
     const pfns = this.scratchPfns;
     this.lruAddDrain();
+    const swap = this.host.swap !== null;
     for (let i = 0; i < n; i++) {
       const pfn = e[off + i] >>> ENCODED_PAGE_SHIFT;
       pfns[i] = pfn;
-      this.freeSwapCache(mem.folioHead(pfn));
+      if (swap) this.freeSwapCache(mem.folioHeadUnchecked(pfn));
     }
     const sink = this.host.sink;
     if (sink !== null) {
@@ -278,7 +279,7 @@ export class EncodedPageStorage extends BatchList {
       }
       sink({ type: "pagesFreed", pfns: list, nrs });
     }
-    mem.releasePages(pfns, 0, n);
+    mem.releasePagesUnchecked(pfns, 0, n);
     this.host.counters.releaseCalls++;
     this.host.counters.pagesReleased += n;
   }
@@ -359,7 +360,7 @@ export class EncodedNrPagesStorage extends BatchList {
         const at = i;
         let nrPages = 1;
         if ((v & ENCODED_PAGE_BIT_NR_PAGES_NEXT) !== 0) nrPages = e[++i] >>> ENCODED_PAGE_SHIFT;
-        mem.folioRemoveRmapPtes(mem.folioHead(pfn), pfn, nrPages);
+        mem.folioRemoveRmapPtesUnchecked(mem.folioHeadUnchecked(pfn), pfn, nrPages);
         e[at] = v & ~ENCODED_PAGE_BIT_DELAY_RMAP;
         calls++;
         c.rmapCallsDelayed++;
@@ -394,7 +395,7 @@ export class EncodedNrPagesStorage extends BatchList {
     for (let i = off; i < end; i++) {
       const v = e[i];
       const pfn = v >>> ENCODED_PAGE_SHIFT;
-      const head = mem.folioHead(pfn);
+      const head = mem.folioHeadUnchecked(pfn);
       this.freeSwapCache(head);
       let r = 1;
       if ((v & ENCODED_PAGE_BIT_NR_PAGES_NEXT) !== 0) r = e[++i] >>> ENCODED_PAGE_SHIFT;
@@ -407,14 +408,14 @@ export class EncodedNrPagesStorage extends BatchList {
         nrs.push(r);
       }
       if (fb === FOLIO_BATCH_SIZE) {
-        mem.foliosPutRefs(heads, refs, fb);
+        mem.foliosPutRefsUnchecked(heads, refs, fb);
         c.releaseCalls++;
         fb = 0;
       }
     }
     if (sink !== null && list !== null && nrs !== null) sink({ type: "pagesFreed", pfns: list, nrs });
     if (fb > 0) {
-      mem.foliosPutRefs(heads, refs, fb);
+      mem.foliosPutRefsUnchecked(heads, refs, fb);
       c.releaseCalls++;
     }
   }
@@ -520,7 +521,7 @@ export class ContigRangeStorage extends BatchList {
     for (let i = first; i < n; i++) {
       const pfn = s[i];
       const nrPages = e[i] - pfn;
-      mem.folioRemoveRmapRange(mem.folioHead(pfn), pfn, nrPages);
+      mem.folioRemoveRmapRangeUnchecked(mem.folioHeadUnchecked(pfn), pfn, nrPages);
       c.rmapCallsDelayed++;
       c.rmapPages += nrPages;
       if (sink !== null)
@@ -538,7 +539,8 @@ export class ContigRangeStorage extends BatchList {
     const sink = this.host.sink;
     this.lruAddDrain();
     const end = off + n;
-    for (let i = off; i < end; i++) this.freeSwapCache(mem.folioHead(s[i]));
+    if (this.host.swap !== null)
+      for (let i = off; i < end; i++) this.freeSwapCache(mem.folioHeadUnchecked(s[i]));
     if (sink !== null) {
       const list: number[] = [];
       const nrs: number[] = [];
@@ -551,7 +553,7 @@ export class ContigRangeStorage extends BatchList {
     mem.foliosPutRefsInit();
     for (let i = off; i < end; i++) {
       const refs = e[i] - s[i];
-      mem.foliosPutRefsDoOne(mem.folioHead(s[i]), refs);
+      mem.foliosPutRefsDoOneUnchecked(mem.folioHeadUnchecked(s[i]), refs);
       c.pagesReleased += refs;
     }
     mem.foliosPutRefsComplete();

@@ -558,6 +558,19 @@ export interface MmuGather extends GatherView {
   /** Remove rmaps now with the variant's immediate primitive (the walk, or s390). */
   removeRmap(pfn: number, nr: number): void;
 
+  /**
+   * {@link removeRmap} for a caller that guarantees `head` is the live folio holding
+   * `[pfn, pfn + nr)` (the zap walk, which read them from its PTEs): no per-call validation.
+   * @internal
+   */
+  removeRmapTrusted(head: number, pfn: number, nr: number): void;
+  /** {@link removePage} without the pfn check, for the zap walk (pfn read from a present PTE). @internal */
+  removePageTrusted(pfn: number, delayRmap: boolean): boolean;
+  /**
+   * {@link removeFolioPages} without the pfn / folio-bounds checks, for the zap walk, whose
+   * `folio_pte_batch` already keeps `[pfn, pfn + nr)` inside one live folio. @internal
+   */
+  removeFolioPagesTrusted(pfn: number, nr: number, delayRmap: boolean): boolean;
   /** `__tlb_remove_page(tlb, page, delay_rmap)`. Returns true when full (caller must flush). */
   removePage(pfn: number, delayRmap: boolean): boolean;
   /** `__tlb_remove_page_size(tlb, page, delay_rmap, size)`: one entry for a compound page of `pageSize` bytes. */

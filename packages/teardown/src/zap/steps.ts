@@ -46,9 +46,11 @@ export interface ZapWalkOverrides {
   readonly steps?: Partial<ZapWalkSteps>;
 }
 
+/** mm_counter(): the rss counter of a live folio (head read from a present PTE, so no checks). */
 function rssIndexOf(ctx: ZapContext, head: number): number {
-  if (ctx.mem.folioTest(head, PG.anon)) return MM_ANONPAGES;
-  return ctx.mem.folioTest(head, PG.swapbacked) ? MM_SHMEMPAGES : MM_FILEPAGES;
+  const f = ctx.mem.folioFlagsUnchecked(head);
+  if ((f & PG.anon) !== 0) return MM_ANONPAGES;
+  return (f & PG.swapbacked) !== 0 ? MM_SHMEMPAGES : MM_FILEPAGES;
 }
 
 /** v6.5 zap_pte_range loop: one PTE, one rmap call, one gather entry at a time. */
@@ -76,7 +78,7 @@ export function zapPtesPerPte(
       tlb.tlbRemoveTlbEntry(addr);
       c.ptesCleared++;
       c.presentBatches++;
-      const head = mem.folioHead(pfn);
+      const head = mem.folioHeadUnchecked(pfn);
       let delay = false;
       const idx = rssIndexOf(ctx, head);
       if (idx !== MM_ANONPAGES && (pte & PTE_DIRTY) !== 0) {
@@ -89,8 +91,8 @@ export function zapPtesPerPte(
         }
       }
       rss[idx]--;
-      if (!delay && !deferAll) tlb.removeRmap(pfn, 1);
-      if (tlb.removePage(pfn, delay)) {
+      if (!delay && !deferAll) tlb.removeRmapTrusted(head, pfn, 1);
+      if (tlb.removePageTrusted(pfn, delay)) {
         ctx.forceFlush = true;
         ctx.forceFromFull = true;
         return i + 1;
@@ -130,8 +132,10 @@ export function zapPtesFolioBatch(
     const addr = (base + i) * 4096;
     if (pte > 0) {
       const pfn = ptePfn(pte);
-      const head = mem.folioHead(pfn);
-      const fnr = mem.folioNrPages(head);
+      // A present PTE maps a live folio: the hot path reads it unchecked, and folio_pte_batch below
+      // keeps [pfn, pfn + n) inside it, which is what the gather's trusted calls require.
+      const head = mem.folioHeadUnchecked(pfn);
+      const fnr = mem.folioNrPagesUnchecked(head);
       let n = 1;
       let merged = pte;
       if (fnr > 1 && to - i > 1) {
@@ -145,7 +149,8 @@ export function zapPtesFolioBatch(
           n++;
         }
       }
-      for (let k = 0; k < n; k++) t[i + k] = 0;
+      if (n === 1) t[i] = 0;
+      else t.fill(0, i, i + n);
       tlb.ptepGetAndClear(addr, n);
       c.ptesCleared += n;
       c.presentBatches++;
@@ -162,8 +167,8 @@ export function zapPtesFolioBatch(
       }
       rss[idx] -= n;
       tlb.tlbRemoveTlbEntries(addr, n);
-      if (!delay) tlb.removeRmap(pfn, n);
-      if (tlb.removeFolioPages(pfn, n, delay)) {
+      if (!delay) tlb.removeRmapTrusted(head, pfn, n);
+      if (tlb.removeFolioPagesTrusted(pfn, n, delay)) {
         ctx.forceFlush = true;
         ctx.forceFromFull = true;
         return i + n;
