@@ -13,8 +13,10 @@ export interface RunResult {
   readonly op: string;
   /** Base pages whose mapping the operation removed (present PTEs and PMD-mapped pages). */
   readonly pagesTornDown: number;
-  /** Folios returned to the allocator during the operation. */
+  /** Folios returned to the allocator during the operation (data folios, page tables, batch pages). */
   readonly foliosTornDown: number;
+  /** Primitive operations: the sum of the counters listed in PRIMITIVE_COUNTERS (see README). */
+  readonly primitiveOps: number;
   /** Every counter of the run, flattened as "<layer>.<name>" → integer. */
   readonly counters: Readonly<Record<string, number>>;
   /** Estimated kernel time from the arch's cost profile, ns; null when no cost model applies. */
@@ -31,23 +33,12 @@ export interface RunResult {
 export interface ViolationJson {
   readonly kind: string;
   readonly message: string;
+  /** Page frame involved (-1 if none). */
+  readonly pfn: number;
+  /** Virtual byte address involved (-1 if none). */
+  readonly address: number;
+  /** The events before the violation, oldest first, in words. */
   readonly trail: readonly string[];
-}
-
-/** Flattens nested objects of integers into "a.b.c" keys (arrays and non-numbers skipped). */
-export function flattenCounters(
-  obj: unknown,
-  prefix = "",
-  out: Record<string, number> = {},
-): Record<string, number> {
-  if (obj === null || typeof obj !== "object") return out;
-  for (const [key, value] of Object.entries(obj)) {
-    const name = prefix === "" ? key : `${prefix}.${key}`;
-    if (typeof value === "number") out[name] = value;
-    else if (value !== null && typeof value === "object" && !Array.isArray(value))
-      flattenCounters(value, name, out);
-  }
-  return out;
 }
 
 function csvCell(v: string | number | null): string {
@@ -63,6 +54,7 @@ const FIXED_COLUMNS = [
   "op",
   "pagesTornDown",
   "foliosTornDown",
+  "primitiveOps",
   "estimatedNs",
   "simWallNs",
   "stateBytes",
@@ -132,6 +124,7 @@ export function toTable(results: readonly RunResult[], verdict: string, counterR
   const rows: [string, string[]][] = [
     ["pages torn down", results.map((r) => human(r.pagesTornDown))],
     ["folios freed", results.map((r) => human(r.foliosTornDown))],
+    ["primitive operations", results.map((r) => human(r.primitiveOps))],
     ["estimated kernel time", results.map((r) => ns(r.estimatedNs))],
     ["simulator wall time", results.map((r) => ns(r.simWallNs))],
     ["model memory", results.map((r) => bytes(r.stateBytes))],
@@ -161,4 +154,35 @@ export function toTable(results: readonly RunResult[], verdict: string, counterR
     for (const [label, vals] of body) out.push(line(label, vals));
   }
   return `${out.join("\n")}\n`;
+}
+
+/**
+ * The verdict line: which result does the fewest primitive operations, and by how much compared
+ * with the most expensive one (and with the others, per arch).
+ */
+export function verdict(results: readonly RunResult[]): string {
+  if (results.length === 0) return "no results";
+  const parts: string[] = [];
+  const arches = [...new Set(results.map((r) => r.arch))];
+  for (const arch of arches) {
+    const rs = results.filter((r) => r.arch === arch);
+    const best = rs.reduce((a, b) => (b.primitiveOps < a.primitiveOps ? b : a));
+    const worst = rs.reduce((a, b) => (b.primitiveOps > a.primitiveOps ? b : a));
+    if (rs.length === 1) {
+      parts.push(`${arch}: ${best.variant} does ${human(best.primitiveOps)} primitive operations`);
+    } else if (best.primitiveOps === worst.primitiveOps) {
+      parts.push(
+        `${arch}: every variant does the same work (${human(best.primitiveOps)} primitive operations)`,
+      );
+    } else {
+      const ratio = worst.primitiveOps / Math.max(1, best.primitiveOps);
+      parts.push(
+        `${arch}: ${best.variant} does least work — ${human(best.primitiveOps)} primitive operations, ` +
+          `${ratio.toFixed(2)}× fewer than ${worst.variant} (${human(worst.primitiveOps)})`,
+      );
+    }
+  }
+  const bad = results.filter((r) => r.violations.length > 0);
+  const tail = bad.length > 0 ? `; VIOLATIONS in ${bad.map((r) => `${r.variant}/${r.arch}`).join(", ")}` : "";
+  return `Verdict (no cost model yet: primitive operations = folio atomics + locks + stat updates + gather entries + TLB flushes): ${parts.join("; ")}${tail}`;
 }

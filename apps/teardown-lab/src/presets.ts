@@ -23,7 +23,7 @@ export const PRESETS: Readonly<Record<string, Preset>> = {
       "1 GiB of anonymous memory in folios of --folio size, then munmap (the upstream series' benchmark)",
     build: (o) => ({
       name: "munmap-1g",
-      description: "munmap() of a 1 GiB anonymous VMA, every folio the same size",
+      description: `munmap() of a ${o.size ?? "1G"} anonymous VMA, every folio ${o.folio ?? "4K"}${o.pmd ? " (PMD-mapped when PMD-sized)" : ""}`,
       seed: o.seed ?? 1,
       cpus: o.cpus ?? 0,
       vmas: [
@@ -34,14 +34,16 @@ export const PRESETS: Readonly<Record<string, Preset>> = {
   },
   "exit-kernel-build": {
     summary:
-      "a compiler-like process: order-3 anon heap, shared file text, some swap, forked children, then exit",
+      "a compiler-like process: order-3 anon heap, shared file text, a few swapped-out pages; the forked child exits",
     build: (o) => ({
       name: "exit-kernel-build",
-      description: "exit of a process shaped like a compiler job (the 2023 series' kernel-build workload)",
+      description:
+        "exit of a forked child shaped like a compiler job (the 2023 series' kernel-build workload): " +
+        "its parent (make) still maps the file text",
       seed: o.seed ?? 1,
       cpus: o.cpus ?? 2,
-      forks: 1,
-      swap: "64M",
+      fork: true,
+      target: "child",
       vmas: [
         {
           name: "heap",
@@ -51,8 +53,8 @@ export const PRESETS: Readonly<Record<string, Preset>> = {
           pmd: o.pmd ?? false,
           swap: 0.02,
         },
-        { name: "text", kind: "file-private", size: "24M", folio: "64K", exec: true },
-        { name: "libs", kind: "file-private", size: "8M", folio: "16K", exec: true },
+        { name: "text", kind: "file-private", size: "24M", folio: "64K" },
+        { name: "libs", kind: "file-private", size: "8M", folio: "16K" },
         { name: "data", kind: "file-private", size: "4M", folio: "4K", dirty: 0.5 },
         { name: "stack", kind: "anon", size: "8M", folio: "4K" },
       ],
@@ -66,7 +68,7 @@ export const PRESETS: Readonly<Record<string, Preset>> = {
       description: "fork(), then munmap in the parent: the child still maps every folio",
       seed: o.seed ?? 1,
       cpus: o.cpus ?? 0,
-      forks: 1,
+      fork: true,
       vmas: [
         { name: "heap", kind: "anon", size: o.size ?? "64M", folio: o.folio ?? "64K", pmd: o.pmd ?? false },
       ],
@@ -116,3 +118,23 @@ export const PRESETS: Readonly<Record<string, Preset>> = {
 };
 
 export const PRESET_NAMES = Object.keys(PRESETS);
+
+/** Applies the same overrides to a scenario file's raw object: the main VMA is the first one. */
+export function applyOverrides(raw: Record<string, unknown>, o: PresetOptions): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...raw };
+  const vmas = raw.vmas;
+  if (Array.isArray(vmas) && vmas.length > 0 && typeof vmas[0] === "object" && vmas[0] !== null) {
+    const v0: Record<string, unknown> = { ...(vmas[0] as Record<string, unknown>) };
+    if (o.folio !== undefined) v0.folio = o.folio;
+    if (o.pmd !== undefined) v0.pmd = o.pmd;
+    if (o.size !== undefined) v0.size = o.size;
+    out.vmas = [v0, ...vmas.slice(1)];
+  }
+  if (o.op !== undefined) {
+    const op = typeof raw.op === "object" && raw.op !== null ? (raw.op as Record<string, unknown>) : {};
+    out.op = { ...op, kind: o.op };
+  }
+  if (o.cpus !== undefined) out.cpus = o.cpus;
+  if (o.seed !== undefined) out.seed = o.seed;
+  return out;
+}

@@ -1,12 +1,13 @@
 // The scenario file format (JSON or YAML), validated with zod. Every error names the
-// field path, what was given and what is allowed.
-import { readFileSync } from "node:fs";
+// field path, what was given and what is allowed. Browser-safe (files are read in scenario-file.ts).
 import { parse as parseYaml, YAMLParseError } from "yaml";
 import { z } from "zod";
 import { folioOrder, formatSize, parseSize } from "./size.js";
 
 /** Largest VMA a scenario may map (64 GiB). */
 export const MAX_VMA_BYTES = 64 * 1024 ** 3;
+/** Largest physical memory the model can address (PTE pfn field: 26 bits). */
+export const MAX_MEMORY_BYTES = 255 * 1024 ** 3;
 /** Most VMAs in one scenario. */
 export const MAX_VMAS = 64;
 
@@ -60,67 +61,191 @@ const FolioPolicy = z.union([
 
 export const VMA_KINDS = ["anon", "file-shared", "file-private", "shmem"] as const;
 export const OPS = ["exit", "munmap", "dontneed"] as const;
+/** Operations a second thread may run concurrently (exit takes the whole mm). */
+export const CONCURRENT_OPS = ["munmap", "dontneed"] as const;
 
-const Vma = z.strictObject({
-  name: z.string().min(1).max(64).optional(),
-  kind: z.enum(VMA_KINDS, { error: `expected one of ${VMA_KINDS.join(", ")}` }),
-  size: PageSize.refine((b) => b <= MAX_VMA_BYTES, {
-    error: `expected at most ${formatSize(MAX_VMA_BYTES)}`,
-  }),
-  folio: FolioPolicy.default(4096),
-  pmd: z.boolean({ error: "expected true or false" }).default(false),
-  dirty: Fraction.default(0),
-  swap: Fraction.default(0),
-  mlock: z.boolean({ error: "expected true or false" }).default(false),
-  exec: z.boolean({ error: "expected true or false" }).default(false),
-});
+const Bool = z.boolean({ error: "expected true or false" });
+
+const Vma = z
+  .strictObject({
+    name: z.string().min(1).max(64).optional(),
+    kind: z.enum(VMA_KINDS, { error: `expected one of ${VMA_KINDS.join(", ")}` }),
+    size: PageSize.refine((b) => b <= MAX_VMA_BYTES, {
+      error: `expected at most ${formatSize(MAX_VMA_BYTES)}`,
+    }),
+    folio: FolioPolicy.default(4096),
+    pmd: Bool.default(false),
+    dirty: Fraction.default(0),
+    swap: Fraction.default(0),
+    keepInSwapCache: Bool.default(false),
+    mlock: Bool.default(false),
+    populate: Fraction.default(1),
+    splitAt: Size.optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.swap > 0 && v.kind !== "anon") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["swap"],
+        input: v.swap,
+        message: `swap-out applies to anon VMAs only, this one is "${v.kind}"; use 0`,
+      });
+    }
+    if (v.dirty > 0 && v.kind === "anon") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["dirty"],
+        input: v.dirty,
+        message: "dirty applies to file and shmem VMAs (anon pages are always dirty); use 0",
+      });
+    }
+    if (v.splitAt !== undefined && (v.splitAt % 4096 !== 0 || v.splitAt <= 0 || v.splitAt >= v.size)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["splitAt"],
+        input: v.splitAt,
+        message: `expected a multiple of 4K strictly inside the VMA (0 < splitAt < ${formatSize(v.size)}), got ${v.splitAt}`,
+      });
+    }
+  });
 
 const Op = z.strictObject({
   kind: z.enum(OPS, { error: `expected one of ${OPS.join(", ")}` }),
-  vma: z.union([z.number().int().min(0), z.string().min(1)]).default(0),
+  vma: z
+    .union([z.number().int().min(0), z.string().min(1)], { error: "expected a VMA index or name" })
+    .default(0),
   offset: Size.default(0),
   length: Size.optional(),
 });
+
+const ConcurrentOp = Op.extend({
+  kind: z.enum(CONCURRENT_OPS, { error: `expected one of ${CONCURRENT_OPS.join(", ")}` }),
+});
+
+type OpInput = z.output<typeof Op>;
+
+function checkRange(
+  op: OpInput,
+  vmas: readonly { name?: string; size: number }[],
+  at: string,
+  ctx: z.RefinementCtx,
+): void {
+  if (op.kind === "exit") return;
+  const idx = typeof op.vma === "number" ? op.vma : vmas.findIndex((v) => v.name === op.vma);
+  if (idx < 0 || idx >= vmas.length) {
+    ctx.addIssue({
+      code: "custom",
+      path: [at, "vma"],
+      input: op.vma,
+      message: `expected a VMA index 0..${vmas.length - 1} or a VMA name, got ${JSON.stringify(op.vma)}`,
+    });
+    return;
+  }
+  const vma = vmas[idx];
+  if (op.offset % 4096 !== 0 || op.offset >= vma.size) {
+    ctx.addIssue({
+      code: "custom",
+      path: [at, "offset"],
+      input: op.offset,
+      message: `expected a multiple of 4K below the VMA size ${formatSize(vma.size)}, got ${op.offset}`,
+    });
+    return;
+  }
+  const length = op.length ?? vma.size - op.offset;
+  if (length <= 0 || length % 4096 !== 0 || op.offset + length > vma.size) {
+    ctx.addIssue({
+      code: "custom",
+      path: [at, "length"],
+      input: op.length,
+      message: `expected a non-zero multiple of 4K with offset + length ≤ the VMA size ${formatSize(vma.size)}, got ${length}`,
+    });
+  }
+}
 
 export const ScenarioSchema = z
   .strictObject({
     name: z.string().min(1).max(100).default("scenario"),
     description: z.string().max(2000).optional(),
     seed: z
-      .number()
-      .int()
-      .min(0)
-      .max(2 ** 32 - 1)
+      .number({ error: "expected an integer from 0 to 4294967295" })
+      .int({ error: "expected an integer from 0 to 4294967295" })
+      .min(0, { error: "expected an integer from 0 to 4294967295" })
+      .max(2 ** 32 - 1, { error: "expected an integer from 0 to 4294967295" })
       .default(1),
-    memory: PageSize.optional(),
-    swap: Size.refine((b) => b % 4096 === 0, { error: "expected a multiple of 4K" }).optional(),
-    cpus: z.number().int().min(0).max(64, { error: "expected at most 64 CPUs" }).default(0),
-    forks: z.number().int().min(0).max(8, { error: "expected at most 8 forked children" }).default(0),
-    vmas: z.array(Vma).min(1, { error: "expected at least one VMA" }).max(MAX_VMAS),
+    memory: PageSize.refine((b) => b <= MAX_MEMORY_BYTES, {
+      error: `expected at most ${formatSize(MAX_MEMORY_BYTES)} (the model's PTEs hold page frame numbers below 2^26)`,
+    }).optional(),
+    swap: Size.refine((b) => b % 4096 === 0 && b <= MAX_VMA_BYTES, {
+      error: `expected a multiple of 4K, at most ${formatSize(MAX_VMA_BYTES)}`,
+    }).optional(),
+    cpus: z
+      .number({ error: "expected an integer from 0 to 64" })
+      .int({ error: "expected an integer from 0 to 64" })
+      .min(0, { error: "expected an integer from 0 to 64" })
+      .max(64, { error: "expected an integer from 0 to 64" })
+      .default(0),
+    tlbEntries: z
+      .number({ error: "expected an integer from 16 to 65536" })
+      .int({ error: "expected an integer from 16 to 65536" })
+      .min(16, { error: "expected an integer from 16 to 65536" })
+      .max(65536, { error: "expected an integer from 16 to 65536" })
+      .default(2048),
+    touch: Fraction.default(1),
+    fork: Bool.default(false),
+    target: z.enum(["parent", "child"], { error: "expected parent or child" }).default("parent"),
+    vmas: z
+      .array(Vma, { error: "expected a list of VMAs" })
+      .min(1, { error: "expected at least one VMA" })
+      .max(MAX_VMAS, { error: `expected at most ${MAX_VMAS} VMAs` }),
     op: Op,
+    concurrentOp: ConcurrentOp.optional(),
   })
   .superRefine((s, ctx) => {
-    if (s.op.kind === "exit") return;
-    const idx = typeof s.op.vma === "number" ? s.op.vma : s.vmas.findIndex((v) => v.name === s.op.vma);
-    if (idx < 0 || idx >= s.vmas.length) {
+    checkRange(s.op, s.vmas, "op", ctx);
+    if (s.concurrentOp !== undefined) {
+      if (s.op.kind === "exit") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["concurrentOp"],
+          message: "a concurrent operation needs op.kind munmap or dontneed (exit takes the whole mm)",
+        });
+      } else checkRange(s.concurrentOp, s.vmas, "concurrentOp", ctx);
+      if (s.cpus < 1) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["cpus"],
+          input: s.cpus,
+          message: "a concurrent operation runs on a second CPU: expected cpus ≥ 1",
+        });
+      }
+    }
+    if (s.target === "child" && !s.fork) {
       ctx.addIssue({
         code: "custom",
-        path: ["op", "vma"],
-        input: s.op.vma,
-        message: `expected a VMA index 0..${s.vmas.length - 1} or a VMA name, got ${JSON.stringify(s.op.vma)}`,
+        path: ["target"],
+        input: s.target,
+        message: 'target "child" needs fork: true',
       });
-      return;
     }
-    const vma = s.vmas[idx];
-    if (s.op.offset % 4096 !== 0) {
-      ctx.addIssue({ code: "custom", path: ["op", "offset"], message: "expected a multiple of 4K" });
-    }
-    const length = s.op.length ?? vma.size - s.op.offset;
-    if (length <= 0 || length % 4096 !== 0 || s.op.offset + length > vma.size) {
+    const names = new Set<string>();
+    s.vmas.forEach((v, i) => {
+      if (v.name === undefined) return;
+      if (names.has(v.name)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["vmas", i, "name"],
+          input: v.name,
+          message: `expected a unique VMA name, "${v.name}" is used twice`,
+        });
+      }
+      names.add(v.name);
+    });
+    const total = s.vmas.reduce((a, v) => a + v.size, 0);
+    if (total > MAX_VMA_BYTES) {
       ctx.addIssue({
         code: "custom",
-        path: ["op", "length"],
-        message: `expected a non-zero multiple of 4K with offset + length ≤ the VMA size ${formatSize(vma.size)}`,
+        path: ["vmas"],
+        message: `expected at most ${formatSize(MAX_VMA_BYTES)} mapped in all, got ${formatSize(total)}`,
       });
     }
   });
@@ -170,8 +295,8 @@ export function validateScenario(data: unknown, source = "scenario"): Scenario {
   throw new ScenarioError(`${source} is not a valid scenario:\n  ${issues.join("\n  ")}`, issues);
 }
 
-/** Parses JSON or YAML text (chosen by file extension, else by content) and validates it. */
-export function parseScenarioText(text: string, source: string): Scenario {
+/** Parses JSON or YAML text (chosen by file extension, else by content) into an object, unvalidated. */
+export function parseScenarioData(text: string, source: string): Record<string, unknown> {
   if (text.trim() === "") throw new ScenarioError(`${source} is empty: expected a JSON or YAML scenario`, []);
   let data: unknown;
   const isJson = source.endsWith(".json") || /^\s*[[{]/.test(text);
@@ -186,19 +311,12 @@ export function parseScenarioText(text: string, source: string): Scenario {
   if (data === null || typeof data !== "object" || Array.isArray(data)) {
     throw new ScenarioError(`${source}: expected an object with "vmas" and "op", got ${givenText(data)}`, []);
   }
-  return validateScenario(data, source);
+  return data as Record<string, unknown>;
 }
 
-/** Reads and validates a scenario file. */
-export function loadScenarioFile(path: string): Scenario {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? "EIO";
-    throw new ScenarioError(`cannot read scenario file ${path} (${code})`, []);
-  }
-  return parseScenarioText(text, path);
+/** Parses JSON or YAML text and validates it. */
+export function parseScenarioText(text: string, source: string): Scenario {
+  return validateScenario(parseScenarioData(text, source), source);
 }
 
 /** The JSON Schema of the scenario format (input side), as shipped in scenario.schema.json. */

@@ -1,0 +1,391 @@
+// End-to-end CLI tests: spawn `node dist/cli.js` as a user would (turbo builds before testing).
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import type { RunResult } from "../format.js";
+import { PRESET_NAMES } from "../presets.js";
+import { PRIMITIVE_COUNTERS } from "../run.js";
+import { APP_DIR, runCli } from "./cli-helpers.js";
+
+const JSON_FIELDS = [
+  "scenario",
+  "variant",
+  "arch",
+  "op",
+  "pagesTornDown",
+  "foliosTornDown",
+  "primitiveOps",
+  "counters",
+  "estimatedNs",
+  "simWallNs",
+  "stateBytes",
+  "violations",
+];
+
+function json(args: string[]): RunResult[] {
+  const r = runCli([...args, "--json"]);
+  expect(r.stderr).not.toContain("at ");
+  expect(r.status).toBe(0);
+  return JSON.parse(r.stdout) as RunResult[];
+}
+
+describe("run", () => {
+  it("prints a side-by-side table with a verdict, n/a estimated time and the differing counters", () => {
+    const r = runCli(["run", "--preset", "munmap-1g", "--size", "16M", "--folio", "64K"]);
+    expect(r.status).toBe(0);
+    const [first] = r.stdout.split("\n");
+    expect(first).toMatch(
+      /^Verdict \(no cost model yet: primitive operations = .*\): generic: contig-range does least work/,
+    );
+    expect(r.stdout).toContain("encoded-page/generic");
+    expect(r.stdout).toContain("contig-range/generic");
+    expect(r.stdout).toContain("encoded-nr-pages/generic");
+    expect(r.stdout).toMatch(/estimated kernel time\s+n\/a\s+n\/a\s+n\/a/);
+    expect(r.stdout).toMatch(/simulator wall time\s+[\d.]+ (ms|µs|ns|s)/);
+    expect(r.stdout).toMatch(/model memory\s+[\d.]+ (KiB|MiB)/);
+    expect(r.stdout).toMatch(/violations\s+0\s+0\s+0/);
+    expect(r.stdout).toContain("counters that differ most");
+    expect(r.stdout).toMatch(/^(gather|folio|walk|swap|cpu|teardown)\.\w+\s+[\d.k]+\s+[\d.k]+\s+[\d.k]+$/m);
+  });
+
+  it("--json: one documented object per (variant, arch), exact counts", () => {
+    const rs = json(["run", "--preset", "munmap-1g", "--size", "8M", "--folio", "64K", "--arch", "all"]);
+    expect(rs.map((r) => `${r.variant}/${r.arch}`)).toEqual([
+      "encoded-page/generic",
+      "contig-range/generic",
+      "encoded-nr-pages/generic",
+      "encoded-page/s390",
+      "contig-range/s390",
+      "encoded-nr-pages/s390",
+    ]);
+    for (const r of rs) {
+      expect(Object.keys(r)).toEqual(JSON_FIELDS);
+      expect(r.scenario).toBe("munmap-1g");
+      expect(r.op).toBe("munmap");
+      expect(r.pagesTornDown).toBe(2048);
+      expect(r.estimatedNs).toBeNull();
+      expect(r.simWallNs).toBeGreaterThan(0);
+      expect(r.stateBytes).toBeGreaterThan(0);
+      expect(r.violations).toEqual([]);
+      for (const [k, v] of Object.entries(r.counters)) {
+        expect(k).toMatch(/^(gather|walk|folio|swap|cpu|teardown)\.[\w.]+$/);
+        expect(Number.isInteger(v)).toBe(true);
+      }
+      expect(r.primitiveOps).toBe(PRIMITIVE_COUNTERS.reduce((a, k) => a + (r.counters[k] ?? 0), 0));
+      // Teardown-phase deltas: 128 folios of 64K are unmapped, each one refcount drop at least.
+      expect(r.counters["folio.foliosFreed"]).toBeGreaterThanOrEqual(128);
+    }
+    // s390 does not gather pages: every page is freed on queue.
+    expect(rs[3].counters["gather.pagesFreedOnQueue"]).toBe(2048);
+    expect(rs[0].counters["gather.entriesQueued"]).toBe(2048);
+    // contig-range: one range per folio (plus one where a range crosses a batch boundary).
+    expect(rs[1].counters["gather.entriesQueued"]).toBeGreaterThanOrEqual(128);
+    expect(rs[1].counters["gather.entriesQueued"]).toBeLessThan(140);
+  });
+
+  it("--csv flattens the same fields, one row per result", () => {
+    const r = runCli(["run", "--preset", "fork-shared", "--size", "4M", "--csv"]);
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines).toHaveLength(4);
+    const header = lines[0].split(",");
+    expect(header.slice(0, 11)).toEqual([
+      "scenario",
+      "variant",
+      "arch",
+      "op",
+      "pagesTornDown",
+      "foliosTornDown",
+      "primitiveOps",
+      "estimatedNs",
+      "simWallNs",
+      "stateBytes",
+      "violations",
+    ]);
+    expect(header).toContain("gather.entriesQueued");
+    const row = lines[1].split(",");
+    expect(row[0]).toBe("fork-shared");
+    expect(row[7]).toBe("");
+  });
+
+  it.each(PRESET_NAMES)("preset %s runs on both arches with no violation", (name) => {
+    const rs = json(["run", "--preset", name, "--size", "4M", "--arch", "all"]);
+    expect(rs).toHaveLength(6);
+    for (const r of rs) expect(r.violations).toEqual([]);
+  });
+
+  it("fork-shared: munmap in the parent frees no data folio", () => {
+    const rs = json(["run", "--preset", "fork-shared", "--size", "4M"]);
+    for (const r of rs) {
+      expect(r.pagesTornDown).toBe(1024);
+      expect(r.counters["folio.lruDels"]).toBe(0);
+    }
+  });
+
+  it("dirty-shared-file exercises the delayed rmap", () => {
+    const rs = json(["run", "--preset", "dirty-shared-file", "--size", "4M"]);
+    const ep = rs.find((r) => r.variant === "encoded-page")!;
+    expect(ep.counters["gather.rmapCallsDelayed"]).toBeGreaterThan(0);
+    expect(ep.counters["teardown.forcedFlushes.dirtyShared"]).toBeGreaterThan(0);
+  });
+
+  it("--pmd maps 2M folios with a PMD; without it they are PTE-mapped", () => {
+    const base = [
+      "run",
+      "--preset",
+      "munmap-1g",
+      "--size",
+      "8M",
+      "--folio",
+      "2M",
+      "--variant",
+      "encoded-page",
+    ];
+    const [pte] = json(base);
+    const [pmd] = json([...base, "--pmd"]);
+    expect(pte.counters["walk.hugePmdsZapped"]).toBe(0);
+    expect(pmd.counters["walk.hugePmdsZapped"]).toBe(4);
+    expect(pte.pagesTornDown).toBe(pmd.pagesTornDown);
+  });
+
+  it("s390: a 2M folio cannot exist there (PMD order 8 = 1M): explained, exit 2", () => {
+    const r = runCli([
+      "run",
+      "--preset",
+      "munmap-1g",
+      "--size",
+      "8M",
+      "--folio",
+      "2M",
+      "--pmd",
+      "--arch",
+      "s390",
+    ]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("2M folios don't exist on s390: its PMD maps 1M (PMD order 8)");
+    const all = runCli([
+      "run",
+      "--preset",
+      "munmap-1g",
+      "--size",
+      "8M",
+      "--folio",
+      "2M",
+      "--arch",
+      "all",
+      "--json",
+    ]);
+    expect(all.status).toBe(0);
+    expect(all.stderr).toContain("note: skipping s390");
+    expect((JSON.parse(all.stdout) as RunResult[]).map((x) => x.arch)).toEqual([
+      "generic",
+      "generic",
+      "generic",
+    ]);
+  });
+
+  it("s390: 1M folios are PMD-mapped there; on generic --pmd is a note", () => {
+    const r = runCli([
+      "run",
+      "--preset",
+      "munmap-1g",
+      "--size",
+      "4M",
+      "--folio",
+      "1M",
+      "--pmd",
+      "--arch",
+      "all",
+      "--json",
+    ]);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("no folio is 2M (the PMD size on generic)");
+    const rs = JSON.parse(r.stdout) as RunResult[];
+    expect(rs.find((x) => x.arch === "s390")!.counters["walk.hugePmdsZapped"]).toBe(4);
+    expect(rs.find((x) => x.arch === "generic")!.counters["walk.hugePmdsZapped"]).toBe(0);
+  });
+
+  it("--variant and --op select; dontneed is madvise(MADV_DONTNEED)", () => {
+    const rs = json([
+      "run",
+      "--preset",
+      "shmem-file",
+      "--size",
+      "4M",
+      "--variant",
+      "contig-range",
+      "--op",
+      "dontneed",
+    ]);
+    expect(rs).toHaveLength(1);
+    expect(rs[0].variant).toBe("contig-range");
+    expect(rs[0].op).toBe("dontneed");
+  });
+
+  it("is deterministic for a seed", () => {
+    const a = json(["run", "--preset", "exit-kernel-build", "--size", "4M", "--seed", "9"]);
+    const b = json(["run", "--preset", "exit-kernel-build", "--size", "4M", "--seed", "9"]);
+    expect(a.map((r) => r.counters)).toEqual(b.map((r) => r.counters));
+  });
+
+  it("refuses a run that would exceed the memory limit, naming the limit", () => {
+    const r = runCli(["run", "--preset", "munmap-1g", "--memory-limit", "4M"]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(
+      /refusing to run munmap-1g: the model would need about [\d.]+ MiB, more than the limit of 4 MiB \(--memory-limit 4M\)/,
+    );
+    const big = runCli(["run", "--preset", "munmap-1g", "--size", "64G", "--memory-limit", "256M"]);
+    expect(big.status).toBe(2);
+    expect(big.stderr).toContain("more than the limit of 256 MiB (--memory-limit 256M)");
+  });
+
+  it("shows progress on stderr with --progress", () => {
+    const r = runCli(["run", "--preset", "munmap-1g", "--size", "4M", "--progress", "--json"]);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("munmap-1g [");
+    expect(r.stderr).toContain("3/3");
+    JSON.parse(r.stdout);
+  });
+
+  it.each(readdirSync(join(APP_DIR, "scenarios")))("example scenario %s runs clean", (file) => {
+    const rs = json(["run", join("scenarios", file), "--arch", "all"]);
+    expect(rs).toHaveLength(6);
+    for (const r of rs) {
+      expect(r.violations).toEqual([]);
+      expect(r.counters["teardown.finalStateProblems"]).toBe(0);
+    }
+  });
+});
+
+describe("bad command-line input exits 2 with a clear message", () => {
+  it.each([
+    [["run"], "give a SCENARIO_FILE or --preset NAME"],
+    [["run", "--preset", "nope"], 'unknown preset "nope"'],
+    [["run", "--preset", "munmap-1g", "--folio", "3K"], "expected a folio size, one of 4K, 8K"],
+    [["run", "--preset", "munmap-1g", "--folio", "4M"], "expected a folio size"],
+    [["run", "--preset", "munmap-1g", "--size", "5000"], "expected a non-zero multiple of 4K"],
+    [["run", "--preset", "munmap-1g", "--op", "fork"], "Allowed choices are exit, munmap, dontneed"],
+    [["run", "--preset", "munmap-1g", "--variant", "x"], "Allowed choices are encoded-page, contig-range"],
+    [["run", "--preset", "munmap-1g", "--cpus", "-1"], "expected an integer from 0 to 64"],
+    [["run", "--preset", "munmap-1g", "--json", "--csv"], "--json and --csv exclude each other"],
+    [["run", "missing.yaml"], "cannot read scenario file missing.yaml (no such file)"],
+    [["frobnicate"], "unknown command 'frobnicate'"],
+    [["explain", "--broken", "nope"], "Allowed choices are free-before-flush"],
+  ])("%j", (args, message) => {
+    const r = runCli(args);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(message);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe("explain", () => {
+  it("narrates the tiny scenario per variant, in the kernel's order", () => {
+    const r = runCli(["explain"]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain("one 64 KiB anonymous folio and one dirty shared file page, on two CPUs");
+    for (const v of ["encoded-page", "contig-range", "encoded-nr-pages"])
+      expect(r.stdout).toContain(`== ${v} on generic ==`);
+    const ep = r.stdout.split("== contig-range")[0];
+    const at = (s: string) => ep.indexOf(s);
+    expect(at("clear 1 page of PTEs")).toBeGreaterThan(0);
+    expect(at("record 0x")).toBeGreaterThan(at("clear 1 page of PTEs"));
+    expect(at("marked 'delay rmap'")).toBeGreaterThan(0);
+    expect(at("flush_tlb_mm")).toBeGreaterThan(at("marked 'delay rmap'"));
+    expect(at("now that the TLB is flushed")).toBeGreaterThan(at("flush_tlb_mm"));
+    expect(at("tlb_flush_rmaps")).toBeGreaterThan(at("flush_tlb_mm"));
+    expect(at("free_pages_and_swap_cache")).toBeGreaterThan(at("tlb_flush_rmaps"));
+    expect(r.stdout).toContain("0 violations");
+  });
+
+  it.each([
+    ["free-before-flush", "useAfterFree"],
+    ["delayed-rmap-ignored", "dirtyRmapBeforeFlush"],
+    ["rmap-after-unlock", "rmapOutsidePtl"],
+    ["table-freed-early", "tableFreedWhileWalkable"],
+    ["nested-flush-ignored", "staleTlbAfterReturn"],
+  ])("--broken %s shows %s with its trail and exits 1", (name, kind) => {
+    const r = runCli(["explain", "--broken", name]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain(`The first ${kind}:`);
+    expect(r.stdout).toMatch(/What happened just before \(oldest first\):\n\s+1\. /);
+    expect(r.stdout).toContain("In a real kernel:");
+    expect(r.stdout).toContain("Why the real order prevents it:");
+    expect(r.stdout).toMatch(/The same scenario with the real [\w-]+: 0 violations\./);
+  });
+});
+
+describe("presets", () => {
+  it("lists every preset and broken variant", () => {
+    const r = runCli(["presets"]);
+    expect(r.status).toBe(0);
+    for (const p of PRESET_NAMES) expect(r.stdout).toContain(p);
+    expect(r.stdout).toContain("nested-flush-ignored");
+    const j = JSON.parse(runCli(["presets", "--json"]).stdout) as { name: string }[];
+    expect(j.map((x) => x.name)).toEqual(PRESET_NAMES);
+  });
+});
+
+describe("sweep", () => {
+  const args = [
+    "sweep",
+    "--preset",
+    "dirty-shared-file",
+    "--size",
+    "2M",
+    "--folios",
+    "4K,64K,1M",
+    "--ops",
+    "munmap,exit",
+  ];
+
+  it("runs folio sizes × ops × arches × variants on the pool, ordered by task, identical across pool sizes", () => {
+    const one = runCli([...args, "--threads", "1", "--json"]);
+    const two = runCli([...args, "--threads", "2", "--json", "--progress"]);
+    expect(one.status).toBe(0);
+    expect(two.status).toBe(0);
+    expect(two.stderr).toContain("sweep [");
+    expect(two.stderr).toContain("36/36");
+    type Row = RunResult & { folio: string };
+    const a = JSON.parse(one.stdout) as Row[];
+    const b = JSON.parse(two.stdout) as Row[];
+    expect(a).toHaveLength(2 * 3 * 2 * 3);
+    expect(a.slice(0, 4).map((r) => `${r.op}/${r.folio}/${r.arch}/${r.variant}`)).toEqual([
+      "munmap/4K/generic/encoded-page",
+      "munmap/4K/generic/contig-range",
+      "munmap/4K/generic/encoded-nr-pages",
+      "munmap/4K/s390/encoded-page",
+    ]);
+    const key = (r: Row) => ({
+      op: r.op,
+      folio: r.folio,
+      arch: r.arch,
+      variant: r.variant,
+      counters: r.counters,
+    });
+    expect(b.map(key)).toEqual(a.map(key));
+  });
+
+  it("prints CSV by default with folio and pmd columns; 2M is skipped on s390 with a note", () => {
+    const r = runCli([
+      "sweep",
+      "--preset",
+      "munmap-1g",
+      "--size",
+      "4M",
+      "--folios",
+      "64K,2M",
+      "--variant",
+      "contig-range",
+    ]);
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines[0].startsWith("folio,pmd,scenario,variant,arch,op,")).toBe(true);
+    expect(lines.slice(1).map((l) => l.split(",").slice(0, 5).join(","))).toEqual([
+      "64K,false,munmap-1g,contig-range,generic",
+      "64K,false,munmap-1g,contig-range,s390",
+      "2M,false,munmap-1g,contig-range,generic",
+    ]);
+    expect(r.stderr).toContain("2M folios don't exist on s390");
+  });
+});

@@ -1,0 +1,190 @@
+// Deliberately broken gather variants and zap walks, built only through the public APIs of
+// @mmgather/mmu-gather (defineVariant) and @mmgather/teardown (defineZapWalk), each with a tiny
+// scenario on which the checker catches it and the story of what a real kernel would suffer.
+// Browser-safe.
+import { defineVariant, encodedNrPages, encodedPage } from "@mmgather/mmu-gather";
+import { defineZapWalk, folioBatchWalk, perPteWalk, type ScenarioSpec } from "@mmgather/teardown";
+import { type Scenario, type ScenarioInput, validateScenario } from "./scenario.js";
+import type { VariantName } from "./spec.js";
+
+export interface BrokenCase {
+  /** What the broken code does differently. */
+  readonly change: string;
+  /** The violation kind the checker reports. */
+  readonly expect: string;
+  /** What would go wrong in a real kernel. */
+  readonly consequence: string;
+  /** Why the real order prevents it. */
+  readonly realOrder: string;
+  /** The variant the broken one derives from. */
+  readonly base: VariantName;
+  /** Seeds to try, in order (a concurrent race needs the right interleaving). */
+  readonly seeds: readonly number[];
+  /** The tiny scenario that shows it. */
+  scenario(seed: number): Scenario;
+  /** The spec overrides that install the broken variant / walk. */
+  readonly override: Partial<ScenarioSpec>;
+}
+
+const freeBeforeFlush = defineVariant(encodedPage, {
+  name: "free-before-flush",
+  steps: {
+    flushMmu(ops) {
+      ops.tlbBatchPagesFlush();
+      ops.tlbFlushMmuTlbonly();
+      ops.tlbTableFlush();
+    },
+  },
+});
+
+const delayedRmapIgnored = defineVariant(encodedNrPages, {
+  name: "delayed-rmap-ignored",
+  steps: { tlbDelayRmap: () => false },
+});
+
+const rmapAfterUnlock = defineZapWalk(perPteWalk, {
+  name: "rmap-after-unlock",
+  steps: {
+    endPteTable(ctx) {
+      const force = ctx.forceFlush;
+      if (force) ctx.tlb.flushMmuTlbonly();
+      ctx.unlock();
+      ctx.tlb.enterPtl();
+      ctx.tlb.flushRmaps();
+      ctx.tlb.leavePtl();
+      if (force) {
+        ctx.forceFlush = false;
+        ctx.tlb.flushMmu();
+      }
+    },
+  },
+});
+
+const tableFreedEarly = defineZapWalk(folioBatchWalk, {
+  name: "table-freed-early",
+  steps: { freeTable: (ctx, _level, pfn) => ctx.mem.folioPut(pfn) },
+});
+
+const nestedFlushIgnored = defineVariant(encodedNrPages, {
+  name: "nested-flush-ignored",
+  steps: {
+    finishMmu(ops, flushMmu) {
+      flushMmu();
+      ops.tlbBatchListFree();
+      ops.decTlbFlushPending();
+    },
+  },
+});
+
+const mk = (input: ScenarioInput) => () => validateScenario(input, "broken-variant scenario");
+const withSeed = (input: ScenarioInput) => (seed: number) =>
+  validateScenario({ ...input, seed }, "broken-variant scenario");
+
+export const BROKEN: Readonly<Record<string, BrokenCase>> = {
+  "free-before-flush": {
+    change: "tlb_flush_mmu frees the gathered pages first and flushes the TLB afterwards",
+    expect: "useAfterFree",
+    consequence:
+      "another CPU still has the old translation in its TLB; the page is already back in the allocator and " +
+      "handed to someone else, so that CPU reads or writes another process's (or the kernel's) data through " +
+      "the stale entry: a use-after-free and an information leak.",
+    realOrder:
+      "tlb_flush_mmu calls tlb_flush_mmu_tlbonly() before tlb_batch_pages_flush(): every CPU has dropped the " +
+      "translation before the last reference to the page is put, so nothing can reach a freed page.",
+    base: "encoded-page",
+    seeds: [1],
+    scenario: mk({
+      name: "free-before-flush",
+      cpus: 2,
+      vmas: [{ name: "heap", kind: "anon", size: "2M" }],
+      op: { kind: "exit" },
+    }),
+    override: { variant: freeBeforeFlush },
+  },
+  "delayed-rmap-ignored": {
+    change:
+      "tlb_delay_rmap always answers no: dirty shared file pages lose their rmap while PTEs are cleared",
+    expect: "dirtyRmapBeforeFlush",
+    consequence:
+      "once the rmap is gone, writeback (folio_mkclean) cannot find this mapping; another CPU keeps writing " +
+      "through its still-valid, writable TLB entry after the page was cleaned and written back — the write " +
+      "is lost when the page is reclaimed (the bug commit 5df397dec7c4 fixed).",
+    realOrder:
+      "a dirty shared file page is queued with the 'delay rmap' bit; its rmap is removed by tlb_flush_rmaps " +
+      "only after the TLB flush and still under the page-table lock, so no CPU can write after the rmap goes.",
+    base: "encoded-nr-pages",
+    seeds: [1],
+    scenario: mk({
+      name: "delayed-rmap-ignored",
+      cpus: 2,
+      vmas: [{ name: "file", kind: "file-shared", size: "64K", dirty: 1 }],
+      op: { kind: "munmap", vma: 0 },
+    }),
+    override: { variant: delayedRmapIgnored },
+  },
+  "rmap-after-unlock": {
+    change: "the walk drops the page-table lock before tlb_flush_rmaps removes the delayed rmaps",
+    expect: "rmapOutsidePtl",
+    consequence:
+      "between the unlock and the rmap removal, rmap walkers (page_mkclean, migration, reclaim) see a page " +
+      "whose PTE is gone but whose mapcount says it is mapped, and a racing zap of the same table can " +
+      "remove the same rmap twice: mapcount underflow and a page freed while still mapped.",
+    realOrder:
+      "zap_pte_range calls tlb_flush_rmaps() before pte_unmap_unlock(): the PTE clear and the rmap removal " +
+      "look atomic to everyone who takes that lock.",
+    base: "encoded-page",
+    seeds: [1],
+    scenario: mk({
+      name: "rmap-after-unlock",
+      cpus: 2,
+      vmas: [{ name: "file", kind: "file-shared", size: "64K", dirty: 1 }],
+      op: { kind: "munmap", vma: 0 },
+    }),
+    override: { variant: "encoded-page", walk: rmapAfterUnlock },
+  },
+  "table-freed-early": {
+    change: "free_pgtables returns a page-table page to the allocator at once instead of through the gather",
+    expect: "tableFreedWhileWalkable",
+    consequence:
+      "another CPU's page-walk cache (or a lockless gup-fast walker) can still reach the table page; once it " +
+      "is reused, the hardware walker interprets someone else's data as page-table entries and may map " +
+      "arbitrary physical memory.",
+    realOrder:
+      "tables are queued with tlb_remove_table and freed only after the TLB and walk-cache invalidation " +
+      "(and an RCU grace period / IPI), so no walker can still be inside them.",
+    base: "encoded-nr-pages",
+    seeds: [1],
+    scenario: mk({
+      name: "table-freed-early",
+      cpus: 2,
+      vmas: [{ name: "heap", kind: "anon", size: "64K" }],
+      op: { kind: "munmap", vma: 0 },
+    }),
+    override: { walk: tableFreedEarly },
+  },
+  "nested-flush-ignored": {
+    change:
+      "tlb_finish_mmu ignores the nested-gather rule: when two threads zap the same range concurrently " +
+      "(MADV_DONTNEED racing), it flushes only what this gather cleared",
+    expect: "staleTlbAfterReturn",
+    consequence:
+      "the other thread cleared some PTEs but has not flushed yet; this thread finds them already empty, " +
+      "returns to user space and reuses the memory while a CPU still holds the old translation, so user " +
+      "space sees stale data or writes are lost.",
+    realOrder:
+      "tlb_finish_mmu sees mm_tlb_flush_nested() and flushes the whole range (fullmm-style) before returning, " +
+      "so no thread returns while any overlapping PTE clear is still unflushed.",
+    base: "encoded-nr-pages",
+    seeds: Array.from({ length: 40 }, (_, i) => i + 1),
+    scenario: withSeed({
+      name: "nested-flush-ignored",
+      cpus: 2,
+      vmas: [{ name: "heap", kind: "anon", size: "64K" }],
+      op: { kind: "dontneed", vma: 0 },
+      concurrentOp: { kind: "dontneed", vma: 0 },
+    }),
+    override: { variant: nestedFlushIgnored },
+  },
+};
+
+export const BROKEN_NAMES = Object.keys(BROKEN);

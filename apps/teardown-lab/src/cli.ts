@@ -1,0 +1,415 @@
+#!/usr/bin/env node
+// teardown-lab: compare mmu_gather designs on the same teardown from the command line.
+// Exit codes: 0 no violation, 1 the checker found a violation, 2 bad input.
+import { availableParallelism, totalmem } from "node:os";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { BROKEN, BROKEN_NAMES } from "./broken.js";
+import { explainBroken, explainVariant, tinyScenario } from "./explain.js";
+import { type RunResult, toCsv, toTable, verdict } from "./format.js";
+import { applyOverrides, PRESET_NAMES, PRESETS, type PresetOptions } from "./presets.js";
+import { createProgress, type Progress } from "./progress.js";
+import { runOne } from "./run.js";
+import { type Scenario, ScenarioError, validateScenario } from "./scenario.js";
+import { readScenarioData } from "./scenario-file.js";
+import { FOLIO_SIZES, folioOrder, formatSize, parseSize } from "./size.js";
+import {
+  ARCHES,
+  type ArchName,
+  archNotes,
+  estimateModelBytes,
+  SpecError,
+  VARIANTS,
+  type VariantName,
+} from "./spec.js";
+import type { SweepReply, SweepTask } from "./sweep-worker.js";
+
+/** Exit code for bad input. */
+const BAD_INPUT = 2;
+
+/** Fraction of os.totalmem() one run's estimated model bytes may use. */
+export const MEMORY_LIMIT_FRACTION = 0.5;
+
+class UsageError extends Error {}
+
+const OPS = ["exit", "munmap", "dontneed"] as const;
+type OpName = (typeof OPS)[number];
+
+function folioArg(v: string): string {
+  const b = parseSize(v);
+  if (b === null || folioOrder(b) === null || b > 2 * 1024 * 1024) {
+    throw new InvalidArgumentError(`expected a folio size, one of ${FOLIO_SIZES.join(", ")}`);
+  }
+  return formatSize(b);
+}
+
+function sizeArg(v: string): string {
+  const b = parseSize(v);
+  if (b === null || b <= 0 || b % 4096 !== 0) {
+    throw new InvalidArgumentError('expected a non-zero multiple of 4K such as "64M" or "1G"');
+  }
+  return formatSize(b);
+}
+
+function intArg(min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
+    }
+    return n;
+  };
+}
+
+function listArg<T extends string>(allowed: readonly T[], what: string) {
+  return (v: string): T[] => {
+    const items = v.split(",").map((x) => x.trim());
+    for (const x of items) {
+      if (!(allowed as readonly string[]).includes(x)) {
+        throw new InvalidArgumentError(`"${x}" is not a ${what}; expected one of ${allowed.join(", ")}`);
+      }
+    }
+    return items as T[];
+  };
+}
+
+interface CommonOpts {
+  preset?: string;
+  folio?: string;
+  pmd?: boolean;
+  size?: string;
+  op?: OpName;
+  cpus?: number;
+  seed?: number;
+  json?: boolean;
+  csv?: boolean;
+  progress?: boolean;
+  memoryLimit?: string;
+}
+
+function presetOptions(o: CommonOpts, folio?: string, op?: OpName): PresetOptions {
+  return {
+    folio: folio ?? o.folio,
+    pmd: o.pmd,
+    size: o.size,
+    op: op ?? o.op,
+    cpus: o.cpus,
+    seed: o.seed,
+  };
+}
+
+/** The scenario a command works on: a file, or a preset (overrides applied to either). */
+function loadScenario(file: string | undefined, o: CommonOpts, folio?: string, op?: OpName): Scenario {
+  const po = presetOptions(o, folio, op);
+  if (file !== undefined && o.preset !== undefined) {
+    throw new UsageError("give either a SCENARIO_FILE or --preset, not both");
+  }
+  if (file !== undefined) return validateScenario(applyOverrides(readScenarioData(file), po), file);
+  if (o.preset === undefined) {
+    throw new UsageError(`give a SCENARIO_FILE or --preset NAME (presets: ${PRESET_NAMES.join(", ")})`);
+  }
+  const p = PRESETS[o.preset];
+  if (p === undefined) {
+    throw new UsageError(`unknown preset "${o.preset}"; expected one of ${PRESET_NAMES.join(", ")}`);
+  }
+  return validateScenario(p.build(po), `preset ${o.preset}`);
+}
+
+/** The limit model bytes are checked against: --memory-limit, else MEMORY_LIMIT_FRACTION × totalmem. */
+function memoryLimit(o: CommonOpts): { bytes: number; why: string } {
+  if (o.memoryLimit !== undefined) {
+    return { bytes: parseSize(o.memoryLimit)!, why: `--memory-limit ${o.memoryLimit}` };
+  }
+  const total = totalmem();
+  return {
+    bytes: Math.floor(total * MEMORY_LIMIT_FRACTION),
+    why: `${MEMORY_LIMIT_FRACTION * 100}% of this machine's ${formatGiB(total)} (os.totalmem())`,
+  };
+}
+
+function formatGiB(n: number): string {
+  return n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(1)} GiB` : `${(n / 1024 ** 2).toFixed(0)} MiB`;
+}
+
+function checkMemory(s: Scenario, o: CommonOpts): void {
+  const est = estimateModelBytes(s);
+  const lim = memoryLimit(o);
+  if (est > lim.bytes) {
+    throw new UsageError(
+      `refusing to run ${s.name}: the model would need about ${formatGiB(est)}, more than the limit of ` +
+        `${formatGiB(lim.bytes)} (${lim.why}); use a smaller --size or fewer/smaller VMAs`,
+    );
+  }
+}
+
+function selected<T extends string>(v: T | "all" | undefined, all: readonly T[]): T[] {
+  return v === undefined || v === "all" ? [...all] : [v];
+}
+
+function wantProgress(o: CommonOpts): boolean {
+  return o.progress === true || process.stderr.isTTY === true;
+}
+
+function output(results: readonly RunResult[], o: CommonOpts, extra: readonly string[] = []): string {
+  if (o.json) return `${JSON.stringify(results, null, 2)}\n`;
+  if (o.csv) return toCsv(results, extra);
+  return toTable(results, verdict(results));
+}
+
+/** Runs every (arch, variant) of one scenario; an arch the scenario can't run on is skipped when "all". */
+function runMatrix(
+  s: Scenario,
+  variants: readonly VariantName[],
+  arches: readonly ArchName[],
+  explicitArch: boolean,
+  progress: Progress | null,
+): RunResult[] {
+  const results: RunResult[] = [];
+  for (const arch of arches) {
+    for (const note of archNotes(s, arch)) process.stderr.write(`note: ${note}\n`);
+    try {
+      for (const variant of variants) {
+        results.push(runOne(s, variant, arch).result);
+        progress?.tick(`${variant}/${arch}`);
+      }
+    } catch (e) {
+      if (!(e instanceof SpecError) || explicitArch) throw e;
+      process.stderr.write(`note: skipping ${arch}: ${e.message}\n`);
+      for (let i = 0; i < variants.length; i++) progress?.tick(`${arch} skipped`);
+    }
+  }
+  if (results.length === 0) throw new UsageError("nothing could run on the chosen arches");
+  return results;
+}
+
+const commonOptions = (cmd: Command): Command =>
+  cmd
+    .option("--preset <name>", `built-in scenario (${PRESET_NAMES.join(", ")})`)
+    .option("--folio <size>", `folio size of the main VMA: ${FOLIO_SIZES.join(", ")}`, folioArg)
+    .option("--pmd", "map PMD-sized folios with a PMD (default: PTE-mapped)")
+    .option("--size <size>", "size of the main VMA (e.g. 64M, 1G)", sizeArg)
+    .option("--cpus <n>", "CPUs running threads of the process", intArg(0, 64))
+    .option("--seed <n>", "seed for every random choice", intArg(0, 2 ** 32 - 1))
+    .option("--json", "print the documented JSON array")
+    .option("--csv", "print CSV (the JSON fields flattened)")
+    .option("--progress", "show progress on stderr even when it is not a terminal")
+    .option(
+      "--memory-limit <size>",
+      `refuse runs whose estimated model memory exceeds this (default ${MEMORY_LIMIT_FRACTION * 100}% of RAM)`,
+      sizeArg,
+    );
+
+async function sweep(file: string | undefined, o: CommonOpts & SweepOpts): Promise<number> {
+  const folios = o.folios ?? FOLIO_SIZES;
+  const ops = o.ops ?? [undefined];
+  const variants = o.variant === undefined || o.variant === "all" ? [...VARIANTS] : [o.variant];
+  const arches = o.arch === undefined || o.arch === "all" ? [...ARCHES] : [o.arch];
+  const tasks: SweepTask[] = [];
+  const cells: { folio: string; pmd: boolean }[] = [];
+  for (const op of ops) {
+    for (const folio of folios) {
+      const s = loadScenario(file, o, folio, op);
+      checkMemory(s, o);
+      for (const arch of arches) {
+        for (const variant of variants) {
+          tasks.push({ index: tasks.length, scenario: s, variant, arch });
+          cells.push({ folio, pmd: o.pmd === true });
+        }
+      }
+    }
+  }
+  const threads = o.threads ?? Math.min(2, availableParallelism());
+  const progress = wantProgress(o) ? createProgress(tasks.length, "sweep") : null;
+  const { Tinypool } = await import("tinypool");
+  const pool = new Tinypool({
+    filename: new URL("./sweep-worker.js", import.meta.url).href,
+    minThreads: threads,
+    maxThreads: threads,
+  });
+  const replies: SweepReply[] = new Array(tasks.length);
+  try {
+    await Promise.all(
+      tasks.map(async (t) => {
+        const r = (await pool.run(t)) as SweepReply;
+        replies[t.index] = r;
+        progress?.tick(`${t.variant}/${t.arch}`);
+      }),
+    );
+  } finally {
+    progress?.stop();
+    await pool.destroy();
+  }
+  const results: (RunResult & { folio: string; pmd: boolean })[] = [];
+  const skipped = new Set<string>();
+  for (const r of replies) {
+    if ("error" in r) {
+      skipped.add(r.error);
+      continue;
+    }
+    results.push({ folio: cells[r.index].folio, pmd: cells[r.index].pmd, ...r.result });
+  }
+  for (const why of skipped) process.stderr.write(`note: skipped: ${why}\n`);
+  if (results.length === 0) throw new UsageError("no cell of the sweep could run");
+  process.stdout.write(o.json ? `${JSON.stringify(results, null, 2)}\n` : toCsv(results, ["folio", "pmd"]));
+  return results.some((r) => r.violations.length > 0) ? 1 : 0;
+}
+
+interface SweepOpts {
+  folios?: string[];
+  ops?: OpName[];
+  variant?: VariantName | "all";
+  arch?: ArchName | "all";
+  threads?: number;
+}
+
+export function makeProgram(setExit: (code: number) => void): Command {
+  const program = new Command("teardown-lab")
+    .description(
+      "Compare Linux mmu_gather designs on the same process teardown (exit / munmap / MADV_DONTNEED).",
+    )
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  commonOptions(
+    program
+      .command("run")
+      .description("run one scenario under every variant (and arch) and compare them side by side")
+      .argument("[SCENARIO_FILE]", "scenario file (JSON or YAML)"),
+  )
+    .addOption(new Option("--op <op>", "operation").choices(OPS))
+    .addOption(new Option("--variant <name>", "gather variant").choices([...VARIANTS, "all"]).default("all"))
+    .addOption(new Option("--arch <name>", "arch adapter").choices([...ARCHES, "all"]).default("generic"))
+    .action(
+      (
+        file: string | undefined,
+        o: CommonOpts & { variant: VariantName | "all"; arch: ArchName | "all" },
+      ) => {
+        if (o.json && o.csv) throw new UsageError("--json and --csv exclude each other");
+        const s = loadScenario(file, o);
+        checkMemory(s, o);
+        const variants = selected(o.variant, VARIANTS);
+        const arches = selected(o.arch, ARCHES);
+        const progress = wantProgress(o) ? createProgress(variants.length * arches.length, s.name) : null;
+        let results: RunResult[];
+        try {
+          results = runMatrix(s, variants, arches, o.arch !== "all", progress);
+        } finally {
+          progress?.stop();
+        }
+        process.stdout.write(output(results, o));
+        setExit(results.some((r) => r.violations.length > 0) ? 1 : 0);
+      },
+    );
+
+  commonOptions(
+    program
+      .command("sweep")
+      .description("folio sizes × variants × arches (× ops) on a worker pool; CSV (default) or JSON")
+      .argument("[SCENARIO_FILE]", "scenario file (JSON or YAML)"),
+  )
+    .option(
+      "--folios <list>",
+      `folio sizes, comma-separated (default ${FOLIO_SIZES.join(",")})`,
+      (v: string) => v.split(",").map((x) => folioArg(x.trim())),
+    )
+    .option(
+      "--ops <list>",
+      `operations, comma-separated (default: the scenario's)`,
+      listArg(OPS, "operation"),
+    )
+    .addOption(new Option("--variant <name>", "gather variant").choices([...VARIANTS, "all"]).default("all"))
+    .addOption(new Option("--arch <name>", "arch adapter").choices([...ARCHES, "all"]).default("all"))
+    .option("--threads <n>", "worker threads (default: 2, or fewer cores)", intArg(1, 64))
+    .action(async (file: string | undefined, o: CommonOpts & SweepOpts) => {
+      if (o.json && o.csv) throw new UsageError("--json and --csv exclude each other");
+      setExit(await sweep(file, o));
+    });
+
+  program
+    .command("explain")
+    .description("narrate a tiny teardown step by step, per variant; or show a broken variant caught")
+    .addOption(new Option("--variant <name>", "gather variant").choices([...VARIANTS, "all"]).default("all"))
+    .addOption(new Option("--arch <name>", "arch adapter").choices([...ARCHES]).default("generic"))
+    .addOption(new Option("--broken <name>", "run a deliberately broken variant").choices(BROKEN_NAMES))
+    .option("--verbose", "also show page-table lock and cond_resched events")
+    .action((o: { variant: VariantName | "all"; arch: ArchName; broken?: string; verbose?: boolean }) => {
+      if (o.broken !== undefined) {
+        const out = explainBroken(o.broken, o.arch);
+        process.stdout.write(`${out.text}\n`);
+        setExit(out.violations > 0 ? 1 : 0);
+        return;
+      }
+      const s = tinyScenario();
+      const parts = [
+        `Scenario: ${s.description}.`,
+        "Each line is one event of the teardown, in the order the model (and the kernel) does it.",
+        "",
+      ];
+      let violations = 0;
+      for (const variant of selected(o.variant, VARIANTS)) {
+        const out = explainVariant(s, variant, o.arch, o.verbose === true);
+        parts.push(out.text, "");
+        violations += out.violations;
+      }
+      parts.push(
+        `Deliberately broken variants (teardown-lab explain --broken NAME): ${BROKEN_NAMES.join(", ")}.`,
+      );
+      process.stdout.write(`${parts.join("\n")}\n`);
+      setExit(violations > 0 ? 1 : 0);
+    });
+
+  program
+    .command("presets")
+    .description("list the built-in scenarios")
+    .option("--json", "print them as JSON (name, summary, scenario with default options)")
+    .action((o: { json?: boolean }) => {
+      if (o.json) {
+        const list = PRESET_NAMES.map((name) => ({
+          name,
+          summary: PRESETS[name].summary,
+          scenario: PRESETS[name].build({}),
+        }));
+        process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
+        return;
+      }
+      const w = Math.max(...PRESET_NAMES.map((n) => n.length));
+      for (const name of PRESET_NAMES) process.stdout.write(`${name.padEnd(w)}  ${PRESETS[name].summary}\n`);
+      process.stdout.write(`\nBroken variants for explain --broken: ${BROKEN_NAMES.join(", ")}\n`);
+      for (const n of BROKEN_NAMES) process.stdout.write(`  ${n.padEnd(22)} ${BROKEN[n].change}\n`);
+    });
+
+  return program;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let code = 0;
+  const program = makeProgram((c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync(argv as string[]);
+    return code;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and version exit 0; every parse error has already been printed by commander.
+      return e.exitCode === 0 ? 0 : BAD_INPUT;
+    }
+    if (e instanceof ScenarioError || e instanceof SpecError || e instanceof UsageError) {
+      process.stderr.write(`teardown-lab: ${e.message}\n`);
+      return BAD_INPUT;
+    }
+    throw e;
+  }
+}
+
+main(process.argv).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(
+      `teardown-lab: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
+    );
+    process.exitCode = 3;
+  },
+);

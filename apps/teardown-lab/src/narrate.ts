@@ -1,0 +1,130 @@
+// Turns teardown trail events into sentences a student can follow, and groups them into the
+// phases the visualizer's timeline draws. Browser-safe.
+import type { TrailEvent } from "@mmgather/teardown";
+
+const hex = (n: number) => (Number.isFinite(n) ? `0x${n.toString(16)}` : "the end");
+const pages = (n: number) => (n === 1 ? "1 page" : `${n} pages`);
+
+const RMAP: Record<string, string> = {
+  pageRemoveRmap: "page_remove_rmap (one page)",
+  folioRemoveRmapPtes: "folio_remove_rmap_ptes (a run of PTEs of one folio)",
+  folioRemoveRmapRange: "folio_remove_rmap_range (a contiguous range of one folio)",
+};
+
+const FORCED: Record<string, string> = {
+  batchLimit: "the gather holds the most pages it may (MAX_GATHER_BATCH_COUNT), so it must flush now",
+  batchAllocFailed: "no memory for another batch page (GFP_NOWAIT failed), so it must flush now",
+  delayedRmapLimit: "too many delayed rmaps are pending, so it must flush before taking more",
+  tableBatchFull: "the page-table batch is full, so it must flush now",
+  tableAllocFailed: "no memory for a page-table batch, so the table is freed synchronously after an IPI",
+  nestedGather: "another thread's gather overlapped this one, so tlb_finish_mmu flushes the whole range",
+};
+
+const TLB: Record<string, string> = {
+  range: "flush_tlb_range: every CPU drops its TLB entries for",
+  mm: "flush_tlb_mm: every CPU drops all TLB entries of this mm (whole-mm teardown, or a range too large to flush page by page)",
+  ipte: "IPTE: the PTE was invalidated on every CPU as it was cleared:",
+  idte: "IDTE: every CPU drops all translations of this address space",
+};
+
+/** One sentence for one event. */
+export function describeEvent(e: TrailEvent): string {
+  switch (e.type) {
+    case "gatherStarted":
+      return `tlb_gather_mmu: start a gather for mm ${e.mmId}${e.fullmm ? " (fullmm: the whole address space goes)" : ""}`;
+    case "pteCleared":
+      return `clear ${pages(e.nr)} of PTEs at ${hex(e.addr)} (ptep_get_and_clear): the CPU can no longer walk to them, but TLBs may still hold them`;
+    case "rangeRecorded":
+      return `record ${hex(e.addr)}+${hex(e.size)} (${e.level} level) in the range the next TLB flush must cover`;
+    case "rmapRemoved":
+      return e.delayed
+        ? `remove the rmap of pfn ${e.pfn} (${pages(e.nr)}) now that the TLB is flushed: ${RMAP[e.primitive] ?? e.primitive} — delayed, still under the page-table lock`
+        : `remove the rmap of pfn ${e.pfn} (${pages(e.nr)}) right away: ${RMAP[e.primitive] ?? e.primitive}`;
+    case "pageQueued":
+      return `queue pfn ${e.pfn} (${pages(e.nr)}) in the gather's batch${e.delayRmap ? ", marked 'delay rmap' (dirty shared file page)" : ""}; it is freed only after the TLB flush`;
+    case "tlbFlushed":
+      return e.kind === "range" || e.kind === "ipte"
+        ? `${TLB[e.kind]} ${hex(e.start)}–${hex(e.end)}${e.walkCaches ? " (and page-walk caches)" : ""}`
+        : `${TLB[e.kind] ?? e.kind}${e.walkCaches ? " (and page-walk caches)" : ""}`;
+    case "tlbFlushSkipped":
+      return "TLB flush skipped: nothing was cleared since the last one";
+    case "rmapsFlushed":
+      return `tlb_flush_rmaps: ${e.entries} delayed rmap entr${e.entries === 1 ? "y" : "ies"} processed, after the TLB flush and before the lock is dropped`;
+    case "pagesFreed": {
+      const total = e.nrs.reduce((a, b) => a + b, 0);
+      return `free_pages_and_swap_cache: drop the gather's references to ${e.pfns.length} entr${e.pfns.length === 1 ? "y" : "ies"} (${pages(total)}); pages whose last reference this was go back to the allocator`;
+    }
+    case "condResched":
+      return "cond_resched: a chance to let another task run between free chunks";
+    case "tableQueued":
+      return `queue the ${e.level}-level page table at pfn ${e.pfn} for freeing after the flush`;
+    case "tablesFreed":
+      return `free ${e.pfns.length} page-table page(s)${e.viaRcu ? " after an RCU grace period" : ""}: no CPU can be walking them any more`;
+    case "forcedFlush":
+      return `forced flush: ${FORCED[e.reason] ?? e.reason}`;
+    case "batchAllocated":
+      return `allocate another ${e.what} batch page (now ${e.batchCount})`;
+    case "batchAllocFailed":
+      return `could not allocate a ${e.what} batch page`;
+    case "batchReused":
+      return "reuse an already-allocated batch page";
+    case "gatherFinished":
+      return `tlb_finish_mmu: final flush and free${e.nested ? " (nested: another gather ran on this mm at the same time)" : ""}`;
+    case "opStarted":
+      return e.end <= e.start
+        ? `${e.op} starts: the whole address space of mm ${e.mmId} goes`
+        : `${e.op} starts on mm ${e.mmId}: ${hex(e.start)}–${hex(e.end)}`;
+    case "opReturned":
+      return `${e.op} returns to user space (mm ${e.mmId})`;
+    case "ptlLocked":
+      return `thread ${e.thread} takes the page-table lock of table pfn ${e.tablePfn}`;
+    case "ptlUnlocked":
+      return `thread ${e.thread} drops the page-table lock of table pfn ${e.tablePfn}`;
+    case "hugePmdZapped":
+      return `zap_huge_pmd: clear the PMD mapping pfn ${e.pfn} at ${hex(e.addr)} (a whole PMD-sized folio at once)`;
+    case "walkForcedFlush":
+      return e.reason === "batchFull"
+        ? `zap_pte_range ends this PTE table early: the gather is full, so flush TLB and free before going on (thread ${e.thread})`
+        : `zap_pte_range flushes at the end of this PTE table: a dirty shared file page's rmap was delayed and must be removed after the TLB flush, before the lock is dropped (thread ${e.thread})`;
+    case "pageFreed":
+      return `pfn ${e.pfn} (${pages(e.nr)}) goes back to the page allocator`;
+    case "tlbInvalidated":
+      return e.kind === "range" || e.kind === "ipte"
+        ? `the CPUs drop their cached translations (${e.kind}) of mm ${e.mmId} for ${hex(e.start)}–${hex(e.end)}`
+        : `the CPUs drop every cached translation of mm ${e.mmId} (${e.kind})`;
+    default:
+      return JSON.stringify(e);
+  }
+}
+
+/** Timeline lanes of the visualizer. */
+export const LANES = ["clear", "queue", "rmap", "forced", "tlb", "free", "table"] as const;
+export type Lane = (typeof LANES)[number];
+
+/** The lane of an event, or null for bookkeeping events the timeline omits. */
+export function laneOf(e: TrailEvent): Lane | null {
+  switch (e.type) {
+    case "pteCleared":
+    case "hugePmdZapped":
+      return "clear";
+    case "pageQueued":
+      return "queue";
+    case "rmapRemoved":
+    case "rmapsFlushed":
+      return "rmap";
+    case "forcedFlush":
+    case "walkForcedFlush":
+      return "forced";
+    case "tlbFlushed":
+    case "tlbInvalidated":
+      return "tlb";
+    case "pagesFreed":
+    case "pageFreed":
+      return "free";
+    case "tableQueued":
+    case "tablesFreed":
+      return "table";
+    default:
+      return null;
+  }
+}

@@ -1,0 +1,147 @@
+// Maps a validated Scenario (the file format) onto @mmgather/teardown's ScenarioSpec for one
+// (variant, arch), sizes the model's physical memory when the scenario omits it, and estimates the
+// bytes a run will hold. Browser-safe: no node: imports.
+import { genericArch } from "@mmgather/arch-generic";
+import { s390Arch } from "@mmgather/arch-s390";
+import type { ArchTlb } from "@mmgather/mmu-gather";
+import type { FolioPolicy, OpSpec, ScenarioSpec, VmaSpec } from "@mmgather/teardown";
+import type { Scenario } from "./scenario.js";
+import { folioOrder, formatSize, parseSize } from "./size.js";
+
+export const VARIANTS = ["encoded-page", "contig-range", "encoded-nr-pages"] as const;
+export type VariantName = (typeof VARIANTS)[number];
+export const ARCHES = ["generic", "s390"] as const;
+export type ArchName = (typeof ARCHES)[number];
+
+export const ARCH_TLB: Readonly<Record<ArchName, ArchTlb>> = { generic: genericArch, s390: s390Arch };
+
+/** PMD order of each arch: the folio order a PMD maps (generic 9 = 2 MiB, s390 8 = 1 MiB). */
+export function pmdOrder(arch: ArchName): number {
+  return ARCH_TLB[arch].geometry.pmdOrder;
+}
+
+/** Thrown when a valid scenario cannot run on an arch, or would not fit: the CLI exits 2. */
+export class SpecError extends Error {
+  readonly code = "BAD_SPEC" as const;
+  constructor(message: string) {
+    super(message);
+    this.name = "SpecError";
+  }
+}
+
+const MiB = 1024 * 1024;
+const roundUp = (n: number, to: number) => Math.ceil(n / to) * to;
+
+/**
+ * Physical memory given to the model when the scenario has no `memory`:
+ *   Σ over VMAs of size × (1 + dirty for file-private VMAs, whose written pages are COW copies)
+ *   × 5/4 (page tables, buddy fragmentation around large folios) + 16 MiB, rounded up to 2 MiB.
+ */
+export function autoMemoryBytes(s: Scenario): number {
+  let data = 0;
+  for (const v of s.vmas) data += v.size * (1 + (v.kind === "file-private" ? v.dirty : 0));
+  return roundUp((data * 5) / 4 + 16 * MiB, 2 * MiB);
+}
+
+/** Swap given to the model when the scenario has none but a VMA swaps out: Σ anon sizes × swap + 1 MiB. */
+export function autoSwapBytes(s: Scenario): number {
+  let need = 0;
+  for (const v of s.vmas) if (v.kind === "anon") need += v.size * v.swap;
+  return need > 0 ? roundUp(need + MiB, 4096) : 0;
+}
+
+/**
+ * Estimated peak bytes of one run: 32 B per physical page (folio arrays, measured ~28 B), 8 B per
+ * mapped PTE and per table page slot (×2 when forked), 2 B per swap slot, plus 64 KiB per CPU TLB.
+ * Documented in the README; the CLI compares it with `memoryLimitBytes`.
+ */
+export function estimateModelBytes(s: Scenario): number {
+  const memory = s.memory ?? autoMemoryBytes(s);
+  const swap = s.swap ?? autoSwapBytes(s);
+  const mapped = s.vmas.reduce((a, v) => a + v.size, 0) / 4096;
+  return (memory / 4096) * 32 + mapped * 8 * (s.fork ? 2 : 1) + (swap / 4096) * 2 + s.cpus * 65536;
+}
+
+function folioPolicy(v: Scenario["vmas"][number], arch: ArchName, at: string): FolioPolicy {
+  const max = pmdOrder(arch);
+  const check = (bytes: number): number => {
+    const order = folioOrder(bytes)!;
+    if (order > max) {
+      throw new SpecError(
+        `${at}.folio: ${formatSize(bytes)} folios don't exist on ${arch}: its PMD maps ${formatSize(4096 << max)} ` +
+          `(PMD order ${max}) and no folio is larger than a PMD; use at most ${formatSize(4096 << max)}`,
+      );
+    }
+    return order;
+  };
+  if (typeof v.folio === "number") return { order: check(v.folio) };
+  return {
+    mix: Object.entries(v.folio).map(([k, weight]) => ({ order: check(parseSize(k)!), weight })),
+  };
+}
+
+/** Notes about how a scenario maps onto an arch (e.g. --pmd on folios smaller than a PMD). */
+export function archNotes(s: Scenario, arch: ArchName): string[] {
+  const notes: string[] = [];
+  const pmdBytes = 4096 << pmdOrder(arch);
+  s.vmas.forEach((v, i) => {
+    if (!v.pmd) return;
+    const sizes = typeof v.folio === "number" ? [v.folio] : Object.keys(v.folio).map((k) => parseSize(k)!);
+    if (!sizes.includes(pmdBytes)) {
+      notes.push(
+        `vmas[${i}]: pmd is set but no folio is ${formatSize(pmdBytes)} (the PMD size on ${arch}); ` +
+          `its ${sizes.map(formatSize).join("/")} folios are PTE-mapped there`,
+      );
+    }
+  });
+  return notes;
+}
+
+function vmaIndex(s: Scenario, vma: number | string): number {
+  return typeof vma === "number" ? vma : s.vmas.findIndex((v) => v.name === vma);
+}
+
+function opSpec(s: Scenario, op: Scenario["op"]): OpSpec {
+  if (op.kind === "exit") return { kind: "exit" };
+  return {
+    kind: op.kind === "dontneed" ? "madvise" : op.kind,
+    vma: vmaIndex(s, op.vma),
+    offset: op.offset,
+    length: op.length,
+  };
+}
+
+/** The teardown spec of a scenario for one variant on one arch. */
+export function toScenarioSpec(s: Scenario, variant: VariantName, arch: ArchName): ScenarioSpec {
+  const vmas: VmaSpec[] = s.vmas.map((v, i) => ({
+    kind: v.kind,
+    size: v.size,
+    folio: folioPolicy(v, arch, `vmas[${i}]`),
+    pmdMapped: v.pmd,
+    dirtyFraction: v.dirty,
+    swapFraction: v.swap,
+    keepInSwapCache: v.keepInSwapCache,
+    mlock: v.mlock,
+    populate: v.populate,
+    splitAt: v.splitAt,
+  }));
+  const swap = s.swap ?? autoSwapBytes(s);
+  if (swap === 0 && s.vmas.some((v) => v.swap > 0)) {
+    throw new SpecError("swap: a VMA swaps pages out but swap is 0; omit swap to size it automatically");
+  }
+  return {
+    memory: s.memory ?? autoMemoryBytes(s),
+    swap,
+    arch: ARCH_TLB[arch],
+    variant,
+    seed: s.seed,
+    vmas,
+    fork: s.fork,
+    target: s.target,
+    cpus: s.cpus,
+    tlbEntries: s.tlbEntries,
+    touch: s.touch,
+    op: opSpec(s, s.op),
+    concurrentOp: s.concurrentOp === undefined ? undefined : opSpec(s, s.concurrentOp),
+  };
+}

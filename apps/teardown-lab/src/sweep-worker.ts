@@ -1,0 +1,25 @@
+// tinypool worker of `teardown-lab sweep`: runs one (scenario, variant, arch) task and returns its
+// RunResult. Errors come back as a result with `error` set so one bad cell does not stop the pool.
+import type { RunResult } from "./format.js";
+import { runOne } from "./run.js";
+import type { Scenario } from "./scenario.js";
+import type { ArchName, VariantName } from "./spec.js";
+
+export interface SweepTask {
+  readonly index: number;
+  readonly scenario: Scenario;
+  readonly variant: VariantName;
+  readonly arch: ArchName;
+}
+
+export type SweepReply =
+  | { readonly index: number; readonly result: RunResult }
+  | { readonly index: number; readonly error: string };
+
+export default function runTask(task: SweepTask): SweepReply {
+  try {
+    return { index: task.index, result: runOne(task.scenario, task.variant, task.arch).result };
+  } catch (e) {
+    return { index: task.index, error: e instanceof Error ? e.message : String(e) };
+  }
+}

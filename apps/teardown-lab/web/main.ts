@@ -1,0 +1,272 @@
+// The visualizer page: controls, results table, uPlot charts, timelines and violations.
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import "./style.css";
+import { BROKEN_NAMES } from "../src/broken.js";
+import { type RunResult, verdict } from "../src/format.js";
+import { PRESET_NAMES, PRESETS } from "../src/presets.js";
+import { FOLIO_SIZES } from "../src/size.js";
+import type { Reply, Request, Sweep, Timeline } from "./protocol.js";
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const COLORS = ["#c0392b", "#3552b8", "#0b7a3e", "#8e44ad"];
+
+const presetSel = $<HTMLSelectElement>("preset");
+const folioSel = $<HTMLSelectElement>("folio");
+const brokenSel = $<HTMLSelectElement>("broken");
+const status = $("status");
+
+for (const name of [...PRESET_NAMES, "custom"]) presetSel.add(new Option(name, name));
+for (const f of FOLIO_SIZES) folioSel.add(new Option(f, f));
+for (const b of BROKEN_NAMES) brokenSel.add(new Option(b, b));
+folioSel.value = "64K";
+$<HTMLTextAreaElement>("scenario").value = JSON.stringify(
+  PRESETS["dirty-shared-file"].build({ size: "8M" }),
+  null,
+  2,
+);
+
+const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
+let nextId = 1;
+const charts: uPlot[] = [];
+
+type WithoutId<T> = T extends unknown ? Omit<T, "id"> : never;
+
+function send(req: WithoutId<Request>): void {
+  status.textContent = "running…";
+  document.body.dataset.state = "running";
+  worker.postMessage({ ...req, id: nextId++ });
+}
+
+$("run").addEventListener("click", () => {
+  const preset = presetSel.value === "custom" ? null : presetSel.value;
+  send({
+    kind: "run",
+    preset,
+    scenarioText: $<HTMLTextAreaElement>("scenario").value,
+    folio: folioSel.value,
+    size: $<HTMLInputElement>("size").value.trim(),
+    pmd: $<HTMLInputElement>("pmd").checked,
+    arch: $<HTMLSelectElement>("arch").value as "generic" | "s390",
+  });
+});
+
+$("run-broken").addEventListener("click", () => {
+  send({ kind: "broken", name: brokenSel.value, arch: $<HTMLSelectElement>("arch").value as "generic" });
+});
+
+const fmt = (n: number) => n.toLocaleString("en-US");
+
+const ROWS: [string, (r: RunResult) => number | string][] = [
+  ["pages torn down", (r) => r.pagesTornDown],
+  ["folios freed", (r) => r.foliosTornDown],
+  ["primitive operations", (r) => r.primitiveOps],
+  ["estimated kernel time", () => "n/a"],
+  ["gather.entriesQueued", (r) => r.counters["gather.entriesQueued"] ?? 0],
+  ["gather.tlbFlushes", (r) => r.counters["gather.tlbFlushes"] ?? 0],
+  ["gather.forcedFlushes.batchLimit", (r) => r.counters["gather.forcedFlushes.batchLimit"] ?? 0],
+  ["gather.rmapCallsImmediate", (r) => r.counters["gather.rmapCallsImmediate"] ?? 0],
+  ["gather.rmapCallsDelayed", (r) => r.counters["gather.rmapCallsDelayed"] ?? 0],
+  ["folio.refcountAtomics", (r) => r.counters["folio.refcountAtomics"] ?? 0],
+  ["folio.mapcountAtomics", (r) => r.counters["folio.mapcountAtomics"] ?? 0],
+  ["folio.lruvecLockAcquisitions", (r) => r.counters["folio.lruvecLockAcquisitions"] ?? 0],
+  ["folio.statUpdates", (r) => r.counters["folio.statUpdates"] ?? 0],
+  ["teardown.ptlAcquisitions", (r) => r.counters["teardown.ptlAcquisitions"] ?? 0],
+  ["violations", (r) => r.violations.length],
+];
+
+function renderTable(results: readonly RunResult[]): void {
+  const t = $<HTMLTableElement>("results");
+  t.replaceChildren();
+  const head = t.createTHead().insertRow();
+  head.insertCell().outerHTML = "<th>counter</th>";
+  for (const r of results) {
+    const th = document.createElement("th");
+    th.textContent = `${r.variant} / ${r.arch}`;
+    th.dataset.variant = r.variant;
+    head.append(th);
+  }
+  const body = t.createTBody();
+  for (const [label, get] of ROWS) {
+    const row = body.insertRow();
+    row.insertCell().textContent = label;
+    const vals = results.map(get);
+    const nums = vals.filter((v): v is number => typeof v === "number");
+    const min = Math.min(...nums);
+    vals.forEach((v, i) => {
+      const td = row.insertCell();
+      td.dataset.variant = results[i].variant;
+      td.dataset.counter = label;
+      if (typeof v === "number") {
+        td.dataset.value = String(v);
+        td.textContent = fmt(v);
+        if (results.length > 1 && v === min && nums.some((x) => x !== min) && label !== "violations") {
+          td.className = "best";
+        }
+      } else td.textContent = v;
+    });
+  }
+}
+
+function width(): number {
+  return Math.max(400, $("output").clientWidth - 40);
+}
+
+function renderChart(sweep: Sweep | null): void {
+  const el = $("chart");
+  el.replaceChildren();
+  if (sweep === null) return;
+  const variants = Object.keys(sweep.primitiveOps);
+  el.dataset.series = JSON.stringify(sweep);
+  const data = [
+    sweep.folios.map((_, i) => i),
+    ...variants.map((v) => sweep.primitiveOps[v]),
+  ] as uPlot.AlignedData;
+  charts.push(
+    new uPlot(
+      {
+        width: width(),
+        height: 260,
+        scales: { x: { time: false }, y: { distr: 3 } },
+        axes: [
+          {
+            values: (_u, ticks) => ticks.map((t) => sweep.folios[t] ?? ""),
+            splits: () => sweep.folios.map((_, i) => i),
+          },
+          {
+            label: "primitive operations",
+            size: 70,
+            values: (_u, ticks) =>
+              ticks.map((t) =>
+                t == null ? "" : t >= 1e6 ? `${t / 1e6}M` : t >= 1e3 ? `${t / 1e3}k` : String(t),
+              ),
+          },
+        ],
+        series: [
+          { label: "folio size", value: (_u, v) => sweep.folios[v] ?? "" },
+          ...variants.map((v, i) => ({
+            label: v,
+            stroke: COLORS[i],
+            width: 2,
+            points: { show: true, size: 6 },
+          })),
+        ],
+      },
+      data,
+      el,
+    ),
+  );
+}
+
+function renderTimelines(timelines: Record<string, Timeline>): void {
+  const el = $("timelines");
+  el.replaceChildren();
+  Object.entries(timelines).forEach(([name, t], i) => {
+    const box = document.createElement("div");
+    box.className = "timeline";
+    box.dataset.variant = name;
+    const h = document.createElement("h3");
+    h.innerHTML = `${name} <span class="counts">${fmt(t.events)} events · ${fmt(t.counts.queued)} queue calls · ${t.counts.forced} forced flushes · ${t.counts.tlb} TLB flushes · ${t.counts.free} frees</span>`;
+    box.append(h);
+    el.append(box);
+    const marker = (label: string, color: string, shape: "tri" | "dot" | "sq") => ({
+      label,
+      stroke: color,
+      fill: color,
+      paths: () => null,
+      points: { show: true, size: shape === "dot" ? 7 : 9, fill: color, stroke: color, space: 0 },
+    });
+    charts.push(
+      new uPlot(
+        {
+          width: width(),
+          height: 130,
+          legend: { show: false },
+          scales: { x: { time: false } },
+          axes: [
+            { label: "event #", size: 40 },
+            { label: "pages", size: 60 },
+          ],
+          series: [
+            {},
+            {
+              label: "pages in gather",
+              stroke: COLORS[i % COLORS.length],
+              width: 1.5,
+              fill: `${COLORS[i % COLORS.length]}22`,
+            },
+            marker("forced flush", "#e67e22", "tri"),
+            marker("TLB flush", "#1d2330", "dot"),
+            marker("free", "#0b7a3e", "sq"),
+          ],
+        },
+        [t.x, t.fill, t.forced, t.tlb, t.free] as uPlot.AlignedData,
+        box,
+      ),
+    );
+  });
+}
+
+function renderViolations(results: readonly RunResult[], explanation: string | null): void {
+  const el = $("violations");
+  el.replaceChildren();
+  let n = 0;
+  for (const r of results) {
+    for (const v of r.violations.slice(0, 3)) {
+      n++;
+      const d = document.createElement("div");
+      d.className = "violation";
+      d.dataset.kind = v.kind;
+      const title = document.createElement("b");
+      title.textContent = `${r.variant}: ${v.kind}`;
+      const msg = document.createElement("p");
+      msg.textContent = v.message;
+      const ol = document.createElement("ol");
+      for (const line of v.trail) {
+        const li = document.createElement("li");
+        li.textContent = line;
+        ol.append(li);
+      }
+      d.append(title, msg, ol);
+      el.append(d);
+    }
+  }
+  if (explanation !== null) {
+    const pre = document.createElement("pre");
+    pre.className = "explanation";
+    pre.textContent = explanation;
+    el.append(pre);
+  }
+  if (n === 0) {
+    const p = document.createElement("p");
+    p.className = "ok";
+    p.textContent = "No violation: every page was freed only after every CPU's TLB was flushed.";
+    el.prepend(p);
+  }
+}
+
+worker.onmessage = (ev: MessageEvent<Reply>) => {
+  const r = ev.data;
+  for (const c of charts.splice(0)) c.destroy();
+  if (!r.ok) {
+    status.textContent = r.error;
+    document.body.dataset.state = "error";
+    return;
+  }
+  $("verdict").textContent = verdict(r.results);
+  $("notes").textContent = r.notes.join(" ");
+  renderTable(r.results);
+  renderChart(r.sweep);
+  renderTimelines(r.timelines);
+  renderViolations(r.results, r.explanation);
+  status.textContent = `done: ${r.title}`;
+  document.body.dataset.state = "done";
+};
+
+worker.onerror = (e) => {
+  status.textContent = `worker error: ${e.message}`;
+  document.body.dataset.state = "error";
+};
+
+status.textContent = "ready";
+document.body.dataset.state = "ready";

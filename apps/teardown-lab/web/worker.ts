@@ -1,0 +1,153 @@
+// The model, in a Web Worker: validates the scenario, runs the three variants, sweeps folio sizes
+// for the chart and turns the event trace into timelines. Uses the same modules as the CLI.
+import type { TrailEvent } from "@mmgather/teardown";
+import { BROKEN } from "../src/broken.js";
+import { explainBroken } from "../src/explain.js";
+import type { RunResult } from "../src/format.js";
+import { applyOverrides, PRESETS } from "../src/presets.js";
+import { runOne } from "../src/run.js";
+import { parseScenarioData, type Scenario, validateScenario } from "../src/scenario.js";
+import { FOLIO_SIZES, parseSize } from "../src/size.js";
+import { archNotes, pmdOrder, VARIANTS } from "../src/spec.js";
+import type { Reply, Request, RunRequest, Sweep, Timeline } from "./protocol.js";
+
+// @mmgather/teardown times the teardown phase with process.hrtime.bigint(), which browsers lack.
+// Give the worker a monotonic stand-in built on performance.now() (microsecond resolution).
+const g = globalThis as { process?: unknown };
+if (g.process === undefined) {
+  g.process = { hrtime: { bigint: () => BigInt(Math.round(performance.now() * 1e6)) } };
+}
+
+const MAX_POINTS = 1500;
+
+/** Buckets an event trace into the gather's fill level and its flush / free markers. */
+function timeline(events: readonly TrailEvent[]): Timeline {
+  const n = events.length;
+  const per = Math.max(1, Math.ceil(n / MAX_POINTS));
+  const t: Timeline = {
+    x: [],
+    fill: [],
+    tlb: [],
+    forced: [],
+    free: [],
+    events: n,
+    counts: { tlb: 0, forced: 0, free: 0, queued: 0 },
+  };
+  let fill = 0;
+  let tlb = false;
+  let forced = false;
+  let free = false;
+  for (let i = 0; i < n; i++) {
+    const e = events[i];
+    if (e.type === "pageQueued") {
+      fill += e.nr;
+      t.counts.queued++;
+    } else if (e.type === "pagesFreed") {
+      for (const k of e.nrs) fill -= k;
+      if (fill < 0) fill = 0;
+      free = true;
+      t.counts.free++;
+    } else if (e.type === "tlbFlushed") {
+      tlb = true;
+      t.counts.tlb++;
+    } else if (e.type === "forcedFlush" || e.type === "walkForcedFlush") {
+      forced = true;
+      t.counts.forced++;
+    }
+    if ((i + 1) % per === 0 || i === n - 1) {
+      t.x.push(i + 1);
+      t.fill.push(fill);
+      t.tlb.push(tlb ? fill : null);
+      t.forced.push(forced ? fill : null);
+      t.free.push(free ? fill : null);
+      tlb = forced = free = false;
+    }
+  }
+  return t;
+}
+
+function scenarioFor(req: RunRequest, folio: string): Scenario {
+  const o = { folio, size: req.size || undefined, pmd: req.pmd };
+  if (req.preset !== null) {
+    const p = PRESETS[req.preset];
+    if (p === undefined) throw new Error(`unknown preset ${req.preset}`);
+    return validateScenario(p.build(o), `preset ${req.preset}`);
+  }
+  const raw = parseScenarioData(req.scenarioText, "pasted scenario");
+  return validateScenario(
+    applyOverrides(raw, folio === "" ? {} : { folio, pmd: req.pmd }),
+    "pasted scenario",
+  );
+}
+
+function run(req: RunRequest): Reply {
+  const s = scenarioFor(req, req.folio);
+  const results: RunResult[] = [];
+  const timelines: Record<string, Timeline> = {};
+  for (const variant of VARIANTS) {
+    const events: TrailEvent[] = [];
+    results.push(runOne(s, variant, req.arch, { events: (e) => events.push(e) }).result);
+    timelines[variant] = timeline(events);
+  }
+  // The chart: primitive operations per folio size of the main VMA (sizes the arch has).
+  const maxBytes = 4096 << pmdOrder(req.arch);
+  const folios = FOLIO_SIZES.filter((f) => parseSize(f)! <= maxBytes);
+  const sweep: Sweep = { folios, primitiveOps: {} };
+  for (const v of VARIANTS) sweep.primitiveOps[v] = [];
+  for (const f of folios) {
+    const sf = scenarioFor(req, f);
+    for (const v of VARIANTS) {
+      sweep.primitiveOps[v].push(
+        f === req.folio
+          ? results.find((r) => r.variant === v)!.primitiveOps
+          : runOne(sf, v, req.arch).result.primitiveOps,
+      );
+    }
+  }
+  return {
+    id: req.id,
+    ok: true,
+    title: s.description ?? s.name,
+    results,
+    sweep,
+    timelines,
+    notes: archNotes(s, req.arch),
+    explanation: null,
+  };
+}
+
+self.onmessage = (ev: MessageEvent<Request>) => {
+  const req = ev.data;
+  let reply: Reply;
+  try {
+    if (req.kind === "run") reply = run(req);
+    else {
+      const c = BROKEN[req.name];
+      const s = c.scenario(c.seeds[0]);
+      const events: TrailEvent[] = [];
+      const out = explainBroken(req.name, req.arch);
+      let result: RunResult | undefined;
+      for (const seed of c.seeds) {
+        events.length = 0;
+        result = runOne(c.scenario(seed), c.base, req.arch, {
+          override: c.override,
+          events: (e) => events.push(e),
+        }).result;
+        if (result.violations.length > 0) break;
+      }
+      reply = {
+        id: req.id,
+        ok: true,
+        title: `broken variant ${req.name}: ${c.change} (${s.vmas.length} VMA, ${s.cpus} CPUs)`,
+        results: result === undefined ? [] : [result],
+        sweep: null,
+        timelines: { [req.name]: timeline(events) },
+        notes: [],
+        explanation: out.text,
+      };
+    }
+  } catch (e) {
+    reply = { id: req.id, ok: false, error: e instanceof Error ? e.message : String(e) };
+  }
+  self.postMessage(reply);
+};
