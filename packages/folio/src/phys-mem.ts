@@ -1768,16 +1768,21 @@ export class PhysMem {
     if (this.seriesCtx.active) bad("a folios_put_refs context is still open");
   }
 
-  /** Digest of the semantic state: pages, folios, LRU, queues, stats, page cache; not free-list order, not counters. */
-  stateDigest(): string {
+  /**
+   * Digest of the semantic state: pages, folios, LRU, queues, stats, page cache; not free-list order,
+   * not counters. `ignoreFlags` (PG bits) are masked out of every flags word first, for comparisons
+   * that deliberately disregard a bookkeeping flag (e.g. 7.x-only `PG.partiallyMapped`).
+   */
+  stateDigest(ignoreFlags = 0): string {
     let h1 = 0x811c9dc5;
     let h2 = 0x9e3779b9;
     const mix = (v: number): void => {
       h1 = Math.imul(h1 ^ v, 0x01000193);
       h2 = Math.imul(h2 ^ v, 0x85ebca6b) ^ (h2 >>> 13);
     };
+    const keep = ~(ignoreFlags & PG_ALL_MASK);
     for (let pfn = 0; pfn < this.nrPages; pfn++) {
-      const f = this.flags[pfn];
+      const f = this.flags[pfn] & keep;
       mix(f);
       if ((f & F_FREE) !== 0) continue;
       mix(this.mapcount[pfn]);
