@@ -70,7 +70,13 @@ for (const f of fixtures) {
   const m2 = process.memoryUsage();
   console.log("");
   console.log(`16 GiB process (${r.pagesTornDown} pages), exit, encoded-nr-pages`);
-  console.log(`  model state ${r.stateBytesPerMappedPage.toFixed(1)} bytes/page, teardown ${(r.simWallNs / r.pagesTornDown).toFixed(1)} ns/page`);
-  console.log(`  after build:    heapUsed ${mb(m1.heapUsed)} (+${mb(m1.heapUsed - m0.heapUsed)}), external ${mb(m1.external)}, arrayBuffers ${mb(m1.arrayBuffers)}, rss ${mb(m1.rss)}`);
-  console.log(`  after teardown: heapUsed ${mb(m2.heapUsed)}, external ${mb(m2.external)}, arrayBuffers ${mb(m2.arrayBuffers)}, rss ${mb(m2.rss)}`);
+  console.log(
+    `  model state ${r.stateBytesPerMappedPage.toFixed(1)} bytes/page, teardown ${(r.simWallNs / r.pagesTornDown).toFixed(1)} ns/page`,
+  );
+  console.log(
+    `  after build:    heapUsed ${mb(m1.heapUsed)} (+${mb(m1.heapUsed - m0.heapUsed)}), external ${mb(m1.external)}, arrayBuffers ${mb(m1.arrayBuffers)}, rss ${mb(m1.rss)}`,
+  );
+  console.log(
+    `  after teardown: heapUsed ${mb(m2.heapUsed)}, external ${mb(m2.external)}, arrayBuffers ${mb(m2.arrayBuffers)}, rss ${mb(m2.rss)}`,
+  );
 }
