@@ -115,6 +115,7 @@ function width(): number {
 function renderChart(sweep: Sweep | null): void {
   const el = $("chart");
   el.replaceChildren();
+  $("chart-title").hidden = sweep === null;
   if (sweep === null) return;
   const variants = Object.keys(sweep.primitiveOps);
   el.dataset.series = JSON.stringify(sweep);
@@ -212,7 +213,7 @@ function renderViolations(results: readonly RunResult[], explanation: string | n
   el.replaceChildren();
   let n = 0;
   for (const r of results) {
-    for (const v of r.violations.slice(0, 3)) {
+    for (const v of r.violations.slice(0, 1)) {
       n++;
       const d = document.createElement("div");
       d.className = "violation";
@@ -228,6 +229,11 @@ function renderViolations(results: readonly RunResult[], explanation: string | n
         ol.append(li);
       }
       d.append(title, msg, ol);
+      if (r.violations.length > 1) {
+        const more = document.createElement("p");
+        more.textContent = `… and ${r.violations.length - 1} more violation(s) of this run.`;
+        d.append(more);
+      }
       el.append(d);
     }
   }

@@ -2,7 +2,6 @@
 // for the chart and turns the event trace into timelines. Uses the same modules as the CLI.
 import type { TrailEvent } from "@mmgather/teardown";
 import { BROKEN } from "../src/broken.js";
-import { explainBroken } from "../src/explain.js";
 import type { RunResult } from "../src/format.js";
 import { applyOverrides, PRESETS } from "../src/presets.js";
 import { runOne } from "../src/run.js";
@@ -125,7 +124,6 @@ self.onmessage = (ev: MessageEvent<Request>) => {
       const c = BROKEN[req.name];
       const s = c.scenario(c.seeds[0]);
       const events: TrailEvent[] = [];
-      const out = explainBroken(req.name, req.arch);
       let result: RunResult | undefined;
       for (const seed of c.seeds) {
         events.length = 0;
@@ -143,7 +141,7 @@ self.onmessage = (ev: MessageEvent<Request>) => {
         sweep: null,
         timelines: { [req.name]: timeline(events) },
         notes: [],
-        explanation: out.text,
+        explanation: `What it changes: ${c.change}.\n\nIn a real kernel: ${c.consequence}\n\nWhy the real order prevents it: ${c.realOrder}`,
       };
     }
   } catch (e) {
