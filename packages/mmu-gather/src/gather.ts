@@ -62,6 +62,7 @@ export function createGatherCounters(): GatherCounters {
       nestedGather: 0,
     },
     tlbFlushRange: 0,
+    tlbFlushRangeEntries: 0,
     tlbFlushMm: 0,
     ipte: 0,
     idte: 0,
@@ -644,6 +645,7 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
   // ---- TlbOps -------------------------------------------------------------------------------------
   flushRange(start: number, end: number, stride: number, walkCaches: boolean): void {
     this.counters.tlbFlushRange++;
+    this.counters.tlbFlushRangeEntries += Math.ceil((end - start) / stride);
     if (this.sink !== null) this.sink({ type: "tlbFlushed", kind: "range", start, end, stride, walkCaches });
     if (this.listener !== null)
       this.listener.tlbInvalidate(this.mm.id, "range", start, end, stride, walkCaches);

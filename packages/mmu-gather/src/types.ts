@@ -440,6 +440,8 @@ export interface GatherCounters {
   forcedFlushes: ForcedFlushCounters;
   /** `flush_tlb_range` invalidations. */
   tlbFlushRange: number;
+  /** Stride entries covered by those range flushes: Σ ceil((end - start) / stride) (one INVLPG / TLBI each). */
+  tlbFlushRangeEntries: number;
   /** `flush_tlb_mm` invalidations. */
   tlbFlushMm: number;
   /** s390 IPTE instructions (one per PTE). */
