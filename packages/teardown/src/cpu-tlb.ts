@@ -47,6 +47,12 @@ export class CpuTlbs implements TlbListener {
   readonly invalidations = { range: 0, mm: 0, ipte: 0, idte: 0 };
   /** Cached translations dropped by invalidations. */
   entriesInvalidated = 0;
+  /**
+   * +k per range / whole-mm invalidation of an mm that k CPUs run a thread of: the remote flushes
+   * (IPIs on x86, TLBI broadcast on arm64) the initiating CPU waits for. IPTE / IDTE are not counted
+   * (the instruction itself purges every CPU).
+   */
+  remoteCpuFlushes = 0;
   /** Hook run after each invalidation (the checker's trail). */
   onInvalidate: ((mmId: number, kind: TlbFlushKind, start: number, end: number) => void) | null = null;
 
@@ -153,6 +159,10 @@ export class CpuTlbs implements TlbListener {
     walkCaches: boolean,
   ): void {
     this.invalidations[kind]++;
+    if (kind === "range" || kind === "mm") {
+      const cpuMm = this.cpuMm;
+      for (let c = 0; c < cpuMm.length; c++) if (cpuMm[c] === mmId) this.remoteCpuFlushes++;
+    }
     if (kind === "range" || kind === "ipte")
       this.invalidatePages(mmId, Math.floor(start / 4096), Math.ceil(end / 4096));
     else this.invalidatePages(mmId, 0, Number.POSITIVE_INFINITY);
