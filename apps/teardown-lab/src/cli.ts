@@ -2,11 +2,13 @@
 // teardown-lab: compare mmu_gather designs on the same teardown from the command line.
 // Exit codes: 0 no violation, 1 the checker found a violation, 2 bad input.
 import { availableParallelism, totalmem } from "node:os";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { BROKEN, BROKEN_NAMES } from "./broken.js";
+import { CALIBRATION_TABLES, fidelity, fit, formatFidelity, loadTable } from "./calibrate.js";
 import { explainBroken, explainVariant, tinyScenario } from "./explain.js";
 import { type RunResult, toCsv, toTable, verdict } from "./format.js";
 import { applyOverrides, PRESET_NAMES, PRESETS, type PresetOptions } from "./presets.js";
+import { PROFILE_NAMES, PROFILES } from "./profiles.js";
 import { createProgress, type Progress } from "./progress.js";
 import { runOne } from "./run.js";
 import { type Scenario, ScenarioError, validateScenario } from "./scenario.js";
@@ -84,6 +86,7 @@ interface CommonOpts {
   csv?: boolean;
   progress?: boolean;
   memoryLimit?: string;
+  profile?: string;
 }
 
 function presetOptions(o: CommonOpts, folio?: string, op?: OpName): PresetOptions {
@@ -162,13 +165,15 @@ function runMatrix(
   arches: readonly ArchName[],
   explicitArch: boolean,
   progress: Progress | null,
+  profile: string | undefined,
 ): RunResult[] {
   const results: RunResult[] = [];
   for (const arch of arches) {
     for (const note of archNotes(s, arch)) process.stderr.write(`note: ${note}\n`);
     try {
       for (const variant of variants) {
-        results.push(runOne(s, variant, arch).result);
+        const p = profile === undefined ? undefined : PROFILES[profile];
+        results.push(runOne(s, variant, arch, { profile: p }).result);
         progress?.tick(`${variant}/${arch}`);
       }
     } catch (e) {
@@ -192,6 +197,11 @@ const commonOptions = (cmd: Command): Command =>
     .option("--json", "print the documented JSON array")
     .option("--csv", "print CSV (the JSON fields flattened)")
     .option("--progress", "show progress on stderr even when it is not a terminal")
+    .addOption(
+      new Option("--profile <name>", "cost profile of the estimate (default: the arch's)").choices(
+        PROFILE_NAMES,
+      ),
+    )
     .option(
       "--memory-limit <size>",
       `refuse runs whose estimated model memory exceeds this (default ${MEMORY_LIMIT_FRACTION * 100}% of RAM)`,
@@ -211,7 +221,7 @@ async function sweep(file: string | undefined, o: CommonOpts & SweepOpts): Promi
       checkMemory(s, o);
       for (const arch of arches) {
         for (const variant of variants) {
-          tasks.push({ index: tasks.length, scenario: s, variant, arch });
+          tasks.push({ index: tasks.length, scenario: s, variant, arch, profile: o.profile });
           cells.push({ folio, pmd: o.pmd === true });
         }
       }
@@ -292,7 +302,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
         const progress = wantProgress(o) ? createProgress(variants.length * arches.length, s.name) : null;
         let results: RunResult[];
         try {
-          results = runMatrix(s, variants, arches, o.arch !== "all", progress);
+          results = runMatrix(s, variants, arches, o.arch !== "all", progress, o.profile);
         } finally {
           progress?.stop();
         }
@@ -356,6 +366,49 @@ export function makeProgram(setExit: (code: number) => void): Command {
       );
       process.stdout.write(`${parts.join("\n")}\n`);
       setExit(violations > 0 ? 1 : 0);
+    });
+
+  program
+    .command("calibrate")
+    .description("fit a cost profile's free terms to a published measurement table (NNLS; see README)")
+    .addArgument(new Argument("<table>", "calibration/<table>.json").choices([...CALIBRATION_TABLES]))
+    .option("--json", "print the fitted profile as JSON only")
+    .action((name: string, o: { json?: boolean }) => {
+      const table = loadTable(name);
+      const r = fit(table);
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify(r.profile, null, 2)}\n`);
+        return;
+      }
+      const lines = [
+        `Calibration of ${table.profile} (${table.machine}): ${table.points.length} ${table.kind} points, ` +
+          `${table.free.length} free terms, priors ${table.priors}, ridge λ = ${table.ridge}.`,
+        `Source: ${table.source}`,
+        "",
+        "term              prior ns   fitted ns",
+        ...Object.entries(r.fitted).map(
+          ([k, v]) =>
+            `${k.padEnd(16)}  ${v.prior.toFixed(2).padStart(8)}  ${v.fitted.toFixed(2).padStart(10)}`,
+        ),
+        "",
+        `RMS residual of the fit: ${(100 * r.rms).toFixed(2)} % (${table.kind === "absolute" ? "relative error of the time" : "error of the change, percentage points"}).`,
+        "Residuals per point (teardown-lab fidelity prints every published point):",
+        formatFidelity(fidelity(table, r.profile)),
+        "",
+        "Fitted profile (committed in the arch package):",
+        JSON.stringify(r.profile, null, 2),
+      ];
+      process.stdout.write(`${lines.join("\n")}\n`);
+    });
+
+  program
+    .command("fidelity")
+    .description("every published point: the model's prediction, the published value and the error")
+    .option("--json", "print the rows as JSON")
+    .action((o: { json?: boolean }) => {
+      const rows = CALIBRATION_TABLES.flatMap((name) => fidelity(loadTable(name), PROFILES[name]));
+      if (o.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      else process.stdout.write(`${formatFidelity(rows)}\n`);
     });
 
   program

@@ -19,8 +19,10 @@ export interface RunResult {
   readonly primitiveOps: number;
   /** Every counter of the run, flattened as "<layer>.<name>" → integer. */
   readonly counters: Readonly<Record<string, number>>;
-  /** Estimated kernel time from the arch's cost profile, ns; null when no cost model applies. */
-  readonly estimatedNs: number | null;
+  /** Estimated kernel time, ns: Σ counter × cost per primitive of the run's cost profile. */
+  readonly estimatedNs: number;
+  /** The estimate's profile and its per-term breakdown (term → ns; see COST_TERMS). */
+  readonly estimate: { readonly profile: string; readonly terms: Readonly<Record<string, number>> };
   /** The simulator's own wall time for the teardown phase alone, ns. */
   readonly simWallNs: number;
   /** Model memory of the run (physical memory, swap, page tables, gather), bytes. */
@@ -61,10 +63,10 @@ const FIXED_COLUMNS = [
   "violations",
 ] as const;
 
-/** CSV: the fixed fields, then one column per counter (union over all rows, sorted). */
+/** CSV: the fixed fields, the cost profile, then one column per counter (union over all rows, sorted). */
 export function toCsv(results: readonly RunResult[], extra: readonly string[] = []): string {
   const counterNames = [...new Set(results.flatMap((r) => Object.keys(r.counters)))].sort();
-  const header = [...extra, ...FIXED_COLUMNS, ...counterNames];
+  const header = [...extra, ...FIXED_COLUMNS, "profile", ...counterNames];
   const lines = [header.join(",")];
   for (const r of results) {
     const rec = r as unknown as Record<string, unknown>;
@@ -72,6 +74,7 @@ export function toCsv(results: readonly RunResult[], extra: readonly string[] = 
     for (const k of FIXED_COLUMNS) {
       row.push(k === "violations" ? r.violations.length : (r[k] as string | number | null));
     }
+    row.push(r.estimate.profile);
     for (const c of counterNames) row.push(r.counters[c] ?? null);
     lines.push(row.map(csvCell).join(","));
   }
@@ -85,7 +88,8 @@ function human(n: number): string {
   return String(n);
 }
 
-function ns(n: number | null): string {
+/** A duration in ns, human-readable. */
+export function ns(n: number | null): string {
   if (n === null) return "n/a";
   if (n >= 1e9) return `${(n / 1e9).toFixed(3)} s`;
   if (n >= 1e6) return `${(n / 1e6).toFixed(2)} ms`;
@@ -126,6 +130,7 @@ export function toTable(results: readonly RunResult[], verdict: string, counterR
     ["folios freed", results.map((r) => human(r.foliosTornDown))],
     ["primitive operations", results.map((r) => human(r.primitiveOps))],
     ["estimated kernel time", results.map((r) => ns(r.estimatedNs))],
+    ["cost profile", results.map((r) => r.estimate.profile)],
     ["simulator wall time", results.map((r) => ns(r.simWallNs))],
     ["model memory", results.map((r) => bytes(r.stateBytes))],
     ["violations", results.map((r) => String(r.violations.length))],
@@ -157,8 +162,8 @@ export function toTable(results: readonly RunResult[], verdict: string, counterR
 }
 
 /**
- * The verdict line: which result does the fewest primitive operations, and by how much compared
- * with the most expensive one (and with the others, per arch).
+ * The verdict line: per arch, which result has the lowest estimated kernel time, by how much
+ * compared with the slowest, and its primitive operations.
  */
 export function verdict(results: readonly RunResult[]): string {
   if (results.length === 0) return "no results";
@@ -166,23 +171,23 @@ export function verdict(results: readonly RunResult[]): string {
   const arches = [...new Set(results.map((r) => r.arch))];
   for (const arch of arches) {
     const rs = results.filter((r) => r.arch === arch);
-    const best = rs.reduce((a, b) => (b.primitiveOps < a.primitiveOps ? b : a));
-    const worst = rs.reduce((a, b) => (b.primitiveOps > a.primitiveOps ? b : a));
+    const best = rs.reduce((a, b) => (b.estimatedNs < a.estimatedNs ? b : a));
+    const worst = rs.reduce((a, b) => (b.estimatedNs > a.estimatedNs ? b : a));
+    const what = (r: RunResult) => `${ns(r.estimatedNs)}, ${human(r.primitiveOps)} primitive operations`;
     if (rs.length === 1) {
-      parts.push(`${arch}: ${best.variant} does ${human(best.primitiveOps)} primitive operations`);
-    } else if (best.primitiveOps === worst.primitiveOps) {
-      parts.push(
-        `${arch}: every variant does the same work (${human(best.primitiveOps)} primitive operations)`,
-      );
+      parts.push(`${arch}: ${best.variant} takes an estimated ${what(best)}`);
+    } else if (best.estimatedNs === worst.estimatedNs) {
+      parts.push(`${arch}: every variant takes the same estimated time (${what(best)})`);
     } else {
-      const ratio = worst.primitiveOps / Math.max(1, best.primitiveOps);
+      const ratio = worst.estimatedNs / Math.max(1, best.estimatedNs);
       parts.push(
-        `${arch}: ${best.variant} does least work — ${human(best.primitiveOps)} primitive operations, ` +
-          `${ratio.toFixed(2)}× fewer than ${worst.variant} (${human(worst.primitiveOps)})`,
+        `${arch}: ${best.variant} is fastest — ${what(best)}; ` +
+          `${ratio.toFixed(2)}× less time than ${worst.variant} (${what(worst)})`,
       );
     }
   }
   const bad = results.filter((r) => r.violations.length > 0);
   const tail = bad.length > 0 ? `; VIOLATIONS in ${bad.map((r) => `${r.variant}/${r.arch}`).join(", ")}` : "";
-  return `Verdict (no cost model yet: primitive operations = folio atomics + locks + stat updates + gather entries + TLB flushes): ${parts.join("; ")}${tail}`;
+  const profiles = [...new Set(results.map((r) => r.estimate.profile))].join(", ");
+  return `Verdict (estimated kernel time = Σ counter × cost, profile ${profiles}): ${parts.join("; ")}${tail}`;
 }

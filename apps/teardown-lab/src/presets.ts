@@ -34,16 +34,14 @@ export const PRESETS: Readonly<Record<string, Preset>> = {
   },
   "exit-kernel-build": {
     summary:
-      "a compiler-like process: order-3 anon heap, shared file text, a few swapped-out pages; the forked child exits",
+      "a compiler-like process: order-3 anon heap, private file text, a few swapped-out pages; it exits",
     build: (o) => ({
       name: "exit-kernel-build",
       description:
-        "exit of a forked child shaped like a compiler job (the 2023 series' kernel-build workload): " +
-        "its parent (make) still maps the file text",
+        "exit of a process shaped like a compiler job (the 2023 series' kernel-build workload): exec'd by " +
+        "make, so its heap is its own (freed at exit) while the page cache keeps the file text",
       seed: o.seed ?? 1,
       cpus: o.cpus ?? 2,
-      fork: true,
-      target: "child",
       vmas: [
         {
           name: "heap",

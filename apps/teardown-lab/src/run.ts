@@ -1,10 +1,11 @@
 // Runs one scenario for one (variant, arch) and shapes the documented RunResult. Counters are the
-// teardown phase's own: layers whose counters live for the whole machine (folio, swap, cpu) are
-// reported as the difference between the end and the start of the operation. Browser-safe.
+// teardown phase's own, as @mmgather/teardown reports them (folio, swap and cpu layers are deltas over
+// the operation); the estimate is the report's: Σ counter × the cost profile. Browser-safe.
+import type { CostProfile } from "@mmgather/mmu-gather";
 import {
-  buildScenario,
+  flattenCounters,
   isTeardownError,
-  runBuilt,
+  runScenario,
   type ScenarioSpec,
   type TeardownReport,
   type TrailEvent,
@@ -16,9 +17,9 @@ import { formatSize } from "./size.js";
 import { type ArchName, SpecError, toScenarioSpec, type VariantName } from "./spec.js";
 
 /**
- * Counters summed into the "primitive operations" total (no cost model yet): every atomic on a
- * folio, every lock acquisition, every statistics update, every gather entry written and every
- * TLB flush instruction or IPI round. The README lists the same names.
+ * Counters summed into the "primitive operations" total (unweighted; the estimated time weighs them):
+ * every atomic on a folio, every lock acquisition, every statistics update, every gather entry written
+ * and every TLB flush instruction or IPI round. The README lists the same names.
  */
 export const PRIMITIVE_COUNTERS = [
   "folio.refcountAtomics",
@@ -46,54 +47,9 @@ export function primitiveOps(counters: Readonly<Record<string, number>>): number
   return n;
 }
 
-const TABLE_LEVELS = ["pte", "pmd", "pud"];
-
-function flatten(obj: unknown, prefix: string, out: Record<string, number>): void {
-  if (obj === null || typeof obj !== "object") return;
-  if (Array.isArray(obj)) {
-    obj.forEach((v, i) => {
-      if (typeof v === "number") out[`${prefix}.${TABLE_LEVELS[i] ?? i}`] = v;
-    });
-    return;
-  }
-  for (const [key, value] of Object.entries(obj)) {
-    const name = `${prefix}.${key}`;
-    if (typeof value === "number") out[name] = value;
-    else flatten(value, name, out);
-  }
-}
-
-function snapshot(obj: unknown, prefix: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  flatten(obj, prefix, out);
-  return out;
-}
-
-/** Flattened teardown-phase counters of a report ("layer.name"), given the machine-wide ones before. */
-export function reportCounters(
-  r: TeardownReport,
-  before: Readonly<Record<string, number>>,
-): Record<string, number> {
-  const out: Record<string, number> = {};
-  flatten(r.counters.gather, "gather", out);
-  flatten(r.counters.walk, "walk", out);
-  for (const [layer, value] of [
-    ["folio", r.counters.folio],
-    ["swap", r.counters.swap],
-    ["cpu", r.counters.cpu],
-  ] as const) {
-    const now: Record<string, number> = {};
-    flatten(value, layer, now);
-    for (const [k, v] of Object.entries(now)) out[k] = v - (before[k] ?? 0);
-  }
-  out["teardown.ptlAcquisitions"] = r.ptlAcquisitions;
-  out["teardown.gathers"] = r.gathers;
-  out["teardown.pagesFreed"] = r.pagesFreed;
-  out["teardown.swapEntriesZapped"] = r.swapEntriesZapped;
-  out["teardown.forcedFlushes.batchFull"] = r.forcedFlushes.batchFull;
-  out["teardown.forcedFlushes.dirtyShared"] = r.forcedFlushes.dirtyShared;
-  out["teardown.finalStateProblems"] = r.finalState.problems.length;
-  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+/** Flattened teardown-phase counters of a report ("layer.name"). */
+export function reportCounters(r: TeardownReport): Record<string, number> {
+  return flattenCounters(r);
 }
 
 /** A violation in words, with its trail narrated. */
@@ -112,6 +68,8 @@ export interface RunOptions {
   readonly events?: (e: TrailEvent) => void;
   /** Overrides applied to the spec (deliberately broken variants and walks). */
   readonly override?: Partial<ScenarioSpec>;
+  /** Cost profile of the estimate (default: the arch adapter's). */
+  readonly profile?: CostProfile;
 }
 
 /** Raw report plus the app's result. */
@@ -122,23 +80,15 @@ export interface RunOutput {
 
 /** Runs a scenario's teardown for one variant on one arch. Throws SpecError for what cannot run. */
 export function runOne(s: Scenario, variant: VariantName, arch: ArchName, opts: RunOptions = {}): RunOutput {
-  const full: ScenarioSpec = { ...toScenarioSpec(s, variant, arch), ...opts.override, events: opts.events };
+  const full: ScenarioSpec = {
+    ...toScenarioSpec(s, variant, arch),
+    ...opts.override,
+    events: opts.events,
+    costProfile: opts.profile,
+  };
   let report: TeardownReport;
-  let before: Record<string, number>;
   try {
-    const b = buildScenario(full);
-    const m = b.machine;
-    before = {
-      ...snapshot(m.mem.counters, "folio"),
-      ...snapshot(m.swap?.counters ?? null, "swap"),
-      ...snapshot(
-        m.tlbs === null
-          ? null
-          : { invalidations: m.tlbs.invalidations, entriesInvalidated: m.tlbs.entriesInvalidated },
-        "cpu",
-      ),
-    };
-    report = runBuilt(b, full);
+    report = runScenario(full);
   } catch (e) {
     if (isTeardownError(e)) {
       const hint =
@@ -149,7 +99,7 @@ export function runOne(s: Scenario, variant: VariantName, arch: ArchName, opts: 
     }
     throw e;
   }
-  const counters = reportCounters(report, before);
+  const counters = reportCounters(report);
   const result: RunResult = {
     scenario: s.name,
     variant: report.variant,
@@ -159,7 +109,8 @@ export function runOne(s: Scenario, variant: VariantName, arch: ArchName, opts: 
     foliosTornDown: report.foliosFreed,
     primitiveOps: primitiveOps(counters),
     counters,
-    estimatedNs: null,
+    estimatedNs: report.estimate.totalNs,
+    estimate: { profile: report.estimate.profile, terms: report.estimate.terms },
     simWallNs: report.simWallNs,
     stateBytes: report.stateBytes,
     violations: report.violations.map(violationJson),

@@ -1,6 +1,7 @@
 // tinypool worker of `teardown-lab sweep`: runs one (scenario, variant, arch) task and returns its
 // RunResult. Errors come back as a result with `error` set so one bad cell does not stop the pool.
 import type { RunResult } from "./format.js";
+import { PROFILES } from "./profiles.js";
 import { runOne } from "./run.js";
 import type { Scenario } from "./scenario.js";
 import type { ArchName, VariantName } from "./spec.js";
@@ -10,6 +11,8 @@ export interface SweepTask {
   readonly scenario: Scenario;
   readonly variant: VariantName;
   readonly arch: ArchName;
+  /** Cost profile name (default: the arch's). */
+  readonly profile?: string;
 }
 
 export type SweepReply =
@@ -18,7 +21,8 @@ export type SweepReply =
 
 export default function runTask(task: SweepTask): SweepReply {
   try {
-    return { index: task.index, result: runOne(task.scenario, task.variant, task.arch).result };
+    const profile = task.profile === undefined ? undefined : PROFILES[task.profile];
+    return { index: task.index, result: runOne(task.scenario, task.variant, task.arch, { profile }).result };
   } catch (e) {
     return { index: task.index, error: e instanceof Error ? e.message : String(e) };
   }

@@ -61,7 +61,7 @@ const ROWS: [string, (r: RunResult) => number | string][] = [
   ["pages torn down", (r) => r.pagesTornDown],
   ["folios freed", (r) => r.foliosTornDown],
   ["primitive operations", (r) => r.primitiveOps],
-  ["estimated kernel time", () => "n/a"],
+  ["estimated kernel time (ns)", (r) => Math.round(r.estimatedNs)],
   ["gather.entriesQueued", (r) => r.counters["gather.entriesQueued"] ?? 0],
   ["gather.tlbFlushes", (r) => r.counters["gather.tlbFlushes"] ?? 0],
   ["gather.forcedFlushes.batchLimit", (r) => r.counters["gather.forcedFlushes.batchLimit"] ?? 0],
@@ -117,11 +117,11 @@ function renderChart(sweep: Sweep | null): void {
   el.replaceChildren();
   $("chart-title").hidden = sweep === null;
   if (sweep === null) return;
-  const variants = Object.keys(sweep.primitiveOps);
+  const variants = Object.keys(sweep.estimatedNs);
   el.dataset.series = JSON.stringify(sweep);
   const data = [
     sweep.folios.map((_, i) => i),
-    ...variants.map((v) => sweep.primitiveOps[v]),
+    ...variants.map((v) => sweep.estimatedNs[v]),
   ] as uPlot.AlignedData;
   charts.push(
     new uPlot(
@@ -135,11 +135,11 @@ function renderChart(sweep: Sweep | null): void {
             splits: () => sweep.folios.map((_, i) => i),
           },
           {
-            label: "primitive operations",
+            label: `estimated kernel time (${sweep.profile})`,
             size: 70,
             values: (_u, ticks) =>
               ticks.map((t) =>
-                t == null ? "" : t >= 1e6 ? `${t / 1e6}M` : t >= 1e3 ? `${t / 1e3}k` : String(t),
+                t == null ? "" : t >= 1e6 ? `${t / 1e6} ms` : t >= 1e3 ? `${t / 1e3} µs` : `${t} ns`,
               ),
           },
         ],

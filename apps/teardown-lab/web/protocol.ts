@@ -38,8 +38,10 @@ export interface Timeline {
 
 export interface Sweep {
   readonly folios: string[];
-  /** variant → primitive operations per folio size (null where the size can't run). */
-  readonly primitiveOps: Record<string, (number | null)[]>;
+  /** variant → estimated kernel time (ns) per folio size (null where the size can't run). */
+  readonly estimatedNs: Record<string, (number | null)[]>;
+  /** Cost profile of the estimates. */
+  readonly profile: string;
 }
 
 export type Reply =

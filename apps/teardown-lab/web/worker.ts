@@ -10,13 +10,6 @@ import { FOLIO_SIZES, parseSize } from "../src/size.js";
 import { archNotes, pmdOrder, VARIANTS } from "../src/spec.js";
 import type { Reply, Request, RunRequest, Sweep, Timeline } from "./protocol.js";
 
-// @mmgather/teardown times the teardown phase with process.hrtime.bigint(), which browsers lack.
-// Give the worker a monotonic stand-in built on performance.now() (microsecond resolution).
-const g = globalThis as { process?: unknown };
-if (g.process === undefined) {
-  g.process = { hrtime: { bigint: () => BigInt(Math.round(performance.now() * 1e6)) } };
-}
-
 const MAX_POINTS = 1500;
 
 /** Buckets an event trace into the gather's fill level and its flush / free markers. */
@@ -88,18 +81,18 @@ function run(req: RunRequest): Reply {
     results.push(runOne(s, variant, req.arch, { events: (e) => events.push(e) }).result);
     timelines[variant] = timeline(events);
   }
-  // The chart: primitive operations per folio size of the main VMA (sizes the arch has).
+  // The chart: estimated kernel time per folio size of the main VMA (sizes the arch has).
   const maxBytes = 4096 << pmdOrder(req.arch);
   const folios = FOLIO_SIZES.filter((f) => parseSize(f)! <= maxBytes);
-  const sweep: Sweep = { folios, primitiveOps: {} };
-  for (const v of VARIANTS) sweep.primitiveOps[v] = [];
+  const sweep: Sweep = { folios, estimatedNs: {}, profile: results[0]?.estimate.profile ?? "" };
+  for (const v of VARIANTS) sweep.estimatedNs[v] = [];
   for (const f of folios) {
     const sf = scenarioFor(req, f);
     for (const v of VARIANTS) {
-      sweep.primitiveOps[v].push(
+      sweep.estimatedNs[v].push(
         f === req.folio
-          ? results.find((r) => r.variant === v)!.primitiveOps
-          : runOne(sf, v, req.arch).result.primitiveOps,
+          ? results.find((r) => r.variant === v)!.estimatedNs
+          : runOne(sf, v, req.arch).result.estimatedNs,
       );
     }
   }

@@ -4,11 +4,15 @@
 
 import type { ArchTlb } from "@mmgather/mmu-gather";
 import { defineArch } from "@mmgather/mmu-gather";
+import { x86_64Xeon4210rCost } from "./profiles.js";
+
+export { arm64AltraCost, arm64AltraPriorCost, x86_64Xeon4210rCost } from "./profiles.js";
 
 /**
  * The asm-generic adapter: pages are gathered and freed after a range (or whole-mm) flush, dirty
  * file rmaps are delayed (6.5/7.x) or every rmap batched (series), page tables go through an RCU
  * table batch, TLB flushed at every VMA end (no MERGE_VMAS), 512-entry tables, PMD order 9.
+ * Its cost profile is `x86_64Xeon4210rCost`; a run may pick another (e.g. `arm64AltraCost`).
  */
 export const genericArch: ArchTlb = defineArch({
   name: "generic",
@@ -27,4 +31,5 @@ export const genericArch: ArchTlb = defineArch({
     ptrsPerPud: 512,
     taskSize: 2 ** 47 - 4096,
   },
+  cost: x86_64Xeon4210rCost,
 });

@@ -51,29 +51,51 @@ export const defaultGeometry: ArchGeometry = {
 };
 
 /**
- * Default cost profile in ns: documented order-of-magnitude estimates for a ~3 GHz x86-64 core
- * (uncontended atomics ~5–20 ns, a lock round trip ~20–40 ns, INVLPG ~100–200 ns, a remote flush
- * with IPIs ~1–3 µs). Calibration against measurements is a later issue.
+ * Default cost profile: the documented priors for a ~2.4–3.2 GHz x86-64 server core, in ns, from
+ * public micro-benchmark orders of magnitude (uncontended locked RMW on an L1 line ~5–20 ns; spinlock
+ * round trip ~20–40 ns; L2/L3 line fill ~10–40 ns; INVLPG ~50–200 ns; an IPI-based remote shootdown
+ * ~1–3 µs). Uncalibrated: the calibrated profiles (`x86-64-4210r`, `arm64-altra`) start from these
+ * values and fit a few terms to published measurements (`teardown-lab calibrate`).
  */
 export const defaultCost: CostProfile = {
-  pteClear: 5,
-  rangeRecord: 1,
-  queueEntry: 2,
-  rmapCall: 15,
-  rmapPerExtraPage: 6,
-  swapCacheCheck: 2,
-  refcountDrop: 10,
-  lruLock: 30,
-  pageFree: 60,
-  lruAddDrain: 40,
-  tlbFlushRangeBase: 1500,
-  tlbFlushPerEntry: 120,
-  tlbFlushMm: 2500,
-  ipte: 300,
+  name: "default-priors",
+  source: "documented priors (order-of-magnitude micro-benchmark figures), not fitted",
+  pteClear: 4,
+  zapIteration: 4,
+  pteTable: 40,
+  ptlLock: 20,
+  atomic: 8,
+  pageMapcount: 12,
+  structPageLine: 1,
+  statUpdate: 4,
+  lruvecLock: 25,
+  splitQueueLock: 30,
+  pageCacheLock: 30,
+  swapClusterLock: 25,
+  swapDeviceLock: 30,
+  lruDel: 8,
+  deferredSplitCall: 2,
+  munlock: 40,
+  gatherEntry: 2,
+  rmapCall: 4,
+  batchAlloc: 200,
+  swapCacheCheck: 1,
+  swapCacheDelete: 60,
+  swapEntryFree: 20,
+  folioFree: 50,
+  pageFree: 2,
+  buddyMerge: 10,
+  freeBatch: 100,
+  lruAddDrain: 50,
+  flushMmu: 100,
+  freeChunk: 50,
+  tlbFlushRange: 300,
+  tlbFlushRangeEntry: 60,
+  tlbFlushMm: 500,
+  tlbRemoteCpu: 2000,
+  ipte: 150,
   idte: 1500,
-  batchAlloc: 150,
-  condResched: 5,
-  tableFree: 80,
+  tableFree: 100,
   rcuCall: 50,
   tableSyncOne: 3000,
 };
@@ -193,8 +215,14 @@ export function defineArch(overrides: ArchOverrides): ArchTlb {
       name,
       `impossible geometry ${JSON.stringify(g)}: table sizes must be powers of two and PMD order = log2(ptrsPerPte)`,
     );
+  if (typeof cost.name !== "string" || cost.name === "" || typeof cost.source !== "string")
+    throw new ArchConfigError(
+      "BAD_COST",
+      name,
+      "cost.name must be a non-empty string and cost.source a string",
+    );
   for (const [k, v] of Object.entries(cost))
-    if (typeof v !== "number" || !Number.isFinite(v) || v < 0)
+    if (k !== "name" && k !== "source" && (typeof v !== "number" || !Number.isFinite(v) || v < 0))
       throw new ArchConfigError("BAD_COST", name, `cost.${k} must be a finite number of ns >= 0`);
   if (!Number.isInteger(fullFlushCeiling) || fullFlushCeiling < 0)
     throw new ArchConfigError("BAD_CEILING", name, "fullFlushCeiling must be an integer >= 0");

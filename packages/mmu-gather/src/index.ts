@@ -35,6 +35,7 @@ export type {
   ArchTlb,
   BatchAllocPolicy,
   CostProfile,
+  CostTermName,
   CountersReport,
   ForcedFlushCounters,
   ForcedFlushReason,

@@ -147,52 +147,96 @@ export interface ArchGeometry {
 }
 
 /**
- * Cost of each counted primitive, in nanoseconds of CPU time on that arch.
- * These are documented estimates (order-of-magnitude, from public
- * micro-benchmarks of similar instructions); calibration is a later issue.
+ * Cost of each counted primitive, in nanoseconds of CPU time on one machine. The teardown layer's
+ * cost model (`COST_TERMS` in `@mmgather/teardown`) multiplies each field by the counter(s) it names
+ * and sums: estimated time = Σ counter × cost. No other factor enters an estimate.
+ * Each field's doc names the counters it multiplies ("layer.name" as in the teardown report).
  */
 export interface CostProfile {
-  /** Clearing one PTE (xchg / store), ns. */
+  /** Profile id, e.g. "x86-64-4210r", "arm64-altra", "s390". */
+  readonly name: string;
+  /** Where the values come from (priors, fit command, machine). */
+  readonly source: string;
+  /** ns per PTE cleared, present or swap (`walk.ptesCleared` + `walk.swapPtesCleared`): xchg/store and its scan. */
   readonly pteClear: number;
-  /** One `__tlb_adjust_range` min/max update, ns. */
-  readonly rangeRecord: number;
-  /** Queueing one entry in a batch, ns. */
-  readonly queueEntry: number;
-  /** One rmap removal call (per call, includes one `_mapcount` atomic), ns. */
+  /** ns per zap-loop iteration over a run of present PTEs (`walk.presentBatches`): vm_normal_page, folio lookup, dirty/young tests. */
+  readonly zapIteration: number;
+  /** ns fixed per PTE table walked (`walk.pteTableVisits`): pte_offset_map, lazy-MMU enter/leave, rss flush. */
+  readonly pteTable: number;
+  /** ns per page-table-lock round trip (`teardown.ptlAcquisitions`). */
+  readonly ptlLock: number;
+  /** ns per atomic RMW on a folio-level field (`folio.refcountAtomics` + `nrPagesMappedAtomics` + `largeMapcountAtomics` + `entireMapcountAtomics`). */
+  readonly atomic: number;
+  /** ns per per-page `_mapcount` atomic (`folio.mapcountAtomics`), including the first touch of that page's struct page cache line. */
+  readonly pageMapcount: number;
+  /** ns per struct page cache line touched by a primitive call (`folio.metadataLines`), at L1/L2 hit cost. */
+  readonly structPageLine: number;
+  /** ns per memcg/node statistics update (`folio.statUpdates`). */
+  readonly statUpdate: number;
+  /** ns per lruvec lock round trip (`folio.lruvecLockAcquisitions`). */
+  readonly lruvecLock: number;
+  /** ns per deferred-split `split_queue_lock` round trip (`folio.splitQueueLockAcquisitions`). */
+  readonly splitQueueLock: number;
+  /** ns per address_space `i_pages` lock round trip (`folio.pageCacheLockAcquisitions`). */
+  readonly pageCacheLock: number;
+  /** ns per swap cluster lock round trip (`swap.clusterLocks`). */
+  readonly swapClusterLock: number;
+  /** ns per swap device (`si->lock`) round trip (`swap.deviceLocks`). */
+  readonly swapDeviceLock: number;
+  /** ns per folio taken off an LRU list (`folio.lruDels`): list_del touching both neighbours. */
+  readonly lruDel: number;
+  /** ns per `deferred_split_folio` call (`folio.deferredSplitCalls`), excluding its lock. */
+  readonly deferredSplitCall: number;
+  /** ns per `munlock_folio` call (`folio.munlockCalls`). */
+  readonly munlock: number;
+  /** ns per gather batch slot written (`gather.entriesQueued`). */
+  readonly gatherEntry: number;
+  /** ns per rmap-removal call overhead beyond its atomics (`gather.rmapCallsImmediate` + `gather.rmapCallsDelayed`). */
   readonly rmapCall: number;
-  /** Each extra page inside a batched rmap call (per-page `_mapcount` atomic), ns. */
-  readonly rmapPerExtraPage: number;
-  /** One `free_swap_cache` check, ns. */
-  readonly swapCacheCheck: number;
-  /** One refcount drop (atomic sub-and-test), ns. */
-  readonly refcountDrop: number;
-  /** One lruvec lock round trip, ns. */
-  readonly lruLock: number;
-  /** Returning one folio to the allocator, ns. */
-  readonly pageFree: number;
-  /** One `lru_add_drain`, ns. */
-  readonly lruAddDrain: number;
-  /** Fixed cost of one range TLB flush (IPIs to other CPUs included), ns. */
-  readonly tlbFlushRangeBase: number;
-  /** Per invalidated stride entry in a range flush (INVLPG / TLBI), ns. */
-  readonly tlbFlushPerEntry: number;
-  /** One whole-mm TLB flush, ns. */
-  readonly tlbFlushMm: number;
-  /** One s390 IPTE (global), ns. */
-  readonly ipte: number;
-  /** One s390 IDTE, ns. */
-  readonly idte: number;
-  /** Allocating one batch page (GFP_NOWAIT), ns. */
+  /** ns per batch page allocated (`gather.batchPagesAllocated` + `gather.tableBatchAllocated`). */
   readonly batchAlloc: number;
-  /** One `cond_resched` point that does not reschedule, ns. */
-  readonly condResched: number;
-  /** Freeing one page-table page (after its grace period), ns. */
+  /** ns per `free_swap_cache` check (`gather.freeSwapCacheCalls`). */
+  readonly swapCacheCheck: number;
+  /** ns per folio removed from the swap cache (`swap.swapCacheDeletes`). */
+  readonly swapCacheDelete: number;
+  /** ns per swap-PTE reference dropped (`swap.swapPutEntries`). */
+  readonly swapEntryFree: number;
+  /** ns per folio returned to the page allocator (`folio.foliosFreed`): free_pages_prepare, pcp/buddy list, memcg uncharge. */
+  readonly folioFree: number;
+  /** ns per page returned to the page allocator (`folio.pagesFreed`): per-tail-page checks. */
+  readonly pageFree: number;
+  /** ns per buddy merge while freeing (`folio.buddyMerges`). */
+  readonly buddyMerge: number;
+  /** ns per `free_unref_page_list` / `free_unref_folios` batch call (`folio.freeListCalls`). */
+  readonly freeBatch: number;
+  /** ns per `lru_add_drain` (`folio.lruAddDrainCalls`). */
+  readonly lruAddDrain: number;
+  /** ns fixed per `tlb_flush_mmu` (`gather.flushMmuCalls`). */
+  readonly flushMmu: number;
+  /** ns fixed per ≤ 512-entry free chunk incl. its cond_resched (`gather.chunksFreed`). */
+  readonly freeChunk: number;
+  /** ns fixed per range TLB flush on the local CPU (`gather.tlbFlushRange`). */
+  readonly tlbFlushRange: number;
+  /** ns per stride entry of a range flush, one INVLPG / TLBI (`gather.tlbFlushRangeEntries`). */
+  readonly tlbFlushRangeEntry: number;
+  /** ns per whole-mm TLB flush on the local CPU (`gather.tlbFlushMm`). */
+  readonly tlbFlushMm: number;
+  /** ns per remote CPU flushed by a range / whole-mm flush: an IPI round trip or broadcast wait (`cpu.remoteCpuFlushes`). */
+  readonly tlbRemoteCpu: number;
+  /** ns per s390 IPTE, one PTE (`gather.ipte`). */
+  readonly ipte: number;
+  /** ns per s390 IDTE (`gather.idte`). */
+  readonly idte: number;
+  /** ns per page-table page freed (`gather.tablesFreed`). */
   readonly tableFree: number;
-  /** One `call_rcu` of a table batch, ns. */
+  /** ns per `call_rcu` of a table batch (`gather.rcuCalls`). */
   readonly rcuCall: number;
-  /** One synchronous single-table free (`tlb_remove_table_one`: IPI sync / synchronize_rcu), ns. */
+  /** ns per synchronous single-table free, `tlb_remove_table_one` (`gather.tableSyncOne`). */
   readonly tableSyncOne: number;
 }
+
+/** The numeric (per-primitive ns) fields of a `CostProfile`. */
+export type CostTermName = Exclude<keyof CostProfile, "name" | "source">;
 
 /** How page-table pages are freed once unhooked. */
 export type TableFreeMode = "rcu" | "direct";

@@ -9,6 +9,8 @@ export type {
   WalkForcedFlushReason,
 } from "./checker.js";
 export { Checker } from "./checker.js";
+export type { CostEstimate, CostTerm } from "./cost.js";
+export { COST_TERMS, estimateCost, termCount } from "./cost.js";
 export type { CpuTlbConfig } from "./cpu-tlb.js";
 export { CpuTlbs } from "./cpu-tlb.js";
 export type { TeardownErrorCode } from "./errors.js";
@@ -39,8 +41,8 @@ export {
   ptePfn,
   pteSwapEntry,
 } from "./pte.js";
-export type { FinalStateChecks, TeardownReport } from "./report.js";
-export { checkFinalState } from "./report.js";
+export type { CpuCounters, FinalStateChecks, LayerSnapshot, TeardownReport } from "./report.js";
+export { checkFinalState, flattenCounters, snapshotLayers } from "./report.js";
 export type { Rng } from "./rng.js";
 export { createRng } from "./rng.js";
 export type { BuiltScenario, OpSpec, ScenarioSpec, VmaSpec } from "./scenario.js";

@@ -1,11 +1,17 @@
 // Models: the numbers a kernel engineer would collect around one teardown (perf counters, the
 // "Bad rss-counter state" check of check_mm, /proc/vmstat deltas) as one JSON-serialisable object.
 // Omits: nothing the model counts.
+//
+// Every counter in a report is a teardown-phase count. The gather and walk counters belong to the
+// operation already; the folio, swap and CPU layers count for the machine's whole life (the workload
+// build included), so `runBuilt` snapshots them just before the operation (`snapshotLayers`) and the
+// report carries end − start for every one of their fields.
 import type { FolioCounters } from "@mmgather/folio";
 import { PG } from "@mmgather/folio";
-import type { ForcedFlushCounters, GatherCounters } from "@mmgather/mmu-gather";
+import type { CostProfile, ForcedFlushCounters, GatherCounters } from "@mmgather/mmu-gather";
 import type { SwapCounters } from "@mmgather/swapcache";
 import type { Violation } from "./checker.js";
+import { type CostEstimate, estimateCost } from "./cost.js";
 import type { Machine } from "./machine.js";
 import type { Mm } from "./mm.js";
 import type { OpResult } from "./ops.js";
@@ -64,18 +70,17 @@ export interface TeardownReport {
   readonly ptlAcquisitions: number;
   /** Gathers used. */
   readonly gathers: number;
-  /** Counters of every layer. */
+  /** Counters of every layer, teardown phase only (folio / swap / cpu: end minus start of the operation). */
   readonly counters: {
     readonly gather: GatherCounters;
     readonly folio: FolioCounters;
     readonly swap: SwapCounters | null;
     readonly walk: WalkCounters;
-    /** CPU/TLB model: invalidations received by kind, entries dropped; null without CPUs. */
-    readonly cpu: {
-      readonly invalidations: Record<string, number>;
-      readonly entriesInvalidated: number;
-    } | null;
+    /** CPU/TLB model: invalidations received by kind, entries dropped, remote CPUs flushed; null without CPUs. */
+    readonly cpu: CpuCounters | null;
   };
+  /** Estimated kernel time: Σ counter × the cost profile's ns per primitive (see `COST_TERMS`). */
+  readonly estimate: CostEstimate;
   /** Safety violations found by the checker (empty when none or when the checker is off). */
   readonly violations: readonly Violation[];
   /** Final-state checks. */
@@ -86,6 +91,92 @@ export interface TeardownReport {
   readonly stateBytes: number;
   /** `stateBytes` divided by the pages mapped when the teardown started (0 if none). */
   readonly stateBytesPerMappedPage: number;
+}
+
+/** Counters of the CPU/TLB model. */
+export interface CpuCounters {
+  readonly invalidations: Record<string, number>;
+  readonly entriesInvalidated: number;
+  readonly remoteCpuFlushes: number;
+}
+
+/** Machine-lifetime counters of the folio, swap and CPU layers at one instant. */
+export interface LayerSnapshot {
+  readonly folio: FolioCounters;
+  readonly swap: SwapCounters | null;
+  readonly cpu: CpuCounters | null;
+}
+
+/** Copies the machine-wide counters (taken just before an operation, subtracted after it). */
+export function snapshotLayers(machine: Machine): LayerSnapshot {
+  const t = machine.tlbs;
+  return {
+    folio: { ...machine.mem.counters },
+    swap: machine.swap !== null ? { ...machine.swap.counters } : null,
+    cpu:
+      t !== null
+        ? {
+            invalidations: { ...t.invalidations },
+            entriesInvalidated: t.entriesInvalidated,
+            remoteCpuFlushes: t.remoteCpuFlushes,
+          }
+        : null,
+  };
+}
+
+function delta<T extends object>(now: T, before: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(now)) {
+    const b = (before as Record<string, unknown>)[k];
+    out[k] = typeof v === "number" ? v - (b as number) : delta(v as object, b as object);
+  }
+  return out as T;
+}
+
+const TABLE_LEVELS = ["pte", "pmd", "pud"];
+
+function flatten(obj: unknown, prefix: string, out: Record<string, number>): void {
+  if (obj === null || typeof obj !== "object") return;
+  if (Array.isArray(obj)) {
+    obj.forEach((v, i) => {
+      if (typeof v === "number") out[`${prefix}.${TABLE_LEVELS[i] ?? i}`] = v;
+    });
+    return;
+  }
+  for (const [key, value] of Object.entries(obj)) {
+    const name = `${prefix}.${key}`;
+    if (typeof value === "number") out[name] = value;
+    else flatten(value, name, out);
+  }
+}
+
+/**
+ * Every teardown-phase counter of a report as "layer.name" → count, sorted by name: `gather.*`,
+ * `walk.*`, `folio.*`, `swap.*`, `cpu.*` and `teardown.*` (PTL acquisitions, gathers, pages freed,
+ * swap entries zapped, the walk's forced flushes, final-state problems). The names `COST_TERMS` uses.
+ */
+export function flattenCounters(
+  r: Pick<
+    TeardownReport,
+    "counters" | "ptlAcquisitions" | "gathers" | "pagesFreed" | "swapEntriesZapped" | "forcedFlushes"
+  > & {
+    readonly finalState?: FinalStateChecks;
+  },
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  flatten(r.counters.gather, "gather", out);
+  flatten(r.counters.walk, "walk", out);
+  flatten(r.counters.folio, "folio", out);
+  flatten(r.counters.swap, "swap", out);
+  flatten(r.counters.cpu, "cpu", out);
+  out["teardown.ptlAcquisitions"] = r.ptlAcquisitions;
+  out["teardown.gathers"] = r.gathers;
+  out["teardown.pagesFreed"] = r.pagesFreed;
+  out["teardown.swapEntriesZapped"] = r.swapEntriesZapped;
+  out["teardown.forcedFlushes.batchFull"] = r.forcedFlushes.batchFull;
+  out["teardown.forcedFlushes.dirtyShared"] = r.forcedFlushes.dirtyShared;
+  if (r.finalState !== undefined) out["teardown.finalStateProblems"] = r.finalState.problems.length;
+  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 /** Runs the final-state checks over the machine. `exited` is the mm that exited, if any. */
@@ -224,11 +315,13 @@ export function buildReport(
   stateBytes: number,
   mappedPages: number,
   violationsBefore: number,
+  before: LayerSnapshot,
+  cost: CostProfile,
 ): TeardownReport {
   const g = r.gather;
   const w = r.walkCounters;
-  const tlbs = machine.tlbs;
-  return {
+  const now = snapshotLayers(machine);
+  const base = {
     op: r.op,
     variant: r.variant.name,
     walk: r.walk.name,
@@ -254,13 +347,10 @@ export function buildReport(
     gathers: r.gathers,
     counters: {
       gather: g,
-      folio: { ...machine.mem.counters },
-      swap: machine.swap !== null ? { ...machine.swap.counters } : null,
+      folio: delta(now.folio, before.folio),
+      swap: now.swap !== null && before.swap !== null ? delta(now.swap, before.swap) : null,
       walk: { ...w, tablesFreed: [...w.tablesFreed] as [number, number, number] },
-      cpu:
-        tlbs !== null
-          ? { invalidations: { ...tlbs.invalidations }, entriesInvalidated: tlbs.entriesInvalidated }
-          : null,
+      cpu: now.cpu !== null && before.cpu !== null ? delta(now.cpu, before.cpu) : null,
     },
     violations: machine.checker !== null ? machine.checker.violations.slice(violationsBefore) : [],
     finalState: checkFinalState(machine, r.op === "exit" ? mm : null),
@@ -268,4 +358,5 @@ export function buildReport(
     stateBytes,
     stateBytesPerMappedPage: mappedPages > 0 ? stateBytes / mappedPages : 0,
   };
+  return { ...base, estimate: estimateCost(flattenCounters(base), cost) };
 }

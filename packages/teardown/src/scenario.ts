@@ -2,14 +2,14 @@
 // swap-out, mlock, CPU accesses), run one teardown operation (or two threads interleaved at
 // page-table-lock granularity, with the kernel's nested-flush rule), and report.
 // Omits: YAML parsing (the CLI app's job); specs are plain objects.
-import type { ArchTlb, BatchAllocPolicy, GatherCounters } from "@mmgather/mmu-gather";
+import type { ArchTlb, BatchAllocPolicy, CostProfile, GatherCounters } from "@mmgather/mmu-gather";
 import { createGatherCounters } from "@mmgather/mmu-gather";
 import type { TrailEventSink } from "./checker.js";
 import { TeardownError } from "./errors.js";
 import { createMachine, type Machine } from "./machine.js";
 import type { Mm } from "./mm.js";
 import { type OpResult, startOp, type TeardownOp, type VariantSpec } from "./ops.js";
-import { buildReport, type TeardownReport } from "./report.js";
+import { buildReport, type LayerSnapshot, snapshotLayers, type TeardownReport } from "./report.js";
 import { createRng, type Rng } from "./rng.js";
 import type { Vma, VmaKind } from "./vma.js";
 import { type FolioPolicy, faultIn, forkMm, mlockVma, mmapVma, swapOut, touch } from "./workload.js";
@@ -58,6 +58,8 @@ export interface ScenarioSpec {
   readonly swap?: number;
   /** Arch adapter (default genericArch). */
   readonly arch?: ArchTlb;
+  /** Cost profile of the report's estimate (default: the arch's `cost`). */
+  readonly costProfile?: CostProfile;
   /** Gather variant name or object (default "encoded-nr-pages"). */
   readonly variant?: VariantSpec;
   /** Zap walk (default: the variant's). */
@@ -183,12 +185,13 @@ export function runBuilt(b: BuiltScenario, spec: ScenarioSpec): TeardownReport {
   const freed0 = { ...machine.freed };
   const ptl0 = target.ptlAcquisitions;
   const v0 = machine.checker?.violations.length ?? 0;
+  const layers0 = snapshotLayers(machine);
   const events = spec.events;
   if (events !== undefined && typeof events !== "function") fail("spec.events must be a function");
   const prevEvents = machine.events;
   machine.events = events ?? null;
   try {
-    return runOps(b, spec, opts, s0, l0, mapped, stateBytes, freed0, ptl0, v0);
+    return runOps(b, spec, opts, s0, l0, mapped, stateBytes, freed0, ptl0, v0, layers0);
   } finally {
     machine.events = prevEvents;
   }
@@ -205,9 +208,11 @@ function runOps(
   freed0: { folios: number; pages: number },
   ptl0: number,
   v0: number,
+  layers0: LayerSnapshot,
 ): TeardownReport {
   const { machine, target } = b;
-  const t0 = process.hrtime.bigint();
+  // performance.now(): a monotonic clock in Node ≥ 16 and every browser (fractional ms).
+  const t0 = performance.now();
   const a = startOp(target, spec.op.kind, s0, l0, { ...opts, thread: 0 });
   let result: OpResult = a.result;
   if (spec.concurrentOp === undefined) {
@@ -221,7 +226,7 @@ function runOps(
     interleave([a.steps, c.steps], b.rng);
     result = mergeResults(a.result, c.result);
   }
-  const simWallNs = Number(process.hrtime.bigint() - t0);
+  const simWallNs = Math.round((performance.now() - t0) * 1e6);
   const freed = { folios: machine.freed.folios - freed0.folios, pages: machine.freed.pages - freed0.pages };
   return buildReport(
     machine,
@@ -233,6 +238,8 @@ function runOps(
     stateBytes,
     mapped,
     v0,
+    layers0,
+    spec.costProfile ?? machine.arch.cost,
   );
 }
 

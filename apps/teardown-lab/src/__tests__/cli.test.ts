@@ -17,6 +17,7 @@ const JSON_FIELDS = [
   "primitiveOps",
   "counters",
   "estimatedNs",
+  "estimate",
   "simWallNs",
   "stateBytes",
   "violations",
@@ -30,17 +31,18 @@ function json(args: string[]): RunResult[] {
 }
 
 describe("run", () => {
-  it("prints a side-by-side table with a verdict, n/a estimated time and the differing counters", () => {
+  it("prints a side-by-side table with a verdict, the estimated time and the differing counters", () => {
     const r = runCli(["run", "--preset", "munmap-1g", "--size", "16M", "--folio", "64K"]);
     expect(r.status).toBe(0);
     const [first] = r.stdout.split("\n");
     expect(first).toMatch(
-      /^Verdict \(no cost model yet: primitive operations = .*\): generic: contig-range does least work/,
+      /^Verdict \(estimated kernel time = Σ counter × cost, profile x86-64-4210r\): generic: \S+ is fastest/,
     );
     expect(r.stdout).toContain("encoded-page/generic");
     expect(r.stdout).toContain("contig-range/generic");
     expect(r.stdout).toContain("encoded-nr-pages/generic");
-    expect(r.stdout).toMatch(/estimated kernel time\s+n\/a\s+n\/a\s+n\/a/);
+    expect(r.stdout).toMatch(/estimated kernel time\s+[\d.]+ (ms|µs)\s+[\d.]+ (ms|µs)\s+[\d.]+ (ms|µs)/);
+    expect(r.stdout).toMatch(/cost profile\s+x86-64-4210r\s+x86-64-4210r\s+x86-64-4210r/);
     expect(r.stdout).toMatch(/simulator wall time\s+[\d.]+ (ms|µs|ns|s)/);
     expect(r.stdout).toMatch(/model memory\s+[\d.]+ (KiB|MiB)/);
     expect(r.stdout).toMatch(/violations\s+0\s+0\s+0/);
@@ -63,7 +65,10 @@ describe("run", () => {
       expect(r.scenario).toBe("munmap-1g");
       expect(r.op).toBe("munmap");
       expect(r.pagesTornDown).toBe(2048);
-      expect(r.estimatedNs).toBeNull();
+      // The estimate is Σ of its terms, under the arch adapter's own profile.
+      const sum = Object.values(r.estimate.terms).reduce((a, b) => a + b, 0);
+      expect(r.estimatedNs).toBeCloseTo(sum, 3);
+      expect(r.estimate.profile).toBe(r.arch === "s390" ? "s390" : "x86-64-4210r");
       expect(r.simWallNs).toBeGreaterThan(0);
       expect(r.stateBytes).toBeGreaterThan(0);
       expect(r.violations).toEqual([]);
@@ -105,7 +110,9 @@ describe("run", () => {
     expect(header).toContain("gather.entriesQueued");
     const row = lines[1].split(",");
     expect(row[0]).toBe("fork-shared");
-    expect(row[7]).toBe("");
+    expect(Number(row[7])).toBeGreaterThan(0);
+    expect(header[11]).toBe("profile");
+    expect(row[11]).toBe("x86-64-4210r");
   });
 
   it.each(PRESET_NAMES)("preset %s runs on both arches with no violation", (name) => {
