@@ -153,6 +153,12 @@ for t in "$WORK"/tarballs/*.tgz; do
     { cat "$WORK/attw.log"; fail "attw $(basename "$t")"; }
 done
 echo "  publint --strict and attw --profile esm-only: no problems in ${#PACKAGES[@]} tarballs"
+for p in arch-generic arch-s390 teardown; do
+  npm view "@mmgather/$p@$V1" --json | node -e '
+    const m = JSON.parse(require("fs").readFileSync(0, "utf8"));
+    const f = (o) => JSON.stringify(o ?? {});
+    console.log(`  published ${m.name}@${m.version}: dependencies ${f(m.dependencies)} peerDependencies ${f(m.peerDependencies)}`);'
+done
 
 # ---------------------------------------------------------------- 4. users
 consumer() { # consumer <name>: an empty npm project outside the workspace
