@@ -368,52 +368,95 @@ export class PhysMem {
     return pfn;
   }
 
-  /** Return a folio's pages to the buddy allocator, merging with free buddies. State checks are done by callers. */
+  /**
+   * Return a folio's pages to the buddy allocator, merging with free buddies. State checks are done by
+   * callers. One tight loop over locals: the free-list unlink of each merged buddy is inlined (this runs
+   * once per freed folio, so for order-0 folios once per page).
+   */
   private freeToBuddy(head: number, order: number): void {
     const nr = 1 << order;
     const flags = this.flags;
+    const refcount = this.refcount;
+    const mapping = this.mapping;
     if (nr === 1) {
       flags[head] = F_FREE;
       this.mapcount[head] = -1;
-      this.refcount[head] = 0;
-      this.mapping[head] = -1;
+      refcount[head] = 0;
+      mapping[head] = -1;
       this.index[head] = 0;
       this.priv[head] = 0;
     } else {
       const end = head + nr;
       flags.fill(F_FREE, head, end);
       this.mapcount.fill(-1, head, end);
-      this.refcount.fill(0, head, end);
-      this.mapping.fill(-1, head, end);
+      refcount.fill(0, head, end);
+      mapping.fill(-1, head, end);
       this.index.fill(0, head, end);
       this.priv.fill(0, head, end);
     }
-    const c = this.counters;
-    c.metadataLines += nr;
-    const node = this.nrNodes === 1 ? 0 : (head / this.nodeSpan) | 0;
-    const ns = this.nodeStart(node);
-    const ne = this.nodeEnd(node);
+    let node = 0;
+    let ns = 0;
+    let ne = this.nrPages;
+    if (this.nrNodes !== 1) {
+      node = (head / this.nodeSpan) | 0;
+      ns = this.nodeStart(node);
+      ne = this.nodeEnd(node);
+    }
+    const freeHead = this.freeHead;
+    const freeBlocks = this.freeBlocks;
+    const kb = node * (MAX_PAGE_ORDER + 1);
     let pfn = head;
     let o = order;
+    let merges = 0;
     while (o < MAX_PAGE_ORDER) {
-      const buddy = pfn ^ (1 << o);
-      if (buddy < ns || buddy + (1 << o) > ne) break;
+      const size = 1 << o;
+      const buddy = pfn ^ size;
+      if (buddy < ns || buddy + size > ne) break;
       const bf = flags[buddy];
       if ((bf & F_BUDDY) === 0 || ((bf >>> ORDER_SHIFT) & ORDER_MASK) !== o) break;
-      this.listDel(node, o, buddy);
+      // listDel(node, o, buddy)
+      const prev = mapping[buddy];
+      const next = refcount[buddy];
+      if (prev === -1) freeHead[kb + o] = next;
+      else refcount[prev] = next;
+      if (next !== -1) mapping[next] = prev;
+      refcount[buddy] = 0;
+      mapping[buddy] = -1;
+      freeBlocks[kb + o]--;
       flags[buddy] = F_FREE;
-      c.buddyMerges++;
-      c.metadataLines++;
+      merges++;
       if (buddy < pfn) pfn = buddy;
       o++;
     }
     flags[pfn] = F_FREE | F_BUDDY | (o << ORDER_SHIFT);
-    this.listAdd(node, o, pfn);
+    // listAdd(node, o, pfn)
+    const k = kb + o;
+    const first = freeHead[k];
+    refcount[pfn] = first;
+    mapping[pfn] = -1;
+    if (first !== -1) mapping[first] = pfn;
+    freeHead[k] = pfn;
+    freeBlocks[k]++;
     this.nrFree += nr;
+    const c = this.counters;
+    c.metadataLines += nr + merges;
+    c.buddyMerges += merges;
     c.foliosFreed++;
     c.pagesFreed += nr;
     const obs = this.freeObserver;
     if (obs !== null) obs(head, order);
+  }
+
+  /**
+   * True when `assertFreeable` would pass for a folio with flags `f` (the common case, checked inline
+   * by the release loops; on false they call `assertFreeable`, which throws the precise error).
+   */
+  private freeableFast(head: number, f: number): boolean {
+    if ((f & (PG.locked | PG.writeback | PG.swapcache)) !== 0) return false;
+    if (((f >>> ORDER_SHIFT) & ORDER_MASK) === 0 ? this.mapcount[head] >= 0 : this.refcount[head + 1] >= 0)
+      return false;
+    if ((f & PG.anon) === 0 && this.mapping[head] >= 0) return false;
+    return this.lruBatchNr === 0 || !this.lruBatchHas(head);
   }
 
   /** Bad-page checks of `free_pages_prepare` that apply when the last reference goes. */
@@ -748,7 +791,8 @@ export class PhysMem {
   // Statistics
 
   private lruvecOfHead(head: number): number {
-    return ((head / this.nodeSpan) | 0) * this.nrMemcgs + (this.flags[head] >>> MEMCG_SHIFT);
+    const memcg = this.flags[head] >>> MEMCG_SHIFT;
+    return this.nrNodes === 1 ? memcg : ((head / this.nodeSpan) | 0) * this.nrMemcgs + memcg;
   }
 
   /** `__lruvec_stat_mod_folio` (node + memcg statistics of the folio's lruvec). */
@@ -1290,7 +1334,7 @@ export class PhysMem {
       );
     const rc = this.refcount[head];
     if (rc < refs) fail("REFCOUNT_UNDERFLOW", method, `(${head}): dropping ${refs} refs from refcount ${rc}`);
-    if (rc === refs) this.assertFreeable(method, head);
+    if (rc === refs && !this.freeableFast(head, f)) this.assertFreeable(method, head);
     this.refcount[head] = rc - refs;
     c.refcountAtomics++;
     c.metadataLines++;
@@ -1434,36 +1478,44 @@ export class PhysMem {
   foliosPutRefsUnchecked(heads: ArrayLike<number>, refs: ArrayLike<number>, nr: number): void {
     const m = "foliosPutRefs";
     const c = this.counters;
+    const flags = this.flags;
+    const refcount = this.refcount;
+    const batchFree = this.batchFree;
     let lv = -1;
     let j = 0;
     for (let i = 0; i < nr; i++) {
       const head = heads[i];
       const r = refs[i];
-      if ((this.flags[head] & F_HEAD) === 0) this.checkHead(m, head);
-      const rc = this.refcount[head];
+      let f = flags[head];
+      if ((f & F_HEAD) === 0) this.checkHead(m, head);
+      const rc = refcount[head];
       if (rc < r) fail("REFCOUNT_UNDERFLOW", m, `(${head}): dropping ${r} refs from refcount ${rc}`);
-      if (rc === r) this.assertFreeable(m, head);
-      this.refcount[head] = rc - r;
+      if (rc === r && !this.freeableFast(head, f)) this.assertFreeable(m, head);
+      refcount[head] = rc - r;
       c.refcountAtomics++;
       c.metadataLines++;
       if (rc !== r) continue;
-      this.unqueueDeferredSplit(head);
-      if ((this.flags[head] & PG.lru) !== 0) {
+      if (((f >>> ORDER_SHIFT) & ORDER_MASK) >= 2) {
+        this.unqueueDeferredSplit(head);
+        f = flags[head];
+      }
+      if ((f & PG.lru) !== 0) {
         const l = this.lruvecOfHead(head);
         if (l !== lv) {
           lv = l;
           c.lruvecLockAcquisitions++;
         }
         this.lruvecDel(l, head);
+        f = flags[head];
       }
-      this.clearStaleMlock(head);
-      this.batchFree[j++] = head;
+      if ((f & PG.mlocked) !== 0) this.clearStaleMlock(head);
+      batchFree[j++] = head;
     }
     if (j === 0) return;
     c.freeListCalls++;
     for (let i = 0; i < j; i++) {
-      const head = this.batchFree[i];
-      this.freeToBuddy(head, (this.flags[head] >>> ORDER_SHIFT) & ORDER_MASK);
+      const head = batchFree[i];
+      this.freeToBuddy(head, (flags[head] >>> ORDER_SHIFT) & ORDER_MASK);
     }
   }
 
