@@ -94,12 +94,12 @@ try {
     if (result.errorCount > 0) failed.push(name);
     else if (result.apiReportChanged && !update) {
       stale.push(name);
-      console.error(`api: ${report} is stale; the new report is ${join(tempRoot, name, `${name}.api.md`)}`);
+      console.error(`api: ${report} is stale (- committed, + now):`);
       printDiff(readFileSync(report, "utf8"), readFileSync(join(tempRoot, name, `${name}.api.md`), "utf8"));
     } else console.log(`api: ${name}: ${update && result.apiReportChanged ? "updated" : "up to date"}`);
   }
 } finally {
-  if (stale.length === 0) rmSync(tempRoot, { recursive: true, force: true });
+  rmSync(tempRoot, { recursive: true, force: true });
 }
 
 if (failed.length > 0) {
