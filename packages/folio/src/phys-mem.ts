@@ -163,6 +163,9 @@ export class PhysMem {
   /** The per-CPU LRU-add folio batch (6.5 `cpu_fbatches.lru_add`). */
   private readonly lruBatch: Int32Array;
   private lruBatchNr = 0;
+  /** Lowest and highest head in the LRU-add batch (a range filter in front of the membership scan). */
+  private lruBatchMin = 0;
+  private lruBatchMax = -1;
   /** Folios freed by one 7.x folios_put_refs batch. */
   private readonly batchFree: Int32Array;
 
@@ -456,7 +459,7 @@ export class PhysMem {
     if (((f >>> ORDER_SHIFT) & ORDER_MASK) === 0 ? this.mapcount[head] >= 0 : this.refcount[head + 1] >= 0)
       return false;
     if ((f & PG.anon) === 0 && this.mapping[head] >= 0) return false;
-    return this.lruBatchNr === 0 || !this.lruBatchHas(head);
+    return !this.lruBatchHas(head);
   }
 
   /** Bad-page checks of `free_pages_prepare` that apply when the last reference goes. */
@@ -1029,62 +1032,82 @@ export class PhysMem {
   pageRemoveRmap(pfn: number, compound: boolean, vmaLocked = false): void {
     const m = "pageRemoveRmap";
     this.checkPfn(m, pfn);
-    if ((this.flags[pfn] & F_FREE) !== 0) fail("USE_AFTER_FREE", m, `(${pfn}): pfn ${pfn} is free memory`);
+    const pf = this.flags[pfn];
+    if ((pf & F_FREE) !== 0) fail("USE_AFTER_FREE", m, `(${pfn}): pfn ${pfn} is free memory`);
+    if (!compound) {
+      this.pageRemoveRmapPte(m, (pf & F_TAIL) !== 0 ? this.priv[pfn] : pfn, pfn, vmaLocked);
+      return;
+    }
     const c = this.counters;
     let nr = 0;
     let nrPmd = 0;
-    let head: number;
-    let f: number;
-    let order: number;
-    if (!compound) {
-      head = (this.flags[pfn] & F_TAIL) !== 0 ? this.priv[pfn] : pfn;
-      f = this.flags[head];
-      order = (f >>> ORDER_SHIFT) & ORDER_MASK;
-      if (this.mapcount[pfn] < 0)
-        fail("MAPCOUNT_UNDERFLOW", m, `(${pfn}): page ${pfn} is not mapped by any PTE`);
-      const last = --this.mapcount[pfn] === -1;
-      c.mapcountAtomics++;
-      nr = last ? 1 : 0;
-      let touched1 = -1;
-      if (order > 0) {
-        const t1 = head + 1;
-        this.refcount[t1]--;
-        if (last) {
-          const v = --this.index[t1];
-          c.nrPagesMappedAtomics++;
-          nr = v < COMPOUND_MAPPED ? 1 : 0;
-          touched1 = t1;
-        }
+    if ((pf & F_HEAD) === 0) fail("NOT_HEAD", m, `(${pfn}, true): compound removal needs a folio head`);
+    const head = pfn;
+    const f = this.checkPmdUnmap(m, head);
+    const order = (f >>> ORDER_SHIFT) & ORDER_MASK;
+    const t1 = head + 1;
+    this.refcount[t1]--;
+    const e = --this.mapping[t1];
+    c.entireMapcountAtomics++;
+    if (e === -1) {
+      const v = this.index[t1] - COMPOUND_MAPPED;
+      this.index[t1] = v;
+      c.nrPagesMappedAtomics++;
+      if (v < COMPOUND_MAPPED) {
+        nrPmd = 1 << order;
+        nr = nrPmd - (v & FOLIO_PAGES_MAPPED);
+        if (nr < 0) nr = 0;
       }
-      c.metadataLines += linesFor(pfn, 1, head, touched1, -1);
-    } else {
-      if ((this.flags[pfn] & F_HEAD) === 0)
-        fail("NOT_HEAD", m, `(${pfn}, true): compound removal needs a folio head`);
-      head = pfn;
-      f = this.checkPmdUnmap(m, head);
-      order = (f >>> ORDER_SHIFT) & ORDER_MASK;
-      const t1 = head + 1;
-      this.refcount[t1]--;
-      const e = --this.mapping[t1];
-      c.entireMapcountAtomics++;
-      if (e === -1) {
-        const v = this.index[t1] - COMPOUND_MAPPED;
-        this.index[t1] = v;
-        c.nrPagesMappedAtomics++;
-        if (v < COMPOUND_MAPPED) {
-          nrPmd = 1 << order;
-          nr = nrPmd - (v & FOLIO_PAGES_MAPPED);
-          if (nr < 0) nr = 0;
-        }
-      }
-      c.metadataLines += 2;
     }
+    c.metadataLines += 2;
     if (nrPmd !== 0) this.statMod(head, this.pmdStatItem(f), -nrPmd);
     if (nr !== 0) {
       this.statMod(head, (f & PG.anon) !== 0 ? NodeStat.NR_ANON_MAPPED : NodeStat.NR_FILE_MAPPED, -nr);
-      if (order > 0 && (f & PG.anon) !== 0 && (!compound || nr < nrPmd)) this.deferredSplit65(head);
+      if (order > 0 && (f & PG.anon) !== 0 && nr < nrPmd) this.deferredSplit65(head);
     }
-    if (vmaLocked && (compound || order === 0)) this.munlock(head);
+    if (vmaLocked) this.munlock(head);
+    if (DEBUG_VM) this.checkFolio(m, head);
+  }
+
+  /**
+   * {@link pageRemoveRmap}`(pfn, false)` without the pfn checks, for hot callers (the zap walk, the
+   * gather's delayed-rmap flush) holding a pfn mapped by a PTE and its folio's `head`. Mapcount underflow
+   * is still detected (nothing is changed when it is).
+   * @internal
+   */
+  pageRemoveRmapPteUnchecked(head: number, pfn: number): void {
+    this.pageRemoveRmapPte("pageRemoveRmap", head, pfn, false);
+  }
+
+  /** The PTE (non-compound) half of 6.5 `page_remove_rmap`. */
+  private pageRemoveRmapPte(m: string, head: number, pfn: number, vmaLocked: boolean): void {
+    const c = this.counters;
+    const f = this.flags[head];
+    const order = (f >>> ORDER_SHIFT) & ORDER_MASK;
+    const mc = this.mapcount;
+    const v0 = mc[pfn];
+    if (v0 < 0) fail("MAPCOUNT_UNDERFLOW", m, `(${pfn}): page ${pfn} is not mapped by any PTE`);
+    mc[pfn] = v0 - 1;
+    const last = v0 === 0;
+    c.mapcountAtomics++;
+    let nr = last ? 1 : 0;
+    if (order === 0) {
+      c.metadataLines++;
+    } else {
+      const t1 = head + 1;
+      this.refcount[t1]--;
+      if (last) {
+        const v = --this.index[t1];
+        c.nrPagesMappedAtomics++;
+        nr = v < COMPOUND_MAPPED ? 1 : 0;
+        c.metadataLines += linesFor(pfn, 1, head, t1, -1);
+      } else c.metadataLines += linesFor(pfn, 1, head, -1, -1);
+    }
+    if (nr !== 0) {
+      this.statMod(head, (f & PG.anon) !== 0 ? NodeStat.NR_ANON_MAPPED : NodeStat.NR_FILE_MAPPED, -1);
+      if (order > 0 && (f & PG.anon) !== 0) this.deferredSplit65(head);
+    }
+    if (vmaLocked && order === 0) this.munlock(head);
     if (DEBUG_VM) this.checkFolio(m, head);
   }
 
@@ -1238,7 +1261,9 @@ export class PhysMem {
   }
 
   private lruBatchHas(head: number): boolean {
-    for (let i = 0; i < this.lruBatchNr; i++) if (this.lruBatch[i] === head) return true;
+    const n = this.lruBatchNr;
+    if (n === 0 || head < this.lruBatchMin || head > this.lruBatchMax) return false;
+    for (let i = 0; i < n; i++) if (this.lruBatch[i] === head) return true;
     return false;
   }
 
@@ -1279,6 +1304,11 @@ export class PhysMem {
     this.refcount[head]++;
     this.counters.refcountAtomics++;
     this.counters.metadataLines++;
+    if (this.lruBatchNr === 0) {
+      this.lruBatchMin = head;
+      this.lruBatchMax = head;
+    } else if (head < this.lruBatchMin) this.lruBatchMin = head;
+    else if (head > this.lruBatchMax) this.lruBatchMax = head;
     this.lruBatch[this.lruBatchNr++] = head;
     if (this.lruBatchNr === PAGEVEC_SIZE || ((f >>> ORDER_SHIFT) & ORDER_MASK) !== 0) this.moveLruBatch();
   }

@@ -316,7 +316,7 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
     const c = this.counters;
     const prim = this.immPrim;
     if (prim === 0) {
-      for (let i = 0; i < nr; i++) mem.pageRemoveRmap(pfn + i, false);
+      for (let i = 0; i < nr; i++) mem.pageRemoveRmapPteUnchecked(head, pfn + i);
       c.rmapCallsImmediate += nr;
     } else if (prim === 1) {
       mem.folioRemoveRmapPtesUnchecked(head, pfn, nr);

@@ -243,7 +243,7 @@ export class EncodedPageStorage extends BatchList {
       const v = e[i];
       if ((v & ENCODED_PAGE_BIT_DELAY_RMAP) !== 0) {
         const pfn = v >>> ENCODED_PAGE_SHIFT;
-        mem.pageRemoveRmap(pfn, false);
+        mem.pageRemoveRmapPteUnchecked(mem.folioHeadUnchecked(pfn), pfn);
         // The kernel leaves the bit set (the entry is freed before the next rmap flush can run);
         // clearing it makes a repeated flush a no-op instead of a double removal.
         e[i] = v & ~ENCODED_PAGE_BIT_DELAY_RMAP;
@@ -471,7 +471,7 @@ export class ContigRangeStorage extends BatchList {
       this.starts[b][idx] = pfn;
       ends[idx] = pfn + 1;
       this.nr[b] = n;
-      this.rangeLimit = head + mem.folioNrPages(head);
+      this.rangeLimit = head + mem.folioNrPagesUnchecked(head);
       c.entriesQueued++;
     }
     c.pagesQueued++;
