@@ -1,0 +1,59 @@
+// The @internal fast paths must leave exactly the state and counters of the public primitives they
+// stand for, and must still catch the misuse the public checks catch.
+import { describe, expect, it } from "vitest";
+import { FolioError, type PhysMem } from "../index.js";
+import { mappedAnon, mem } from "./helpers.js";
+
+function counters(m: PhysMem): Record<string, number> {
+  return { ...m.counters };
+}
+
+describe("pageRemoveRmapPteUnchecked", () => {
+  for (const order of [0, 2, 4, 9]) {
+    it(`order ${order}: same state and counters as pageRemoveRmap(pfn, false), page by page`, () => {
+      const a = mem();
+      const b = mem();
+      const ha = mappedAnon(a, order);
+      const hb = mappedAnon(b, order);
+      expect(hb).toBe(ha);
+      a.resetCounters();
+      b.resetCounters();
+      for (let i = 0; i < 1 << order; i++) {
+        a.pageRemoveRmap(ha + i, false);
+        b.pageRemoveRmapPteUnchecked(hb, hb + i);
+        expect(counters(b)).toEqual(counters(a));
+      }
+      expect(b.stateDigest()).toBe(a.stateDigest());
+      a.checkInvariants();
+      b.checkInvariants();
+    });
+  }
+
+  it("still detects mapcount underflow and changes nothing", () => {
+    const m = mem();
+    const h = mappedAnon(m, 0);
+    m.pageRemoveRmapPteUnchecked(h, h);
+    const before = m.stateDigest();
+    expect(() => m.pageRemoveRmapPteUnchecked(h, h)).toThrow(FolioError);
+    expect(m.stateDigest()).toBe(before);
+  });
+});
+
+describe("freeing checks against the LRU-add batch", () => {
+  it("a folio whose last reference goes while it sits in the batch is refused, inside or outside the batch's pfn range", () => {
+    const m = mem();
+    const a = m.allocFolio(0);
+    const b = m.allocFolio(0);
+    const c = m.allocFolio(0);
+    m.folioAddLru(a);
+    m.folioAddLru(c);
+    // Corrupt the batch's reference to `a` (and to `c`) so that the caller's put is the last one.
+    m.folioRefSubAndTest(a, 1);
+    m.folioRefSubAndTest(c, 1);
+    expect(() => m.foliosPutRefs([a], [1], 1)).toThrow(/LRU-add batch/);
+    expect(() => m.foliosPutRefs([c], [1], 1)).toThrow(/LRU-add batch/);
+    // `b` lies between them (inside the range filter) but is not in the batch: freed normally.
+    m.foliosPutRefs([b], [1], 1);
+    expect(m.isFree(b)).toBe(true);
+  });
+});
