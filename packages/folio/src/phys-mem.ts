@@ -118,6 +118,9 @@ class PutRefsCtx {
   nrToFree = 0;
 }
 
+/** Folios up to this many pages are reset by a loop at free, larger ones by TypedArray#fill. */
+const FILL_LOOP_MAX = 64;
+
 function isInt(x: unknown): x is number {
   return typeof x === "number" && Number.isInteger(x);
 }
@@ -388,6 +391,20 @@ export class PhysMem {
       mapping[head] = -1;
       this.index[head] = 0;
       this.priv[head] = 0;
+    } else if (nr <= FILL_LOOP_MAX) {
+      // TypedArray#fill with a range is a C++ builtin call each: a plain loop is cheaper for small folios.
+      const mapcount = this.mapcount;
+      const index = this.index;
+      const priv = this.priv;
+      const end = head + nr;
+      for (let p = head; p < end; p++) {
+        flags[p] = F_FREE;
+        mapcount[p] = -1;
+        refcount[p] = 0;
+        mapping[p] = -1;
+        index[p] = 0;
+        priv[p] = 0;
+      }
     } else {
       const end = head + nr;
       flags.fill(F_FREE, head, end);

@@ -149,7 +149,8 @@ export function zapPtesFolioBatch(
           n++;
         }
       }
-      if (n === 1) t[i] = 0;
+      // TypedArray#fill is a C++ builtin call: a loop is cheaper for the usual short runs.
+      if (n <= 64) for (let k = i; k < i + n; k++) t[k] = 0;
       else t.fill(0, i, i + n);
       tlb.ptepGetAndClear(addr, n);
       c.ptesCleared += n;
