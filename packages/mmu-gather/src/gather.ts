@@ -111,6 +111,12 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
   private readonly alloc: BatchAllocPolicy;
   private allocOrdinal = 0;
   private readonly storage: Storage | null;
+  /** The storage by kind (exactly one non-null unless NO_GATHER): monomorphic fast-path dispatch. */
+  private readonly encPage: EncodedPageStorage | null;
+  private readonly encNr: EncodedNrPagesStorage | null;
+  private readonly contig: ContigRangeStorage | null;
+  /** zapPresentTrusted may be used (see zapFastPath). */
+  private readonly fastZap: boolean;
   private readonly pageSize: number;
   private readonly taskSize: number;
   private readonly tableMax: number;
@@ -170,6 +176,11 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
     else
       throw new GatherError("BAD_VARIANT", M, "createMmuGather", `unknown storage "${this.variant.storage}"`);
     this.pteClearHook = this.arch.pteClear === genericPteClear ? null : this.arch.pteClear;
+    const st = this.storage;
+    this.encPage = st instanceof EncodedPageStorage ? st : null;
+    this.encNr = st instanceof EncodedNrPagesStorage ? st : null;
+    this.contig = st instanceof ContigRangeStorage ? st : null;
+    this.fastZap = this.sink === null && this.pteClearHook === null && st !== null;
     const prim = policy.immediateRmap;
     this.immPrim = prim === "pageRemoveRmap" ? 0 : prim === "folioRemoveRmapPtes" ? 1 : 2;
     this.flushMmuBound = () => this.flushMmu();
@@ -358,6 +369,55 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
         `[${pfn}, ${pfn + nr}) leaves the folio at ${head} (${this.mem.folioNrPages(head)} pages)`,
       );
     return head;
+  }
+
+  // ---- fused zap entry ---------------------------------------------------------------------------
+  zapFastPath(): boolean {
+    return this.fastZap;
+  }
+
+  zapPresentTrusted(head: number, pfn: number, nr: number, addr: number, rmapNow: boolean): boolean {
+    if (this.finished) this.live("ptepGetAndClear");
+    // ptepGetAndClear: no sink, asm-generic pte_clear (fastZap) — nothing to do.
+    // tlb_remove_tlb_entries → __tlb_adjust_range
+    if (addr < this.start) this.start = addr;
+    const e = addr + this.pageSize * nr;
+    if (e > this.end) this.end = e;
+    this.clearedPtes = true;
+    if (rmapNow) {
+      const mem = this.mem;
+      const c = this.counters;
+      const prim = this.immPrim;
+      if (prim === 1) {
+        mem.folioRemoveRmapPtesUnchecked(head, pfn, nr);
+        c.rmapCallsImmediate++;
+      } else if (prim === 0) {
+        for (let i = 0; i < nr; i++) mem.pageRemoveRmapPteUnchecked(head, pfn + i);
+        c.rmapCallsImmediate += nr;
+      } else {
+        mem.folioRemoveRmapRangeUnchecked(head, pfn, nr);
+        c.rmapCallsImmediate++;
+      }
+      c.rmapPages += nr;
+    }
+    // queue(): end > 0 was just ensured (or fullmm's ULONG_MAX); the storage exists (fastZap).
+    let full: boolean;
+    const en = this.encNr;
+    if (en !== null) full = en.add(pfn, nr, false);
+    else {
+      if (nr !== 1)
+        throw new GatherError(
+          "UNSUPPORTED",
+          M,
+          "removeFolioPages",
+          `${this.variant.name} queues one page per call (policy.walkBatchesFolioPtes is false)`,
+        );
+      const ep = this.encPage;
+      if (ep !== null) full = ep.add(pfn, false);
+      else full = (this.contig as ContigRangeStorage).addHead(pfn, head);
+    }
+    if (full) this.forced((this.storage as Storage).fullReason);
+    return full;
   }
 
   // ---- queueing ----------------------------------------------------------------------------------

@@ -454,6 +454,14 @@ export class ContigRangeStorage extends BatchList {
 
   /** Series `__tlb_remove_page_size`: extend the open range or start one. Returns true when full. */
   add(pfn: number): boolean {
+    return this.addHead(pfn, -1);
+  }
+
+  /**
+   * {@link add} for a caller holding `head`, the live folio of `pfn` (the zap walk read both from a
+   * present PTE); -1 looks it up (checked) when a new range starts. @internal
+   */
+  addHead(pfn: number, head: number): boolean {
     const b = this.active;
     let n = this.nr[b];
     const ends = this.ends[b];
@@ -466,12 +474,12 @@ export class ContigRangeStorage extends BatchList {
     } else {
       if (n >= this.max[b]) this.overflow("add");
       const mem = this.host.mem;
-      const head = mem.folioHead(pfn);
+      const h = head >= 0 ? head : mem.folioHead(pfn);
       idx = n++;
       this.starts[b][idx] = pfn;
       ends[idx] = pfn + 1;
       this.nr[b] = n;
-      this.rangeLimit = head + mem.folioNrPagesUnchecked(head);
+      this.rangeLimit = h + mem.folioNrPagesUnchecked(h);
       c.entriesQueued++;
     }
     c.pagesQueued++;

@@ -617,6 +617,19 @@ export interface MmuGather extends GatherView {
    * `folio_pte_batch` already keeps `[pfn, pfn + nr)` inside one live folio. @internal
    */
   removeFolioPagesTrusted(pfn: number, nr: number, delayRmap: boolean): boolean;
+  /**
+   * True when {@link zapPresentTrusted} may stand in for the step-by-step calls: no event sink, the
+   * arch's `pteClear` is the asm-generic no-op and the arch gathers (not NO_GATHER). Fixed for the
+   * gather's life, so the walk reads it once per operation. @internal
+   */
+  zapFastPath(): boolean;
+  /**
+   * One fused call for a run of `nr` present PTEs of the live folio `head` whose rmap is not delayed:
+   * exactly `ptepGetAndClear(addr, nr)`, `tlbRemoveTlbEntries(addr, nr)`, then, when `rmapNow`,
+   * `removeRmapTrusted(head, pfn, nr)`, then `removeFolioPagesTrusted(pfn, nr, false)` — same state and
+   * counters. Only valid while {@link zapFastPath} is true. Returns true when full. @internal
+   */
+  zapPresentTrusted(head: number, pfn: number, nr: number, addr: number, rmapNow: boolean): boolean;
   /** `__tlb_remove_page(tlb, page, delay_rmap)`. Returns true when full (caller must flush). */
   removePage(pfn: number, delayRmap: boolean): boolean;
   /** `__tlb_remove_page_size(tlb, page, delay_rmap, size)`: one entry for a compound page of `pageSize` bytes. */

@@ -62,6 +62,11 @@ export class ZapContext {
   readonly thread: number;
   /** `tlb_batch_rmap` (contig-range on a batching arch): every rmap deferred to the end of the table. */
   readonly deferAllRmaps: boolean;
+  /**
+   * The walk may hand a non-delayed present-PTE run to the gather in one fused call
+   * (`zapPresentTrusted`): no checker, no events, no arch PTE-clear hook. Decided once per operation.
+   */
+  readonly fused: boolean;
   /** The VMA being zapped. */
   vma: Vma | null = null;
   /** The on-stack rss[] deltas of the current PTE table. */
@@ -83,6 +88,7 @@ export class ZapContext {
     this.counters = counters;
     this.thread = thread;
     this.deferAllRmaps = tlb.tlbBatchRmap();
+    this.fused = checker === null && this.trace === null && tlb.zapFastPath();
   }
 
   /** pte_offset_map_lock / pmd_lock: take the lock of the table at `tablePfn`. */

@@ -67,6 +67,7 @@ export function zapPtesPerPte(
   const c = ctx.counters;
   const checker = ctx.checker;
   const deferAll = ctx.deferAllRmaps;
+  const fused = ctx.fused;
   for (let i = from; i < to; i++) {
     const pte = t[i];
     if (pte === 0) continue;
@@ -74,6 +75,22 @@ export function zapPtesPerPte(
     if (pte > 0) {
       const pfn = ptePfn(pte);
       t[i] = 0;
+      if (fused) {
+        const head = mem.folioHeadUnchecked(pfn);
+        const idx = rssIndexOf(ctx, head);
+        if (idx === MM_ANONPAGES || (pte & PTE_DIRTY) === 0) {
+          // The step-by-step sequence below with delay = false, in one gather call.
+          c.ptesCleared++;
+          c.presentBatches++;
+          rss[idx]--;
+          if (tlb.zapPresentTrusted(head, pfn, 1, addr, !deferAll)) {
+            ctx.forceFlush = true;
+            ctx.forceFromFull = true;
+            return i + 1;
+          }
+          continue;
+        }
+      }
       tlb.ptepGetAndClear(addr, 1);
       tlb.tlbRemoveTlbEntry(addr);
       c.ptesCleared++;
@@ -121,6 +138,7 @@ export function zapPtesFolioBatch(
   const rss = ctx.rss;
   const c = ctx.counters;
   const checker = ctx.checker;
+  const fused = ctx.fused;
   let i = from;
   while (i < to) {
     const pte = t[i];
@@ -152,11 +170,24 @@ export function zapPtesFolioBatch(
       // TypedArray#fill is a C++ builtin call: a loop is cheaper for the usual short runs.
       if (n <= 64) for (let k = i; k < i + n; k++) t[k] = 0;
       else t.fill(0, i, i + n);
+      const idx = rssIndexOf(ctx, head);
+      if (fused && (idx === MM_ANONPAGES || (merged & PTE_DIRTY) === 0)) {
+        // The step-by-step sequence below with delay = false, in one gather call.
+        c.ptesCleared += n;
+        c.presentBatches++;
+        rss[idx] -= n;
+        if (tlb.zapPresentTrusted(head, pfn, n, addr, true)) {
+          ctx.forceFlush = true;
+          ctx.forceFromFull = true;
+          return i + n;
+        }
+        i += n;
+        continue;
+      }
       tlb.ptepGetAndClear(addr, n);
       c.ptesCleared += n;
       c.presentBatches++;
       let delay = false;
-      const idx = rssIndexOf(ctx, head);
       if (idx !== MM_ANONPAGES && (merged & PTE_DIRTY) !== 0) {
         mem.folioSet(head, PG.dirty);
         if (checker !== null) checker.noteDirtyFileClear(pfn, n);
