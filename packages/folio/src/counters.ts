@@ -1,6 +1,22 @@
 // Models: the units of primitive work the teardown cost model weighs (atomics by field, statistic
-// updates, lock round trips, struct-page cache lines, allocator traffic). Omits: pcp/zone locks of the
-// page allocator, memcg charge/uncharge atomics, per-CPU vm-event counters other than those below.
+// updates, lock round trips, struct-page cache lines, allocator traffic including the v6.5 free side of
+// the per-CPU page lists and the zone lock, memcg uncharge batches). Omits: memcg charge, per-CPU
+// vm-event counters other than those below, the allocation side of the pcp lists (`rmqueue_bulk`).
+
+/**
+ * `pcp->batch` of the modelled zone: v6.5 `zone_batchsize` = rounddown_pow_of_two(b + b/2) - 1 with
+ * b = min(managed_pages >> 10, SZ_1M / PAGE_SIZE) / 4 = 64 for any zone of ≥ 1 GiB (4 KiB pages): 63.
+ */
+export const PCP_BATCH = 63;
+
+/**
+ * `pcp->high` of the modelled zone: v6.5 `zone_highsize` with the default
+ * `percpu_pagelist_high_fraction` = 0, i.e. max(low_wmark_pages / CPUs of the node, 4 × batch).
+ * Assumed zone: one 16 GiB ZONE_NORMAL (4,194,304 pages) as all of lowmem, so min_free_kbytes =
+ * sqrt(16 GiB in KiB × 16) = 16384 → min = 4096 pages, low = min + max(min / 4, managed × 10 / 10000)
+ * = 4096 + 4194 = 8290 pages, shared by the 20 CPUs of a Xeon Silver 4210R node: 8290 / 20 = 414.
+ */
+export const PCP_HIGH = 414;
 
 /**
  * Exact primitive counters of one `PhysMem`. Every field is a plain number incremented by the
@@ -60,6 +76,21 @@ export class FolioCounters {
   lruDels = 0;
   /** +1 per `lru_add_drain()` call. */
   lruAddDrainCalls = 0;
+  /**
+   * +1 per folio put on a per-CPU list by v6.5 `free_unref_page_commit`: orders ≤
+   * PAGE_ALLOC_COSTLY_ORDER (3) and pageblock_order (the model's pmdOrder), as `pcp_allowed_order`.
+   */
+  pcpFrees = 0;
+  /** +1 per `pcp_spin_trylock` on the free side (`free_unref_page`; per zone change and per SWAP_CLUSTER_MAX pages in `free_unref_page_list`; per zone change in `free_unref_folios`). */
+  pcpLockAcquisitions = 0;
+  /** +1 per `zone->lock` acquisition on the free side: `free_one_page` of an order pcp lists do not take (4 … pageblock_order-1, via `__free_pages_ok` / `free_unref_folios`), and every `free_pcppages_bulk`. */
+  zoneLockAcquisitions = 0;
+  /** +1 per `free_pcppages_bulk` (pcp count reached `high`; v6.5 `nr_pcp_high` / `nr_pcp_free` with `free_factor`). */
+  pcpBulkDrains = 0;
+  /** +nr per pcp entry of nr pages handed to the buddy by `free_pcppages_bulk` (pages). */
+  pcpPagesDrained = 0;
+  /** +1 per memcg `uncharge_batch` (one per run of same-memcg folios in `mem_cgroup_uncharge_list` / `_folios`, one per single-folio `mem_cgroup_uncharge`). */
+  memcgUnchargeBatches = 0;
   /** +1 per `munlock_folio` call made by rmap removal from a VM_LOCKED VMA. */
   munlockCalls = 0;
   /** +1 per stale PG_mlocked cleared at free (`UNEVICTABLE_PGCLEARED`). */
@@ -94,6 +125,12 @@ export function resetFolioCounters(c: FolioCounters): void {
   c.lruAdds = 0;
   c.lruDels = 0;
   c.lruAddDrainCalls = 0;
+  c.pcpFrees = 0;
+  c.pcpLockAcquisitions = 0;
+  c.zoneLockAcquisitions = 0;
+  c.pcpBulkDrains = 0;
+  c.pcpPagesDrained = 0;
+  c.memcgUnchargeBatches = 0;
   c.munlockCalls = 0;
   c.mlockClearedAtFree = 0;
 }

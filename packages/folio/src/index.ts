@@ -17,7 +17,7 @@ export {
   SWAP_CLUSTER_MAX,
 } from "./constants.js";
 export type { FolioCounterName } from "./counters.js";
-export { FolioCounters, resetFolioCounters } from "./counters.js";
+export { FolioCounters, PCP_BATCH, PCP_HIGH, resetFolioCounters } from "./counters.js";
 export type { FolioErrorCode } from "./errors.js";
 export { FolioError, isFolioError } from "./errors.js";
 export type { AddressSpaceOptions, AllocOptions, FreeObserver, PhysMemConfig } from "./phys-mem.js";

@@ -1,8 +1,18 @@
 // Models: physical memory as the Linux mm teardown path sees it.
 //  * Buddy allocator (mm/page_alloc.c): per-node, per-order free lists that split on allocation and
 //    merge with the buddy on free; folios of order 0..pmdOrder, naturally aligned; `__free_pages`,
-//    `free_unref_page(_list)`, `free_unref_folios`. Omits: zones, migratetypes, pcp lists and their locks,
-//    watermarks, compaction, the zone lock (allocator cost is reported as folios/pages and cache lines).
+//    `free_unref_page(_list)`, `free_unref_folios`. Omits: zones other than one per node, migratetypes
+//    (all movable), watermarks, compaction (allocator cost is reported as folios/pages and cache lines).
+//    Free side of the per-CPU page lists (one CPU), v6.5 mm/page_alloc.c: `pcp_allowed_order` orders
+//    (≤ PAGE_ALLOC_COSTLY_ORDER, pageblock_order = pmdOrder) are committed to a pcp list
+//    (`free_unref_page_commit`: `free_factor`, `free_high`, `nr_pcp_high`, `nr_pcp_free` with
+//    PCP_BATCH / PCP_HIGH) and drained by `free_pcppages_bulk` under the zone lock (round robin from the
+//    list just added to); other orders take the zone lock in `free_one_page`. The pcp lists are modelled
+//    by their entry counts only: pages merge into the buddy at once, so the state digest is canonical.
+//    An allocation of a pcp order consumes one entry if its list has one and halves `free_factor`
+//    (`rmqueue_pcplist`); refills (`rmqueue_bulk`) are not modelled. 6.7+'s auto-tuned `high`,
+//    `free_count` and PCPF_* flags are not modelled.
+//    memcg uncharge is counted per `uncharge_batch` (per memcg run of a freed list / folio batch).
 //  * struct page / struct folio (include/linux/mm_types.h): refcount, per-page `_mapcount` (stored -1 for
 //    "unmapped"), `_entire_mapcount`, `_nr_pages_mapped` with COMPOUND_MAPPED, `_large_mapcount`, flags,
 //    mapping + index, swap entry, memcg. Omits: `_pincount`, mm-id "maybe shared" tracking (7.x),
@@ -37,7 +47,7 @@
 //    folios); the batch holds a folio reference until `lru_add_drain` / the batch moves.
 //    Releasing: 6.5 `release_pages` (lock_batch, SWAP_CLUSTER_MAX, large folios via `__folio_put_large`),
 //    the series' `__folios_put_refs_init/do_one/complete` (v2 4/5), and 7.x `folios_put_refs`.
-//    Omits: active/inactive/unevictable list choice, LRU gen, memcg uncharge cost.
+//    Omits: active/inactive/unevictable list choice, LRU gen, memcg uncharge work other than batches.
 //  * Page cache (mm/filemap.c): address_space → folios at naturally aligned indices holding
 //    folio_nr_pages references each (`__filemap_add_folio`), NR_FILE_PAGES / NR_SHMEM. Omits: xarray
 //    node memory, shadow entries, writeback, truncation of mapped folios.
@@ -58,7 +68,7 @@ import {
   PG_MANAGED_MASK,
   SWAP_CLUSTER_MAX,
 } from "./constants.js";
-import { FolioCounters, resetFolioCounters } from "./counters.js";
+import { FolioCounters, PCP_BATCH, PCP_HIGH, resetFolioCounters } from "./counters.js";
 import { FolioError, type FolioErrorCode } from "./errors.js";
 import {
   DEBUG_VM,
@@ -118,6 +128,11 @@ class PutRefsCtx {
   nrToFree = 0;
 }
 
+/** PAGE_ALLOC_COSTLY_ORDER. */
+const COSTLY_ORDER = 3;
+/** Movable pcp lists modelled per node: orders 0..COSTLY_ORDER, then pageblock_order (`order_to_pindex` order). */
+const PCP_LISTS = COSTLY_ORDER + 2;
+
 /** Folios up to this many pages are reset by a loop at free, larger ones by TypedArray#fill. */
 const FILL_LOOP_MAX = 64;
 
@@ -169,6 +184,12 @@ export class PhysMem {
   /** Lowest and highest head in the LRU-add batch (a range filter in front of the membership scan). */
   private lruBatchMin = 0;
   private lruBatchMax = -1;
+  /** Per node: pages on the pcp lists (`pcp->count`). */
+  private readonly pcpCount: Int32Array;
+  /** Per node × PCP_LISTS: entries on each movable pcp list. */
+  private readonly pcpEntries: Int32Array;
+  /** Per node: v6.5 `pcp->free_factor`. */
+  private readonly pcpFreeFactor: Int32Array;
   /** Folios freed by one 7.x folios_put_refs batch. */
   private readonly batchFree: Int32Array;
 
@@ -215,6 +236,9 @@ export class PhysMem {
     this.splitQueueLen = new Int32Array(nrMemcgs);
     this.lruBatch = new Int32Array(PAGEVEC_SIZE);
     this.batchFree = new Int32Array(FOLIO_BATCH_SIZE);
+    this.pcpCount = new Int32Array(nrNodes);
+    this.pcpEntries = new Int32Array(nrNodes * PCP_LISTS);
+    this.pcpFreeFactor = new Int32Array(nrNodes);
     this.nrFree = nrPages;
     this.flags.fill(F_FREE);
     for (let node = 0; node < nrNodes; node++) {
@@ -334,6 +358,14 @@ export class PhysMem {
     if (o > MAX_PAGE_ORDER)
       fail("ENOMEM", m, `(${order}): no free block of order >= ${order} on node ${node}`);
     const c = this.counters;
+    if (order <= COSTLY_ORDER || order === this.pmdOrder) {
+      const li = node * PCP_LISTS + (order <= COSTLY_ORDER ? order : PCP_LISTS - 1);
+      if (this.pcpEntries[li] !== 0) {
+        this.pcpEntries[li]--;
+        this.pcpCount[node] -= 1 << order;
+      }
+      this.pcpFreeFactor[node] >>= 1;
+    }
     const pfn = this.freeHead[base + o];
     this.listDel(node, o, pfn);
     while (o > order) {
@@ -463,8 +495,59 @@ export class PhysMem {
     c.buddyMerges += merges;
     c.foliosFreed++;
     c.pagesFreed += nr;
+    if (order <= COSTLY_ORDER || order === this.pmdOrder) this.pcpCommit(node, order);
+    else c.zoneLockAcquisitions++;
     const obs = this.freeObserver;
     if (obs !== null) obs(head, order);
+  }
+
+  /**
+   * v6.5 `free_unref_page_commit` (pcp lock held by the caller): add one entry of 2^order pages and,
+   * when `pcp->count` ≥ `nr_pcp_high`, drain `nr_pcp_free` pages with `free_pcppages_bulk`.
+   */
+  private pcpCommit(node: number, order: number): void {
+    const li = order <= COSTLY_ORDER ? order : PCP_LISTS - 1;
+    this.counters.pcpFrees++;
+    this.pcpEntries[node * PCP_LISTS + li]++;
+    const count = this.pcpCount[node] + (1 << order);
+    this.pcpCount[node] = count;
+    const ff = this.pcpFreeFactor[node];
+    // free_high: high-order (non-THP) frees while freeing without allocation drain everything.
+    if (ff !== 0 && order !== 0 && order <= COSTLY_ORDER) {
+      this.pcpBulkFree(node, count, li);
+      return;
+    }
+    if (count < PCP_HIGH) return;
+    // nr_pcp_free: batch << free_factor clamped to [batch, high - batch]; free_factor grows while below.
+    const maxFree = PCP_HIGH - PCP_BATCH;
+    const b = PCP_BATCH << ff;
+    if (b < maxFree) this.pcpFreeFactor[node] = ff + 1;
+    this.pcpBulkFree(node, Math.min(b, maxFree), li);
+  }
+
+  /**
+   * v6.5 `free_pcppages_bulk(zone, count, pcp, pindex)`: under one zone lock, take entries from the list
+   * `li` first, then round robin over the non-empty lists, until `min(count, pcp->count)` pages went.
+   */
+  private pcpBulkFree(node: number, count: number, li: number): void {
+    const c = this.counters;
+    c.zoneLockAcquisitions++;
+    c.pcpBulkDrains++;
+    const entries = this.pcpEntries;
+    const base = node * PCP_LISTS;
+    let left = Math.min(count, this.pcpCount[node]);
+    let l = li - 1;
+    while (left > 0) {
+      do if (++l === PCP_LISTS) l = 0;
+      while (entries[base + l] === 0);
+      const nrp = 1 << (l === PCP_LISTS - 1 ? this.pmdOrder : l);
+      const want = Math.ceil(left / nrp);
+      const k = Math.min(want, entries[base + l]);
+      entries[base + l] -= k;
+      left -= k * nrp;
+      this.pcpCount[node] -= k * nrp;
+      c.pcpPagesDrained += k * nrp;
+    }
   }
 
   /**
@@ -532,7 +615,10 @@ export class PhysMem {
     }
     this.clearStaleMlock(head);
     this.unqueueDeferredSplit(head);
-    this.freeToBuddy(head, (f >>> ORDER_SHIFT) & ORDER_MASK);
+    c.memcgUnchargeBatches++;
+    const order = (f >>> ORDER_SHIFT) & ORDER_MASK;
+    if (order <= COSTLY_ORDER || order === this.pmdOrder) c.pcpLockAcquisitions++;
+    this.freeToBuddy(head, order);
   }
 
   private clearStaleMlock(head: number): void {
@@ -1413,10 +1499,34 @@ export class PhysMem {
   private putRefsComplete(ctx: PutRefsCtx): void {
     ctx.lruvec = -1;
     ctx.active = false;
-    this.counters.freeListCalls++;
+    const c = this.counters;
+    c.freeListCalls++;
     const n = ctx.nrToFree;
     ctx.nrToFree = 0;
-    for (let i = 0; i < n; i++) this.freeToBuddy(ctx.toFree[i], 0);
+    const toFree = ctx.toFree;
+    // mem_cgroup_uncharge_list: one uncharge_batch per run of same-memcg folios.
+    let mc = -1;
+    for (let i = 0; i < n; i++) {
+      const m = this.flags[toFree[i]] >>> MEMCG_SHIFT;
+      if (m !== mc) {
+        mc = m;
+        c.memcgUnchargeBatches++;
+      }
+    }
+    // free_unref_page_list: pcp lock per zone change, dropped every SWAP_CLUSTER_MAX pages.
+    let locked = -1;
+    let batch = 0;
+    for (let i = 0; i < n; i++) {
+      const head = toFree[i];
+      const node = this.nrNodes === 1 ? 0 : (head / this.nodeSpan) | 0;
+      if (node !== locked) {
+        locked = node;
+        batch = 0;
+        c.pcpLockAcquisitions++;
+      }
+      this.freeToBuddy(head, 0);
+      if (++batch === SWAP_CLUSTER_MAX) locked = -1;
+    }
   }
 
   private pageToHead(method: string, pfn: number): number {
@@ -1560,9 +1670,29 @@ export class PhysMem {
     }
     if (j === 0) return;
     c.freeListCalls++;
+    // mem_cgroup_uncharge_folios: one uncharge_batch per run of same-memcg folios.
+    let mc = -1;
+    for (let i = 0; i < j; i++) {
+      const m = flags[batchFree[i]] >>> MEMCG_SHIFT;
+      if (m !== mc) {
+        mc = m;
+        c.memcgUnchargeBatches++;
+      }
+    }
+    // free_unref_folios: pcp lock per zone change among pcp orders (others go to free_one_page).
+    const pmdOrder = this.pmdOrder;
+    let locked = -1;
     for (let i = 0; i < j; i++) {
       const head = batchFree[i];
-      this.freeToBuddy(head, (flags[head] >>> ORDER_SHIFT) & ORDER_MASK);
+      const order = (flags[head] >>> ORDER_SHIFT) & ORDER_MASK;
+      if (order <= COSTLY_ORDER || order === pmdOrder) {
+        const node = this.nrNodes === 1 ? 0 : (head / this.nodeSpan) | 0;
+        if (node !== locked) {
+          locked = node;
+          c.pcpLockAcquisitions++;
+        }
+      }
+      this.freeToBuddy(head, order);
     }
   }
 
@@ -1865,6 +1995,13 @@ export class PhysMem {
         bad(`LRU-add batch holds ${h} without a reference`);
     }
     if (this.seriesCtx.active) bad("a folios_put_refs context is still open");
+    for (let node = 0; node < this.nrNodes; node++) {
+      let pages = 0;
+      for (let l = 0; l < PCP_LISTS; l++)
+        pages += this.pcpEntries[node * PCP_LISTS + l] << (l === PCP_LISTS - 1 ? this.pmdOrder : l);
+      if (pages !== this.pcpCount[node] || pages > this.nrFree)
+        bad(`pcp of node ${node} counts ${this.pcpCount[node]} pages, its lists hold ${pages}`);
+    }
   }
 
   /**

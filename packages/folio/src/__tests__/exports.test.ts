@@ -15,6 +15,8 @@ describe("public API", () => {
         "NodeStat",
         "PAGEVEC_SIZE",
         "PAGE_SHIFT",
+        "PCP_BATCH",
+        "PCP_HIGH",
         "PAGE_SIZE",
         "PG",
         "PG_ALL_MASK",
