@@ -420,6 +420,52 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
     return full;
   }
 
+  zapPresentRunPerPageTrusted(head: number, pfn: number, nr: number, addr: number, rmapNow: boolean): number {
+    if (this.finished) this.live("ptepGetAndClear");
+    const ep = this.encPage;
+    const cr = this.contig;
+    let k: number;
+    let full: boolean;
+    if (ep !== null) {
+      k = ep.addRun(pfn, nr);
+      full = ep.runFull;
+    } else if (cr !== null) {
+      k = cr.addRunHead(pfn, head, nr);
+      full = cr.runFull;
+    } else {
+      // encoded-nr-pages under a per-PTE walk: page by page.
+      for (let j = 0; j < nr; j++)
+        if (this.zapPresentTrusted(head, pfn + j, 1, addr + j * 4096, rmapNow)) return -(j + 1);
+      return nr;
+    }
+    // Per page: __tlb_adjust_range(addr_j, PAGE_SIZE), cleared_ptes; the union over j < k.
+    if (addr < this.start) this.start = addr;
+    const e = addr + (k - 1) * 4096 + this.pageSize;
+    if (e > this.end) this.end = e;
+    this.clearedPtes = true;
+    if (rmapNow) {
+      const mem = this.mem;
+      const c = this.counters;
+      const prim = this.immPrim;
+      if (prim === 0) {
+        for (let j = 0; j < k; j++) mem.pageRemoveRmapPteUnchecked(head, pfn + j);
+        c.rmapCallsImmediate += k;
+      } else if (prim === 1) {
+        for (let j = 0; j < k; j++) mem.folioRemoveRmapPtesUnchecked(head, pfn + j, 1);
+        c.rmapCallsImmediate += k;
+      } else {
+        for (let j = 0; j < k; j++) mem.folioRemoveRmapRangeUnchecked(head, pfn + j, 1);
+        c.rmapCallsImmediate += k;
+      }
+      c.rmapPages += k;
+    }
+    if (full) {
+      this.forced((this.storage as Storage).fullReason);
+      return -k;
+    }
+    return k;
+  }
+
   // ---- queueing ----------------------------------------------------------------------------------
   private queue(method: string, pfn: number, nr: number, delay: boolean): boolean {
     if (this.finished) this.live(method);

@@ -218,6 +218,39 @@ export class EncodedPageStorage extends BatchList {
     return false;
   }
 
+  /** Set by {@link addRun}: its last page filled the gather. */
+  runFull = false;
+
+  /**
+   * {@link add}`(pfn + j, false)` for j = 0, 1, … < nr until one reports full, with the writes of a
+   * batch in one loop. Returns the pages queued; `runFull` tells whether the last one filled. @internal
+   */
+  addRun(pfn: number, nr: number): number {
+    const c = this.host.counters;
+    let done = 0;
+    this.runFull = false;
+    while (done < nr) {
+      const b = this.active;
+      const e = this.slots[b];
+      let n = this.nr[b];
+      const max = this.max[b];
+      if (n >= max) this.overflow("add");
+      let k = max - n;
+      if (k > nr - done) k = nr - done;
+      for (let j = 0; j < k; j++) e[n + j] = (pfn + done + j) << ENCODED_PAGE_SHIFT;
+      n += k;
+      this.nr[b] = n;
+      c.entriesQueued += k;
+      c.pagesQueued += k;
+      done += k;
+      if (n === max && !this.nextBatch()) {
+        this.runFull = true;
+        return done;
+      }
+    }
+    return done;
+  }
+
   queuedPages(): number {
     return this.queuedEntries();
   }
@@ -487,6 +520,44 @@ export class ContigRangeStorage extends BatchList {
     // The batch moves on as soon as its last slot is started.
     if (n === this.max[b]) return !this.nextBatch();
     return false;
+  }
+
+  /** Set by {@link addRunHead}: its last page filled the gather. */
+  runFull = false;
+
+  /**
+   * {@link addHead}`(pfn + j, head)` for j = 0, 1, … < nr (all in `head`'s folio) until one reports
+   * full; pages that extend the open range are merged in one step. Returns the pages queued;
+   * `runFull` tells whether the last one filled. @internal
+   */
+  addRunHead(pfn: number, head: number, nr: number): number {
+    const c = this.host.counters;
+    let done = 0;
+    this.runFull = false;
+    while (done < nr) {
+      const p = pfn + done;
+      const b = this.active;
+      const n = this.nr[b];
+      const lim = this.rangeLimit;
+      if (lim !== NO_RANGE && n > 0 && p === this.ends[b][n - 1]) {
+        // Merges never fill a batch; the open range closes at its folio's end.
+        let k = lim - p;
+        if (k > nr - done) k = nr - done;
+        const end = p + k;
+        this.ends[b][n - 1] = end;
+        c.rangesMerged += k;
+        c.pagesQueued += k;
+        if (end === lim) this.rangeLimit = NO_RANGE;
+        done += k;
+        continue;
+      }
+      done++;
+      if (this.addHead(p, head)) {
+        this.runFull = true;
+        return done;
+      }
+    }
+    return done;
   }
 
   queuedPages(): number {

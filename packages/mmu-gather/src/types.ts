@@ -201,7 +201,7 @@ export interface CostProfile {
   readonly swapCacheDelete: number;
   /** ns per swap-PTE reference dropped (`swap.swapPutEntries`). */
   readonly swapEntryFree: number;
-  /** ns per folio returned to the page allocator (`folio.foliosFreed`): free_pages_prepare, pcp/buddy list, memcg uncharge. */
+  /** ns per folio returned to the page allocator (`folio.foliosFreed`): free_pages_prepare, per-folio memcg uncharge, the buddy insert (wherever it runs: at free or in a pcp drain). */
   readonly folioFree: number;
   /** ns per page returned to the page allocator (`folio.pagesFreed`): per-tail-page checks. */
   readonly pageFree: number;
@@ -209,6 +209,16 @@ export interface CostProfile {
   readonly buddyMerge: number;
   /** ns per `free_unref_page_list` / `free_unref_folios` batch call (`folio.freeListCalls`). */
   readonly freeBatch: number;
+  /** ns per folio added to a per-CPU page list by `free_unref_page_commit` (`folio.pcpFrees`): list_add, count, watermark test. */
+  readonly pcpFree: number;
+  /** ns per free-side `pcp_spin_trylock` round trip (`folio.pcpLockAcquisitions`). */
+  readonly pcpLock: number;
+  /** ns per `zone->lock` round trip with irqsave (`folio.zoneLockAcquisitions`): `free_one_page` and each pcp bulk drain. */
+  readonly zoneLock: number;
+  /** ns fixed per `free_pcppages_bulk` beyond its zone lock (`folio.pcpBulkDrains`): isolation check, list round robin. */
+  readonly pcpBulkDrain: number;
+  /** ns per memcg `uncharge_batch` (`folio.memcgUnchargeBatches`): page_counter_uncharge atomics, event counts, css_put_many. */
+  readonly memcgUncharge: number;
   /** ns per `lru_add_drain` (`folio.lruAddDrainCalls`). */
   readonly lruAddDrain: number;
   /** ns fixed per `tlb_flush_mmu` (`gather.flushMmuCalls`). */
@@ -630,6 +640,15 @@ export interface MmuGather extends GatherView {
    * counters. Only valid while {@link zapFastPath} is true. Returns true when full. @internal
    */
   zapPresentTrusted(head: number, pfn: number, nr: number, addr: number, rmapNow: boolean): boolean;
+  /**
+   * The per-PTE (v6.5 / series) walk's loop body for `nr` consecutive present PTEs mapping
+   * `[pfn, pfn + nr)` of the live folio `head` (virtual `addr` onwards, 4 KiB apart), none delayed:
+   * exactly {@link zapPresentTrusted}`(head, pfn + j, 1, addr + j * 4096, rmapNow)` for j = 0, 1, …
+   * until one reports full — one call per page, one queue entry per page, same state and counters.
+   * Returns the pages consumed, negated when the last one filled the gather. Only valid while
+   * {@link zapFastPath} is true. @internal
+   */
+  zapPresentRunPerPageTrusted(head: number, pfn: number, nr: number, addr: number, rmapNow: boolean): number;
   /** `__tlb_remove_page(tlb, page, delay_rmap)`. Returns true when full (caller must flush). */
   removePage(pfn: number, delayRmap: boolean): boolean;
   /** `__tlb_remove_page_size(tlb, page, delay_rmap, size)`: one entry for a compound page of `pageSize` bytes. */

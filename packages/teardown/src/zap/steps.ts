@@ -74,23 +74,37 @@ export function zapPtesPerPte(
     const addr = (base + i) * 4096;
     if (pte > 0) {
       const pfn = ptePfn(pte);
-      t[i] = 0;
       if (fused) {
         const head = mem.folioHeadUnchecked(pfn);
         const idx = rssIndexOf(ctx, head);
-        if (idx === MM_ANONPAGES || (pte & PTE_DIRTY) === 0) {
-          // The step-by-step sequence below with delay = false, in one gather call.
-          c.ptesCleared++;
-          c.presentBatches++;
-          rss[idx]--;
-          if (tlb.zapPresentTrusted(head, pfn, 1, addr, !deferAll)) {
+        const anon = idx === MM_ANONPAGES;
+        if (anon || (pte & PTE_DIRTY) === 0) {
+          // The per-PTE body below with delay = false for this PTE and the following ones that map the
+          // next pages of the same folio and would take this branch too, in one gather call that still
+          // makes one rmap call and one queue entry per page (and stops where the gather fills).
+          let n = 1;
+          const fend = mem.folioNrPagesUnchecked(head) + head;
+          while (i + n < to && pfn + n < fend) {
+            const p = t[i + n];
+            if (p <= 0 || ptePfn(p) !== pfn + n || (!anon && (p & PTE_DIRTY) !== 0)) break;
+            n++;
+          }
+          const r = tlb.zapPresentRunPerPageTrusted(head, pfn, n, addr, !deferAll);
+          const k = r < 0 ? -r : r;
+          for (let j = i; j < i + k; j++) t[j] = 0;
+          c.ptesCleared += k;
+          c.presentBatches += k;
+          rss[idx] -= k;
+          if (r < 0) {
             ctx.forceFlush = true;
             ctx.forceFromFull = true;
-            return i + 1;
+            return i + k;
           }
+          i += k - 1;
           continue;
         }
       }
+      t[i] = 0;
       tlb.ptepGetAndClear(addr, 1);
       tlb.tlbRemoveTlbEntry(addr);
       c.ptesCleared++;
