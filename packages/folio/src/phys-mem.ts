@@ -197,6 +197,14 @@ export class PhysMem {
   private readonly seriesCtx = new PutRefsCtx();
   private readonly releaseCtx = new PutRefsCtx();
   private freeObserver: FreeObserver | null = null;
+  /**
+   * Folios / pages returned to the allocator since creation: `counters.foliosFreed` / `pagesFreed`
+   * without `resetCounters()`. Lets an owner keep lifetime totals without a free observer.
+   * @internal
+   */
+  freedFoliosTotal = 0;
+  /** @internal See {@link PhysMem.freedFoliosTotal}. */
+  freedPagesTotal = 0;
 
   /** Exact primitive counters (see {@link FolioCounters}). */
   readonly counters: FolioCounters = new FolioCounters();
@@ -495,6 +503,8 @@ export class PhysMem {
     c.buddyMerges += merges;
     c.foliosFreed++;
     c.pagesFreed += nr;
+    this.freedFoliosTotal++;
+    this.freedPagesTotal += nr;
     if (order <= COSTLY_ORDER || order === this.pmdOrder) this.pcpCommit(node, order);
     else c.zoneLockAcquisitions++;
     const obs = this.freeObserver;
@@ -1182,6 +1192,50 @@ export class PhysMem {
     this.pageRemoveRmapPte("pageRemoveRmap", head, pfn, false);
   }
 
+  /**
+   * {@link pageRemoveRmapPteUnchecked}`(head, pfn + j)` for j = 0 … nr-1 — one 6.5 `page_remove_rmap`
+   * per page, each with its own counters, stat update and deferred-split call — in one loop over
+   * locals (the 6.5 walk's runs through a large folio). The caller guarantees `[pfn, pfn + nr)` lies in
+   * the live folio `head`. Stops at the first page whose mapcount would underflow (throws; earlier
+   * pages stay removed, as with separate calls).
+   * @internal
+   */
+  pageRemoveRmapPtesUnchecked(head: number, pfn: number, nr: number): void {
+    const f = this.flags[head];
+    if (((f >>> ORDER_SHIFT) & ORDER_MASK) === 0 || nr === 1 || DEBUG_VM) {
+      for (let j = 0; j < nr; j++) this.pageRemoveRmapPte("pageRemoveRmap", head, pfn + j, false);
+      return;
+    }
+    const c = this.counters;
+    const mc = this.mapcount;
+    const refcount = this.refcount;
+    const index = this.index;
+    const stats = this.stats;
+    const anon = (f & PG.anon) !== 0;
+    // statMod's slot: the lruvec (node, memcg) and item never change while the folio is mapped.
+    const si =
+      this.lruvecOfHead(head) * NR_STAT_ITEMS + (anon ? NodeStat.NR_ANON_MAPPED : NodeStat.NR_FILE_MAPPED);
+    const t1 = head + 1;
+    for (let j = 0; j < nr; j++) {
+      const p = pfn + j;
+      const v0 = mc[p];
+      if (v0 < 0) fail("MAPCOUNT_UNDERFLOW", "pageRemoveRmap", `(${p}): page ${p} is not mapped by any PTE`);
+      mc[p] = v0 - 1;
+      c.mapcountAtomics++;
+      refcount[t1]--;
+      if (v0 === 0) {
+        const v = --index[t1];
+        c.nrPagesMappedAtomics++;
+        c.metadataLines += linesFor(p, 1, head, t1, -1);
+        if (v < COMPOUND_MAPPED) {
+          stats[si] -= 1;
+          c.statUpdates++;
+          if (anon) this.deferredSplit65(head);
+        }
+      } else c.metadataLines += linesFor(p, 1, head, -1, -1);
+    }
+  }
+
   /** The PTE (non-compound) half of 6.5 `page_remove_rmap`. */
   private pageRemoveRmapPte(m: string, head: number, pfn: number, vmaLocked: boolean): void {
     const c = this.counters;
@@ -1563,10 +1617,24 @@ export class PhysMem {
   releasePagesUnchecked(pages: ArrayLike<number>, start: number, nr: number): void {
     const m = "releasePages";
     const ctx = this.releaseCtx;
+    const flags = this.flags;
+    const priv = this.priv;
+    const refcount = this.refcount;
+    const c = this.counters;
     this.putRefsInit(ctx);
     for (let i = start; i < start + nr; i++) {
       const pfn = pages[i];
-      const head = (this.flags[pfn] & F_TAIL) !== 0 ? this.priv[pfn] : pfn;
+      const head = (flags[pfn] & F_TAIL) !== 0 ? priv[pfn] : pfn;
+      const rc = refcount[head];
+      if (rc > 1 && (flags[head] & F_HEAD) !== 0) {
+        // putRefsDoOne when this is not the last reference (a page of a large folio whose other pages
+        // are still queued): lock-batch step, one atomic, nothing else.
+        if (ctx.lruvec !== -1 && ++ctx.lockBatch === SWAP_CLUSTER_MAX) ctx.lruvec = -1;
+        refcount[head] = rc - 1;
+        c.refcountAtomics++;
+        c.metadataLines++;
+        continue;
+      }
       this.putRefsDoOne(ctx, head, 1, m);
     }
     this.putRefsComplete(ctx);

@@ -327,7 +327,7 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
     const c = this.counters;
     const prim = this.immPrim;
     if (prim === 0) {
-      for (let i = 0; i < nr; i++) mem.pageRemoveRmapPteUnchecked(head, pfn + i);
+      mem.pageRemoveRmapPtesUnchecked(head, pfn, nr);
       c.rmapCallsImmediate += nr;
     } else if (prim === 1) {
       mem.folioRemoveRmapPtesUnchecked(head, pfn, nr);
@@ -392,7 +392,7 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
         mem.folioRemoveRmapPtesUnchecked(head, pfn, nr);
         c.rmapCallsImmediate++;
       } else if (prim === 0) {
-        for (let i = 0; i < nr; i++) mem.pageRemoveRmapPteUnchecked(head, pfn + i);
+        mem.pageRemoveRmapPtesUnchecked(head, pfn, nr);
         c.rmapCallsImmediate += nr;
       } else {
         mem.folioRemoveRmapRangeUnchecked(head, pfn, nr);
@@ -448,7 +448,7 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
       const c = this.counters;
       const prim = this.immPrim;
       if (prim === 0) {
-        for (let j = 0; j < k; j++) mem.pageRemoveRmapPteUnchecked(head, pfn + j);
+        mem.pageRemoveRmapPtesUnchecked(head, pfn, k);
         c.rmapCallsImmediate += k;
       } else if (prim === 1) {
         for (let j = 0; j < k; j++) mem.folioRemoveRmapPtesUnchecked(head, pfn + j, 1);

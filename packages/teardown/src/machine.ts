@@ -41,13 +41,27 @@ export class Machine {
   readonly tlbs: CpuTlbs | null;
   readonly checker: Checker | null;
   readonly mms: Mm[] = [];
-  /** Folios and pages returned to the allocator since creation (the PhysMem free observer). */
-  readonly freed = { folios: 0, pages: 0 };
+  /**
+   * Folios and pages returned to the allocator since creation (PhysMem's lifetime totals, which
+   * `mem.resetCounters()` leaves alone).
+   */
+  get freed(): { readonly folios: number; readonly pages: number } {
+    return { folios: this.mem.freedFoliosTotal, pages: this.mem.freedPagesTotal };
+  }
+  private eventSink: TrailEventSink | null = null;
   /**
    * The user's event sink (`ScenarioSpec.events`), or null. Read once per operation / gather when the
-   * sinks below are built, so a null sink costs nothing on the per-page paths.
+   * sinks below are built, so a null sink costs nothing on the per-page paths; setting it installs
+   * PhysMem's per-folio free observer only while the checker or a sink needs it.
    */
-  events: TrailEventSink | null = null;
+  get events(): TrailEventSink | null {
+    return this.eventSink;
+  }
+  set events(sink: TrailEventSink | null) {
+    this.eventSink = sink;
+    this.mem.setFreeObserver(this.checker !== null || sink !== null ? this.freeObserver : null);
+  }
+  private readonly freeObserver: (head: number, order: number) => void;
   nextVmaId = 1;
   nextAnonVma = 1;
   private nextMmId = 1;
@@ -93,15 +107,13 @@ export class Machine {
     const wantChecker = config.checker ?? cpus > 0;
     this.checker = wantChecker ? new Checker(this.mem, this.tlbs, pages, config.trailLength ?? 32) : null;
     const checker = this.checker;
-    const freed = this.freed;
-    this.mem.setFreeObserver((head: number, order: number) => {
+    this.freeObserver = (head: number, order: number) => {
       const nr = 1 << order;
-      freed.folios++;
-      freed.pages += nr;
       if (checker !== null) checker.onFree(head, nr);
-      const ev = this.events;
+      const ev = this.eventSink;
       if (ev !== null) ev({ type: "pageFreed", pfn: head, nr });
-    });
+    };
+    this.events = null;
     if (this.tlbs !== null) {
       this.tlbs.onInvalidate = (mmId, kind, start, end) => {
         const ev = this.events;

@@ -39,6 +39,38 @@ describe("pageRemoveRmapPteUnchecked", () => {
   });
 });
 
+describe("pageRemoveRmapPtesUnchecked", () => {
+  for (const order of [0, 2, 4, 9]) {
+    it(`order ${order}: same state and counters as pageRemoveRmap(pfn, false) per page, over split runs`, () => {
+      const a = mem();
+      const b = mem();
+      const ha = mappedAnon(a, order);
+      const hb = mappedAnon(b, order);
+      a.resetCounters();
+      b.resetCounters();
+      const nr = 1 << order;
+      // Runs of 1, 2, 3, … pages, so the last page of the folio lands inside a run.
+      for (let i = 0, run = 1; i < nr; i += run, run++) {
+        const k = Math.min(run, nr - i);
+        for (let j = 0; j < k; j++) a.pageRemoveRmap(ha + i + j, false);
+        b.pageRemoveRmapPtesUnchecked(hb, hb + i, k);
+        expect(counters(b)).toEqual(counters(a));
+      }
+      expect(b.stateDigest()).toBe(a.stateDigest());
+      a.checkInvariants();
+      b.checkInvariants();
+    });
+  }
+
+  it("detects mapcount underflow at the failing page", () => {
+    const m = mem();
+    const h = mappedAnon(m, 2);
+    m.pageRemoveRmapPteUnchecked(h, h + 2);
+    expect(() => m.pageRemoveRmapPtesUnchecked(h, h, 4)).toThrow(FolioError);
+    expect(m.pageMapcount(h + 3)).toBe(1);
+  });
+});
+
 describe("freeing checks against the LRU-add batch", () => {
   it("a folio whose last reference goes while it sits in the batch is refused, inside or outside the batch's pfn range", () => {
     const m = mem();
