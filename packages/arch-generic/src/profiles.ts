@@ -10,21 +10,23 @@ import { defaultCost } from "@mmgather/mmu-gather";
 
 /**
  * Intel Xeon Silver 4210R (Cascade Lake, 2.4 GHz base / 3.2 GHz turbo): `defaultCost` priors with
- * `atomic`, `pageMapcount`, `folioFree` and `splitQueueLock` fitted by non-negative least squares to
- * David Hildenbrand's 2024 munmap table (18 points).
+ * `atomic`, `pageMapcount`, `folioFree` and `zoneLock` fitted by non-negative least squares to David
+ * Hildenbrand's 2024 munmap table (18 points). `zoneLock` multiplies the page allocator's zone-lock
+ * round trips (v6.5 pcp watermarks, `free_one_page` of orders 4–8); `splitQueueLock` stays at its prior
+ * (left free, NNLS drives it to 0 ns, which no spinlock costs).
  * Command: `teardown-lab calibrate x86-64-4210r` (apps/teardown-lab/calibration/x86-64-4210r.json).
  */
 export const x86_64Xeon4210rCost: CostProfile = {
   ...defaultCost,
   name: "x86-64-4210r",
   source:
-    "defaultCost priors; atomic, pageMapcount, folioFree, splitQueueLock fitted (NNLS, relative residuals) " +
+    "defaultCost priors; atomic, pageMapcount, folioFree, zoneLock fitted (NNLS, relative residuals) " +
     "to the munmap table of 'mm/memory: optimize unmap/zap with PTE-mapped THP' (Xeon Silver 4210R): " +
     "teardown-lab calibrate x86-64-4210r",
-  atomic: 14.66,
-  pageMapcount: 32.85,
-  folioFree: 151.26,
-  splitQueueLock: 53.95,
+  atomic: 12.92,
+  pageMapcount: 31.3,
+  folioFree: 124.28,
+  zoneLock: 93.04,
 };
 
 /**
@@ -57,7 +59,7 @@ export const arm64AltraCost: CostProfile = {
   source:
     "arm64AltraPriorCost; pageMapcount, statUpdate, rmapCall fitted (NNLS, ridge toward priors) to the 2023 " +
     "'Optimize mmap_exit for large folios' Ampere Altra results: teardown-lab calibrate arm64-altra",
-  pageMapcount: 5.09,
-  statUpdate: 3.75,
-  rmapCall: 3.75,
+  pageMapcount: 4.86,
+  statUpdate: 3.94,
+  rmapCall: 3.94,
 };

@@ -1,7 +1,7 @@
 // Models: the time a kernel spends in one teardown, as Σ counter × cost-per-primitive. Each term
 // multiplies one or more exact counters of the teardown report by one field of a `CostProfile` (ns).
-// Omits: contention, cache effects beyond the per-line terms, anything the counters do not count
-// (zone-lock frees of order 4–8 folios, pcp high-watermark drains, memcg uncharge batching).
+// Omits: contention (the zone lock is costed uncontended), cache effects beyond the per-line terms,
+// anything the counters do not count (pcp refills on allocation, 6.7+'s auto-tuned pcp high).
 //
 // No fudge: an estimate is only ever counters × profile — no per-scenario factor, no lookup of a
 // published number. `estimateCost` is linear in every counter, and a test checks each term.
@@ -78,6 +78,15 @@ export const COST_TERMS: readonly CostTerm[] = [
     counters: ["folio.freeListCalls"],
     unit: "free_unref_page_list / free_unref_folios call",
   },
+  { name: "pcpFree", counters: ["folio.pcpFrees"], unit: "folio put on a per-CPU page list" },
+  { name: "pcpLock", counters: ["folio.pcpLockAcquisitions"], unit: "free-side pcp lock round trip" },
+  {
+    name: "zoneLock",
+    counters: ["folio.zoneLockAcquisitions"],
+    unit: "zone->lock round trip (free_one_page, pcp bulk drain)",
+  },
+  { name: "pcpBulkDrain", counters: ["folio.pcpBulkDrains"], unit: "free_pcppages_bulk call" },
+  { name: "memcgUncharge", counters: ["folio.memcgUnchargeBatches"], unit: "memcg uncharge_batch" },
   { name: "lruAddDrain", counters: ["folio.lruAddDrainCalls"], unit: "lru_add_drain call" },
   { name: "flushMmu", counters: ["gather.flushMmuCalls"], unit: "tlb_flush_mmu call" },
   { name: "freeChunk", counters: ["gather.chunksFreed"], unit: "≤ 512-entry free chunk (+ cond_resched)" },
