@@ -1738,21 +1738,21 @@ export class PhysMem {
     }
     if (j === 0) return;
     c.freeListCalls++;
-    // mem_cgroup_uncharge_folios: one uncharge_batch per run of same-memcg folios.
+    // mem_cgroup_uncharge_folios (one uncharge_batch per run of same-memcg folios), then
+    // free_unref_folios (pcp lock per zone change among pcp orders; others go to free_one_page). Both
+    // only count, so one pass does them: each folio's flags are read once, before its free resets them.
     let mc = -1;
-    for (let i = 0; i < j; i++) {
-      const m = flags[batchFree[i]] >>> MEMCG_SHIFT;
-      if (m !== mc) {
-        mc = m;
-        c.memcgUnchargeBatches++;
-      }
-    }
-    // free_unref_folios: pcp lock per zone change among pcp orders (others go to free_one_page).
     const pmdOrder = this.pmdOrder;
     let locked = -1;
     for (let i = 0; i < j; i++) {
       const head = batchFree[i];
-      const order = (flags[head] >>> ORDER_SHIFT) & ORDER_MASK;
+      const fh = flags[head];
+      const m = fh >>> MEMCG_SHIFT;
+      if (m !== mc) {
+        mc = m;
+        c.memcgUnchargeBatches++;
+      }
+      const order = (fh >>> ORDER_SHIFT) & ORDER_MASK;
       if (order <= COSTLY_ORDER || order === pmdOrder) {
         const node = this.nrNodes === 1 ? 0 : (head / this.nodeSpan) | 0;
         if (node !== locked) {

@@ -82,8 +82,21 @@ export function zapPtesPerPte(
           // The per-PTE body below with delay = false for this PTE and the following ones that map the
           // next pages of the same folio and would take this branch too, in one gather call that still
           // makes one rmap call and one queue entry per page (and stops where the gather fills).
+          const fnr = mem.folioNrPagesUnchecked(head);
+          if (fnr === 1) {
+            c.ptesCleared++;
+            c.presentBatches++;
+            rss[idx]--;
+            t[i] = 0;
+            if (tlb.zapPresentTrusted(head, pfn, 1, addr, !deferAll)) {
+              ctx.forceFlush = true;
+              ctx.forceFromFull = true;
+              return i + 1;
+            }
+            continue;
+          }
           let n = 1;
-          const fend = mem.folioNrPagesUnchecked(head) + head;
+          const fend = fnr + head;
           while (i + n < to && pfn + n < fend) {
             const p = t[i + n];
             if (p <= 0 || ptePfn(p) !== pfn + n || (!anon && (p & PTE_DIRTY) !== 0)) break;
