@@ -512,6 +512,77 @@ export class PhysMem {
   }
 
   /**
+   * `freeToBuddy``(list[i], 0)` for i in [0, n): order-0 folios whose release already passed the
+   * free checks (so `_mapcount` is -1 and `_refcount` 0: those stay as they are). One loop over locals,
+   * counters added once. With a free observer installed, frees one by one through `freeToBuddy`.
+   */
+  private freeOrder0List(list: Int32Array, n: number): void {
+    if (this.freeObserver !== null || this.nrNodes !== 1) {
+      for (let i = 0; i < n; i++) this.freeToBuddy(list[i], 0);
+      return;
+    }
+    const flags = this.flags;
+    const refcount = this.refcount;
+    const mapping = this.mapping;
+    const index = this.index;
+    const priv = this.priv;
+    const freeHead = this.freeHead;
+    const freeBlocks = this.freeBlocks;
+    const pcpEntries = this.pcpEntries;
+    const ne = this.nrPages;
+    let merges = 0;
+    for (let i = 0; i < n; i++) {
+      const head = list[i];
+      mapping[head] = -1;
+      index[head] = 0;
+      priv[head] = 0;
+      let pfn = head;
+      let o = 0;
+      while (o < MAX_PAGE_ORDER) {
+        const size = 1 << o;
+        const buddy = pfn ^ size;
+        if (buddy + size > ne) break;
+        const bf = flags[buddy];
+        if ((bf & F_BUDDY) === 0 || ((bf >>> ORDER_SHIFT) & ORDER_MASK) !== o) break;
+        const prev = mapping[buddy];
+        const next = refcount[buddy];
+        if (prev === -1) freeHead[o] = next;
+        else refcount[prev] = next;
+        if (next !== -1) mapping[next] = prev;
+        refcount[buddy] = 0;
+        mapping[buddy] = -1;
+        freeBlocks[o]--;
+        flags[buddy] = F_FREE;
+        merges++;
+        if (buddy < pfn) pfn = buddy;
+        o++;
+      }
+      if (pfn !== head) flags[head] = F_FREE;
+      flags[pfn] = F_FREE | F_BUDDY | (o << ORDER_SHIFT);
+      const first = freeHead[o];
+      refcount[pfn] = first;
+      mapping[pfn] = -1;
+      if (first !== -1) mapping[first] = pfn;
+      freeHead[o] = pfn;
+      freeBlocks[o]++;
+      // pcpCommit(0, 0): order 0 never takes the free_high path.
+      pcpEntries[0]++;
+      const count = this.pcpCount[0] + 1;
+      this.pcpCount[0] = count;
+      if (count >= PCP_HIGH) this.pcpDrainHigh(0, 0);
+    }
+    this.nrFree += n;
+    const c = this.counters;
+    c.metadataLines += n + merges;
+    c.buddyMerges += merges;
+    c.foliosFreed += n;
+    c.pagesFreed += n;
+    c.pcpFrees += n;
+    this.freedFoliosTotal += n;
+    this.freedPagesTotal += n;
+  }
+
+  /**
    * v6.5 `free_unref_page_commit` (pcp lock held by the caller): add one entry of 2^order pages and,
    * when `pcp->count` ≥ `nr_pcp_high`, drain `nr_pcp_free` pages with `free_pcppages_bulk`.
    */
@@ -528,7 +599,13 @@ export class PhysMem {
       return;
     }
     if (count < PCP_HIGH) return;
+    this.pcpDrainHigh(node, li);
+  }
+
+  /** The `count ≥ high` tail of `pcpCommit`. */
+  private pcpDrainHigh(node: number, li: number): void {
     // nr_pcp_free: batch << free_factor clamped to [batch, high - batch]; free_factor grows while below.
+    const ff = this.pcpFreeFactor[node];
     const maxFree = PCP_HIGH - PCP_BATCH;
     const b = PCP_BATCH << ff;
     if (b < maxFree) this.pcpFreeFactor[node] = ff + 1;
@@ -1567,20 +1644,23 @@ export class PhysMem {
         c.memcgUnchargeBatches++;
       }
     }
-    // free_unref_page_list: pcp lock per zone change, dropped every SWAP_CLUSTER_MAX pages.
+    // free_unref_page_list: pcp lock per zone change, dropped every SWAP_CLUSTER_MAX pages. Counted
+    // first (it only counts), then the frees in one loop.
     let locked = -1;
     let batch = 0;
+    let pcpLocks = 0;
     for (let i = 0; i < n; i++) {
       const head = toFree[i];
       const node = this.nrNodes === 1 ? 0 : (head / this.nodeSpan) | 0;
       if (node !== locked) {
         locked = node;
         batch = 0;
-        c.pcpLockAcquisitions++;
+        pcpLocks++;
       }
-      this.freeToBuddy(head, 0);
       if (++batch === SWAP_CLUSTER_MAX) locked = -1;
     }
+    c.pcpLockAcquisitions += pcpLocks;
+    this.freeOrder0List(toFree, n);
   }
 
   private pageToHead(method: string, pfn: number): number {
@@ -1708,48 +1788,83 @@ export class PhysMem {
     const batchFree = this.batchFree;
     let lv = -1;
     let j = 0;
-    for (let i = 0; i < nr; i++) {
-      const head = heads[i];
-      const r = refs[i];
-      let f = flags[head];
-      if ((f & F_HEAD) === 0) this.checkHead(m, head);
-      const rc = refcount[head];
-      if (rc < r) fail("REFCOUNT_UNDERFLOW", m, `(${head}): dropping ${r} refs from refcount ${rc}`);
-      if (rc === r && !this.freeableFast(head, f)) this.assertFreeable(m, head);
-      refcount[head] = rc - r;
-      c.refcountAtomics++;
-      c.metadataLines++;
-      if (rc !== r) continue;
-      if (((f >>> ORDER_SHIFT) & ORDER_MASK) >= 2) {
-        this.unqueueDeferredSplit(head);
-        f = flags[head];
-      }
-      if ((f & PG.lru) !== 0) {
-        const l = this.lruvecOfHead(head);
-        if (l !== lv) {
-          lv = l;
-          c.lruvecLockAcquisitions++;
+    let lockAcq = 0;
+    let large = 0;
+    let i = 0;
+    try {
+      for (; i < nr; i++) {
+        const head = heads[i];
+        const r = refs[i];
+        let f = flags[head];
+        if ((f & F_HEAD) === 0) this.checkHead(m, head);
+        const rc = refcount[head];
+        if (rc < r) fail("REFCOUNT_UNDERFLOW", m, `(${head}): dropping ${r} refs from refcount ${rc}`);
+        if (rc === r && !this.freeableFast(head, f)) this.assertFreeable(m, head);
+        refcount[head] = rc - r;
+        if (rc !== r) continue;
+        const order = (f >>> ORDER_SHIFT) & ORDER_MASK;
+        if (order !== 0) {
+          large++;
+          if (order >= 2) {
+            this.unqueueDeferredSplit(head);
+            f = flags[head];
+          }
         }
-        this.lruvecDel(l, head);
-        f = flags[head];
+        if ((f & PG.lru) !== 0) {
+          const l = this.lruvecOfHead(head);
+          if (l !== lv) {
+            lv = l;
+            lockAcq++;
+          }
+          this.lruvecDel(l, head);
+          f = flags[head];
+        }
+        if ((f & PG.mlocked) !== 0) this.clearStaleMlock(head);
+        batchFree[j++] = head;
       }
-      if ((f & PG.mlocked) !== 0) this.clearStaleMlock(head);
-      batchFree[j++] = head;
+    } finally {
+      // Entries [0, i) dropped their references (i < nr only when entry i threw).
+      c.refcountAtomics += i;
+      c.metadataLines += i;
+      c.lruvecLockAcquisitions += lockAcq;
     }
     if (j === 0) return;
     c.freeListCalls++;
     // mem_cgroup_uncharge_folios (one uncharge_batch per run of same-memcg folios), then
-    // free_unref_folios (pcp lock per zone change among pcp orders; others go to free_one_page). Both
-    // only count, so one pass does them: each folio's flags are read once, before its free resets them.
+    // free_unref_folios (pcp lock per zone change among pcp orders; others go to free_one_page).
     let mc = -1;
     const pmdOrder = this.pmdOrder;
     let locked = -1;
-    for (let i = 0; i < j; i++) {
-      const head = batchFree[i];
+    let batches = 0;
+    let pcpLocks = 0;
+    if (large === 0) {
+      // All order 0: count first (flags read before the frees reset them), then one free loop.
+      for (let k = 0; k < j; k++) {
+        const head = batchFree[k];
+        const mg = flags[head] >>> MEMCG_SHIFT;
+        if (mg !== mc) {
+          mc = mg;
+          batches++;
+        }
+        const node = this.nrNodes === 1 ? 0 : (head / this.nodeSpan) | 0;
+        if (node !== locked) {
+          locked = node;
+          pcpLocks++;
+        }
+      }
+      c.memcgUnchargeBatches += batches;
+      c.pcpLockAcquisitions += pcpLocks;
+      this.freeOrder0List(batchFree, j);
+      return;
+    }
+    // Both only count, so one pass does them: each folio's flags are read once, before its free
+    // resets them.
+    for (let k = 0; k < j; k++) {
+      const head = batchFree[k];
       const fh = flags[head];
-      const m = fh >>> MEMCG_SHIFT;
-      if (m !== mc) {
-        mc = m;
+      const mg = fh >>> MEMCG_SHIFT;
+      if (mg !== mc) {
+        mc = mg;
         c.memcgUnchargeBatches++;
       }
       const order = (fh >>> ORDER_SHIFT) & ORDER_MASK;
