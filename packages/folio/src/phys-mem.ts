@@ -1285,32 +1285,62 @@ export class PhysMem {
     }
     const c = this.counters;
     const mc = this.mapcount;
-    const refcount = this.refcount;
-    const index = this.index;
-    const stats = this.stats;
     const anon = (f & PG.anon) !== 0;
-    // statMod's slot: the lruvec (node, memcg) and item never change while the folio is mapped.
-    const si =
-      this.lruvecOfHead(head) * NR_STAT_ITEMS + (anon ? NodeStat.NR_ANON_MAPPED : NodeStat.NR_FILE_MAPPED);
     const t1 = head + 1;
-    for (let j = 0; j < nr; j++) {
-      const p = pfn + j;
+    // Per page: its _mapcount atomic; when it became unmapped, the _nr_pages_mapped atomic and — if no
+    // entire mapping remains — the stat update and the deferred-split call. Only the _mapcount
+    // decrements are per-page stores; the page[1] fields move by one per page, so their per-page
+    // sequence is summed (and the counters added) once the run is done or a page would underflow.
+    const end = pfn + nr;
+    let p = pfn;
+    let unmapped = 0;
+    let lines = 0;
+    for (; p < end; p++) {
       const v0 = mc[p];
-      if (v0 < 0) fail("MAPCOUNT_UNDERFLOW", "pageRemoveRmap", `(${p}): page ${p} is not mapped by any PTE`);
+      if (v0 < 0) break;
       mc[p] = v0 - 1;
-      c.mapcountAtomics++;
-      refcount[t1]--;
+      // linesFor(p, 1, head, v0 === 0 ? t1 : -1, -1)
+      lines += 1 + (p !== head ? 1 : 0);
       if (v0 === 0) {
-        const v = --index[t1];
-        c.nrPagesMappedAtomics++;
-        c.metadataLines += linesFor(p, 1, head, t1, -1);
-        if (v < COMPOUND_MAPPED) {
-          stats[si] -= 1;
-          c.statUpdates++;
-          if (anon) this.deferredSplit65(head);
-        }
-      } else c.metadataLines += linesFor(p, 1, head, -1, -1);
+        unmapped++;
+        if (p !== t1) lines++;
+      }
     }
+    const done = p - pfn;
+    this.refcount[t1] -= done;
+    c.mapcountAtomics += done;
+    c.metadataLines += lines;
+    if (unmapped !== 0) {
+      const index = this.index;
+      const v0 = index[t1];
+      index[t1] = v0 - unmapped;
+      c.nrPagesMappedAtomics += unmapped;
+      // The k-th decrement leaves v0 - k: below COMPOUND_MAPPED for k > v0 - COMPOUND_MAPPED.
+      const above = v0 - COMPOUND_MAPPED;
+      const stat = above <= 0 ? unmapped : above >= unmapped ? 0 : unmapped - above;
+      if (stat !== 0) {
+        // statMod's slot: the lruvec (node, memcg) and item never change while the folio is mapped.
+        const si =
+          this.lruvecOfHead(head) * NR_STAT_ITEMS +
+          (anon ? NodeStat.NR_ANON_MAPPED : NodeStat.NR_FILE_MAPPED);
+        this.stats[si] -= stat;
+        c.statUpdates += stat;
+        if (anon) this.deferredSplit65Calls(head, stat);
+      }
+    }
+    if (p < end) fail("MAPCOUNT_UNDERFLOW", "pageRemoveRmap", `(${p}): page ${p} is not mapped by any PTE`);
+  }
+
+  /**
+   * `calls` consecutive `deferredSplit65``(head)` calls: only the first can queue (the others
+   * find the folio queued or in the swap cache and return early), each is counted.
+   */
+  private deferredSplit65Calls(head: number, calls: number): void {
+    this.deferredSplit65(head);
+    if (calls === 1) return;
+    const c = this.counters;
+    c.deferredSplitCalls += calls - 1;
+    c.metadataLines += (calls - 1) * (((this.flags[head] >>> ORDER_SHIFT) & ORDER_MASK) < 2 ? 1 : 2);
   }
 
   /** The PTE (non-compound) half of 6.5 `page_remove_rmap`. */
@@ -1702,21 +1732,37 @@ export class PhysMem {
     const refcount = this.refcount;
     const c = this.counters;
     this.putRefsInit(ctx);
-    for (let i = start; i < start + nr; i++) {
+    // ctx.lruvec / ctx.lockBatch and the inline path's counters live in locals between the calls of
+    // the full per-folio step.
+    let lv = -1;
+    let lockBatch = 0;
+    let puts = 0;
+    const end = start + nr;
+    for (let i = start; i < end; i++) {
       const pfn = pages[i];
       const head = (flags[pfn] & F_TAIL) !== 0 ? priv[pfn] : pfn;
       const rc = refcount[head];
       if (rc > 1 && (flags[head] & F_HEAD) !== 0) {
         // putRefsDoOne when this is not the last reference (a page of a large folio whose other pages
         // are still queued): lock-batch step, one atomic, nothing else.
-        if (ctx.lruvec !== -1 && ++ctx.lockBatch === SWAP_CLUSTER_MAX) ctx.lruvec = -1;
+        if (lv !== -1 && ++lockBatch === SWAP_CLUSTER_MAX) lv = -1;
         refcount[head] = rc - 1;
-        c.refcountAtomics++;
-        c.metadataLines++;
+        puts++;
         continue;
       }
+      ctx.lruvec = lv;
+      ctx.lockBatch = lockBatch;
+      c.refcountAtomics += puts;
+      c.metadataLines += puts;
+      puts = 0;
       this.putRefsDoOne(ctx, head, 1, m);
+      lv = ctx.lruvec;
+      lockBatch = ctx.lockBatch;
     }
+    c.refcountAtomics += puts;
+    c.metadataLines += puts;
+    ctx.lruvec = lv;
+    ctx.lockBatch = lockBatch;
     this.putRefsComplete(ctx);
   }
 

@@ -1,5 +1,6 @@
 // The @internal fast paths must leave exactly the state and counters of the public primitives they
 // stand for, and must still catch the misuse the public checks catch.
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { FolioError, type PhysMem } from "../index.js";
 import { mappedAnon, mem } from "./helpers.js";
@@ -62,12 +63,79 @@ describe("pageRemoveRmapPtesUnchecked", () => {
     });
   }
 
+  it("property: same state and counters as per-page pageRemoveRmap with shared PTEs, a PMD mapping, file folios", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(1, 2, 4, 9),
+        fc.boolean(),
+        fc.boolean(),
+        fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 512, maxLength: 512 }),
+        fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 20 }),
+        (order, anon, pmd, extra, runs) => {
+          const nr = 1 << order;
+          const a = mem();
+          const b = mem();
+          const setup = (m: PhysMem): number => {
+            const h = m.allocFolio(order);
+            if (anon) m.folioSetAnon(h, 7, h);
+            else m.filemapAddFolio(m.createAddressSpace({ swapBacked: false }), h, 0);
+            m.folioRefAdd(h, nr);
+            m.folioAddRmapPtes(h, h, nr);
+            // Some pages mapped by more PTEs (fork): their removal leaves them mapped.
+            for (let i = 0; i < nr; i++)
+              for (let k = 0; k < extra[i]; k++) {
+                m.folioRefAdd(h, 1);
+                m.folioAddRmapPtes(h, h + i, 1);
+              }
+            if (pmd && order === 9) {
+              m.folioRefAdd(h, 1);
+              m.folioAddRmapPmd(h);
+            }
+            return h;
+          };
+          const ha = setup(a);
+          const hb = setup(b);
+          a.resetCounters();
+          b.resetCounters();
+          let i = 0;
+          for (const run of runs) {
+            if (i >= nr) break;
+            const k = Math.min(run, nr - i);
+            for (let j = 0; j < k; j++) a.pageRemoveRmap(ha + i + j, false);
+            b.pageRemoveRmapPtesUnchecked(hb, hb + i, k);
+            i += k;
+          }
+          expect(counters(b)).toEqual(counters(a));
+          expect(b.stateDigest()).toBe(a.stateDigest());
+          b.checkInvariants();
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
   it("detects mapcount underflow at the failing page", () => {
     const m = mem();
     const h = mappedAnon(m, 2);
     m.pageRemoveRmapPteUnchecked(h, h + 2);
     expect(() => m.pageRemoveRmapPtesUnchecked(h, h, 4)).toThrow(FolioError);
     expect(m.pageMapcount(h + 3)).toBe(1);
+  });
+
+  it("on underflow leaves the state and counters of the per-page calls made before the failing page", () => {
+    const a = mem();
+    const b = mem();
+    const ha = mappedAnon(a, 4);
+    const hb = mappedAnon(b, 4);
+    a.pageRemoveRmap(ha + 5, false);
+    b.pageRemoveRmap(hb + 5, false);
+    a.resetCounters();
+    b.resetCounters();
+    for (let j = 0; j < 5; j++) a.pageRemoveRmap(ha + j, false);
+    expect(() => a.pageRemoveRmap(ha + 5, false)).toThrow(FolioError);
+    expect(() => b.pageRemoveRmapPtesUnchecked(hb, hb, 8)).toThrow(FolioError);
+    expect(counters(b)).toEqual(counters(a));
+    expect(b.stateDigest()).toBe(a.stateDigest());
   });
 });
 
