@@ -1278,7 +1278,26 @@ export class PhysMem {
    * @internal
    */
   pageRemoveRmapPtesUnchecked(head: number, pfn: number, nr: number): void {
+    // An order-0 folio still mapped: small enough for the callers' compilers to inline.
     const f = this.flags[head];
+    if ((f & (ORDER_MASK << ORDER_SHIFT)) === 0 && nr === 1 && !DEBUG_VM) {
+      const mc = this.mapcount;
+      const v0 = mc[pfn];
+      if (v0 >= 0) {
+        mc[pfn] = v0 - 1;
+        const c = this.counters;
+        c.mapcountAtomics++;
+        c.metadataLines++;
+        if (v0 === 0)
+          this.statMod(head, (f & PG.anon) !== 0 ? NodeStat.NR_ANON_MAPPED : NodeStat.NR_FILE_MAPPED, -1);
+        return;
+      }
+    }
+    this.pageRemoveRmapPtesAny(head, pfn, nr, f);
+  }
+
+  /** The general case of {@link PhysMem.pageRemoveRmapPtesUnchecked} (`f`: the folio's flags). */
+  private pageRemoveRmapPtesAny(head: number, pfn: number, nr: number, f: number): void {
     if (((f >>> ORDER_SHIFT) & ORDER_MASK) === 0 || nr === 1 || DEBUG_VM) {
       for (let j = 0; j < nr; j++) this.pageRemoveRmapPte("pageRemoveRmap", head, pfn + j, false);
       return;
@@ -1388,6 +1407,26 @@ export class PhysMem {
    * @internal
    */
   folioRemoveRmapRangeUnchecked(head: number, pfn: number, nr: number, vmaLocked = false): void {
+    // An order-0 folio still mapped: small enough for the callers' compilers to inline.
+    const f = this.flags[head];
+    if ((f & (F_HEAD | (ORDER_MASK << ORDER_SHIFT))) === F_HEAD && !vmaLocked && !DEBUG_VM) {
+      const mc = this.mapcount;
+      const v0 = mc[pfn];
+      if (v0 >= 0) {
+        mc[pfn] = v0 - 1;
+        const c = this.counters;
+        c.mapcountAtomics++;
+        c.metadataLines++;
+        if (v0 === 0)
+          this.statMod(head, (f & PG.anon) !== 0 ? NodeStat.NR_ANON_MAPPED : NodeStat.NR_FILE_MAPPED, -1);
+        return;
+      }
+    }
+    this.folioRemoveRmapRangeAny(head, pfn, nr, vmaLocked);
+  }
+
+  /** The general case of {@link PhysMem.folioRemoveRmapRangeUnchecked}. */
+  private folioRemoveRmapRangeAny(head: number, pfn: number, nr: number, vmaLocked: boolean): void {
     const m = "folioRemoveRmapRange";
     const c = this.counters;
     const f = this.flags[head];
@@ -1437,6 +1476,26 @@ export class PhysMem {
    * @internal
    */
   folioRemoveRmapPtesUnchecked(head: number, pfn: number, nr: number, vmaLocked = false): void {
+    // An order-0 folio still mapped: small enough for the callers' compilers to inline.
+    const f = this.flags[head];
+    if ((f & (F_HEAD | (ORDER_MASK << ORDER_SHIFT))) === F_HEAD && !vmaLocked && !DEBUG_VM) {
+      const mc = this.mapcount;
+      const v0 = mc[head];
+      if (v0 >= 0) {
+        mc[head] = v0 - 1;
+        const c = this.counters;
+        c.mapcountAtomics++;
+        c.metadataLines++;
+        if (v0 === 0)
+          this.statMod(head, (f & PG.anon) !== 0 ? NodeStat.NR_ANON_MAPPED : NodeStat.NR_FILE_MAPPED, -1);
+        return;
+      }
+    }
+    this.folioRemoveRmapPtesAny(head, pfn, nr, vmaLocked);
+  }
+
+  /** The general case of {@link PhysMem.folioRemoveRmapPtesUnchecked}. */
+  private folioRemoveRmapPtesAny(head: number, pfn: number, nr: number, vmaLocked: boolean): void {
     const m = "folioRemoveRmapPtes";
     const c = this.counters;
     const f = this.flags[head];

@@ -157,3 +157,40 @@ describe("freeing checks against the LRU-add batch", () => {
     expect(m.isFree(b)).toBe(true);
   });
 });
+
+describe("order-0 rmap removal fast paths", () => {
+  const prims = [
+    ["folioRemoveRmapPtesUnchecked", (m: PhysMem, h: number) => m.folioRemoveRmapPtesUnchecked(h, h, 1)],
+    ["folioRemoveRmapRangeUnchecked", (m: PhysMem, h: number) => m.folioRemoveRmapRangeUnchecked(h, h, 1)],
+    ["pageRemoveRmapPtesUnchecked", (m: PhysMem, h: number) => m.pageRemoveRmapPtesUnchecked(h, h, 1)],
+  ] as const;
+  for (const [name, remove] of prims)
+    for (const anon of [true, false])
+      it(`${name} (${anon ? "anon" : "file"}): same state and counters as pageRemoveRmap, shared then last mapping, then underflow`, () => {
+        const setup = (m: PhysMem): number => {
+          const h = m.allocFolio(0, { memcg: 1 });
+          if (anon) m.folioSetAnon(h, 7, h);
+          else m.filemapAddFolio(m.createAddressSpace({ swapBacked: false }), h, 0);
+          m.folioRefAdd(h, 2);
+          m.folioAddRmapPtes(h, h, 1);
+          m.folioAddRmapPtes(h, h, 1);
+          return h;
+        };
+        const a = mem({ nrMemcgs: 2 });
+        const b = mem({ nrMemcgs: 2 });
+        const ha = setup(a);
+        const hb = setup(b);
+        a.resetCounters();
+        b.resetCounters();
+        for (let k = 0; k < 2; k++) {
+          a.pageRemoveRmap(ha, false);
+          remove(b, hb);
+          expect(counters(b)).toEqual(counters(a));
+          expect(b.stateDigest()).toBe(a.stateDigest());
+        }
+        b.checkInvariants();
+        const before = b.stateDigest();
+        expect(() => remove(b, hb)).toThrow(FolioError);
+        expect(b.stateDigest()).toBe(before);
+      });
+});
