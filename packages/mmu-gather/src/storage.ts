@@ -423,29 +423,35 @@ export class EncodedNrPagesStorage extends BatchList {
     const list: number[] | null = sink !== null ? [] : null;
     const nrs: number[] | null = sink !== null ? [] : null;
     this.lruAddDrain();
+    const swap = this.host.swap !== null;
     let fb = 0;
+    // pagesReleased of the entries gathered so far, added before each folios_put_refs call.
+    let released = 0;
     const end = off + n;
     for (let i = off; i < end; i++) {
       const v = e[i];
       const pfn = v >>> ENCODED_PAGE_SHIFT;
       const head = mem.folioHeadUnchecked(pfn);
-      this.freeSwapCache(head);
+      if (swap) this.freeSwapCache(head);
       let r = 1;
       if ((v & ENCODED_PAGE_BIT_NR_PAGES_NEXT) !== 0) r = e[++i] >>> ENCODED_PAGE_SHIFT;
       heads[fb] = head;
       refs[fb] = r;
       fb++;
-      c.pagesReleased += r;
+      released += r;
       if (list !== null && nrs !== null) {
         list.push(pfn);
         nrs.push(r);
       }
       if (fb === FOLIO_BATCH_SIZE) {
+        c.pagesReleased += released;
+        released = 0;
         mem.foliosPutRefsUnchecked(heads, refs, fb);
         c.releaseCalls++;
         fb = 0;
       }
     }
+    c.pagesReleased += released;
     if (sink !== null && list !== null && nrs !== null) sink({ type: "pagesFreed", pfns: list, nrs });
     if (fb > 0) {
       mem.foliosPutRefsUnchecked(heads, refs, fb);
