@@ -774,6 +774,14 @@ export class PhysMem {
     return this.flags[head];
   }
 
+  /**
+   * True when `f`, the flags word of a live pfn ({@link folioFlagsUnchecked} of a pfn a present PTE
+   * maps), is that of an order-0 folio (its own head): lets a walk read each pfn's flags once. @internal
+   */
+  flagsOrder0(f: number): boolean {
+    return (f & (F_TAIL | (ORDER_MASK << ORDER_SHIFT))) === 0;
+  }
+
   /** `folio_test_*` of a head known to be live, for a single PG bit (no checks). @internal */
   folioTestUnchecked(head: number, flag: number): boolean {
     return (this.flags[head] & flag) !== 0;

@@ -420,6 +420,39 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
     return full;
   }
 
+  zapSinglesRunTrusted(pfns: Int32Array, nr: number, addr: number): number {
+    if (this.finished) this.live("ptepGetAndClear");
+    const en = this.encNr;
+    if (en === null || this.immPrim !== 1) {
+      for (let j = 0; j < nr; j++) {
+        const pfn = pfns[j];
+        if (this.zapPresentTrusted(pfn, pfn, 1, addr + j * 4096, true)) return -(j + 1);
+      }
+      return nr;
+    }
+    // Queue first: the rmap removals below touch no gather state, so the order within the run is
+    // immaterial; doing them after the queue knows where it stops keeps each loop over locals.
+    const k = en.addSinglesRun(pfns, nr);
+    // Per page: __tlb_adjust_range(addr_j, PAGE_SIZE), cleared_ptes; the union over j < k.
+    if (addr < this.start) this.start = addr;
+    const e = addr + (k - 1) * 4096 + this.pageSize;
+    if (e > this.end) this.end = e;
+    this.clearedPtes = true;
+    const mem = this.mem;
+    for (let j = 0; j < k; j++) {
+      const pfn = pfns[j];
+      mem.folioRemoveRmapPtesUnchecked(pfn, pfn, 1);
+    }
+    const c = this.counters;
+    c.rmapCallsImmediate += k;
+    c.rmapPages += k;
+    if (en.runFull) {
+      this.forced(en.fullReason);
+      return -k;
+    }
+    return k;
+  }
+
   zapPresentRunPerPageTrusted(head: number, pfn: number, nr: number, addr: number, rmapNow: boolean): number {
     if (this.finished) this.live("ptepGetAndClear");
     const ep = this.encPage;

@@ -358,6 +358,42 @@ export class EncodedNrPagesStorage extends BatchList {
     return false;
   }
 
+  /** Set by {@link addSinglesRun}: its last page filled the gather. */
+  runFull = false;
+
+  /**
+   * {@link add}`(pfns[j], 1, false)` for j = 0, 1, … < nr until one reports full, with the single-slot
+   * writes of a batch in one loop. Returns the pages queued; `runFull` tells whether the last one
+   * filled. @internal
+   */
+  addSinglesRun(pfns: Int32Array, nr: number): number {
+    const c = this.host.counters;
+    let done = 0;
+    this.runFull = false;
+    while (done < nr) {
+      const b = this.active;
+      const e = this.slots[b];
+      let n = this.nr[b];
+      const max = this.max[b];
+      if (n + 1 > max) this.overflow("add");
+      // add() reports the batch done once n reaches max - 1: that many pages fit before the switch.
+      let k = max - 1 - n;
+      if (k < 1) k = 1;
+      if (k > nr - done) k = nr - done;
+      for (let j = 0; j < k; j++) e[n + j] = pfns[done + j] << ENCODED_PAGE_SHIFT;
+      n += k;
+      this.nr[b] = n;
+      c.entriesQueued += k;
+      c.pagesQueued += k;
+      done += k;
+      if (n >= max - 1 && !this.nextBatch()) {
+        this.runFull = true;
+        return done;
+      }
+    }
+    return done;
+  }
+
   queuedPages(): number {
     let pages = 0;
     for (let b = 0; b < this.nr.length; b++) {

@@ -649,6 +649,15 @@ export interface MmuGather extends GatherView {
    * {@link zapFastPath} is true. @internal
    */
   zapPresentRunPerPageTrusted(head: number, pfn: number, nr: number, addr: number, rmapNow: boolean): number;
+  /**
+   * The 7.x walk's loop body for `nr` consecutive present PTEs (virtual `addr` onwards, 4 KiB apart)
+   * that each map their own live order-0 folio `pfns[j]`, none delayed: exactly
+   * {@link zapPresentTrusted}`(pfns[j], pfns[j], 1, addr + j * 4096, true)` for j = 0, 1, … until one
+   * reports full — one rmap call and one queue entry per page, same state and counters. Returns the
+   * pages consumed, negated when the last one filled the gather. Only valid while
+   * {@link zapFastPath} is true. @internal
+   */
+  zapSinglesRunTrusted(pfns: Int32Array, nr: number, addr: number): number;
   /** `__tlb_remove_page(tlb, page, delay_rmap)`. Returns true when full (caller must flush). */
   removePage(pfn: number, delayRmap: boolean): boolean;
   /** `__tlb_remove_page_size(tlb, page, delay_rmap, size)`: one entry for a compound page of `pageSize` bytes. */

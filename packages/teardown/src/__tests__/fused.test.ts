@@ -122,4 +122,72 @@ describe("fused zap path (zapPresentTrusted)", () => {
       { numRuns: LONG ? 600 : 60, seed: 7 },
     );
   }, 600_000);
+
+  // The 7.x walk hands runs of order-0 PTEs to the gather in one call (zapSinglesRunTrusted). Mostly
+  // order-0 folios, so runs are long: they must end exactly at holes (partial population), swap
+  // PTEs, large folios, dirty file pages and where the gather fills (small alloc-failure periods).
+  it(`order-0 runs: same state and counters as the step-by-step path, all variants (${LONG ? 400 : 40} cases)`, () => {
+    const vmaArb = fc.record({
+      kind: fc.constantFrom("anon", "file-shared", "file-private", "shmem" as const),
+      tables: fc.integer({ min: 1, max: 3 }),
+      largeWeight: fc.constantFrom(0, 0, 1),
+      order: fc.constantFrom(2, 4),
+      populate: fc.constantFrom(1, 1, 0.9, 0.5),
+      dirty: fc.double({ min: 0, max: 1, noNaN: true }),
+      swap: fc.double({ min: 0, max: 0.3, noNaN: true }),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(vmaArb, { minLength: 1, maxLength: 3 }),
+        fc.boolean(),
+        fc.constantFrom("exit", "munmap" as const),
+        fc.integer({ min: 1, max: 1e6 }),
+        fc.integer({ min: 0, max: 4 }),
+        (vs, fork, op, seed, allocFailEvery) => {
+          const span = 2 << 20;
+          for (const variant of VARIANTS) {
+            const spec = (events: boolean): ScenarioSpec => ({
+              memory: 48 << 20,
+              swap: 16 << 20,
+              seed,
+              arch: genericArch,
+              variant,
+              fork,
+              vmas: vs.map((v) => ({
+                kind: v.kind as "anon",
+                size: v.tables * span,
+                folio: {
+                  mix: [
+                    { order: 0, weight: 8 },
+                    { order: v.order, weight: v.largeWeight },
+                  ],
+                },
+                populate: v.populate,
+                dirtyFraction: v.dirty,
+                swapFraction: v.kind === "anon" ? v.swap : 0,
+              })),
+              alloc: allocFailEvery === 0 ? undefined : (n) => n % (allocFailEvery + 1) !== allocFailEvery,
+              events: events ? () => {} : undefined,
+              op: op === "exit" ? { kind: "exit" } : { kind: op, vma: 0, offset: 4096, length: span },
+            });
+            const out = [false, true].map((events) => {
+              const s = spec(events);
+              const b = buildScenario(s);
+              const r = runBuilt(b, s);
+              expect(r.finalState.problems).toEqual([]);
+              return {
+                report: comparable(r),
+                digest: b.machine.mem.stateDigest() + (b.machine.swap?.stateDigest() ?? ""),
+                freed: { ...b.machine.freed },
+              };
+            });
+            expect(out[0].digest).toBe(out[1].digest);
+            expect(out[0].report).toEqual(out[1].report);
+            expect(out[0].freed).toEqual(out[1].freed);
+          }
+        },
+      ),
+      { numRuns: LONG ? 400 : 40, seed: 11 },
+    );
+  }, 600_000);
 });

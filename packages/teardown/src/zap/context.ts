@@ -77,6 +77,8 @@ export class ZapContext {
   forceFromFull = false;
   /** pfn of the page-table page whose lock is held (-1 none). */
   lockedTable = -1;
+  /** The pfns of one run of order-0 PTEs handed to the gather (7.x fused walk); one PTE table long. */
+  readonly runPfns: Int32Array;
 
   constructor(mm: Mm, tlb: MmuGather, checker: Checker | null, counters: WalkCounters, thread: number) {
     this.mm = mm;
@@ -89,6 +91,7 @@ export class ZapContext {
     this.thread = thread;
     this.deferAllRmaps = tlb.tlbBatchRmap();
     this.fused = checker === null && this.trace === null && tlb.zapFastPath();
+    this.runPfns = new Int32Array(this.fused ? mm.pt.geo.ptrsPerPte : 0);
   }
 
   /** pte_offset_map_lock / pmd_lock: take the lock of the table at `tablePfn`. */
