@@ -1898,19 +1898,64 @@ export class PhysMem {
     const c = this.counters;
     const flags = this.flags;
     const refcount = this.refcount;
+    const mapcount = this.mapcount;
+    const mapping = this.mapping;
+    const lruFolios = this.lruFolios;
+    const lruPages = this.lruPages;
     const batchFree = this.batchFree;
+    const oneNode = this.nrNodes === 1;
+    // The per-CPU LRU-add batch cannot change inside this call: an empty one holds none of the folios.
+    const lruBatchEmpty = this.lruBatchNr === 0;
+    // An order-0 head (not tail, no order bits) with none of the flags that fail freeableFast or need
+    // work beyond the LRU removal.
+    const slowMask =
+      F_HEAD | F_TAIL | (ORDER_MASK << ORDER_SHIFT) | PG.locked | PG.writeback | PG.swapcache | PG.mlocked;
     let lv = -1;
     let j = 0;
     let lockAcq = 0;
+    let lruDels = 0;
     let large = 0;
+    // mem_cgroup_uncharge_folios counted as folios reach zero (same order as the freed list).
+    let mc = -1;
+    let batches = 0;
     let i = 0;
     try {
       for (; i < nr; i++) {
         const head = heads[i];
         const r = refs[i];
         let f = flags[head];
-        if ((f & F_HEAD) === 0) this.checkHead(m, head);
         const rc = refcount[head];
+        if (
+          (f & slowMask) === F_HEAD &&
+          rc === r &&
+          lruBatchEmpty &&
+          mapcount[head] < 0 &&
+          ((f & PG.anon) !== 0 || mapping[head] < 0)
+        ) {
+          // The common last reference to an unmapped order-0 folio: the general steps below with
+          // each field read once and the lruvec counters in locals.
+          refcount[head] = 0;
+          if ((f & PG.lru) !== 0) {
+            const l = oneNode ? f >>> MEMCG_SHIFT : this.lruvecOfHead(head);
+            if (l !== lv) {
+              lv = l;
+              lockAcq++;
+            }
+            f &= ~(PG.lru | PG.active);
+            flags[head] = f;
+            lruFolios[l]--;
+            lruPages[l]--;
+            lruDels++;
+          }
+          const mg = f >>> MEMCG_SHIFT;
+          if (mg !== mc) {
+            mc = mg;
+            batches++;
+          }
+          batchFree[j++] = head;
+          continue;
+        }
+        if ((f & F_HEAD) === 0) this.checkHead(m, head);
         if (rc < r) fail("REFCOUNT_UNDERFLOW", m, `(${head}): dropping ${r} refs from refcount ${rc}`);
         if (rc === r && !this.freeableFast(head, f)) this.assertFreeable(m, head);
         refcount[head] = rc - r;
@@ -1933,6 +1978,11 @@ export class PhysMem {
           f = flags[head];
         }
         if ((f & PG.mlocked) !== 0) this.clearStaleMlock(head);
+        const mg = flags[head] >>> MEMCG_SHIFT;
+        if (mg !== mc) {
+          mc = mg;
+          batches++;
+        }
         batchFree[j++] = head;
       }
     } finally {
@@ -1940,49 +1990,36 @@ export class PhysMem {
       c.refcountAtomics += i;
       c.metadataLines += i;
       c.lruvecLockAcquisitions += lockAcq;
+      c.lruDels += lruDels;
     }
     if (j === 0) return;
     c.freeListCalls++;
-    // mem_cgroup_uncharge_folios (one uncharge_batch per run of same-memcg folios), then
-    // free_unref_folios (pcp lock per zone change among pcp orders; others go to free_one_page).
-    let mc = -1;
+    c.memcgUnchargeBatches += batches;
+    // free_unref_folios: pcp lock per zone change among pcp orders; others go to free_one_page.
     const pmdOrder = this.pmdOrder;
     let locked = -1;
-    let batches = 0;
     let pcpLocks = 0;
     if (large === 0) {
-      // All order 0: count first (flags read before the frees reset them), then one free loop.
-      for (let k = 0; k < j; k++) {
-        const head = batchFree[k];
-        const mg = flags[head] >>> MEMCG_SHIFT;
-        if (mg !== mc) {
-          mc = mg;
-          batches++;
+      // All order 0: count first (node only), then one free loop.
+      if (oneNode) pcpLocks = 1;
+      else
+        for (let k = 0; k < j; k++) {
+          const node = (batchFree[k] / this.nodeSpan) | 0;
+          if (node !== locked) {
+            locked = node;
+            pcpLocks++;
+          }
         }
-        const node = this.nrNodes === 1 ? 0 : (head / this.nodeSpan) | 0;
-        if (node !== locked) {
-          locked = node;
-          pcpLocks++;
-        }
-      }
-      c.memcgUnchargeBatches += batches;
       c.pcpLockAcquisitions += pcpLocks;
       this.freeOrder0List(batchFree, j);
       return;
     }
-    // Both only count, so one pass does them: each folio's flags are read once, before its free
-    // resets them.
+    // Each folio's flags are read once, before its free resets them.
     for (let k = 0; k < j; k++) {
       const head = batchFree[k];
-      const fh = flags[head];
-      const mg = fh >>> MEMCG_SHIFT;
-      if (mg !== mc) {
-        mc = mg;
-        c.memcgUnchargeBatches++;
-      }
-      const order = (fh >>> ORDER_SHIFT) & ORDER_MASK;
+      const order = (flags[head] >>> ORDER_SHIFT) & ORDER_MASK;
       if (order <= COSTLY_ORDER || order === pmdOrder) {
-        const node = this.nrNodes === 1 ? 0 : (head / this.nodeSpan) | 0;
+        const node = oneNode ? 0 : (head / this.nodeSpan) | 0;
         if (node !== locked) {
           locked = node;
           c.pcpLockAcquisitions++;
