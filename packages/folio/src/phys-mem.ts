@@ -528,7 +528,6 @@ export class PhysMem {
     const priv = this.priv;
     const freeHead = this.freeHead;
     const freeBlocks = this.freeBlocks;
-    const pcpEntries = this.pcpEntries;
     const ne = this.nrPages;
     let merges = 0;
     for (let i = 0; i < n; i++) {
@@ -538,6 +537,21 @@ export class PhysMem {
       priv[head] = 0;
       let pfn = head;
       let o = 0;
+      const pair = head ^ 1;
+      if (i + 1 < n && list[i + 1] === pair) {
+        // The next entry is this page's order-0 buddy (still allocated, so this page merges with
+        // nothing): freeing it would put this page on the order-0 list and take it off again at once,
+        // leaving the list as it was. The pair becomes one order-1 block after one merge.
+        mapping[pair] = -1;
+        index[pair] = 0;
+        priv[pair] = 0;
+        flags[head] = F_FREE;
+        flags[pair] = F_FREE;
+        merges++;
+        pfn = head & ~1;
+        o = 1;
+        i++;
+      }
       while (o < MAX_PAGE_ORDER) {
         const size = 1 << o;
         const buddy = pfn ^ size;
@@ -565,12 +579,26 @@ export class PhysMem {
       if (first !== -1) mapping[first] = pfn;
       freeHead[o] = pfn;
       freeBlocks[o]++;
-      // pcpCommit(0, 0): order 0 never takes the free_high path.
-      pcpEntries[0]++;
-      const count = this.pcpCount[0] + 1;
-      this.pcpCount[0] = count;
-      if (count >= PCP_HIGH) this.pcpDrainHigh(0, 0);
     }
+    // pcpCommit(0, 0) per page (order 0 never takes the free_high path). The pcp lists are counts
+    // only, independent of the buddy lists, so their commits run in a loop of their own.
+    const pcpEntries = this.pcpEntries;
+    const pcpCount = this.pcpCount;
+    let entries = pcpEntries[0];
+    let count = pcpCount[0];
+    for (let i = 0; i < n; i++) {
+      entries++;
+      count++;
+      if (count >= PCP_HIGH) {
+        pcpEntries[0] = entries;
+        pcpCount[0] = count;
+        this.pcpDrainHigh(0, 0);
+        entries = pcpEntries[0];
+        count = pcpCount[0];
+      }
+    }
+    pcpEntries[0] = entries;
+    pcpCount[0] = count;
     this.nrFree += n;
     const c = this.counters;
     c.metadataLines += n + merges;
