@@ -1530,6 +1530,46 @@ export class PhysMem {
     this.folioRemoveRmapPtesAny(head, pfn, nr, vmaLocked);
   }
 
+  /**
+   * {@link folioRemoveRmapPtesUnchecked}`(pfns[j], pfns[j], 1)` for j in [0, n): each pfn is a live
+   * folio's head mapped by the caller's PTE (the 7.x zap walk's runs of order-0 PTEs). The order-0
+   * case runs over locals with its counters added once; any other entry takes the per-call path.
+   * @internal
+   */
+  folioRemoveRmapPteList(pfns: Int32Array, n: number): void {
+    const flags = this.flags;
+    const mc = this.mapcount;
+    const stats = this.stats;
+    const oneNode = this.nrNodes === 1;
+    const c = this.counters;
+    let done = 0;
+    let stat = 0;
+    try {
+      for (let j = 0; j < n; j++) {
+        const head = pfns[j];
+        const f = flags[head];
+        const v0 = mc[head];
+        if ((f & (F_HEAD | (ORDER_MASK << ORDER_SHIFT))) === F_HEAD && v0 >= 0 && !DEBUG_VM) {
+          mc[head] = v0 - 1;
+          done++;
+          if (v0 === 0) {
+            const lv = oneNode ? f >>> MEMCG_SHIFT : this.lruvecOfHead(head);
+            stats[
+              lv * NR_STAT_ITEMS + ((f & PG.anon) !== 0 ? NodeStat.NR_ANON_MAPPED : NodeStat.NR_FILE_MAPPED)
+            ] -= 1;
+            stat++;
+          }
+          continue;
+        }
+        this.folioRemoveRmapPtesUnchecked(head, head, 1);
+      }
+    } finally {
+      c.mapcountAtomics += done;
+      c.metadataLines += done;
+      c.statUpdates += stat;
+    }
+  }
+
   /** The general case of {@link PhysMem.folioRemoveRmapPtesUnchecked}. */
   private folioRemoveRmapPtesAny(head: number, pfn: number, nr: number, vmaLocked: boolean): void {
     const m = "folioRemoveRmapPtes";

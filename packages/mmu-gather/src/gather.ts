@@ -438,11 +438,7 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
     const e = addr + (k - 1) * 4096 + this.pageSize;
     if (e > this.end) this.end = e;
     this.clearedPtes = true;
-    const mem = this.mem;
-    for (let j = 0; j < k; j++) {
-      const pfn = pfns[j];
-      mem.folioRemoveRmapPtesUnchecked(pfn, pfn, 1);
-    }
+    this.mem.folioRemoveRmapPteList(pfns, k);
     const c = this.counters;
     c.rmapCallsImmediate += k;
     c.rmapPages += k;

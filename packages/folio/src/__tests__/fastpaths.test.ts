@@ -303,3 +303,56 @@ describe("freeOrder0List", () => {
     );
   });
 });
+
+describe("folioRemoveRmapPteList", () => {
+  it("property: same state and counters as folioRemoveRmapPtes(pfn, pfn, 1) per entry (shared, file, memcgs, nodes, large, underflow)", () => {
+    const folioArb = fc.record({
+      order: fc.constantFrom(0, 0, 0, 2),
+      anon: fc.boolean(),
+      maps: fc.integer({ min: 1, max: 3 }),
+      memcg: fc.integer({ min: 0, max: 2 }),
+      node: fc.integer({ min: 0, max: 1 }),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(folioArb, { minLength: 1, maxLength: 20 }),
+        fc.array(fc.nat(), { minLength: 1, maxLength: 40 }),
+        fc.boolean(),
+        (fs, picks, twoNodes) => {
+          const build = () => {
+            const m = mem({ nrNodes: twoNodes ? 2 : 1, nrMemcgs: 3 });
+            const heads: number[] = [];
+            for (const f of fs) {
+              const h = m.allocFolio(f.order, { memcg: f.memcg, node: twoNodes ? f.node : 0 });
+              if (f.anon) m.folioSetAnon(h, 3, h);
+              m.folioRefAdd(h, f.maps);
+              for (let i = 0; i < f.maps; i++) m.folioAddRmapPtes(h, h, 1);
+              heads.push(h);
+            }
+            m.resetCounters();
+            return { m, list: Int32Array.from(picks, (p) => heads[p % heads.length]) };
+          };
+          const a = build();
+          const b = build();
+          let errA: unknown = null;
+          let errB: unknown = null;
+          try {
+            for (const h of a.list) a.m.folioRemoveRmapPtes(h, h, 1);
+          } catch (e) {
+            errA = e;
+          }
+          try {
+            b.m.folioRemoveRmapPteList(b.list, b.list.length);
+          } catch (e) {
+            errB = e;
+          }
+          expect(errB === null).toBe(errA === null);
+          if (errA !== null) expect((errB as FolioError).code).toBe((errA as FolioError).code);
+          expect(counters(b.m)).toEqual(counters(a.m));
+          expect(b.m.stateDigest()).toBe(a.m.stateDigest());
+        },
+      ),
+      { numRuns: 200, seed: 3 },
+    );
+  });
+});
