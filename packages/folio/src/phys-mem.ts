@@ -537,20 +537,38 @@ export class PhysMem {
       priv[head] = 0;
       let pfn = head;
       let o = 0;
-      const pair = head ^ 1;
-      if (i + 1 < n && list[i + 1] === pair) {
-        // The next entry is this page's order-0 buddy (still allocated, so this page merges with
-        // nothing): freeing it would put this page on the order-0 list and take it off again at once,
-        // leaving the list as it was. The pair becomes one order-1 block after one merge.
-        mapping[pair] = -1;
-        index[pair] = 0;
-        priv[pair] = 0;
+      // The next entries may complete an aligned block with this page: freed one by one, each page
+      // of [head, head + 2^m) (ascending) would put its block so far on a free list and take it off
+      // again at the next page (lists back as they were; none of the block's buddies outside it is
+      // looked at below order m), so the block becomes one order-m block after 2^m - 1 merges. A page
+      // followed by its order-0 buddy below it (descending pair) likewise becomes one order-1 block.
+      let m = 0;
+      while (m < MAX_PAGE_ORDER) {
+        const sz = 2 << m;
+        if ((head & (sz - 1)) !== 0 || i + sz > n) break;
+        let q = sz >> 1;
+        while (q < sz && list[i + q] === head + q) q++;
+        if (q !== sz) break;
+        m++;
+      }
+      let block = 1 << m;
+      if (m === 0 && i + 1 < n && list[i + 1] === (head ^ 1)) {
+        pfn = head ^ 1;
         flags[head] = F_FREE;
-        flags[pair] = F_FREE;
-        merges++;
-        pfn = head & ~1;
+        block = 2;
         o = 1;
-        i++;
+      } else o = m;
+      if (block > 1) {
+        pfn &= ~(block - 1);
+        for (let q = 0; q < block; q++) {
+          const p = pfn + q;
+          mapping[p] = -1;
+          index[p] = 0;
+          priv[p] = 0;
+          flags[p] = F_FREE;
+        }
+        merges += block - 1;
+        i += block - 1;
       }
       while (o < MAX_PAGE_ORDER) {
         const size = 1 << o;

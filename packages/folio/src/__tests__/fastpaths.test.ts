@@ -249,8 +249,8 @@ describe("foliosPutRefs order-0 fast loop", () => {
 
 describe("freeOrder0List", () => {
   // With a free observer installed every folio goes through freeToBuddy one by one: the reference for
-  // the one-loop order-0 free (buddy-pair shortcut, pcp commits in their own loop).
-  it("property: same state and counters as freeToBuddy per folio (pairs, fragmentation, pcp drains)", () => {
+  // the one-loop order-0 free (aligned-block and buddy-pair shortcuts, pcp commits in their own loop).
+  it("property: same state and counters as freeToBuddy per folio (aligned blocks, pairs, fragmentation, pcp drains)", () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 1e6 }),
