@@ -2043,10 +2043,18 @@ export class PhysMem {
         }
         if ((f & F_HEAD) === 0) this.checkHead(m, head);
         if (rc < r) fail("REFCOUNT_UNDERFLOW", m, `(${head}): dropping ${r} refs from refcount ${rc}`);
-        if (rc === r && !this.freeableFast(head, f)) this.assertFreeable(m, head);
+        const order = (f >>> ORDER_SHIFT) & ORDER_MASK;
+        // freeableFast, over the locals.
+        if (
+          rc === r &&
+          ((f & (PG.locked | PG.writeback | PG.swapcache)) !== 0 ||
+            (order === 0 ? mapcount[head] >= 0 : refcount[head + 1] >= 0) ||
+            ((f & PG.anon) === 0 && mapping[head] >= 0) ||
+            (!lruBatchEmpty && this.lruBatchHas(head)))
+        )
+          this.assertFreeable(m, head);
         refcount[head] = rc - r;
         if (rc !== r) continue;
-        const order = (f >>> ORDER_SHIFT) & ORDER_MASK;
         if (order !== 0) {
           large++;
           if (order >= 2) {
@@ -2055,13 +2063,17 @@ export class PhysMem {
           }
         }
         if ((f & PG.lru) !== 0) {
-          const l = this.lruvecOfHead(head);
+          const l = oneNode ? f >>> MEMCG_SHIFT : this.lruvecOfHead(head);
           if (l !== lv) {
             lv = l;
             lockAcq++;
           }
-          this.lruvecDel(l, head);
-          f = flags[head];
+          // lruvecDel, over the locals.
+          f &= ~(PG.lru | PG.active);
+          flags[head] = f;
+          lruFolios[l]--;
+          lruPages[l] -= 1 << order;
+          lruDels++;
         }
         if ((f & PG.mlocked) !== 0) this.clearStaleMlock(head);
         const mg = flags[head] >>> MEMCG_SHIFT;
