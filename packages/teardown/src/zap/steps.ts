@@ -152,6 +152,68 @@ export function zapPtesPerPte(
   return to;
 }
 
+/**
+ * The 7.x fused walk's run of PTEs from `t[i]` (= `pte`, whose pfn has flags `f0`) that each map their
+ * own order-0 folio and are not delayed: one gather call (zapSinglesRunTrusted) that still makes one
+ * rmap call and one queue entry per page and stops where the gather fills. Each pfn's flags are read
+ * once; rss is counted per kind. Returns the next index, negated when the gather filled (force_flush
+ * is then set).
+ */
+function zapOrder0Run(
+  ctx: ZapContext,
+  t: Int32Array,
+  i: number,
+  to: number,
+  addr: number,
+  pte: number,
+  f0: number,
+): number {
+  const mem = ctx.mem;
+  const rss = ctx.rss;
+  const c = ctx.counters;
+  const pfns = ctx.runPfns;
+  let n = 0;
+  let anonN = 0;
+  let shmemN = 0;
+  let j = i;
+  let p = pte;
+  let f = f0;
+  for (;;) {
+    pfns[n++] = ptePfn(p);
+    if ((f & PG.anon) !== 0) anonN++;
+    else if ((f & PG.swapbacked) !== 0) shmemN++;
+    if (++j === to) break;
+    p = t[j];
+    if (p <= 0) break;
+    f = mem.folioFlagsUnchecked(ptePfn(p));
+    if (!mem.flagsOrder0(f) || ((f & PG.anon) === 0 && (p & PTE_DIRTY) !== 0)) break;
+  }
+  const r = ctx.tlb.zapSinglesRunTrusted(pfns, n, addr);
+  const k = r < 0 ? -r : r;
+  for (let q = i; q < i + k; q++) t[q] = 0;
+  if (k !== n) {
+    // The gather filled inside the run: count the pages it took.
+    anonN = 0;
+    shmemN = 0;
+    for (let q = 0; q < k; q++) {
+      const fq = mem.folioFlagsUnchecked(pfns[q]);
+      if ((fq & PG.anon) !== 0) anonN++;
+      else if ((fq & PG.swapbacked) !== 0) shmemN++;
+    }
+  }
+  c.ptesCleared += k;
+  c.presentBatches += k;
+  if (anonN !== 0) rss[MM_ANONPAGES] -= anonN;
+  if (shmemN !== 0) rss[MM_SHMEMPAGES] -= shmemN;
+  if (k - anonN - shmemN !== 0) rss[MM_FILEPAGES] -= k - anonN - shmemN;
+  if (r < 0) {
+    ctx.forceFlush = true;
+    ctx.forceFromFull = true;
+    return -(i + k);
+  }
+  return i + k;
+}
+
 /** 7.x do_zap_pte_range loop: none runs skipped, folio_pte_batch, swap_pte_batch. */
 export function zapPtesFolioBatch(
   ctx: ZapContext,
@@ -181,50 +243,10 @@ export function zapPtesFolioBatch(
         const f0 = mem.folioFlagsUnchecked(pfn);
         if (mem.flagsOrder0(f0) && ((f0 & PG.anon) !== 0 || (pte & PTE_DIRTY) === 0)) {
           // A run of PTEs that each map their own order-0 folio and take the fused branch below
-          // (folio_pte_batch stops at 1 for each): one gather call for the run that still makes one
-          // rmap call and one queue entry per page and stops where the gather fills. Each pfn's
-          // flags are read once here; rss is counted per kind over the run.
-          const pfns = ctx.runPfns;
-          let n = 0;
-          let anonN = 0;
-          let shmemN = 0;
-          let j = i;
-          let p = pte;
-          let f = f0;
-          for (;;) {
-            pfns[n++] = ptePfn(p);
-            if ((f & PG.anon) !== 0) anonN++;
-            else if ((f & PG.swapbacked) !== 0) shmemN++;
-            if (++j === to) break;
-            p = t[j];
-            if (p <= 0) break;
-            f = mem.folioFlagsUnchecked(ptePfn(p));
-            if (!mem.flagsOrder0(f) || ((f & PG.anon) === 0 && (p & PTE_DIRTY) !== 0)) break;
-          }
-          const r = tlb.zapSinglesRunTrusted(pfns, n, addr);
-          const k = r < 0 ? -r : r;
-          for (let q = i; q < i + k; q++) t[q] = 0;
-          if (k !== n) {
-            // The gather filled inside the run: count the pages it took.
-            anonN = 0;
-            shmemN = 0;
-            for (let q = 0; q < k; q++) {
-              const fq = mem.folioFlagsUnchecked(pfns[q]);
-              if ((fq & PG.anon) !== 0) anonN++;
-              else if ((fq & PG.swapbacked) !== 0) shmemN++;
-            }
-          }
-          c.ptesCleared += k;
-          c.presentBatches += k;
-          if (anonN !== 0) rss[MM_ANONPAGES] -= anonN;
-          if (shmemN !== 0) rss[MM_SHMEMPAGES] -= shmemN;
-          if (k - anonN - shmemN !== 0) rss[MM_FILEPAGES] -= k - anonN - shmemN;
-          if (r < 0) {
-            ctx.forceFlush = true;
-            ctx.forceFromFull = true;
-            return i + k;
-          }
-          i += k;
+          // (folio_pte_batch stops at 1 for each), in a function of its own.
+          const r = zapOrder0Run(ctx, t, i, to, addr, pte, f0);
+          if (r < 0) return -r;
+          i = r;
           continue;
         }
       }
