@@ -256,6 +256,8 @@ export function zapPtesFolioBatch(
       const fnr = mem.folioNrPagesUnchecked(head);
       let n = 1;
       let merged = pte;
+      // ptep_get_and_clear of the batch: each PTE is cleared as folio_pte_batch takes it in.
+      t[i] = 0;
       if (fnr > 1 && to - i > 1) {
         // folio_pte_batch: same folio, consecutive pfns, same write bit; dirty/young OR-merged.
         const fend = head + fnr;
@@ -264,12 +266,10 @@ export function zapPtesFolioBatch(
           const p = t[i + n];
           if (p <= 0 || ptePfn(p) !== pfn + n || pfn + n >= fend || (p & PTE_WRITE) !== wr) break;
           merged |= p;
+          t[i + n] = 0;
           n++;
         }
       }
-      // TypedArray#fill is a C++ builtin call: a loop is cheaper for the usual short runs.
-      if (n <= 64) for (let k = i; k < i + n; k++) t[k] = 0;
-      else t.fill(0, i, i + n);
       const idx = rssIndexOf(ctx, head);
       if (fused && (idx === MM_ANONPAGES || (merged & PTE_DIRTY) === 0)) {
         // The step-by-step sequence below with delay = false, in one gather call.
