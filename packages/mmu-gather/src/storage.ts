@@ -188,20 +188,41 @@ export abstract class BatchList {
   }
 }
 
-/** v6.5: one Int32 slot per page, `pfn << 2 | DELAY_RMAP`. */
-export class EncodedPageStorage extends BatchList {
-  readonly kind = "encoded-page" as const;
+/**
+ * The two encoded storages (v6.5, 7.x): one Int32Array of `encoded_page` slots per batch, delayed
+ * rmaps only in `local` and `active`. Only the decoding of a delayed entry differs.
+ */
+export abstract class EncodedStorage extends BatchList {
   readonly slots: Int32Array[] = [];
 
-  constructor(host: StorageHost, pageShift: number) {
-    super(host, "encoded-page", pageShift);
-    this.initLocal();
-  }
   protected allocArrays(max: number): void {
     this.slots.push(new Int32Array(max));
   }
   protected dropArrays(_b: number): void {
     this.slots.pop();
+  }
+
+  /** `tlb_flush_rmaps`: only `local` and `active` can hold delayed entries. */
+  flushRmaps(): number {
+    const host = this.host;
+    if (!host.delayedRmap) return 0;
+    let calls = this.flushRmapBatch(0);
+    if (this.active !== 0) calls += this.flushRmapBatch(this.active);
+    host.delayedRmap = false;
+    return calls;
+  }
+
+  /** `tlb_flush_rmap_batch` over batch b's delayed entries; returns rmap calls made. */
+  protected abstract flushRmapBatch(b: number): number;
+}
+
+/** v6.5: one Int32 slot per page, `pfn << 2 | DELAY_RMAP`. */
+export class EncodedPageStorage extends EncodedStorage {
+  readonly kind = "encoded-page" as const;
+
+  constructor(host: StorageHost, pageShift: number) {
+    super(host, "encoded-page", pageShift);
+    this.initLocal();
   }
 
   /** `__tlb_remove_page_size` (v6.5). Returns true when full. */
@@ -255,17 +276,9 @@ export class EncodedPageStorage extends BatchList {
     return this.queuedEntries();
   }
 
-  /** `tlb_flush_rmaps`: only `local` and `active` can hold delayed entries. */
-  flushRmaps(): number {
-    const host = this.host;
-    if (!host.delayedRmap) return 0;
-    let calls = this.flushRmapBatch(0);
-    if (this.active !== 0) calls += this.flushRmapBatch(this.active);
-    host.delayedRmap = false;
-    return calls;
-  }
-
-  private flushRmapBatch(b: number): number {
+  // v6.5 page_remove_rmap per page; the 7.x walk below decodes nr_pages pairs and calls
+  // folio_remove_rmap_ptes: kept apart as the kernels differ (primitive, counters, event).
+  protected flushRmapBatch(b: number): number {
     const e = this.slots[b];
     const n = this.nr[b];
     const mem = this.host.mem;
@@ -319,19 +332,12 @@ export class EncodedPageStorage extends BatchList {
 }
 
 /** 7.x: single pages in one slot, N pages of one folio in two (page|NR_PAGES_NEXT, nr << 2). */
-export class EncodedNrPagesStorage extends BatchList {
+export class EncodedNrPagesStorage extends EncodedStorage {
   readonly kind = "encoded-nr-pages" as const;
-  readonly slots: Int32Array[] = [];
 
   constructor(host: StorageHost, pageShift: number) {
     super(host, "encoded-nr-pages", pageShift);
     this.initLocal();
-  }
-  protected allocArrays(max: number): void {
-    this.slots.push(new Int32Array(max));
-  }
-  protected dropArrays(_b: number): void {
-    this.slots.pop();
   }
 
   /** `__tlb_remove_folio_pages_size` (7.x). Returns true when full. */
@@ -406,16 +412,7 @@ export class EncodedNrPagesStorage extends BatchList {
     return pages;
   }
 
-  flushRmaps(): number {
-    const host = this.host;
-    if (!host.delayedRmap) return 0;
-    let calls = this.flushRmapBatch(0);
-    if (this.active !== 0) calls += this.flushRmapBatch(this.active);
-    host.delayedRmap = false;
-    return calls;
-  }
-
-  private flushRmapBatch(b: number): number {
+  protected flushRmapBatch(b: number): number {
     const e = this.slots[b];
     const n = this.nr[b];
     const mem = this.host.mem;
