@@ -34,14 +34,16 @@ export const PRESETS: Readonly<Record<string, Preset>> = {
   },
   "exit-kernel-build": {
     summary:
-      "a compiler-like process: order-3 anon heap, private file text, a few swapped-out pages; it exits",
+      "a compiler-like process: order-3 anon heap, private file text, a few swapped-out pages, forked children that exec'd and exited; then it exits",
     build: (o) => ({
       name: "exit-kernel-build",
       description:
         "exit of a process shaped like a compiler job (the 2023 series' kernel-build workload): exec'd by " +
-        "make, so its heap is its own (freed at exit) while the page cache keeps the file text",
+        "make, so its heap is its own (freed at exit) while the page cache keeps the file text; it forked two " +
+        "children (fork + exec, like a compiler driver's cc1 and as) that have exited before it does",
       seed: o.seed ?? 1,
       cpus: o.cpus ?? 2,
+      exitedChildren: 2,
       vmas: [
         {
           name: "heap",

@@ -193,6 +193,12 @@ export const ScenarioSchema = z
     touch: Fraction.default(1),
     fork: Bool.default(false),
     target: z.enum(["parent", "child"], { error: "expected parent or child" }).default("parent"),
+    exitedChildren: z
+      .number({ error: "expected an integer from 0 to 8" })
+      .int({ error: "expected an integer from 0 to 8" })
+      .min(0, { error: "expected an integer from 0 to 8" })
+      .max(8, { error: "expected an integer from 0 to 8" })
+      .default(0),
     vmas: z
       .array(Vma, { error: "expected a list of VMAs" })
       .min(1, { error: "expected at least one VMA" })

@@ -138,6 +138,7 @@ export function toScenarioSpec(s: Scenario, variant: VariantName, arch: ArchName
     vmas,
     fork: s.fork,
     target: s.target,
+    exitedChildren: s.exitedChildren,
     cpus: s.cpus,
     tlbEntries: s.tlbEntries,
     touch: s.touch,

@@ -8,7 +8,7 @@ import type { TrailEventSink } from "./checker.js";
 import { TeardownError } from "./errors.js";
 import { createMachine, type Machine } from "./machine.js";
 import type { Mm } from "./mm.js";
-import { type OpResult, startOp, type TeardownOp, type VariantSpec } from "./ops.js";
+import { exitMmap, type OpResult, startOp, type TeardownOp, type VariantSpec } from "./ops.js";
 import { buildReport, type LayerSnapshot, snapshotLayers, type TeardownReport } from "./report.js";
 import { createRng, type Rng } from "./rng.js";
 import type { Vma, VmaKind } from "./vma.js";
@@ -72,6 +72,13 @@ export interface ScenarioSpec {
   readonly fork?: boolean;
   /** Which mm the operation tears down when forked. */
   readonly target?: "parent" | "child";
+  /**
+   * Children forked after the workload is built (fault-in, swap-out) that exit again before the
+   * operation, as the fork + exec children of make or a compiler driver do: their page tables and
+   * mapcounts come and go, and their own exit_mmap is part of building the workload, not measured
+   * (default 0).
+   */
+  readonly exitedChildren?: number;
   /** CPUs running threads of the target mm (default 0). */
   readonly cpus?: number;
   /** TLB entries per CPU (default 2048). */
@@ -153,6 +160,10 @@ export function buildScenario(spec: ScenarioSpec): BuiltScenario {
     const f = spec.vmas[i].swapFraction ?? 0;
     if (f > 0) swapOut(parent, f, spec.vmas[i].keepInSwapCache === true, rng);
   }
+  const exited = spec.exitedChildren ?? 0;
+  if (!Number.isInteger(exited) || exited < 0 || exited > 64)
+    fail(`exitedChildren must be an integer in [0, 64], got ${exited}`);
+  for (let i = 0; i < exited; i++) exitMmap(forkMm(parent), { variant: spec.variant, walk: spec.walk });
   const target = spec.target === "child" ? (child ?? fail("target 'child' needs fork: true")) : parent;
   const cpus = spec.cpus ?? 0;
   for (let c = 0; c < cpus; c++) touch(target, c, spec.touch ?? 1, rng);

@@ -2,7 +2,7 @@ import { genericArch } from "@mmgather/arch-generic";
 import { s390Arch } from "@mmgather/arch-s390";
 import { maxQueuedEntries } from "@mmgather/mmu-gather";
 import { describe, expect, it } from "vitest";
-import { runScenario, type ScenarioSpec } from "../index.js";
+import { buildScenario, runBuilt, runScenario, type ScenarioSpec } from "../index.js";
 
 const variants = ["encoded-page", "contig-range", "encoded-nr-pages"] as const;
 const arches = [genericArch, s390Arch];
@@ -148,5 +148,32 @@ describe("ground truth the real kernel shows", () => {
       expect(r.pagesFreed).toBe(r.counters.walk.tablesFreed.reduce((a, b) => a + b, 0));
       expect(r.finalState.problems).toEqual([]);
     }
+  });
+});
+
+describe("children forked and exited before the operation (fork + exec)", () => {
+  for (const variant of variants)
+    it(`${variant}: leave the parent's memory as it was, and its exit does the same gather work`, () => {
+      const spec: ScenarioSpec = { ...base("exit"), variant };
+      const alone = buildScenario(spec);
+      const forked = buildScenario({ ...spec, exitedChildren: 2 });
+      expect(forked.machine.mms.filter((mm) => !mm.dead)).toHaveLength(1);
+      const a = runBuilt(alone, spec);
+      const f = runBuilt(forked, { ...spec, exitedChildren: 2 });
+      expect(f.violations).toEqual([]);
+      expect(f.finalState.problems).toEqual([]);
+      // The children's mappings, swap references and page tables left nothing behind. (Before the
+      // parent's exit the states differ only in the per-CPU LRU-add batch, which each child's
+      // exit_mmap drained with lru_add_drain, as the kernel's does.)
+      expect(forked.machine.mem.stateDigest()).toBe(alone.machine.mem.stateDigest());
+      expect(forked.machine.swap!.stateDigest()).toBe(alone.machine.swap!.stateDigest());
+      expect(f.counters.gather).toEqual(a.counters.gather);
+      expect(f.pagesTornDown).toBe(a.pagesTornDown);
+      expect(f.foliosFreed).toBe(a.foliosFreed);
+    });
+
+  it("rejects a negative or fractional count", () => {
+    expect(() => buildScenario({ ...base("exit"), exitedChildren: -1 })).toThrow(/exitedChildren/);
+    expect(() => buildScenario({ ...base("exit"), exitedChildren: 1.5 })).toThrow(/exitedChildren/);
   });
 });
