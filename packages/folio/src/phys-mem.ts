@@ -1333,6 +1333,7 @@ export class PhysMem {
    */
   pageRemoveRmapPtesUnchecked(head: number, pfn: number, nr: number): void {
     // An order-0 folio still mapped: small enough for the callers' compilers to inline.
+    // Copied in the three unchecked removals on purpose: a shared helper costs hot callers an inline level.
     const f = this.flags[head];
     if ((f & (ORDER_MASK << ORDER_SHIFT)) === 0 && nr === 1 && !DEBUG_VM) {
       const mc = this.mapcount;
@@ -1462,6 +1463,7 @@ export class PhysMem {
    */
   folioRemoveRmapRangeUnchecked(head: number, pfn: number, nr: number, vmaLocked = false): void {
     // An order-0 folio still mapped: small enough for the callers' compilers to inline.
+    // Copied in the three unchecked removals on purpose: a shared helper costs hot callers an inline level.
     const f = this.flags[head];
     if ((f & (F_HEAD | (ORDER_MASK << ORDER_SHIFT))) === F_HEAD && !vmaLocked && !DEBUG_VM) {
       const mc = this.mapcount;
@@ -1531,6 +1533,7 @@ export class PhysMem {
    */
   folioRemoveRmapPtesUnchecked(head: number, pfn: number, nr: number, vmaLocked = false): void {
     // An order-0 folio still mapped: small enough for the callers' compilers to inline.
+    // Copied in the three unchecked removals on purpose: a shared helper costs hot callers an inline level.
     const f = this.flags[head];
     if ((f & (F_HEAD | (ORDER_MASK << ORDER_SHIFT))) === F_HEAD && !vmaLocked && !DEBUG_VM) {
       const mc = this.mapcount;
