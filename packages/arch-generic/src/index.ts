@@ -16,12 +16,7 @@ export { arm64AltraCost, arm64AltraPriorCost, x86_64Xeon4210rCost } from "./prof
  */
 export const genericArch: ArchTlb = defineArch({
   name: "generic",
-  noGather: false,
-  mergeVmas: false,
-  delayRmap: true,
-  batchRmap: true,
-  tableFree: "rcu",
-  tableInvalidate: true,
+  // noGather, mergeVmas, delayRmap, batchRmap, tableFree, tableInvalidate: genericArchDefaults.
   fullFlushCeiling: 33,
   geometry: {
     pageShift: 12,
