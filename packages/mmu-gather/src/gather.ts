@@ -472,6 +472,7 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
     const e = addr + (k - 1) * 4096 + this.pageSize;
     if (e > this.end) this.end = e;
     this.clearedPtes = true;
+    // Not zapPresentTrusted's block: k per-page calls (one per PTE taken), not one call of nr pages.
     if (rmapNow) {
       const mem = this.mem;
       const c = this.counters;
