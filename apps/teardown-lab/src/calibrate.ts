@@ -15,6 +15,7 @@
 //  - θ_free ≥ 0: exact NNLS, solving least squares on every subset of the free terms (2^k normal
 //    equations) and keeping the best non-negative solution. Fitted values are rounded to 0.01 ns.
 import { readFileSync } from "node:fs";
+import type { PcpPolicy } from "@mmgather/folio";
 import type { CostProfile, CostTermName } from "@mmgather/mmu-gather";
 import { COST_TERMS } from "@mmgather/teardown";
 import { PRESETS } from "./presets.js";
@@ -53,6 +54,15 @@ export type CalibrationTable = {
   readonly priors: string;
   readonly free: readonly CostTermName[];
   readonly ridge: number;
+  /**
+   * Page-allocator free-side rules of the kernel the table was measured on (default "v6.5"), and
+   * its PCPF_FREE_HIGH_BATCH (v6.7 policy; default false): every point of the table runs on a machine
+   * with these (`ScenarioSpec.pcpPolicy` / `pcpFreeHighBatch`).
+   */
+  readonly pcpPolicy?: PcpPolicy;
+  readonly pcpFreeHighBatch?: boolean;
+  /** Which kernel that is and why (documentation only). */
+  readonly kernel?: string;
 } & (
   | { readonly kind: "absolute"; readonly points: readonly AbsolutePoint[] }
   | { readonly kind: "relative"; readonly points: readonly RelativePoint[] }
@@ -72,15 +82,28 @@ for (const t of COST_TERMS) for (const c of t.counters) TERM_OF.set(c, t.name);
 type Counters = Readonly<Record<string, number>>;
 const cache = new Map<string, Counters>();
 
-/** Teardown counters of a preset run (generic adapter), memoised per process. */
-export function pointCounters(preset: string, folio: string, variant: VariantName): Counters {
-  const key = `${preset}/${folio}/${variant}`;
+/** The machine's kernel a table was measured on (see `CalibrationTable.pcpPolicy`). */
+export interface TableKernel {
+  readonly pcpPolicy?: PcpPolicy;
+  readonly pcpFreeHighBatch?: boolean;
+}
+
+/** Teardown counters of a preset run (generic adapter) on the table's kernel, memoised per process. */
+export function pointCounters(
+  preset: string,
+  folio: string,
+  variant: VariantName,
+  kernel: TableKernel = {},
+): Counters {
+  const pcpPolicy = kernel.pcpPolicy ?? "v6.5";
+  const pcpFreeHighBatch = kernel.pcpFreeHighBatch ?? false;
+  const key = `${preset}/${folio}/${variant}/${pcpPolicy}/${pcpFreeHighBatch}`;
   let c = cache.get(key);
   if (c === undefined) {
     const p = PRESETS[preset];
     if (p === undefined) throw new Error(`calibration point uses unknown preset ${preset}`);
     const s = validateScenario(p.build({ folio }), `preset ${preset}`);
-    c = runOne(s, variant, "generic").result.counters;
+    c = runOne(s, variant, "generic", { override: { pcpPolicy, pcpFreeHighBatch } }).result.counters;
     cache.set(key, c);
   }
   return c;
@@ -186,7 +209,7 @@ export function fit(table: CalibrationTable): FitResult {
   const b: number[] = [];
   if (table.kind === "absolute") {
     for (const pt of table.points) {
-      const v = termVector(pointCounters(pt.preset, pt.folio, pt.variant), "all");
+      const v = termVector(pointCounters(pt.preset, pt.folio, pt.variant, table), "all");
       const y = pt.seconds * 1e9;
       const fixed = dot(v, { ...prior, ...Object.fromEntries(free.map((f) => [f, 0])) });
       A.push(free.map((f) => v[f] / y));
@@ -194,8 +217,8 @@ export function fit(table: CalibrationTable): FitResult {
     }
   } else {
     for (const pt of table.points) {
-      const va = termVector(pointCounters(pt.preset, pt.folio, pt.from), pt.counters);
-      const vb = termVector(pointCounters(pt.preset, pt.folio, pt.to), pt.counters);
+      const va = termVector(pointCounters(pt.preset, pt.folio, pt.from, table), pt.counters);
+      const vb = termVector(pointCounters(pt.preset, pt.folio, pt.to, table), pt.counters);
       const norm = dot(va, prior);
       const d = {} as Record<CostTermName, number>;
       for (const t of COST_TERMS) d[t.name] = (vb[t.name] - (1 + pt.change) * va[t.name]) / norm;
@@ -274,7 +297,7 @@ export function fidelity(table: CalibrationTable, profile: CostProfile): Fidelit
   if (table.kind === "absolute") {
     const base = new Map<string, { v: Record<CostTermName, number>; pred: number; pub: number }>();
     for (const pt of table.points) {
-      const v = termVector(pointCounters(pt.preset, pt.folio, pt.variant), "all");
+      const v = termVector(pointCounters(pt.preset, pt.folio, pt.variant, table), "all");
       const pred = dot(v, profile);
       const pub = pt.seconds * 1e9;
       if (pt.folio === "4K") base.set(pt.variant, { v, pred, pub });
@@ -295,7 +318,7 @@ export function fidelity(table: CalibrationTable, profile: CostProfile): Fidelit
     for (const pt of table.points) {
       const b = base.get(pt.variant);
       if (b === undefined || pt.folio === "4K") continue;
-      const v = termVector(pointCounters(pt.preset, pt.folio, pt.variant), "all");
+      const v = termVector(pointCounters(pt.preset, pt.folio, pt.variant, table), "all");
       const pred = dot(v, profile) / b.pred;
       const pub = (pt.seconds * 1e9) / b.pub;
       const err = (100 * (pred - pub)) / pub;
@@ -316,8 +339,8 @@ export function fidelity(table: CalibrationTable, profile: CostProfile): Fidelit
     }
   } else {
     for (const pt of table.points) {
-      const va = termVector(pointCounters(pt.preset, pt.folio, pt.from), pt.counters);
-      const vb = termVector(pointCounters(pt.preset, pt.folio, pt.to), pt.counters);
+      const va = termVector(pointCounters(pt.preset, pt.folio, pt.from, table), pt.counters);
+      const vb = termVector(pointCounters(pt.preset, pt.folio, pt.to, table), pt.counters);
       const a = dot(va, profile);
       const pred = a === 0 ? 0 : (dot(vb, profile) - a) / a;
       const err = 100 * (pred - pt.change);

@@ -19,6 +19,16 @@ export const PCP_BATCH = 63;
 export const PCP_HIGH = 414;
 
 /**
+ * `pcp->high_max` of the modelled zone under the v6.7+ pcp policy: `zone_highsize` with
+ * MIN_PERCPU_PAGELIST_HIGH_FRACTION (8) = managed / 8 / CPUs of the node = 4,194,304 / 8 / 20 (same
+ * assumed zone as {@link PCP_HIGH}, which is v6.7's `high_min`). Not exported from the package.
+ */
+export const PCP_HIGH_MAX_V67 = 26214;
+
+/** CONFIG_PCP_BATCH_SCALE_MAX (default 5): caps `free_count` and a `free_high` drain at batch << 5. Not exported from the package. */
+export const PCP_BATCH_SCALE_MAX = 5;
+
+/**
  * Exact primitive counters of one `PhysMem`. Every field is a plain number incremented by the
  * primitives listed in its comment; `resetCounters()` zeroes all of them.
  *
@@ -85,7 +95,7 @@ export class FolioCounters {
   pcpLockAcquisitions = 0;
   /** +1 per `zone->lock` acquisition on the free side: `free_one_page` of an order pcp lists do not take (4 … pageblock_order-1, via `__free_pages_ok` / `free_unref_folios`), and every `free_pcppages_bulk`. */
   zoneLockAcquisitions = 0;
-  /** +1 per `free_pcppages_bulk` (pcp count reached `high`; v6.5 `nr_pcp_high` / `nr_pcp_free` with `free_factor`). */
+  /** +1 per `free_pcppages_bulk` (pcp count reached `high`; v6.5 `nr_pcp_high` / `nr_pcp_free` with `free_factor`, or under `pcpPolicy: "v6.7"` with `free_count`, auto-tuned `high` and the PCPF_* flags). */
   pcpBulkDrains = 0;
   /** +nr per pcp entry of nr pages handed to the buddy by `free_pcppages_bulk` (pages). */
   pcpPagesDrained = 0;

@@ -20,5 +20,11 @@ export type { FolioCounterName } from "./counters.js";
 export { FolioCounters, PCP_BATCH, PCP_HIGH, resetFolioCounters } from "./counters.js";
 export type { FolioErrorCode } from "./errors.js";
 export { FolioError, isFolioError } from "./errors.js";
-export type { AddressSpaceOptions, AllocOptions, FreeObserver, PhysMemConfig } from "./phys-mem.js";
+export type {
+  AddressSpaceOptions,
+  AllocOptions,
+  FreeObserver,
+  PcpPolicy,
+  PhysMemConfig,
+} from "./phys-mem.js";
 export { createPhysMem, PhysMem } from "./phys-mem.js";

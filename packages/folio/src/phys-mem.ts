@@ -10,8 +10,18 @@
 //    list just added to); other orders take the zone lock in `free_one_page`. The pcp lists are modelled
 //    by their entry counts only: pages merge into the buddy at once, so the state digest is canonical.
 //    An allocation of a pcp order consumes one entry if its list has one and halves `free_factor`
-//    (`rmqueue_pcplist`); refills (`rmqueue_bulk`) are not modelled. 6.7+'s auto-tuned `high`,
-//    `free_count` and PCPF_* flags are not modelled.
+//    (`rmqueue_pcplist`); refills (`rmqueue_bulk`) are not modelled.
+//    `pcpPolicy: "v6.7"` follows the v6.7/v6.8 free side instead (Huang Ying's "mm: PCP high
+//    auto-tuning" and "reduce detecting time of consecutive high order page freeing"):
+//    `free_unref_page_commit` with `pcp->free_count` (+2^order per free while < batch << 5, halved
+//    per pcp-order allocation), PCPF_PREV_FREE_HIGH_ORDER (last free was order 1..3) and
+//    PCPF_FREE_HIGH_BATCH (`pcpFreeHighBatch`: the per-CPU LLC slice exceeds 3 × batch pages);
+//    `nr_pcp_high` with `high_min` = PCP_HIGH, `high_max` = PCP_HIGH_MAX_V67, raised to
+//    free_count + batch when count ≥ high and lowered by batch << 5 on a free_high drain;
+//    `nr_pcp_free` = min(count, batch << 5) for free_high, else clamp(free_count, batch, high - batch).
+//    Assumed: ZONE_RECLAIM_ACTIVE and ZONE_BELOW_HIGH clear (free memory above the high watermark).
+//    Not modelled: the allocation side's `nr_pcp_alloc` (alloc_factor, raising `high` on refill) and
+//    the vmstat worker's `decay_pcp_high` (time based); `high` starts at high_min.
 //    memcg uncharge is counted per `uncharge_batch` (per memcg run of a freed list / folio batch).
 //  * struct page / struct folio (include/linux/mm_types.h): refcount, per-page `_mapcount` (stored -1 for
 //    "unmapped"), `_entire_mapcount`, `_nr_pages_mapped` with COMPOUND_MAPPED, `_large_mapcount`, flags,
@@ -68,7 +78,14 @@ import {
   PG_MANAGED_MASK,
   SWAP_CLUSTER_MAX,
 } from "./constants.js";
-import { FolioCounters, PCP_BATCH, PCP_HIGH, resetFolioCounters } from "./counters.js";
+import {
+  FolioCounters,
+  PCP_BATCH,
+  PCP_BATCH_SCALE_MAX,
+  PCP_HIGH,
+  PCP_HIGH_MAX_V67,
+  resetFolioCounters,
+} from "./counters.js";
 import { FolioError, type FolioErrorCode } from "./errors.js";
 import {
   DEBUG_VM,
@@ -93,7 +110,22 @@ export interface PhysMemConfig {
   nrMemcgs?: number;
   /** Order of a PMD-sized folio (default 9: 2 MiB on x86_64; 8 on s390). */
   pmdOrder?: number;
+  /**
+   * Free-side rules of the per-CPU page lists (default "v6.5"): "v6.5" (`free_factor`, `free_high`
+   * after any drain) or "v6.7" (v6.7+ `free_count`, auto-tuned `high`, PCPF_* flags). A property of
+   * the kernel the machine runs, not of the gather variant.
+   */
+  pcpPolicy?: PcpPolicy;
+  /**
+   * v6.7 policy only: PCPF_FREE_HIGH_BATCH, set by `zone_pcp_update_cacheinfo` when the CPU's LLC
+   * slice (`per_cpu_data_slice_size` = LLC size / CPUs sharing it) exceeds 3 × batch pages (189 pages,
+   * 756 KiB). Default false. With it, a free_high drain waits until `pcp->count` ≥ batch.
+   */
+  pcpFreeHighBatch?: boolean;
 }
+
+/** Free-side rules of the per-CPU page lists, by the kernel release that introduced them. */
+export type PcpPolicy = "v6.5" | "v6.7";
 
 /** Options of {@link PhysMem.allocFolio}. */
 export interface AllocOptions {
@@ -188,8 +220,16 @@ export class PhysMem {
   private readonly pcpCount: Int32Array;
   /** Per node × PCP_LISTS: entries on each movable pcp list. */
   private readonly pcpEntries: Int32Array;
-  /** Per node: v6.5 `pcp->free_factor`. */
+  /** Per node: v6.5 `pcp->free_factor`; under the v6.7 policy `pcp->free_count`. */
   private readonly pcpFreeFactor: Int32Array;
+  /** v6.7 policy: per node `pcp->high` (auto-tuned, in [PCP_HIGH, PCP_HIGH_MAX_V67]). */
+  private readonly pcpHigh: Int32Array;
+  /** v6.7 policy: per node PCPF_PREV_FREE_HIGH_ORDER (1 = the last pcp free was of order 1..3). */
+  private readonly pcpPrevHighOrder: Uint8Array;
+  /** True under `pcpPolicy: "v6.7"`. */
+  private readonly pcpV67: boolean;
+  /** v6.7 policy: PCPF_FREE_HIGH_BATCH. */
+  private readonly pcpFreeHighBatch: boolean;
   /** Folios freed by one 7.x folios_put_refs batch. */
   private readonly batchFree: Int32Array;
 
@@ -224,6 +264,13 @@ export class PhysMem {
       fail("EINVAL", m, `nrMemcgs must be an integer in 1..${MAX_MEMCGS}, got ${String(nrMemcgs)}`);
     if (!isInt(pmdOrder) || pmdOrder < 1 || pmdOrder > MAX_PAGE_ORDER)
       fail("EINVAL", m, `pmdOrder must be an integer in 1..${MAX_PAGE_ORDER}, got ${String(pmdOrder)}`);
+    const pcpPolicy = config.pcpPolicy ?? "v6.5";
+    if (pcpPolicy !== "v6.5" && pcpPolicy !== "v6.7")
+      fail("EINVAL", m, `pcpPolicy must be "v6.5" or "v6.7", got ${String(pcpPolicy)}`);
+    const fhb = config.pcpFreeHighBatch ?? false;
+    if (typeof fhb !== "boolean") fail("EINVAL", m, `pcpFreeHighBatch must be a boolean, got ${String(fhb)}`);
+    this.pcpV67 = pcpPolicy === "v6.7";
+    this.pcpFreeHighBatch = fhb;
     this.nrPages = nrPages;
     this.nrNodes = nrNodes;
     this.nrMemcgs = nrMemcgs;
@@ -247,6 +294,8 @@ export class PhysMem {
     this.pcpCount = new Int32Array(nrNodes);
     this.pcpEntries = new Int32Array(nrNodes * PCP_LISTS);
     this.pcpFreeFactor = new Int32Array(nrNodes);
+    this.pcpHigh = new Int32Array(nrNodes).fill(PCP_HIGH);
+    this.pcpPrevHighOrder = new Uint8Array(nrNodes);
     this.nrFree = nrPages;
     this.flags.fill(F_FREE);
     for (let node = 0; node < nrNodes; node++) {
@@ -600,6 +649,21 @@ export class PhysMem {
     }
     // pcpCommit(0, 0) per page (order 0 never takes the free_high path). The pcp lists are counts
     // only, independent of the buddy lists, so their commits run in a loop of their own.
+    if (this.pcpV67) this.pcpCommitOrder0V67(n);
+    else this.pcpCommitOrder0V65(n);
+    this.nrFree += n;
+    const c = this.counters;
+    c.metadataLines += n + merges;
+    c.buddyMerges += merges;
+    c.foliosFreed += n;
+    c.pagesFreed += n;
+    c.pcpFrees += n;
+    this.freedFoliosTotal += n;
+    this.freedPagesTotal += n;
+  }
+
+  /** `n` v6.5 order-0 commits on node 0 (counters other than the drains' are the caller's). */
+  private pcpCommitOrder0V65(n: number): void {
     const pcpEntries = this.pcpEntries;
     const pcpCount = this.pcpCount;
     let entries = pcpEntries[0];
@@ -617,15 +681,39 @@ export class PhysMem {
     }
     pcpEntries[0] = entries;
     pcpCount[0] = count;
-    this.nrFree += n;
-    const c = this.counters;
-    c.metadataLines += n + merges;
-    c.buddyMerges += merges;
-    c.foliosFreed += n;
-    c.pagesFreed += n;
-    c.pcpFrees += n;
-    this.freedFoliosTotal += n;
-    this.freedPagesTotal += n;
+  }
+
+  /**
+   * `n` v6.7 order-0 commits on node 0: each clears PCPF_PREV_FREE_HIGH_ORDER, adds 1 to `free_count`
+   * while below batch << 5, and runs the `nr_pcp_high` tail when `count` ≥ `high`.
+   */
+  private pcpCommitOrder0V67(n: number): void {
+    if (n === 0) return;
+    this.pcpPrevHighOrder[0] = 0;
+    const pcpEntries = this.pcpEntries;
+    const pcpCount = this.pcpCount;
+    const fcMax = PCP_BATCH << PCP_BATCH_SCALE_MAX;
+    let entries = pcpEntries[0];
+    let count = pcpCount[0];
+    let fc = this.pcpFreeFactor[0];
+    let high = this.pcpHigh[0];
+    for (let i = 0; i < n; i++) {
+      entries++;
+      count++;
+      if (fc < fcMax) fc++;
+      if (count >= high) {
+        pcpEntries[0] = entries;
+        pcpCount[0] = count;
+        this.pcpFreeFactor[0] = fc;
+        this.pcpDrainHighV67(0, 0, count, fc);
+        entries = pcpEntries[0];
+        count = pcpCount[0];
+        high = this.pcpHigh[0];
+      }
+    }
+    pcpEntries[0] = entries;
+    pcpCount[0] = count;
+    this.pcpFreeFactor[0] = fc;
   }
 
   /**
@@ -633,6 +721,10 @@ export class PhysMem {
    * when `pcp->count` ≥ `nr_pcp_high`, drain `nr_pcp_free` pages with `free_pcppages_bulk`.
    */
   private pcpCommit(node: number, order: number): void {
+    if (this.pcpV67) {
+      this.pcpCommitV67(node, order);
+      return;
+    }
     const li = order <= COSTLY_ORDER ? order : PCP_LISTS - 1;
     this.counters.pcpFrees++;
     this.pcpEntries[node * PCP_LISTS + li]++;
@@ -656,6 +748,55 @@ export class PhysMem {
     const b = PCP_BATCH << ff;
     if (b < maxFree) this.pcpFreeFactor[node] = ff + 1;
     this.pcpBulkFree(node, Math.min(b, maxFree), li);
+  }
+
+  /**
+   * v6.7+ `free_unref_page_commit` (pcp lock held by the caller): add the entry; decide `free_high`
+   * from `free_count` ≥ batch, PCPF_PREV_FREE_HIGH_ORDER and (with PCPF_FREE_HIGH_BATCH) `count` ≥
+   * batch, for orders 1..COSTLY_ORDER; bump `free_count`; then `nr_pcp_high` / `nr_pcp_free`.
+   */
+  private pcpCommitV67(node: number, order: number): void {
+    const li = order <= COSTLY_ORDER ? order : PCP_LISTS - 1;
+    this.counters.pcpFrees++;
+    this.pcpEntries[node * PCP_LISTS + li]++;
+    const nr = 1 << order;
+    const count = this.pcpCount[node] + nr;
+    this.pcpCount[node] = count;
+    const fc = this.pcpFreeFactor[node];
+    let freeHigh = false;
+    if (order !== 0 && order <= COSTLY_ORDER) {
+      freeHigh =
+        fc >= PCP_BATCH &&
+        this.pcpPrevHighOrder[node] !== 0 &&
+        (!this.pcpFreeHighBatch || count >= PCP_BATCH);
+      this.pcpPrevHighOrder[node] = 1;
+    } else this.pcpPrevHighOrder[node] = 0;
+    const fcMax = PCP_BATCH << PCP_BATCH_SCALE_MAX;
+    const fc2 = fc < fcMax ? fc + nr : fc;
+    this.pcpFreeFactor[node] = fc2;
+    if (freeHigh) {
+      // nr_pcp_high(free_high): high drops by batch << 5 (not below high_min) and 0 is returned, so
+      // nr_pcp_free drains min(count, batch << 5).
+      const h = this.pcpHigh[node] - fcMax;
+      this.pcpHigh[node] = Math.max(h, PCP_HIGH);
+      this.pcpBulkFree(node, fcMax, li);
+      return;
+    }
+    if (count >= this.pcpHigh[node]) this.pcpDrainHighV67(node, li, count, fc2);
+  }
+
+  /**
+   * The `count ≥ high` tail of v6.7 `nr_pcp_high` (no reclaim, zone above the high watermark: raise
+   * `high` to free_count + batch within [high_min, high_max]) and `nr_pcp_free` (clamp(free_count,
+   * batch, old high − batch) pages).
+   */
+  private pcpDrainHighV67(node: number, li: number, count: number, fc: number): void {
+    const high = this.pcpHigh[node];
+    if (count < high) return;
+    const need = fc + PCP_BATCH;
+    if (high < need) this.pcpHigh[node] = Math.min(need, PCP_HIGH_MAX_V67);
+    const maxFree = high - PCP_BATCH;
+    this.pcpBulkFree(node, Math.max(PCP_BATCH, Math.min(fc, maxFree)), li);
   }
 
   /**

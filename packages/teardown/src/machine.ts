@@ -1,7 +1,7 @@
 // Models: the machine a process runs on — physical memory (PhysMem), swap devices (SwapSpace), the
 // CPUs with their TLBs, and the arch adapter (asm/tlb.h). Omits: NUMA placement, memcg limits.
 import { genericArch } from "@mmgather/arch-generic";
-import { createPhysMem, type PhysMem } from "@mmgather/folio";
+import { createPhysMem, type PcpPolicy, type PhysMem } from "@mmgather/folio";
 import { type ArchTlb, createTlbMm, type GatherEventSink } from "@mmgather/mmu-gather";
 import { createSwapSpace, type SwapSpace } from "@mmgather/swapcache";
 import { Checker, type TrailEvent, type TrailEventSink } from "./checker.js";
@@ -29,6 +29,13 @@ export interface MachineConfig {
   readonly checker?: boolean;
   /** Events kept in a violation's trail (default 32). */
   readonly trailLength?: number;
+  /**
+   * Page-allocator free-side rules of the kernel the machine runs (default "v6.5"; see
+   * `PhysMemConfig.pcpPolicy`): a property of the machine, not of the gather variant.
+   */
+  readonly pcpPolicy?: PcpPolicy;
+  /** v6.7 policy: PCPF_FREE_HIGH_BATCH (LLC slice per CPU > 3 × batch pages; default false). */
+  readonly pcpFreeHighBatch?: boolean;
 }
 
 /** Physical memory, swap, CPUs, arch and the mms living on them. */
@@ -88,7 +95,12 @@ export class Machine {
     this.arch = arch;
     this.geometry = geometryForArch(arch);
     this.nrPages = pages;
-    this.mem = createPhysMem({ nrPages: pages, pmdOrder: log2(this.geometry.ptrsPerPte) });
+    this.mem = createPhysMem({
+      nrPages: pages,
+      pmdOrder: log2(this.geometry.ptrsPerPte),
+      pcpPolicy: config.pcpPolicy,
+      pcpFreeHighBatch: config.pcpFreeHighBatch,
+    });
     const swapSlots = Math.floor((config.swapBytes ?? 0) / 4096);
     this.swap = swapSlots > 0 ? createSwapSpace(this.mem, { devices: [{ nrSlots: swapSlots + 1 }] }) : null;
     const cpus = config.cpus ?? 0;

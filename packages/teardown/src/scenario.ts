@@ -2,6 +2,7 @@
 // swap-out, mlock, CPU accesses), run one teardown operation (or two threads interleaved at
 // page-table-lock granularity, with the kernel's nested-flush rule), and report.
 // Omits: YAML parsing (the CLI app's job); specs are plain objects.
+import type { PcpPolicy } from "@mmgather/folio";
 import type { ArchTlb, BatchAllocPolicy, CostProfile, GatherCounters } from "@mmgather/mmu-gather";
 import { createGatherCounters } from "@mmgather/mmu-gather";
 import type { TrailEventSink } from "./checker.js";
@@ -87,6 +88,10 @@ export interface ScenarioSpec {
   readonly touch?: number;
   /** Safety checker (default: on when CPUs are modelled). */
   readonly checker?: boolean;
+  /** Page-allocator free-side rules of the machine's kernel (`MachineConfig.pcpPolicy`, default "v6.5"). */
+  readonly pcpPolicy?: PcpPolicy;
+  /** `MachineConfig.pcpFreeHighBatch` (v6.7 policy only; default false). */
+  readonly pcpFreeHighBatch?: boolean;
   /** The operation. */
   readonly op: OpSpec;
   /** A second thread's operation, run concurrently with `op` on another CPU (munmap / madvise only). */
@@ -130,6 +135,8 @@ export function buildScenario(spec: ScenarioSpec): BuiltScenario {
     cpus: spec.cpus,
     tlbEntries: spec.tlbEntries,
     checker: spec.checker,
+    pcpPolicy: spec.pcpPolicy,
+    pcpFreeHighBatch: spec.pcpFreeHighBatch,
   });
   const parent = machine.createMm();
   const vmas: Vma[] = [];
