@@ -12,7 +12,8 @@ import { defaultCost } from "@mmgather/mmu-gather";
  * Intel Xeon Silver 4210R (Cascade Lake, 2.4 GHz base / 3.2 GHz turbo): `defaultCost` priors with
  * `atomic`, `pageMapcount`, `folioFree` and `zoneLock` fitted by non-negative least squares to David
  * Hildenbrand's 2024 munmap table (18 points). `zoneLock` multiplies the page allocator's zone-lock
- * round trips (v6.5 pcp watermarks, `free_one_page` of orders 4–8); `splitQueueLock` stays at its prior
+ * round trips (v6.7+ pcp free side — `pcpPolicy: "v6.7"`, PCPF_FREE_HIGH_BATCH clear —, `free_one_page`
+ * of orders 4–8); `splitQueueLock` stays at its prior
  * (left free, NNLS drives it to 0 ns, which no spinlock costs).
  * Command: `teardown-lab calibrate x86-64-4210r` (apps/teardown-lab/calibration/x86-64-4210r.json).
  */
@@ -24,9 +25,9 @@ export const x86_64Xeon4210rCost: CostProfile = {
     "to the munmap table of 'mm/memory: optimize unmap/zap with PTE-mapped THP' (Xeon Silver 4210R): " +
     "teardown-lab calibrate x86-64-4210r",
   atomic: 12.92,
-  pageMapcount: 31.3,
-  folioFree: 124.28,
-  zoneLock: 93.04,
+  pageMapcount: 31.35,
+  folioFree: 124.52,
+  zoneLock: 92.43,
 };
 
 /**
