@@ -51,6 +51,8 @@ export abstract class BatchList {
   readonly maxGatherBatchCount: number;
   /** Why the last `nextBatch` failed. */
   fullReason: ForcedFlushReason = "batchLimit";
+  /** Set by the subclasses' run-queueing calls (`addRun`, `addSinglesRun`, `addRunHead`): their last page filled the gather. */
+  runFull = false;
   protected readonly host: StorageHost;
   /** Decoded pfns of one free chunk (release_pages argument). */
   protected readonly scratchPfns = new Int32Array(MAX_NR_FOLIOS_PER_FREE + 1);
@@ -239,9 +241,6 @@ export class EncodedPageStorage extends EncodedStorage {
     return false;
   }
 
-  /** Set by {@link addRun}: its last page filled the gather. */
-  runFull = false;
-
   /**
    * {@link add}`(pfn + j, false)` for j = 0, 1, … < nr until one reports full, with the writes of a
    * batch in one loop. Returns the pages queued; `runFull` tells whether the last one filled. @internal
@@ -363,9 +362,6 @@ export class EncodedNrPagesStorage extends EncodedStorage {
     if (n >= this.max[b] - 1) return !this.nextBatch();
     return false;
   }
-
-  /** Set by {@link addSinglesRun}: its last page filled the gather. */
-  runFull = false;
 
   /**
    * {@link add}`(pfns[j], 1, false)` for j = 0, 1, … < nr until one reports full, with the single-slot
@@ -560,9 +556,6 @@ export class ContigRangeStorage extends BatchList {
     if (n === this.max[b]) return !this.nextBatch();
     return false;
   }
-
-  /** Set by {@link addRunHead}: its last page filled the gather. */
-  runFull = false;
 
   /**
    * {@link addHead}`(pfn + j, head)` for j = 0, 1, … < nr (all in `head`'s folio) until one reports
