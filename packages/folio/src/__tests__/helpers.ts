@@ -26,3 +26,10 @@ export function lruSmall(m: PhysMem, n: number, memcg = 0): number[] {
   m.lruAddDrain();
   return out;
 }
+
+/** Allocates `n` folios of `order` (unmapped, refcount 1) and returns their heads. */
+export function allocMany(m: PhysMem, order: number, n: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(m.allocFolio(order));
+  return out;
+}

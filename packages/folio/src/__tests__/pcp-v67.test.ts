@@ -1,16 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { createPhysMem, isFolioError } from "../index.js";
-import { mem } from "./helpers.js";
+import { allocMany, mem } from "./helpers.js";
 
 // Counts pinned by hand from v6.7/v6.8 mm/page_alloc.c free_unref_page_commit / nr_pcp_high /
 // nr_pcp_free / free_pcppages_bulk with batch 63, high_min 414, high_max 26214,
 // CONFIG_PCP_BATCH_SCALE_MAX 5 (free_count capped at 2016), zone above its high watermark.
-
-function allocMany(m: ReturnType<typeof mem>, order: number, n: number): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) out.push(m.allocFolio(order));
-  return out;
-}
 
 function pcpCounters(m: ReturnType<typeof mem>) {
   const c = m.counters;

@@ -1,15 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { PCP_BATCH, PCP_HIGH } from "../index.js";
-import { lruSmall, mem } from "./helpers.js";
+import { allocMany, lruSmall, mem } from "./helpers.js";
 
 // Counts pinned by hand from v6.5 free_unref_page_commit / nr_pcp_free / free_pcppages_bulk with
 // batch 63 and high 414 (the drain sizes below are batch << free_factor clamped to high - batch = 351).
-
-function allocMany(m: ReturnType<typeof mem>, order: number, n: number): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) out.push(m.allocFolio(order));
-  return out;
-}
 
 function pcpCounters(m: ReturnType<typeof mem>) {
   const c = m.counters;
