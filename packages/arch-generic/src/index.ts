@@ -24,7 +24,8 @@ export const genericArch: ArchTlb = defineArch({
     pmdOrder: 9,
     ptrsPerPmd: 512,
     ptrsPerPud: 512,
-    taskSize: 2 ** 47 - 4096,
+    ptrsPerPgd: 512,
+    taskSize: 2 ** 47 - 2 ** 12,
   },
   cost: x86_64Xeon4210rCost,
 });

@@ -59,6 +59,7 @@ export const s390Arch: ArchTlb = defineArch({
     pmdOrder: 8,
     ptrsPerPmd: 2048,
     ptrsPerPud: 2048,
+    ptrsPerPgd: 2048,
     taskSize: 2 ** 42,
   },
   cost: s390Cost,

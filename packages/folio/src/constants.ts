@@ -2,10 +2,6 @@
 // include/linux/pagevec.h (6.5) / folio_batch.h (7.x) and include/linux/mmzone.h that teardown touches.
 // Omits: every page flag and node statistic that the teardown path never reads or writes.
 
-/** log2 of the page size (4 KiB pages). */
-export const PAGE_SHIFT = 12;
-/** Bytes per page frame. */
-export const PAGE_SIZE = 4096;
 /** Highest buddy order (`MAX_PAGE_ORDER`, formerly `MAX_ORDER`): buddy blocks of 1..1024 pages. */
 export const MAX_PAGE_ORDER = 10;
 /** Added to `_nr_pages_mapped` once per entire (PMD) mapping (`ENTIRELY_MAPPED` in 7.x). */

@@ -8,8 +8,6 @@ export {
   MAX_PAGE_ORDER,
   NodeStat,
   NR_STAT_ITEMS,
-  PAGE_SHIFT,
-  PAGE_SIZE,
   PAGEVEC_SIZE,
   PG,
   PG_ALL_MASK,

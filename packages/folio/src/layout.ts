@@ -15,7 +15,8 @@ export const ORDER_SHIFT = 16;
 export const ORDER_MASK = 0xf;
 /** Memcg id of the folio (`memcg_data`) lives in bits 20..31. */
 export const MEMCG_SHIFT = 20;
-export const MAX_MEMCGS = 4096;
+/** Memcg ids fit the 12 bits above MEMCG_SHIFT. */
+export const MAX_MEMCGS = 2 ** (32 - MEMCG_SHIFT);
 
 /** Set this to true to run a folio-local consistency check after every rmap primitive (debug builds). */
 export const DEBUG_VM = false;

@@ -47,7 +47,8 @@ export const defaultGeometry: ArchGeometry = {
   pmdOrder: 9,
   ptrsPerPmd: 512,
   ptrsPerPud: 512,
-  taskSize: 2 ** 47 - 4096,
+  ptrsPerPgd: 512,
+  taskSize: 2 ** 47 - 2 ** 12,
 };
 
 /**
@@ -210,6 +211,7 @@ export function defineArch(overrides: ArchOverrides): ArchTlb {
     !isPow2(g.ptrsPerPte) ||
     !isPow2(g.ptrsPerPmd) ||
     !isPow2(g.ptrsPerPud) ||
+    !isPow2(g.ptrsPerPgd) ||
     !Number.isInteger(g.pmdOrder) ||
     g.pmdOrder < 1 ||
     2 ** g.pmdOrder !== g.ptrsPerPte ||

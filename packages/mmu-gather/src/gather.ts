@@ -426,7 +426,7 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
     if (en === null || this.immPrim !== 1) {
       for (let j = 0; j < nr; j++) {
         const pfn = pfns[j];
-        if (this.zapPresentTrusted(pfn, pfn, 1, addr + j * 4096, true)) return -(j + 1);
+        if (this.zapPresentTrusted(pfn, pfn, 1, addr + j * this.pageSize, true)) return -(j + 1);
       }
       return nr;
     }
@@ -435,7 +435,7 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
     const k = en.addSinglesRun(pfns, nr);
     // Per page: __tlb_adjust_range(addr_j, PAGE_SIZE), cleared_ptes; the union over j < k.
     if (addr < this.start) this.start = addr;
-    const e = addr + (k - 1) * 4096 + this.pageSize;
+    const e = addr + k * this.pageSize;
     if (e > this.end) this.end = e;
     this.clearedPtes = true;
     this.mem.folioRemoveRmapPteList(pfns, k);
@@ -464,12 +464,12 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
     } else {
       // encoded-nr-pages under a per-PTE walk: page by page.
       for (let j = 0; j < nr; j++)
-        if (this.zapPresentTrusted(head, pfn + j, 1, addr + j * 4096, rmapNow)) return -(j + 1);
+        if (this.zapPresentTrusted(head, pfn + j, 1, addr + j * this.pageSize, rmapNow)) return -(j + 1);
       return nr;
     }
     // Per page: __tlb_adjust_range(addr_j, PAGE_SIZE), cleared_ptes; the union over j < k.
     if (addr < this.start) this.start = addr;
-    const e = addr + (k - 1) * 4096 + this.pageSize;
+    const e = addr + k * this.pageSize;
     if (e > this.end) this.end = e;
     this.clearedPtes = true;
     // Not zapPresentTrusted's block: k per-page calls (one per PTE taken), not one call of nr pages.

@@ -129,10 +129,11 @@ export interface TlbOps {
 }
 
 /**
- * Page-table geometry of an arch (base pages are 4 KiB everywhere here).
+ * Page-table geometry of an arch: the one definition every layer reads (base page size, entries per
+ * table at each of the four levels, PMD order). Nothing else in the model assumes a page size.
  */
 export interface ArchGeometry {
-  /** log2 of the base page size in bytes (12). */
+  /** log2 of the base page size in bytes (`PAGE_SHIFT`): 12 for 4 KiB pages, 14 for 16 KiB, 16 for 64 KiB. */
   readonly pageShift: number;
   /** Entries per PTE table (`PTRS_PER_PTE`): 512 x86-64, 256 s390. Power of two. */
   readonly ptrsPerPte: number;
@@ -142,6 +143,8 @@ export interface ArchGeometry {
   readonly ptrsPerPmd: number;
   /** Entries per PUD table (`PTRS_PER_PUD`): 512 x86-64, 2048 s390 region-third tables. Power of two. */
   readonly ptrsPerPud: number;
+  /** Entries in the top-level table (`PTRS_PER_PGD`): 512 x86-64 4-level, 2048 s390 region-second. Power of two. */
+  readonly ptrsPerPgd: number;
   /** `TASK_SIZE`: the non-fullmm range sentinel start. */
   readonly taskSize: number;
 }
@@ -643,7 +646,7 @@ export interface MmuGather extends GatherView {
   /**
    * The per-PTE (v6.5 / series) walk's loop body for `nr` consecutive present PTEs mapping
    * `[pfn, pfn + nr)` of the live folio `head` (virtual `addr` onwards, 4 KiB apart), none delayed:
-   * exactly {@link zapPresentTrusted}`(head, pfn + j, 1, addr + j * 4096, rmapNow)` for j = 0, 1, …
+   * exactly {@link zapPresentTrusted}`(head, pfn + j, 1, addr + j * PAGE_SIZE, rmapNow)` for j = 0, 1, …
    * until one reports full — one call per page, one queue entry per page, same state and counters.
    * Returns the pages consumed, negated when the last one filled the gather. Only valid while
    * {@link zapFastPath} is true. @internal
@@ -652,7 +655,7 @@ export interface MmuGather extends GatherView {
   /**
    * The 7.x walk's loop body for `nr` consecutive present PTEs (virtual `addr` onwards, 4 KiB apart)
    * that each map their own live order-0 folio `pfns[j]`, none delayed: exactly
-   * {@link zapPresentTrusted}`(pfns[j], pfns[j], 1, addr + j * 4096, true)` for j = 0, 1, … until one
+   * {@link zapPresentTrusted}`(pfns[j], pfns[j], 1, addr + j * PAGE_SIZE, true)` for j = 0, 1, … until one
    * reports full — one rmap call and one queue entry per page, same state and counters. Returns the
    * pages consumed, negated when the last one filled the gather. Only valid while
    * {@link zapFastPath} is true. @internal

@@ -213,9 +213,9 @@ export class Checker {
     if (v >= 0) {
       this.report(
         "staleTlbAfterReturn",
-        `${op} returned while a CPU still caches a translation at ${hex(v * 4096)} in the zapped range`,
+        `${op} returned while a CPU still caches a translation at ${hex(v * t.pageSize)} in the zapped range`,
         t.cachedPfn(mmId, v),
-        v * 4096,
+        v * t.pageSize,
       );
     }
   }

@@ -9,6 +9,8 @@ import type { TlbFlushKind, TlbListener } from "@mmgather/mmu-gather";
 export interface CpuTlbConfig {
   /** Number of CPUs (each may run a thread of any mm). */
   readonly nrCpus: number;
+  /** `PAGE_SHIFT` of the arch: flush ranges arrive in bytes, entries are kept per virtual page. */
+  readonly pageShift: number;
   /** TLB entries per CPU (power of two; direct-mapped by virtual page). Default 1536 rounded to 2048. */
   readonly tlbEntries?: number;
   /** Walk-cache entries per CPU (power of two). Default 64. */
@@ -25,6 +27,8 @@ export class CpuTlbs implements TlbListener {
   readonly nrCpus: number;
   readonly entries: number;
   readonly walkEntries: number;
+  /** `PAGE_SIZE` in bytes. */
+  readonly pageSize: number;
   /** Cached virtual page (base of a huge entry); -1 = invalid. */
   readonly tlbVpn: Float64Array;
   /** Physical page of the cached translation (first pfn of a huge entry). */
@@ -58,6 +62,7 @@ export class CpuTlbs implements TlbListener {
 
   constructor(config: CpuTlbConfig, nrPhysPages: number) {
     this.nrCpus = config.nrCpus;
+    this.pageSize = 2 ** config.pageShift;
     this.entries = roundPow2(config.tlbEntries ?? 2048);
     this.walkEntries = roundPow2(config.walkEntries ?? 64);
     const n = this.nrCpus * this.entries;
@@ -164,7 +169,7 @@ export class CpuTlbs implements TlbListener {
       for (let c = 0; c < cpuMm.length; c++) if (cpuMm[c] === mmId) this.remoteCpuFlushes++;
     }
     if (kind === "range" || kind === "ipte")
-      this.invalidatePages(mmId, Math.floor(start / 4096), Math.ceil(end / 4096));
+      this.invalidatePages(mmId, Math.floor(start / this.pageSize), Math.ceil(end / this.pageSize));
     else this.invalidatePages(mmId, 0, Number.POSITIVE_INFINITY);
     if (walkCaches || kind === "mm" || kind === "idte") this.invalidateWalks(mmId);
     if (this.onInvalidate !== null) this.onInvalidate(mmId, kind, start, end);

@@ -15,10 +15,8 @@ export type { CpuTlbConfig } from "./cpu-tlb.js";
 export { CpuTlbs } from "./cpu-tlb.js";
 export type { TeardownErrorCode } from "./errors.js";
 export { isTeardownError, TeardownError } from "./errors.js";
-export type { PageTableGeometry } from "./geometry.js";
-export { S390_GEOMETRY, X86_64_GEOMETRY } from "./geometry.js";
 export type { MachineConfig } from "./machine.js";
-export { createMachine, geometryForArch, Machine } from "./machine.js";
+export { createMachine, Machine } from "./machine.js";
 export { Mm } from "./mm.js";
 export type { OpResult, TeardownOp, TeardownOptions, VariantSpec } from "./ops.js";
 export {

@@ -2,18 +2,17 @@
 // CPUs with their TLBs, and the arch adapter (asm/tlb.h). Omits: NUMA placement, memcg limits.
 import { genericArch } from "@mmgather/arch-generic";
 import { createPhysMem, type PcpPolicy, type PhysMem } from "@mmgather/folio";
-import { type ArchTlb, createTlbMm, type GatherEventSink } from "@mmgather/mmu-gather";
+import { type ArchGeometry, type ArchTlb, createTlbMm, type GatherEventSink } from "@mmgather/mmu-gather";
 import { createSwapSpace, type SwapSpace } from "@mmgather/swapcache";
 import { Checker, type TrailEvent, type TrailEventSink } from "./checker.js";
 import { CpuTlbs } from "./cpu-tlb.js";
 import { TeardownError } from "./errors.js";
-import { log2, type PageTableGeometry, S390_GEOMETRY, X86_64_GEOMETRY } from "./geometry.js";
 import { Mm } from "./mm.js";
 import { PTE_MAX_PFN } from "./pte.js";
 
 /** How to build a machine. */
 export interface MachineConfig {
-  /** Physical memory in bytes (multiple of 4 KiB). */
+  /** Physical memory in bytes (a multiple of the arch's page size). */
   readonly memoryBytes: number;
   /** Swap space in bytes (0 or omitted: no swap device). */
   readonly swapBytes?: number;
@@ -38,12 +37,20 @@ export interface MachineConfig {
   readonly pcpFreeHighBatch?: boolean;
 }
 
+/** The smallest PTE table the walk supports (the model's table-id encoding needs 16 entries or more). */
+const MIN_PTRS_PER_PTE = 16;
+
 /** Physical memory, swap, CPUs, arch and the mms living on them. */
 export class Machine {
   readonly mem: PhysMem;
   readonly swap: SwapSpace | null;
   readonly arch: ArchTlb;
-  readonly geometry: PageTableGeometry;
+  /** The arch adapter's page-table geometry: the only one the model uses. */
+  readonly geometry: ArchGeometry;
+  /** `PAGE_SHIFT` of the arch (from its geometry). */
+  readonly pageShift: number;
+  /** `PAGE_SIZE` in bytes (2 ** pageShift). */
+  readonly pageSize: number;
   readonly nrPages: number;
   readonly tlbs: CpuTlbs | null;
   readonly checker: Checker | null;
@@ -74,15 +81,6 @@ export class Machine {
   private nextMmId = 1;
 
   constructor(config: MachineConfig) {
-    const pages = config.memoryBytes / 4096;
-    if (!Number.isInteger(pages) || pages <= 0 || pages > PTE_MAX_PFN) {
-      throw new TeardownError(
-        "EINVAL",
-        "machine",
-        "createMachine",
-        `memoryBytes must be a positive multiple of 4096 below ${PTE_MAX_PFN * 4096}, got ${config.memoryBytes}`,
-      );
-    }
     const arch = config.arch ?? genericArch;
     if (typeof arch !== "object" || arch === null || typeof arch.tlbFlush !== "function") {
       throw new TeardownError(
@@ -92,16 +90,37 @@ export class Machine {
         "arch must be an ArchTlb built with defineArch",
       );
     }
+    const geometry = arch.geometry;
+    if (geometry.ptrsPerPte < MIN_PTRS_PER_PTE) {
+      throw new TeardownError(
+        "BAD_ARCH",
+        "machine",
+        "createMachine",
+        `arch ${arch.name}: ptrsPerPte must be at least ${MIN_PTRS_PER_PTE}, got ${geometry.ptrsPerPte}`,
+      );
+    }
+    const pageSize = 2 ** geometry.pageShift;
+    const pages = config.memoryBytes / pageSize;
+    if (!Number.isInteger(pages) || pages <= 0 || pages > PTE_MAX_PFN) {
+      throw new TeardownError(
+        "EINVAL",
+        "machine",
+        "createMachine",
+        `memoryBytes must be a positive multiple of ${pageSize} below ${PTE_MAX_PFN * pageSize}, got ${config.memoryBytes}`,
+      );
+    }
     this.arch = arch;
-    this.geometry = geometryForArch(arch);
+    this.geometry = geometry;
+    this.pageShift = geometry.pageShift;
+    this.pageSize = pageSize;
     this.nrPages = pages;
     this.mem = createPhysMem({
       nrPages: pages,
-      pmdOrder: log2(this.geometry.ptrsPerPte),
+      pmdOrder: geometry.pmdOrder,
       pcpPolicy: config.pcpPolicy,
       pcpFreeHighBatch: config.pcpFreeHighBatch,
     });
-    const swapSlots = Math.floor((config.swapBytes ?? 0) / 4096);
+    const swapSlots = Math.floor((config.swapBytes ?? 0) / pageSize);
     this.swap = swapSlots > 0 ? createSwapSpace(this.mem, { devices: [{ nrSlots: swapSlots + 1 }] }) : null;
     const cpus = config.cpus ?? 0;
     if (!Number.isInteger(cpus) || cpus < 0 || cpus > 256) {
@@ -114,7 +133,15 @@ export class Machine {
     }
     this.tlbs =
       cpus > 0
-        ? new CpuTlbs({ nrCpus: cpus, tlbEntries: config.tlbEntries, walkEntries: config.walkEntries }, pages)
+        ? new CpuTlbs(
+            {
+              nrCpus: cpus,
+              pageShift: geometry.pageShift,
+              tlbEntries: config.tlbEntries,
+              walkEntries: config.walkEntries,
+            },
+            pages,
+          )
         : null;
     const wantChecker = config.checker ?? cpus > 0;
     this.checker = wantChecker ? new Checker(this.mem, this.tlbs, pages, config.trailLength ?? 32) : null;
@@ -184,20 +211,4 @@ export class Machine {
 /** Creates a machine (physical memory, optional swap, optional CPUs and checker). */
 export function createMachine(config: MachineConfig): Machine {
   return new Machine(config);
-}
-
-/** Page-table geometry from the arch's PTRS_PER_PTE: 512 → x86-64, 256 → s390. */
-export function geometryForArch(arch: ArchTlb): PageTableGeometry {
-  const p = arch.geometry.ptrsPerPte;
-  if (p === 512) return X86_64_GEOMETRY;
-  if (p === 256) return S390_GEOMETRY;
-  if (!Number.isInteger(p) || p < 16 || (p & (p - 1)) !== 0) {
-    throw new TeardownError(
-      "BAD_ARCH",
-      "machine",
-      "geometryForArch",
-      `ptrsPerPte must be a power of two ≥ 16, got ${p}`,
-    );
-  }
-  return { name: `${arch.name}-${p}`, ptrsPerPte: p, ptrsPerPmd: 512, ptrsPerPud: 512, ptrsPerPgd: 512 };
 }

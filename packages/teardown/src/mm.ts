@@ -59,7 +59,7 @@ export class Mm {
         "VMA_OVERLAP",
         "mm",
         "insertVma",
-        `VMA [${hex(vma.start)}, ${hex(vma.end)}) overlaps an existing VMA`,
+        `VMA [${hex(vma.start, this.machine.pageSize)}, ${hex(vma.end, this.machine.pageSize)}) overlaps an existing VMA`,
       );
     }
     this.vmas.splice(i, 0, vma);
@@ -133,6 +133,6 @@ export function makeVma(
   };
 }
 
-function hex(vpn: number): string {
-  return `0x${(vpn * 4096).toString(16)}`;
+function hex(vpn: number, pageSize: number): string {
+  return `0x${(vpn * pageSize).toString(16)}`;
 }

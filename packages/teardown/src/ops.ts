@@ -91,7 +91,7 @@ function ensureAnchors(): void {
       ] as const) {
         faultIn(mm, mmapVma(mm, "anon", 2 << 20), { policy: { order }, pmdMapped }, rng);
       }
-      munmap(mm, mm.vmas[0].start * 4096, 2 << 20, { variant });
+      munmap(mm, mm.vmas[0].start * machine.pageSize, 2 << 20, { variant });
       exitMmap(mm, { variant });
       keep.push(machine, mm);
     }
@@ -183,15 +183,15 @@ function checkLive(mm: Mm, method: string): void {
   if (mm.dead) throw new TeardownError("DEAD_MM", "ops", method, `mm ${mm.id} has already exited`);
 }
 
-/** Validates a user byte range; returns [startPage, endPage). */
-export function pageRange(start: number, len: number, method: string): [number, number] {
+/** Validates a user byte range against the arch's page size; returns [startPage, endPage). */
+export function pageRange(start: number, len: number, pageSize: number, method: string): [number, number] {
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(len) || start < 0 || len <= 0) {
     throw new TeardownError("EINVAL", "ops", method, `bad range start=${start} len=${len}`);
   }
-  if (start % 4096 !== 0) {
+  if (start % pageSize !== 0) {
     throw new TeardownError("MISALIGNED", "ops", method, `start 0x${start.toString(16)} is not page aligned`);
   }
-  return [start / 4096, Math.ceil(len / 4096) + start / 4096];
+  return [start / pageSize, Math.ceil(len / pageSize) + start / pageSize];
 }
 
 /** exit_mmap as a generator. */
@@ -318,7 +318,7 @@ export function startOp(
   if (op !== "munmap" && op !== "madvise") {
     throw new TeardownError("EINVAL", "ops", "startOp", `unknown operation "${String(op)}"`);
   }
-  const [vs, ve] = pageRange(start, len, op);
+  const [vs, ve] = pageRange(start, len, mm.machine.pageSize, op);
   const r = newResult(op, opts, vs, ve);
   const steps =
     op === "munmap" ? munmapSteps(mm, start, len, opts, r) : madviseSteps(mm, start, len, opts, r);

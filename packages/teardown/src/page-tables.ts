@@ -3,8 +3,8 @@
 // PhysMem so freeing it through the gather is real. Omits: p4d (folded), split PMD locks, page-table
 // ctor accounting, s390 2 KiB fragments (one folio per table here).
 import type { PhysMem } from "@mmgather/folio";
+import type { ArchGeometry } from "@mmgather/mmu-gather";
 import { TeardownError } from "./errors.js";
-import type { PageTableGeometry } from "./geometry.js";
 import { mkPmdTable, PMD_HUGE, PTE_PRESENT, pmdTableId } from "./pte.js";
 
 /** Level numbers: 0 = PTE table, 1 = PMD table, 2 = PUD table, 3 = PGD. */
@@ -15,7 +15,8 @@ export const LEVEL_PGD = 3;
 
 /** The page tables of one mm. Entries live in one Int32Array per table (never one object per PTE). */
 export class PageTables {
-  readonly geo: PageTableGeometry;
+  /** The arch adapter's geometry (entries per table at each level, page size). */
+  readonly geo: ArchGeometry;
   readonly mem: PhysMem;
   /** Pages mapped by one PTE table / PMD table / PUD table / the PGD. */
   readonly span: readonly [number, number, number, number];
@@ -35,7 +36,7 @@ export class PageTables {
   /** Table id of the PGD. */
   readonly pgd: number;
 
-  constructor(geo: PageTableGeometry, mem: PhysMem) {
+  constructor(geo: ArchGeometry, mem: PhysMem) {
     this.geo = geo;
     this.mem = mem;
     this.ptrs = [geo.ptrsPerPte, geo.ptrsPerPmd, geo.ptrsPerPud, geo.ptrsPerPgd];

@@ -20,7 +20,7 @@ import type { ZapWalk } from "./zap/steps.js";
 export interface VmaSpec {
   /** Mapping kind. */
   readonly kind: VmaKind;
-  /** Size in bytes (multiple of 4096). */
+  /** Size in bytes (a multiple of the arch's page size). */
   readonly size: number;
   /** Folio sizes (default: order 0). */
   readonly folio?: FolioPolicy;
@@ -157,9 +157,9 @@ export function buildScenario(spec: ScenarioSpec): BuiltScenario {
     if (vs.mlock === true) mlockVma(parent, v);
     vmas.push(v);
     if (vs.splitAt !== undefined) {
-      if (vs.splitAt % 4096 !== 0 || vs.splitAt <= 0 || vs.splitAt >= vs.size)
+      if (vs.splitAt % machine.pageSize !== 0 || vs.splitAt <= 0 || vs.splitAt >= vs.size)
         fail("splitAt must be a page offset inside the VMA");
-      parent.splitVma(v.start + vs.splitAt / 4096);
+      parent.splitVma(v.start + vs.splitAt / machine.pageSize);
     }
   }
   const child = spec.fork === true ? forkMm(parent) : null;
@@ -184,7 +184,7 @@ function opRange(b: BuiltScenario, spec: ScenarioSpec, op: OpSpec): [number, num
   const v = b.vmas[vi];
   const offset = op.offset ?? 0;
   const length = op.length ?? spec.vmas[vi].size - offset;
-  return [v.start * 4096 + offset, length];
+  return [v.start * b.machine.pageSize + offset, length];
 }
 
 /** Runs one scenario and reports on its teardown. */

@@ -13,7 +13,7 @@ export const MM_SHMEMPAGES = 3;
 /** NR_MM_COUNTERS. */
 export const NR_MM_COUNTERS = 4;
 
-/** One VMA. Addresses are virtual page numbers (byte address / 4096) internally. */
+/** One VMA. Addresses are virtual page numbers (byte address >> PAGE_SHIFT) internally. */
 export interface Vma {
   /** Stable id (unique per machine). */
   readonly id: number;

@@ -7,7 +7,6 @@
 // and walk caches. Omits: readahead, khugepaged, mTHP sysfs policy, zero page, uffd, KSM.
 import { PG } from "@mmgather/folio";
 import { TeardownError } from "./errors.js";
-import { log2 } from "./geometry.js";
 import type { Mm } from "./mm.js";
 import { LEVEL_PMD } from "./page-tables.js";
 import {
@@ -74,8 +73,7 @@ function rssIndex(vma: Vma): number {
 
 /** Faults in a VMA with the given folio policy. */
 export function faultIn(mm: Mm, vma: Vma, opts: FaultOptions, rng: Rng): void {
-  const ptrs = mm.pt.geo.ptrsPerPte;
-  const pmdOrder = log2(ptrs);
+  const pmdOrder = mm.pt.geo.pmdOrder;
   const populate = opts.populate ?? 1;
   const dirtyFraction = opts.dirtyFraction ?? 0;
   if ("order" in opts.policy) checkOrder(opts.policy.order, pmdOrder);
@@ -466,12 +464,13 @@ export function mmapVma(mm: Mm, kind: Vma["kind"], size: number, start?: number)
   if (kind !== "anon" && kind !== "file-shared" && kind !== "file-private" && kind !== "shmem") {
     throw new TeardownError("BAD_SPEC", "workload", "mmap", `unknown VMA kind "${String(kind)}"`);
   }
-  if (!Number.isSafeInteger(size) || size <= 0 || size % 4096 !== 0) {
+  const pageSize = mm.machine.pageSize;
+  if (!Number.isSafeInteger(size) || size <= 0 || size % pageSize !== 0) {
     throw new TeardownError(
       "MISALIGNED",
       "workload",
       "mmap",
-      `size must be a positive multiple of 4096, got ${size}`,
+      `size must be a positive multiple of ${pageSize}, got ${size}`,
     );
   }
   const align = mm.pt.span[0];
@@ -480,12 +479,12 @@ export function mmapVma(mm: Mm, kind: Vma["kind"], size: number, start?: number)
     const last = mm.vmas.length > 0 ? mm.vmas[mm.vmas.length - 1].end : align;
     vs = Math.ceil(last / align) * align + align; // leave a one-table gap between VMAs
   } else {
-    if (!Number.isSafeInteger(start) || start < 0 || start % 4096 !== 0) {
+    if (!Number.isSafeInteger(start) || start < 0 || start % pageSize !== 0) {
       throw new TeardownError("MISALIGNED", "workload", "mmap", `start must be page aligned, got ${start}`);
     }
-    vs = start / 4096;
+    vs = start / pageSize;
   }
-  const ve = vs + size / 4096;
+  const ve = vs + size / pageSize;
   if (ve > mm.pt.span[3]) throw new TeardownError("ENOMEM", "workload", "mmap", "address space exhausted");
   const machine = mm.machine;
   const mapping = kind === "anon" ? -1 : machine.mem.createAddressSpace({ swapBacked: kind === "shmem" });
@@ -502,4 +501,9 @@ export function mmapVma(mm: Mm, kind: Vma["kind"], size: number, start?: number)
   };
   mm.insertVma(vma);
   return vma;
+}
+
+/** log2 of a power of two (a folio's page count → its order). */
+function log2(n: number): number {
+  return 31 - Math.clz32(n);
 }

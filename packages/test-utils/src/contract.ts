@@ -131,12 +131,13 @@ export function describeArchContract(arch: ArchTlb): void {
       const folios: MappedFolio[] = [];
       for (let i = 0; i < 64; i++) folios.push(mapAnonFolio(fx, 0));
       const g = gatherOn(fx, encodedPage, { alloc: failAllocAt([0]) });
+      const pageSize = 2 ** arch.geometry.pageShift;
       // The first batch-page allocation fails: a gathering arch is full after its 8-entry bundle.
       let firstFull = -1;
       for (let i = 0; i < folios.length; i++) {
         const f = folios[i];
-        g.ptepGetAndClear(i * 4096, 1);
-        g.tlbRemoveTlbEntry(i * 4096);
+        g.ptepGetAndClear(i * pageSize, 1);
+        g.tlbRemoveTlbEntry(i * pageSize);
         g.removeRmap(f.head, 1);
         const full = g.removePage(f.head, false);
         if (arch.noGather) {
@@ -153,7 +154,7 @@ export function describeArchContract(arch: ArchTlb): void {
         expect(g.counters.forcedFlushes.batchAllocFailed).toBe(1);
         g.flushMmu();
         for (let i = firstFull + 1; i < folios.length; i++) {
-          g.tlbRemoveTlbEntry(i * 4096);
+          g.tlbRemoveTlbEntry(i * pageSize);
           g.removeRmap(folios[i].head, 1);
           if (g.removePage(folios[i].head, false)) g.flushMmu();
         }

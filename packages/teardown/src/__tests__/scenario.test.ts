@@ -1,6 +1,6 @@
 import { genericArch } from "@mmgather/arch-generic";
 import { s390Arch } from "@mmgather/arch-s390";
-import { maxQueuedEntries } from "@mmgather/mmu-gather";
+import { defineArch, maxQueuedEntries } from "@mmgather/mmu-gather";
 import { describe, expect, it } from "vitest";
 import { buildScenario, runBuilt, runScenario, type ScenarioSpec } from "../index.js";
 
@@ -176,4 +176,70 @@ describe("children forked and exited before the operation (fork + exec)", () => 
     expect(() => buildScenario({ ...base("exit"), exitedChildren: -1 })).toThrow(/exitedChildren/);
     expect(() => buildScenario({ ...base("exit"), exitedChildren: 1.5 })).toThrow(/exitedChildren/);
   });
+});
+
+describe("the page size comes from the arch's geometry", () => {
+  // The same process on an arch whose base page is 16 KiB (pageShift 14, same table shapes): every
+  // byte size × 4, so every page count, folio, PTE and table is the same, and so must be every count
+  // of the folio, swap and walk layers and the final state; any hidden 4 KiB assumption shows up as a
+  // difference. The gather's batch pages are PAGE_SIZE bytes (MAX_GATHER_BATCH), so its capacity, and
+  // with it the number of flushes, legitimately differ.
+  const arch16k = defineArch({
+    ...genericArch,
+    name: "generic-16k",
+    geometry: { ...genericArch.geometry, pageShift: 14 },
+  });
+  const scale = (s: ScenarioSpec, k: number): ScenarioSpec => ({
+    ...s,
+    memory: s.memory * k,
+    swap: (s.swap ?? 0) * k,
+    vmas: s.vmas.map((v) => ({ ...v, size: v.size * k })),
+    op:
+      s.op.kind === "exit"
+        ? s.op
+        : {
+            ...s.op,
+            offset: (s.op.offset ?? 0) * k,
+            length: s.op.length === undefined ? undefined : s.op.length * k,
+          },
+  });
+  for (const variant of variants)
+    for (const op of ops)
+      it(`${op} / ${variant}: 16 KiB pages tear down the same pages, folios and tables`, () => {
+        const small = runScenario({ ...base(op), arch: genericArch, variant });
+        const big = runScenario({ ...scale(base(op), 4), arch: arch16k, variant });
+        expect(big.violations).toEqual([]);
+        expect(big.finalState).toEqual(small.finalState);
+        expect(big.pagesTornDown).toBe(small.pagesTornDown);
+        const f = small.counters.folio;
+        const g = big.counters.folio;
+        const batching = (r: typeof small) =>
+          JSON.stringify([r.counters.gather.forcedFlushes, r.counters.gather.batchPagesAllocated]);
+        if (batching(big) === batching(small)) expect(g).toEqual(f);
+        else {
+          // Per-batch counts (lock takes, pcp drains, free_pages_and_swap_cache calls) follow the batch pages
+          // and the flushes; the per-page and per-folio work does not.
+          expect([
+            g.pagesFreed,
+            g.foliosFreed,
+            g.mapcountAtomics,
+            g.refcountAtomics,
+            g.lruDels,
+            g.statUpdates,
+          ]).toEqual([
+            f.pagesFreed,
+            f.foliosFreed,
+            f.mapcountAtomics,
+            f.refcountAtomics,
+            f.lruDels,
+            f.statUpdates,
+          ]);
+        }
+        expect(big.counters.swap).toEqual(small.counters.swap);
+        expect(big.counters.walk.ptesCleared).toBe(small.counters.walk.ptesCleared);
+        expect(big.counters.walk.swapPtesCleared).toBe(small.counters.walk.swapPtesCleared);
+        expect(big.counters.walk.tablesFreed).toEqual(small.counters.walk.tablesFreed);
+        expect(big.counters.gather.pagesQueued).toBe(small.counters.gather.pagesQueued);
+        expect(maxQueuedEntries(variant, 14)).not.toBe(maxQueuedEntries(variant, 12));
+      });
 });

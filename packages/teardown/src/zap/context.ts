@@ -67,6 +67,8 @@ export class ZapContext {
    * (`zapPresentTrusted`): no checker, no events, no arch PTE-clear hook. Decided once per operation.
    */
   readonly fused: boolean;
+  /** `PAGE_SIZE` of the arch: a PTE's virtual address is its page number × pageSize. */
+  readonly pageSize: number;
   /** The VMA being zapped. */
   vma: Vma | null = null;
   /** The on-stack rss[] deltas of the current PTE table. */
@@ -84,6 +86,7 @@ export class ZapContext {
     this.mm = mm;
     this.mem = mm.machine.mem;
     this.swap = mm.machine.swap;
+    this.pageSize = mm.machine.pageSize;
     this.tlb = tlb;
     this.checker = checker;
     this.trace = mm.machine.traceSink();

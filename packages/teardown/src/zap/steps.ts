@@ -68,10 +68,11 @@ export function zapPtesPerPte(
   const checker = ctx.checker;
   const deferAll = ctx.deferAllRmaps;
   const fused = ctx.fused;
+  const pageSize = ctx.pageSize;
   for (let i = from; i < to; i++) {
     const pte = t[i];
     if (pte === 0) continue;
-    const addr = (base + i) * 4096;
+    const addr = (base + i) * pageSize;
     if (pte > 0) {
       const pfn = ptePfn(pte);
       if (fused) {
@@ -228,6 +229,7 @@ export function zapPtesFolioBatch(
   const c = ctx.counters;
   const checker = ctx.checker;
   const fused = ctx.fused;
+  const pageSize = ctx.pageSize;
   let i = from;
   while (i < to) {
     const pte = t[i];
@@ -236,7 +238,7 @@ export function zapPtesFolioBatch(
       while (i < to && t[i] === 0) i++;
       continue;
     }
-    const addr = (base + i) * 4096;
+    const addr = (base + i) * pageSize;
     if (pte > 0) {
       const pfn = ptePfn(pte);
       if (fused) {
@@ -361,7 +363,7 @@ export function zapHugePmdDefault(
   const e = pmd[index];
   const head = ptePfn(e);
   const nr = mm.pt.geo.ptrsPerPte;
-  const addr = base * 4096;
+  const addr = base * ctx.pageSize;
   ctx.lock(mm.pt.tablePfn[pmdTableId]);
   pmd[index] = 0;
   tlb.ptepGetAndClear(addr, 1);
@@ -383,7 +385,7 @@ export function zapHugePmdDefault(
   if (ctx.checker !== null) ctx.checker.onRmapRemoved(head, 1, false);
   ctx.counters.hugePmdsZapped++;
   ctx.unlock();
-  tlb.tlbRemovePageSize(head, nr * 4096);
+  tlb.tlbRemovePageSize(head, nr * ctx.pageSize);
 }
 
 /** pte_free_tlb / pmd_free_tlb / pud_free_tlb. */

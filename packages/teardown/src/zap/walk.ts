@@ -103,8 +103,8 @@ function splitHugePmd(ctx: ZapContext, pmd: Int32Array, pi: number, base: number
   if (ctx.tlb.variant.policy.immediateRmap === "folioRemoveRmapPtes") mem.folioRemoveRmapPmd(head);
   else mem.pageRemoveRmap(head, true);
   // The huge TLB entry must go before small entries can be used (pmdp_invalidate).
-  ctx.tlb.ptepGetAndClear(base * 4096, 1);
-  ctx.tlb.tlbRemovePmdTlbEntry(base * 4096);
+  ctx.tlb.ptepGetAndClear(base * ctx.pageSize, 1);
+  ctx.tlb.tlbRemovePmdTlbEntry(base * ctx.pageSize);
 }
 
 /**
@@ -156,7 +156,7 @@ function freeLevel(
       if (level - 1 === LEVEL_PMD && ctx.mm.deposits[cid] !== undefined) ctx.mm.deposits[cid] = null;
       pt.releaseId(cid);
       ctx.counters.tablesFreed[level - 1]++;
-      walk.steps.freeTable(ctx, level - 1, pfn, cb * 4096);
+      walk.steps.freeTable(ctx, level - 1, pfn, cb * ctx.pageSize);
     }
   }
 }
