@@ -17,7 +17,13 @@ export {
 export type { FolioCounterName } from "./counters.js";
 export { FolioCounters, PCP_BATCH, PCP_HIGH, resetFolioCounters } from "./counters.js";
 export type { FolioErrorCode } from "./errors.js";
-export { FolioError, isFolioError } from "./errors.js";
+export {
+  FolioError,
+  isFolioError,
+  isMmgatherError,
+  MmgatherError,
+  type MmgatherErrorOptions,
+} from "./errors.js";
 export type {
   AddressSpaceOptions,
   AllocOptions,

@@ -173,7 +173,7 @@ function isInt(x: unknown): x is number {
 }
 
 function fail(code: FolioErrorCode, method: string, message: string): never {
-  throw new FolioError(code, method, message);
+  throw new FolioError(code, "phys-mem", method, message);
 }
 
 /** Physical memory: page frames, folios, rmap, LRU, page cache and their exact counters. */

@@ -31,6 +31,7 @@
 
 import { ArchConfigError } from "./errors.js";
 import type {
+  ArchConfigErrorCode,
   ArchGeometry,
   ArchOverrides,
   ArchTlb,
@@ -168,6 +169,11 @@ export const genericArchDefaults: Omit<ArchTlb, "name"> = {
   tableFreed: genericTableFreed,
 };
 
+/** Refuses an impossible arch definition, as the kernel's `#error` does at build time. */
+function refuse(code: ArchConfigErrorCode, name: string, message: string): never {
+  throw new ArchConfigError(code, "arch", "defineArch", `arch "${name}": ${message}`);
+}
+
 function isPow2(n: number): boolean {
   return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 }
@@ -192,13 +198,13 @@ export function defineArch(overrides: ArchOverrides): ArchTlb {
     tlbFlush: overrides.tlbFlush ?? makeGenericTlbFlush(geometry, fullFlushCeiling),
   };
   if (arch.noGather && arch.delayRmap)
-    throw new ArchConfigError(
+    refuse(
       "NO_GATHER_WITH_DELAYED_RMAP",
       name,
       "MMU_GATHER_NO_GATHER frees pages at queue time, so their rmap cannot be removed after the flush",
     );
   if (arch.noGather && arch.batchRmap)
-    throw new ArchConfigError(
+    refuse(
       "NO_GATHER_WITH_BATCHED_RMAP",
       name,
       "tlb_batch_rmap needs gathered pages; NO_GATHER frees them at once",
@@ -217,24 +223,19 @@ export function defineArch(overrides: ArchOverrides): ArchTlb {
     2 ** g.pmdOrder !== g.ptrsPerPte ||
     !(g.taskSize > 0)
   )
-    throw new ArchConfigError(
+    refuse(
       "BAD_GEOMETRY",
       name,
       `impossible geometry ${JSON.stringify(g)}: table sizes must be powers of two and PMD order = log2(ptrsPerPte)`,
     );
   if (typeof cost.name !== "string" || cost.name === "" || typeof cost.source !== "string")
-    throw new ArchConfigError(
-      "BAD_COST",
-      name,
-      "cost.name must be a non-empty string and cost.source a string",
-    );
+    refuse("BAD_COST", name, "cost.name must be a non-empty string and cost.source a string");
   for (const [k, v] of Object.entries(cost))
     if (k !== "name" && k !== "source" && (typeof v !== "number" || !Number.isFinite(v) || v < 0))
-      throw new ArchConfigError("BAD_COST", name, `cost.${k} must be a finite number of ns >= 0`);
+      refuse("BAD_COST", name, `cost.${k} must be a finite number of ns >= 0`);
   if (!Number.isInteger(fullFlushCeiling) || fullFlushCeiling < 0)
-    throw new ArchConfigError("BAD_CEILING", name, "fullFlushCeiling must be an integer >= 0");
+    refuse("BAD_CEILING", name, "fullFlushCeiling must be an integer >= 0");
   for (const hook of ["pteClear", "tlbFlush", "tableFreed"] as const)
-    if (typeof arch[hook] !== "function")
-      throw new ArchConfigError("BAD_HOOK", name, `${hook} must be a function`);
+    if (typeof arch[hook] !== "function") refuse("BAD_HOOK", name, `${hook} must be a function`);
   return Object.freeze(arch);
 }

@@ -359,7 +359,7 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
     try {
       head = this.mem.folioHead(pfn);
     } catch (cause) {
-      throw new GatherError("BAD_PFN", M, method, `pfn ${pfn} is outside physical memory`, cause);
+      throw new GatherError("BAD_PFN", M, method, `pfn ${pfn} is outside physical memory`, { cause });
     }
     if (pfn + nr > head + this.mem.folioNrPages(head))
       throw new GatherError(

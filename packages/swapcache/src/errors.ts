@@ -1,6 +1,8 @@
 // Models: the VM_BUG_ON / WARN_ON checks of mm/swapfile.c and mm/swap_state.c (v6.5, v6.10) as typed errors.
 // Omits: warn-and-continue paths; every violated precondition throws before any state is changed.
 
+import { isMmgatherError, MmgatherError, type MmgatherErrorOptions } from "@mmgather/folio";
+
 /** Every way a swap-space call can be refused. */
 export type SwapErrorCode =
   /** The swap entry is 0, has an unknown type, an offset outside the device, or names the header slot. */
@@ -32,31 +34,20 @@ export type SwapErrorCode =
   /** checkInvariants found a broken rule. */
   | "INVARIANT";
 
-const BRAND = "@mmgather/swapcache:SwapError";
-
 /** The one error class of @mmgather/swapcache. */
-export class SwapError extends Error {
-  readonly code: SwapErrorCode;
-  readonly module: string;
-  readonly method: string;
-  /** Brand checked by {@link isSwapError}; survives two loaded copies of the package. */
-  readonly brand: typeof BRAND = BRAND;
-
-  constructor(code: SwapErrorCode, module: string, method: string, message: string, cause?: unknown) {
-    super(`${module}.${method}: ${message} [${code}]`, cause === undefined ? undefined : { cause });
-    this.name = "SwapError";
-    this.code = code;
-    this.module = module;
-    this.method = method;
+export class SwapError extends MmgatherError<SwapErrorCode> {
+  constructor(
+    code: SwapErrorCode,
+    module: string,
+    method: string,
+    message: string,
+    options?: MmgatherErrorOptions,
+  ) {
+    super("SwapError", code, module, method, message, options);
   }
 }
 
 /** True for any SwapError, including one thrown by another loaded copy of this package. */
 export function isSwapError(u: unknown): u is SwapError {
-  return (
-    typeof u === "object" &&
-    u !== null &&
-    (u as { brand?: unknown }).brand === BRAND &&
-    typeof (u as { code?: unknown }).code === "string"
-  );
+  return isMmgatherError(u, "SwapError");
 }

@@ -128,7 +128,7 @@ export class SwapSpace {
 
   /**
    * Head pfn of the folio the swap cache holds for `entry`, or −1; not counted and takes no reference
-   * (for tests, invariant checks and visualisation; model code uses {@link swapCacheGetFolio}).
+   * (for tests, invariant checks and visualisation; model code uses {@link SwapSpace.swapCacheGetFolio}).
    */
   swapCacheFolio(entry: number): number {
     const d = this.device(entry, 1, "swapCacheFolio");
@@ -805,7 +805,7 @@ export class SwapSpace {
       h = this.mem.folioHead(pfn);
     } catch (e) {
       if (e instanceof SwapError) throw e;
-      throw new SwapError("BAD_FOLIO", MODULE, method, `pfn ${pfn} is not a valid page frame`, e);
+      throw new SwapError("BAD_FOLIO", MODULE, method, `pfn ${pfn} is not a valid page frame`, { cause: e });
     }
     return h;
   }

@@ -1,6 +1,8 @@
 // Models: the kernel's VM_BUG_ON / -EINVAL / -ENOMEM paths of mmap, munmap and madvise
 // (mm/mmap.c, mm/madvise.c) as one typed error. Omits: errno numbers.
 
+import { isMmgatherError, MmgatherError, type MmgatherErrorOptions } from "@mmgather/folio";
+
 /** Every way a caller can misuse the teardown model. */
 export type TeardownErrorCode =
   | "EINVAL"
@@ -16,24 +18,20 @@ export type TeardownErrorCode =
   | "BAD_CPU"
   | "INVARIANT";
 
-const BRAND = "__mmgatherTeardownError";
-
 /** The one error class of @mmgather/teardown: a `code`, where it came from, and a clear message. */
-export class TeardownError extends Error {
-  readonly code: TeardownErrorCode;
-  readonly module: string;
-  readonly method: string;
-  readonly [BRAND] = true;
-  constructor(code: TeardownErrorCode, module: string, method: string, message: string, cause?: unknown) {
-    super(`${module}.${method}: ${message}`, cause === undefined ? undefined : { cause });
-    this.name = "TeardownError";
-    this.code = code;
-    this.module = module;
-    this.method = method;
+export class TeardownError extends MmgatherError<TeardownErrorCode> {
+  constructor(
+    code: TeardownErrorCode,
+    module: string,
+    method: string,
+    message: string,
+    options?: MmgatherErrorOptions,
+  ) {
+    super("TeardownError", code, module, method, message, options);
   }
 }
 
-/** Brand check that still works when two copies of the package are loaded. */
+/** True for any TeardownError, including one thrown by another loaded copy of this package. */
 export function isTeardownError(u: unknown): u is TeardownError {
-  return typeof u === "object" && u !== null && (u as Record<string, unknown>)[BRAND] === true;
+  return isMmgatherError(u, "TeardownError");
 }

@@ -53,7 +53,9 @@ export class PageTables {
     try {
       pfn = this.mem.allocFolio(0);
     } catch (e) {
-      throw new TeardownError("ENOMEM", "page-tables", "allocTable", "no memory for a page-table page", e);
+      throw new TeardownError("ENOMEM", "page-tables", "allocTable", "no memory for a page-table page", {
+        cause: e,
+      });
     }
     const id = this.freeIds.length > 0 ? this.freeIds.pop()! : this.entries.length;
     if (id >= this.tablePfn.length) {

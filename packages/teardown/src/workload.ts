@@ -62,7 +62,7 @@ function alloc(mm: Mm, order: number, method: string): number {
       "workload",
       method,
       `out of memory allocating an order-${order} folio`,
-      e,
+      { cause: e },
     );
   }
 }

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { createPhysMem, type FolioError, type FolioErrorCode, isFolioError, PG } from "../index.js";
+import {
+  createPhysMem,
+  type FolioError,
+  type FolioErrorCode,
+  isFolioError,
+  isMmgatherError,
+  PG,
+} from "../index.js";
 import { mappedAnon, mem } from "./helpers.js";
 
 function codeOf(fn: () => unknown): FolioErrorCode | "none" {
@@ -73,8 +80,8 @@ describe("errors", () => {
     }
     expect(isFolioError(err)).toBe(true);
     const fe = err as FolioError;
-    expect(fe.message).toBe(`freeFolio(${h}): folio still has refcount 2`);
-    expect(fe.module).toBe("folio");
+    expect(fe.message).toBe(`phys-mem.freeFolio(${h}): folio still has refcount 2 [FREE_WITH_REFS]`);
+    expect(fe.module).toBe("phys-mem");
     expect(fe.method).toBe("freeFolio");
     expect(fe.name).toBe("FolioError");
     expect(fe).toBeInstanceOf(Error);
@@ -82,15 +89,21 @@ describe("errors", () => {
 
   it("isFolioError recognises the brand of another package copy and rejects look-alikes", () => {
     const foreign = Object.assign(new Error("x"), {
-      [Symbol.for("@mmgather/folio/FolioError")]: true,
+      [Symbol.for("@mmgather/error")]: "FolioError",
       code: "EINVAL",
     });
     expect(isFolioError(foreign)).toBe(true);
+    expect(isMmgatherError(foreign)).toBe(true);
+    // The brand, not the name, decides: a look-alike without it is not a FolioError.
     const byName = Object.assign(new Error("y"), { name: "FolioError", module: "folio", code: "ENOMEM" });
-    expect(isFolioError(byName)).toBe(true);
-    expect(
-      isFolioError(Object.assign(new Error("z"), { name: "FolioError", module: "swap", code: "X" })),
-    ).toBe(false);
+    expect(isFolioError(byName)).toBe(false);
+    const otherClass = Object.assign(new Error("z"), {
+      [Symbol.for("@mmgather/error")]: "SwapError",
+      code: "X",
+    });
+    expect(isFolioError(otherClass)).toBe(false);
+    expect(isMmgatherError(otherClass)).toBe(true);
+    expect(isMmgatherError(otherClass, "SwapError")).toBe(true);
     expect(isFolioError(new Error("plain"))).toBe(false);
     expect(isFolioError(null)).toBe(false);
     expect(isFolioError("FolioError")).toBe(false);

@@ -23,6 +23,8 @@ describe("public API", () => {
         "SWAP_CLUSTER_MAX",
         "createPhysMem",
         "isFolioError",
+        "isMmgatherError",
+        "MmgatherError",
         "resetFolioCounters",
       ].sort(),
     );

@@ -1,3 +1,4 @@
+import { isFolioError, isMmgatherError } from "@mmgather/folio";
 import { describe, expect, it } from "vitest";
 import {
   isSwapError,
@@ -49,10 +50,16 @@ describe("SwapError", () => {
     const e = new SwapError("DOUBLE_FREE", "swapcache", "freeSwapAndCache", "slot 0:3 is already free");
     expect(e).toBeInstanceOf(Error);
     expect(e.message).toContain("slot 0:3 is already free");
-    expect(e.message).toContain("DOUBLE_FREE");
+    expect(e.message).toBe("swapcache.freeSwapAndCache: slot 0:3 is already free [DOUBLE_FREE]");
+    expect(e.module).toBe("swapcache");
+    expect(isMmgatherError(e)).toBe(true);
+    expect(isFolioError(e)).toBe(false);
     expect(isSwapError(e)).toBe(true);
     // A copy from another loaded instance of the package: same shape, different class.
-    const foreign = Object.assign(new Error("x"), { brand: e.brand, code: "ENOSPC" });
+    const foreign = Object.assign(new Error("x"), {
+      [Symbol.for("@mmgather/error")]: "SwapError",
+      code: "ENOSPC",
+    });
     expect(isSwapError(foreign)).toBe(true);
     expect(isSwapError(new Error("x"))).toBe(false);
     expect(isSwapError({ code: "ENOSPC" })).toBe(false);
