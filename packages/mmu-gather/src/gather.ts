@@ -93,6 +93,13 @@ export function createGatherCounters(): GatherCounters {
 const alwaysAlloc: BatchAllocPolicy = () => true;
 const M = "gather";
 
+/** policy.immediateRmap as a small integer: 6.5's page_remove_rmap per page. */
+const RMAP_PAGE = 0;
+/** 7.x folio_remove_rmap_ptes: one call per folio run. */
+const RMAP_FOLIO_PTES = 1;
+/** The series' folio_remove_rmap_range: one call per folio run. */
+const RMAP_FOLIO_RANGE = 2;
+
 type Storage = EncodedPageStorage | EncodedNrPagesStorage | ContigRangeStorage;
 
 /** The engine. Users see it through `MmuGather`; arch hooks and steps through `GatherView`. */
@@ -127,7 +134,7 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
   private readonly ro: GatherView;
   /** The arch's pteClear hook, or null when it is the asm-generic no-op (skips a call per PTE run). */
   private readonly pteClearHook: ArchTlb["pteClear"] | null;
-  /** policy.immediateRmap as 0 pageRemoveRmap / 1 folioRemoveRmapPtes / 2 folioRemoveRmapRange. */
+  /** policy.immediateRmap as RMAP_PAGE / RMAP_FOLIO_PTES / RMAP_FOLIO_RANGE (a small-integer switch). */
   private readonly immPrim: number;
   private readonly oneHead = new Int32Array(1);
   private readonly oneRef = new Int32Array(1);
@@ -182,7 +189,12 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
     this.contig = st instanceof ContigRangeStorage ? st : null;
     this.fastZap = this.sink === null && this.pteClearHook === null && st !== null;
     const prim = policy.immediateRmap;
-    this.immPrim = prim === "pageRemoveRmap" ? 0 : prim === "folioRemoveRmapPtes" ? 1 : 2;
+    this.immPrim =
+      prim === "pageRemoveRmap"
+        ? RMAP_PAGE
+        : prim === "folioRemoveRmapPtes"
+          ? RMAP_FOLIO_PTES
+          : RMAP_FOLIO_RANGE;
     this.flushMmuBound = () => this.flushMmu();
     // The one object arch hooks see: getters only, frozen — assignments throw in strict mode.
     this.ro = Object.freeze(
@@ -323,20 +335,7 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
 
   removeRmapTrusted(head: number, pfn: number, nr: number): void {
     if (this.finished) this.live("removeRmap");
-    const mem = this.mem;
-    const c = this.counters;
-    const prim = this.immPrim;
-    if (prim === 0) {
-      mem.pageRemoveRmapPtesUnchecked(head, pfn, nr);
-      c.rmapCallsImmediate += nr;
-    } else if (prim === 1) {
-      mem.folioRemoveRmapPtesUnchecked(head, pfn, nr);
-      c.rmapCallsImmediate++;
-    } else {
-      mem.folioRemoveRmapRangeUnchecked(head, pfn, nr);
-      c.rmapCallsImmediate++;
-    }
-    c.rmapPages += nr;
+    this.rmapNow(head, pfn, nr);
     if (this.sink !== null)
       this.sink({
         type: "rmapRemoved",
@@ -345,6 +344,39 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
         delayed: false,
         primitive: this.variant.policy.immediateRmap,
       });
+  }
+
+  /**
+   * The variant's immediate rmap removal of [pfn, pfn + nr) of the folio at `head`, counted: 6.5's
+   * page_remove_rmap loop (one call per page), the series' folio_remove_rmap_range or 7.x's
+   * folio_remove_rmap_ptes (one call). Emits no event (callers that have a sink do).
+   */
+  private rmapNow(head: number, pfn: number, nr: number): void {
+    const mem = this.mem;
+    const c = this.counters;
+    const prim = this.immPrim;
+    if (prim === RMAP_FOLIO_PTES) {
+      mem.folioRemoveRmapPtesUnchecked(head, pfn, nr);
+      c.rmapCallsImmediate++;
+    } else if (prim === RMAP_PAGE) {
+      mem.pageRemoveRmapPtesUnchecked(head, pfn, nr);
+      c.rmapCallsImmediate += nr;
+    } else {
+      mem.folioRemoveRmapRangeUnchecked(head, pfn, nr);
+      c.rmapCallsImmediate++;
+    }
+    c.rmapPages += nr;
+  }
+
+  /**
+   * __tlb_adjust_range(addr_j, PAGE_SIZE) for the nr PTEs from `addr` (their union) and cleared_ptes:
+   * what tlb_remove_tlb_entries records for a run of cleared PTEs.
+   */
+  private adjustPteRange(addr: number, nr: number): void {
+    if (addr < this.start) this.start = addr;
+    const e = addr + nr * this.pageSize;
+    if (e > this.end) this.end = e;
+    this.clearedPtes = true;
   }
 
   private checkPfn(method: string, pfn: number): void {
@@ -379,27 +411,8 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
   zapPresentTrusted(head: number, pfn: number, nr: number, addr: number, rmapNow: boolean): boolean {
     if (this.finished) this.live("ptepGetAndClear");
     // ptepGetAndClear: no sink, asm-generic pte_clear (fastZap) — nothing to do.
-    // tlb_remove_tlb_entries → __tlb_adjust_range
-    if (addr < this.start) this.start = addr;
-    const e = addr + this.pageSize * nr;
-    if (e > this.end) this.end = e;
-    this.clearedPtes = true;
-    if (rmapNow) {
-      const mem = this.mem;
-      const c = this.counters;
-      const prim = this.immPrim;
-      if (prim === 1) {
-        mem.folioRemoveRmapPtesUnchecked(head, pfn, nr);
-        c.rmapCallsImmediate++;
-      } else if (prim === 0) {
-        mem.pageRemoveRmapPtesUnchecked(head, pfn, nr);
-        c.rmapCallsImmediate += nr;
-      } else {
-        mem.folioRemoveRmapRangeUnchecked(head, pfn, nr);
-        c.rmapCallsImmediate++;
-      }
-      c.rmapPages += nr;
-    }
+    this.adjustPteRange(addr, nr);
+    if (rmapNow) this.rmapNow(head, pfn, nr);
     // queue(): end > 0 was just ensured (or fullmm's ULONG_MAX); the storage exists (fastZap).
     let full: boolean;
     const en = this.encNr;
@@ -423,7 +436,7 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
   zapSinglesRunTrusted(pfns: Int32Array, nr: number, addr: number): number {
     if (this.finished) this.live("ptepGetAndClear");
     const en = this.encNr;
-    if (en === null || this.immPrim !== 1) {
+    if (en === null || this.immPrim !== RMAP_FOLIO_PTES) {
       for (let j = 0; j < nr; j++) {
         const pfn = pfns[j];
         if (this.zapPresentTrusted(pfn, pfn, 1, addr + j * this.pageSize, true)) return -(j + 1);
@@ -433,11 +446,7 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
     // Queue first: the rmap removals below touch no gather state, so the order within the run is
     // immaterial; doing them after the queue knows where it stops keeps each loop over locals.
     const k = en.addSinglesRun(pfns, nr);
-    // Per page: __tlb_adjust_range(addr_j, PAGE_SIZE), cleared_ptes; the union over j < k.
-    if (addr < this.start) this.start = addr;
-    const e = addr + k * this.pageSize;
-    if (e > this.end) this.end = e;
-    this.clearedPtes = true;
+    this.adjustPteRange(addr, k);
     this.mem.folioRemoveRmapPteList(pfns, k);
     const c = this.counters;
     c.rmapCallsImmediate += k;
@@ -467,27 +476,11 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
         if (this.zapPresentTrusted(head, pfn + j, 1, addr + j * this.pageSize, rmapNow)) return -(j + 1);
       return nr;
     }
-    // Per page: __tlb_adjust_range(addr_j, PAGE_SIZE), cleared_ptes; the union over j < k.
-    if (addr < this.start) this.start = addr;
-    const e = addr + k * this.pageSize;
-    if (e > this.end) this.end = e;
-    this.clearedPtes = true;
-    // Not zapPresentTrusted's block: k per-page calls (one per PTE taken), not one call of nr pages.
+    this.adjustPteRange(addr, k);
+    // A per-PTE walk: k rmap calls of one page each (6.5's page loop is already one call per page).
     if (rmapNow) {
-      const mem = this.mem;
-      const c = this.counters;
-      const prim = this.immPrim;
-      if (prim === 0) {
-        mem.pageRemoveRmapPtesUnchecked(head, pfn, k);
-        c.rmapCallsImmediate += k;
-      } else if (prim === 1) {
-        for (let j = 0; j < k; j++) mem.folioRemoveRmapPtesUnchecked(head, pfn + j, 1);
-        c.rmapCallsImmediate += k;
-      } else {
-        for (let j = 0; j < k; j++) mem.folioRemoveRmapRangeUnchecked(head, pfn + j, 1);
-        c.rmapCallsImmediate += k;
-      }
-      c.rmapPages += k;
+      if (this.immPrim === RMAP_PAGE) this.rmapNow(head, pfn, k);
+      else for (let j = 0; j < k; j++) this.rmapNow(head, pfn + j, 1);
     }
     if (full) {
       this.forced((this.storage as Storage).fullReason);

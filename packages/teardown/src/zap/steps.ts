@@ -53,6 +53,25 @@ function rssIndexOf(ctx: ZapContext, head: number): number {
   return (f & PG.swapbacked) !== 0 ? MM_SHMEMPAGES : MM_FILEPAGES;
 }
 
+/**
+ * The gather is full (__tlb_remove_page returned true): force_flush, counted as a full batch, and
+ * zap_pte_range leaves the table at `next` (the flush frees the batch, then the walk resumes there).
+ */
+function batchFull(ctx: ZapContext, next: number): number {
+  ctx.forceFlush = true;
+  ctx.forceFromFull = true;
+  return next;
+}
+
+/**
+ * A dirty file page's rmap is delayed (tlb_delay_rmap): force_flush before the PTL is dropped, counted
+ * as a dirty-shared flush unless the gather already filled in this table.
+ */
+function forceFlushDirtyShared(ctx: ZapContext): void {
+  if (!ctx.forceFlush) ctx.forceFromFull = false;
+  ctx.forceFlush = true;
+}
+
 /** v6.5 zap_pte_range loop: one PTE, one rmap call, one gather entry at a time. */
 export function zapPtesPerPte(
   ctx: ZapContext,
@@ -90,9 +109,7 @@ export function zapPtesPerPte(
             rss[idx]--;
             t[i] = 0;
             if (tlb.zapPresentTrusted(head, pfn, 1, addr, !deferAll)) {
-              ctx.forceFlush = true;
-              ctx.forceFromFull = true;
-              return i + 1;
+              return batchFull(ctx, i + 1);
             }
             continue;
           }
@@ -110,9 +127,7 @@ export function zapPtesPerPte(
           c.presentBatches += k;
           rss[idx] -= k;
           if (r < 0) {
-            ctx.forceFlush = true;
-            ctx.forceFromFull = true;
-            return i + k;
+            return batchFull(ctx, i + k);
           }
           i += k - 1;
           continue;
@@ -131,16 +146,13 @@ export function zapPtesPerPte(
         if (checker !== null) checker.noteDirtyFileClear(pfn, 1);
         if (tlb.tlbDelayRmap()) {
           delay = !deferAll;
-          if (!ctx.forceFlush) ctx.forceFromFull = false;
-          ctx.forceFlush = true;
+          forceFlushDirtyShared(ctx);
         }
       }
       rss[idx]--;
       if (!delay && !deferAll) tlb.removeRmapTrusted(head, pfn, 1);
       if (tlb.removePageTrusted(pfn, delay)) {
-        ctx.forceFlush = true;
-        ctx.forceFromFull = true;
-        return i + 1;
+        return batchFull(ctx, i + 1);
       }
     } else {
       t[i] = 0;
@@ -208,9 +220,7 @@ function zapOrder0Run(
   if (shmemN !== 0) rss[MM_SHMEMPAGES] -= shmemN;
   if (k - anonN - shmemN !== 0) rss[MM_FILEPAGES] -= k - anonN - shmemN;
   if (r < 0) {
-    ctx.forceFlush = true;
-    ctx.forceFromFull = true;
-    return -(i + k);
+    return batchFull(ctx, -(i + k));
   }
   return i + k;
 }
@@ -279,9 +289,7 @@ export function zapPtesFolioBatch(
         c.presentBatches++;
         rss[idx] -= n;
         if (tlb.zapPresentTrusted(head, pfn, n, addr, true)) {
-          ctx.forceFlush = true;
-          ctx.forceFromFull = true;
-          return i + n;
+          return batchFull(ctx, i + n);
         }
         i += n;
         continue;
@@ -295,17 +303,14 @@ export function zapPtesFolioBatch(
         if (checker !== null) checker.noteDirtyFileClear(pfn, n);
         if (tlb.tlbDelayRmap()) {
           delay = true;
-          if (!ctx.forceFlush) ctx.forceFromFull = false;
-          ctx.forceFlush = true;
+          forceFlushDirtyShared(ctx);
         }
       }
       rss[idx] -= n;
       tlb.tlbRemoveTlbEntries(addr, n);
       if (!delay) tlb.removeRmapTrusted(head, pfn, n);
       if (tlb.removeFolioPagesTrusted(pfn, n, delay)) {
-        ctx.forceFlush = true;
-        ctx.forceFromFull = true;
-        return i + n;
+        return batchFull(ctx, i + n);
       }
       i += n;
     } else {
