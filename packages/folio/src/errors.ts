@@ -102,3 +102,8 @@ export class FolioError extends MmgatherError<FolioErrorCode> {
 export function isFolioError(u: unknown): u is FolioError {
   return isMmgatherError(u, "FolioError");
 }
+
+/** Throws the FolioError a model file's checked entry point raises (module = the model file). */
+export function fail(code: FolioErrorCode, module: string, method: string, message: string): never {
+  throw new FolioError(code, module, method, message);
+}

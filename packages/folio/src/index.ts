@@ -24,11 +24,8 @@ export {
   MmgatherError,
   type MmgatherErrorOptions,
 } from "./errors.js";
-export type {
-  AddressSpaceOptions,
-  AllocOptions,
-  FreeObserver,
-  PcpPolicy,
-  PhysMemConfig,
-} from "./phys-mem.js";
+export type { AddressSpaceOptions } from "./filemap.js";
+export type { FreeObserver, PcpPolicy } from "./mm-types.js";
+export type { AllocOptions } from "./page-alloc.js";
+export type { PhysMemConfig } from "./phys-mem.js";
 export { createPhysMem, PhysMem } from "./phys-mem.js";

@@ -6,6 +6,14 @@
 // Omits: CONFIG_MMU_GATHER_PAGE_SIZE, tlb_free_vmas (the walk flushes for PFNMAP itself), hugetlb unsharing.
 
 import type { PhysMem } from "@mmgather/folio";
+import {
+  type FolioState,
+  folioRemoveRmapPteListTrusted,
+  folioRemoveRmapPtesTrusted,
+  folioRemoveRmapRangeTrusted,
+  folioState,
+  pageRemoveRmapPtesTrusted,
+} from "@mmgather/folio/internal";
 import type { SwapSpace } from "@mmgather/swapcache";
 import { genericPteClear } from "./arch.js";
 import { MAX_ENCODABLE_PFN, maxTableBatch, TLB_RANGE_ULONG_MAX } from "./constants.js";
@@ -105,6 +113,8 @@ type Storage = EncodedPageStorage | EncodedNrPagesStorage | ContigRangeStorage;
 /** The engine. Users see it through `MmuGather`; arch hooks and steps through `GatherView`. */
 class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
   readonly mem: PhysMem;
+  /** The folio layer's state, for its Trusted entry points. */
+  private readonly fs: FolioState;
   readonly swap: SwapSpace | null;
   readonly mm: TlbMm;
   readonly arch: ArchTlb;
@@ -159,6 +169,7 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
     if (o.mem === undefined || o.mm === undefined || o.arch === undefined)
       throw new GatherError("BAD_ARGUMENT", M, "createMmuGather", "mem, mm and arch are required");
     this.mem = o.mem;
+    this.fs = folioState(o.mem);
     this.swap = o.swap ?? null;
     this.mm = o.mm;
     this.arch = o.arch;
@@ -352,17 +363,17 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
    * folio_remove_rmap_ptes (one call). Emits no event (callers that have a sink do).
    */
   private rmapNow(head: number, pfn: number, nr: number): void {
-    const mem = this.mem;
+    const fs = this.fs;
     const c = this.counters;
     const prim = this.immPrim;
     if (prim === RMAP_FOLIO_PTES) {
-      mem.folioRemoveRmapPtesUnchecked(head, pfn, nr);
+      folioRemoveRmapPtesTrusted(fs, head, pfn, nr);
       c.rmapCallsImmediate++;
     } else if (prim === RMAP_PAGE) {
-      mem.pageRemoveRmapPtesUnchecked(head, pfn, nr);
+      pageRemoveRmapPtesTrusted(fs, head, pfn, nr);
       c.rmapCallsImmediate += nr;
     } else {
-      mem.folioRemoveRmapRangeUnchecked(head, pfn, nr);
+      folioRemoveRmapRangeTrusted(fs, head, pfn, nr);
       c.rmapCallsImmediate++;
     }
     c.rmapPages += nr;
@@ -447,7 +458,7 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
     // immaterial; doing them after the queue knows where it stops keeps each loop over locals.
     const k = en.addSinglesRun(pfns, nr);
     this.adjustPteRange(addr, k);
-    this.mem.folioRemoveRmapPteList(pfns, k);
+    folioRemoveRmapPteListTrusted(this.fs, pfns, k);
     const c = this.counters;
     c.rmapCallsImmediate += k;
     c.rmapPages += k;

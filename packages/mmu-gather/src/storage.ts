@@ -6,6 +6,18 @@
 
 import type { PhysMem } from "@mmgather/folio";
 import { FOLIO_BATCH_SIZE } from "@mmgather/folio";
+import {
+  type FolioState,
+  folioHeadTrusted,
+  folioNrPagesTrusted,
+  folioRemoveRmapPtesTrusted,
+  folioRemoveRmapRangeTrusted,
+  folioState,
+  foliosPutRefsDoOneTrusted,
+  foliosPutRefsTrusted,
+  pageRemoveRmapPteTrusted,
+  releasePagesTrusted,
+} from "@mmgather/folio/internal";
 import type { SwapSpace } from "@mmgather/swapcache";
 import {
   batchGeometry,
@@ -54,6 +66,8 @@ export abstract class BatchList {
   /** Set by the subclasses' run-queueing calls (`addRun`, `addSinglesRun`, `addRunHead`): their last page filled the gather. */
   runFull = false;
   protected readonly host: StorageHost;
+  /** The folio layer's state, for its Trusted entry points. */
+  protected readonly fs: FolioState;
   /** Decoded pfns of one free chunk (release_pages argument). */
   protected readonly scratchPfns = new Int32Array(MAX_NR_FOLIOS_PER_FREE + 1);
   protected readonly fbHeads = new Int32Array(FOLIO_BATCH_SIZE);
@@ -61,6 +75,7 @@ export abstract class BatchList {
 
   constructor(host: StorageHost, kind: VariantName, pageShift: number) {
     this.host = host;
+    this.fs = folioState(host.mem);
     const g = batchGeometry(kind, pageShift);
     this.maxGatherBatch = g.maxGatherBatch;
     this.maxGatherBatchCount = g.maxGatherBatchCount;
@@ -280,7 +295,7 @@ export class EncodedPageStorage extends EncodedStorage {
   protected flushRmapBatch(b: number): number {
     const e = this.slots[b];
     const n = this.nr[b];
-    const mem = this.host.mem;
+    const fs = this.fs;
     const c = this.host.counters;
     const sink = this.host.sink;
     let calls = 0;
@@ -288,7 +303,7 @@ export class EncodedPageStorage extends EncodedStorage {
       const v = e[i];
       if ((v & ENCODED_PAGE_BIT_DELAY_RMAP) !== 0) {
         const pfn = v >>> ENCODED_PAGE_SHIFT;
-        mem.pageRemoveRmapPteUnchecked(mem.folioHeadUnchecked(pfn), pfn);
+        pageRemoveRmapPteTrusted(fs, folioHeadTrusted(fs, pfn), pfn);
         // The kernel leaves the bit set (the entry is freed before the next rmap flush can run);
         // clearing it makes a repeated flush a no-op instead of a double removal.
         e[i] = v & ~ENCODED_PAGE_BIT_DELAY_RMAP;
@@ -305,14 +320,14 @@ export class EncodedPageStorage extends EncodedStorage {
   /** v6.5 free_pages_and_swap_cache: lru_add_drain, free_swap_cache per page, release_pages. */
   protected freeChunk(b: number, off: number, n: number): void {
     const e = this.slots[b];
-    const mem = this.host.mem;
+    const fs = this.fs;
     const pfns = this.scratchPfns;
     this.lruAddDrain();
     const swap = this.host.swap !== null;
     for (let i = 0; i < n; i++) {
       const pfn = e[off + i] >>> ENCODED_PAGE_SHIFT;
       pfns[i] = pfn;
-      if (swap) this.freeSwapCache(mem.folioHeadUnchecked(pfn));
+      if (swap) this.freeSwapCache(folioHeadTrusted(fs, pfn));
     }
     const sink = this.host.sink;
     if (sink !== null) {
@@ -324,7 +339,7 @@ export class EncodedPageStorage extends EncodedStorage {
       }
       sink({ type: "pagesFreed", pfns: list, nrs });
     }
-    mem.releasePagesUnchecked(pfns, 0, n);
+    releasePagesTrusted(fs, pfns, 0, n);
     this.host.counters.releaseCalls++;
     this.host.counters.pagesReleased += n;
   }
@@ -410,8 +425,8 @@ export class EncodedNrPagesStorage extends EncodedStorage {
 
   protected flushRmapBatch(b: number): number {
     const e = this.slots[b];
+    const fs = this.fs;
     const n = this.nr[b];
-    const mem = this.host.mem;
     const c = this.host.counters;
     const sink = this.host.sink;
     let calls = 0;
@@ -422,7 +437,7 @@ export class EncodedNrPagesStorage extends EncodedStorage {
         const at = i;
         let nrPages = 1;
         if ((v & ENCODED_PAGE_BIT_NR_PAGES_NEXT) !== 0) nrPages = e[++i] >>> ENCODED_PAGE_SHIFT;
-        mem.folioRemoveRmapPtesUnchecked(mem.folioHeadUnchecked(pfn), pfn, nrPages);
+        folioRemoveRmapPtesTrusted(fs, folioHeadTrusted(fs, pfn), pfn, nrPages);
         e[at] = v & ~ENCODED_PAGE_BIT_DELAY_RMAP;
         calls++;
         c.rmapCallsDelayed++;
@@ -444,7 +459,7 @@ export class EncodedNrPagesStorage extends EncodedStorage {
   /** 7.x free_pages_and_swap_cache: free_swap_cache per folio entry, folios_put_refs per 31 folios. */
   protected freeChunk(b: number, off: number, n: number): void {
     const e = this.slots[b];
-    const mem = this.host.mem;
+    const fs = this.fs;
     const heads = this.fbHeads;
     const refs = this.fbRefs;
     const c = this.host.counters;
@@ -460,7 +475,7 @@ export class EncodedNrPagesStorage extends EncodedStorage {
     for (let i = off; i < end; i++) {
       const v = e[i];
       const pfn = v >>> ENCODED_PAGE_SHIFT;
-      const head = mem.folioHeadUnchecked(pfn);
+      const head = folioHeadTrusted(fs, pfn);
       if (swap) this.freeSwapCache(head);
       let r = 1;
       if ((v & ENCODED_PAGE_BIT_NR_PAGES_NEXT) !== 0) r = e[++i] >>> ENCODED_PAGE_SHIFT;
@@ -475,7 +490,7 @@ export class EncodedNrPagesStorage extends EncodedStorage {
       if (fb === FOLIO_BATCH_SIZE) {
         c.pagesReleased += released;
         released = 0;
-        mem.foliosPutRefsUnchecked(heads, refs, fb);
+        foliosPutRefsTrusted(fs, heads, refs, fb);
         c.releaseCalls++;
         fb = 0;
       }
@@ -483,7 +498,7 @@ export class EncodedNrPagesStorage extends EncodedStorage {
     c.pagesReleased += released;
     if (sink !== null && list !== null && nrs !== null) sink({ type: "pagesFreed", pfns: list, nrs });
     if (fb > 0) {
-      mem.foliosPutRefsUnchecked(heads, refs, fb);
+      foliosPutRefsTrusted(fs, heads, refs, fb);
       c.releaseCalls++;
     }
   }
@@ -542,12 +557,13 @@ export class ContigRangeStorage extends BatchList {
     } else {
       if (n >= this.max[b]) this.overflow("add");
       const mem = this.host.mem;
+      const fs = this.fs;
       const h = head >= 0 ? head : mem.folioHead(pfn);
       idx = n++;
       this.starts[b][idx] = pfn;
       ends[idx] = pfn + 1;
       this.nr[b] = n;
-      this.rangeLimit = h + mem.folioNrPagesUnchecked(h);
+      this.rangeLimit = h + folioNrPagesTrusted(fs, h);
       c.entriesQueued++;
     }
     c.pagesQueued++;
@@ -626,13 +642,13 @@ export class ContigRangeStorage extends BatchList {
     const s = this.starts[b];
     const e = this.ends[b];
     const n = this.nr[b];
-    const mem = this.host.mem;
+    const fs = this.fs;
     const c = this.host.counters;
     const sink = this.host.sink;
     for (let i = first; i < n; i++) {
       const pfn = s[i];
       const nrPages = e[i] - pfn;
-      mem.folioRemoveRmapRangeUnchecked(mem.folioHeadUnchecked(pfn), pfn, nrPages);
+      folioRemoveRmapRangeTrusted(fs, folioHeadTrusted(fs, pfn), pfn, nrPages);
       c.rmapCallsDelayed++;
       c.rmapPages += nrPages;
       if (sink !== null)
@@ -646,12 +662,13 @@ export class ContigRangeStorage extends BatchList {
     const s = this.starts[b];
     const e = this.ends[b];
     const mem = this.host.mem;
+    const fs = this.fs;
     const c = this.host.counters;
     const sink = this.host.sink;
     this.lruAddDrain();
     const end = off + n;
     if (this.host.swap !== null)
-      for (let i = off; i < end; i++) this.freeSwapCache(mem.folioHeadUnchecked(s[i]));
+      for (let i = off; i < end; i++) this.freeSwapCache(folioHeadTrusted(fs, s[i]));
     if (sink !== null) {
       const list: number[] = [];
       const nrs: number[] = [];
@@ -664,7 +681,7 @@ export class ContigRangeStorage extends BatchList {
     mem.foliosPutRefsInit();
     for (let i = off; i < end; i++) {
       const refs = e[i] - s[i];
-      mem.foliosPutRefsDoOneUnchecked(mem.folioHeadUnchecked(s[i]), refs);
+      foliosPutRefsDoOneTrusted(fs, folioHeadTrusted(fs, s[i]), refs);
       c.pagesReleased += refs;
     }
     mem.foliosPutRefsComplete();

@@ -2,6 +2,7 @@
 // CPUs with their TLBs, and the arch adapter (asm/tlb.h). Omits: NUMA placement, memcg limits.
 import { genericArch } from "@mmgather/arch-generic";
 import { createPhysMem, type PcpPolicy, type PhysMem } from "@mmgather/folio";
+import { folioState } from "@mmgather/folio/internal";
 import { type ArchGeometry, type ArchTlb, createTlbMm, type GatherEventSink } from "@mmgather/mmu-gather";
 import { createSwapSpace, type SwapSpace } from "@mmgather/swapcache";
 import { Checker, type TrailEvent, type TrailEventSink } from "./checker.js";
@@ -60,7 +61,8 @@ export class Machine {
    * `mem.resetCounters()` leaves alone).
    */
   get freed(): { readonly folios: number; readonly pages: number } {
-    return { folios: this.mem.freedFoliosTotal, pages: this.mem.freedPagesTotal };
+    const s = folioState(this.mem);
+    return { folios: s.freedFoliosTotal, pages: s.freedPagesTotal };
   }
   private eventSink: TrailEventSink | null = null;
   /**

@@ -7,6 +7,7 @@ import {
   isMmgatherError,
   PG,
 } from "../index.js";
+import { folioState } from "../internal.js";
 import { mappedAnon, mem } from "./helpers.js";
 
 function codeOf(fn: () => unknown): FolioErrorCode | "none" {
@@ -64,7 +65,7 @@ describe("errors", () => {
     m.folioPut(all[0]);
     const x = m.allocFolio(0);
     expect(codeOf(() => m.allocFolio(9))).toBe("ENOMEM");
-    (m as unknown as { refcount: Int32Array }).refcount[x] = -3;
+    folioState(m).refcount[x] = -3;
     expect(codeOf(() => m.checkInvariants())).toBe("INVARIANT");
   });
 
@@ -80,8 +81,8 @@ describe("errors", () => {
     }
     expect(isFolioError(err)).toBe(true);
     const fe = err as FolioError;
-    expect(fe.message).toBe(`phys-mem.freeFolio(${h}): folio still has refcount 2 [FREE_WITH_REFS]`);
-    expect(fe.module).toBe("phys-mem");
+    expect(fe.message).toBe(`swap.freeFolio(${h}): folio still has refcount 2 [FREE_WITH_REFS]`);
+    expect(fe.module).toBe("swap");
     expect(fe.method).toBe("freeFolio");
     expect(fe.name).toBe("FolioError");
     expect(fe).toBeInstanceOf(Error);

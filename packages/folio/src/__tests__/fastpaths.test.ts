@@ -3,13 +3,21 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { FolioError, PG, type PhysMem } from "../index.js";
+import {
+  folioRemoveRmapPteListTrusted,
+  folioRemoveRmapPtesTrusted,
+  folioRemoveRmapRangeTrusted,
+  folioState,
+  pageRemoveRmapPtesTrusted,
+  pageRemoveRmapPteTrusted,
+} from "../internal.js";
 import { mappedAnon, mem } from "./helpers.js";
 
 function counters(m: PhysMem): Record<string, number> {
   return { ...m.counters };
 }
 
-describe("pageRemoveRmapPteUnchecked", () => {
+describe("pageRemoveRmapPteTrusted", () => {
   for (const order of [0, 2, 4, 9]) {
     it(`order ${order}: same state and counters as pageRemoveRmap(pfn, false), page by page`, () => {
       const a = mem();
@@ -21,7 +29,7 @@ describe("pageRemoveRmapPteUnchecked", () => {
       b.resetCounters();
       for (let i = 0; i < 1 << order; i++) {
         a.pageRemoveRmap(ha + i, false);
-        b.pageRemoveRmapPteUnchecked(hb, hb + i);
+        pageRemoveRmapPteTrusted(folioState(b), hb, hb + i);
         expect(counters(b)).toEqual(counters(a));
       }
       expect(b.stateDigest()).toBe(a.stateDigest());
@@ -33,14 +41,14 @@ describe("pageRemoveRmapPteUnchecked", () => {
   it("still detects mapcount underflow and changes nothing", () => {
     const m = mem();
     const h = mappedAnon(m, 0);
-    m.pageRemoveRmapPteUnchecked(h, h);
+    pageRemoveRmapPteTrusted(folioState(m), h, h);
     const before = m.stateDigest();
-    expect(() => m.pageRemoveRmapPteUnchecked(h, h)).toThrow(FolioError);
+    expect(() => pageRemoveRmapPteTrusted(folioState(m), h, h)).toThrow(FolioError);
     expect(m.stateDigest()).toBe(before);
   });
 });
 
-describe("pageRemoveRmapPtesUnchecked", () => {
+describe("pageRemoveRmapPtesTrusted", () => {
   for (const order of [0, 2, 4, 9]) {
     it(`order ${order}: same state and counters as pageRemoveRmap(pfn, false) per page, over split runs`, () => {
       const a = mem();
@@ -54,7 +62,7 @@ describe("pageRemoveRmapPtesUnchecked", () => {
       for (let i = 0, run = 1; i < nr; i += run, run++) {
         const k = Math.min(run, nr - i);
         for (let j = 0; j < k; j++) a.pageRemoveRmap(ha + i + j, false);
-        b.pageRemoveRmapPtesUnchecked(hb, hb + i, k);
+        pageRemoveRmapPtesTrusted(folioState(b), hb, hb + i, k);
         expect(counters(b)).toEqual(counters(a));
       }
       expect(b.stateDigest()).toBe(a.stateDigest());
@@ -102,7 +110,7 @@ describe("pageRemoveRmapPtesUnchecked", () => {
             if (i >= nr) break;
             const k = Math.min(run, nr - i);
             for (let j = 0; j < k; j++) a.pageRemoveRmap(ha + i + j, false);
-            b.pageRemoveRmapPtesUnchecked(hb, hb + i, k);
+            pageRemoveRmapPtesTrusted(folioState(b), hb, hb + i, k);
             i += k;
           }
           expect(counters(b)).toEqual(counters(a));
@@ -117,8 +125,8 @@ describe("pageRemoveRmapPtesUnchecked", () => {
   it("detects mapcount underflow at the failing page", () => {
     const m = mem();
     const h = mappedAnon(m, 2);
-    m.pageRemoveRmapPteUnchecked(h, h + 2);
-    expect(() => m.pageRemoveRmapPtesUnchecked(h, h, 4)).toThrow(FolioError);
+    pageRemoveRmapPteTrusted(folioState(m), h, h + 2);
+    expect(() => pageRemoveRmapPtesTrusted(folioState(m), h, h, 4)).toThrow(FolioError);
     expect(m.pageMapcount(h + 3)).toBe(1);
   });
 
@@ -133,7 +141,7 @@ describe("pageRemoveRmapPtesUnchecked", () => {
     b.resetCounters();
     for (let j = 0; j < 5; j++) a.pageRemoveRmap(ha + j, false);
     expect(() => a.pageRemoveRmap(ha + 5, false)).toThrow(FolioError);
-    expect(() => b.pageRemoveRmapPtesUnchecked(hb, hb, 8)).toThrow(FolioError);
+    expect(() => pageRemoveRmapPtesTrusted(folioState(b), hb, hb, 8)).toThrow(FolioError);
     expect(counters(b)).toEqual(counters(a));
     expect(b.stateDigest()).toBe(a.stateDigest());
   });
@@ -160,9 +168,18 @@ describe("freeing checks against the LRU-add batch", () => {
 
 describe("order-0 rmap removal fast paths", () => {
   const prims = [
-    ["folioRemoveRmapPtesUnchecked", (m: PhysMem, h: number) => m.folioRemoveRmapPtesUnchecked(h, h, 1)],
-    ["folioRemoveRmapRangeUnchecked", (m: PhysMem, h: number) => m.folioRemoveRmapRangeUnchecked(h, h, 1)],
-    ["pageRemoveRmapPtesUnchecked", (m: PhysMem, h: number) => m.pageRemoveRmapPtesUnchecked(h, h, 1)],
+    [
+      "folioRemoveRmapPtesTrusted",
+      (m: PhysMem, h: number) => folioRemoveRmapPtesTrusted(folioState(m), h, h, 1),
+    ],
+    [
+      "folioRemoveRmapRangeTrusted",
+      (m: PhysMem, h: number) => folioRemoveRmapRangeTrusted(folioState(m), h, h, 1),
+    ],
+    [
+      "pageRemoveRmapPtesTrusted",
+      (m: PhysMem, h: number) => pageRemoveRmapPtesTrusted(folioState(m), h, h, 1),
+    ],
   ] as const;
   for (const [name, remove] of prims)
     for (const anon of [true, false])
@@ -342,7 +359,7 @@ describe("folioRemoveRmapPteList", () => {
             errA = e;
           }
           try {
-            b.m.folioRemoveRmapPteList(b.list, b.list.length);
+            folioRemoveRmapPteListTrusted(folioState(b.m), b.list, b.list.length);
           } catch (e) {
             errB = e;
           }

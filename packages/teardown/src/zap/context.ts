@@ -2,6 +2,7 @@
 // on-stack rss[] array, force_flush) plus the PTE lock of the table being zapped.
 // Omits: zap_details filtering (even_cows / single folio) — every operation here zaps everything.
 import type { PhysMem } from "@mmgather/folio";
+import { type FolioState, folioState } from "@mmgather/folio/internal";
 import type { MmuGather } from "@mmgather/mmu-gather";
 import type { SwapSpace } from "@mmgather/swapcache";
 import type { Checker, TrailEventSink } from "../checker.js";
@@ -67,6 +68,8 @@ export class ZapContext {
    * (`zapPresentTrusted`): no checker, no events, no arch PTE-clear hook. Decided once per operation.
    */
   readonly fused: boolean;
+  /** The folio layer's state, for its Trusted entry points on the walk's hot path. */
+  readonly fs: FolioState;
   /** `PAGE_SIZE` of the arch: a PTE's virtual address is its page number × pageSize. */
   readonly pageSize: number;
   /** The VMA being zapped. */
@@ -85,6 +88,7 @@ export class ZapContext {
   constructor(mm: Mm, tlb: MmuGather, checker: Checker | null, counters: WalkCounters, thread: number) {
     this.mm = mm;
     this.mem = mm.machine.mem;
+    this.fs = folioState(this.mem);
     this.swap = mm.machine.swap;
     this.pageSize = mm.machine.pageSize;
     this.tlb = tlb;

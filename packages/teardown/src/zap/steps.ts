@@ -7,6 +7,12 @@
 // Omits: mark_page_accessed on young PTEs, uffd-wp markers, device/migration/hwpoison entries,
 // need_resched breaks (they change no state), PMD-level IDTE on s390 (one IPTE stands in for it).
 import { PG } from "@mmgather/folio";
+import {
+  flagsOrder0,
+  folioFlagsTrusted,
+  folioHeadTrusted,
+  folioNrPagesTrusted,
+} from "@mmgather/folio/internal";
 import { TeardownError } from "../errors.js";
 import { LEVEL_PMD, LEVEL_PTE } from "../page-tables.js";
 import { PTE_DIRTY, PTE_WRITE, ptePfn, pteSwapEntry } from "../pte.js";
@@ -48,7 +54,7 @@ export interface ZapWalkOverrides {
 
 /** mm_counter(): the rss counter of a live folio (head read from a present PTE, so no checks). */
 function rssIndexOf(ctx: ZapContext, head: number): number {
-  const f = ctx.mem.folioFlagsUnchecked(head);
+  const f = folioFlagsTrusted(ctx.fs, head);
   if ((f & PG.anon) !== 0) return MM_ANONPAGES;
   return (f & PG.swapbacked) !== 0 ? MM_SHMEMPAGES : MM_FILEPAGES;
 }
@@ -82,6 +88,7 @@ export function zapPtesPerPte(
 ): number {
   const tlb = ctx.tlb;
   const mem = ctx.mem;
+  const fs = ctx.fs;
   const rss = ctx.rss;
   const c = ctx.counters;
   const checker = ctx.checker;
@@ -95,14 +102,14 @@ export function zapPtesPerPte(
     if (pte > 0) {
       const pfn = ptePfn(pte);
       if (fused) {
-        const head = mem.folioHeadUnchecked(pfn);
+        const head = folioHeadTrusted(fs, pfn);
         const idx = rssIndexOf(ctx, head);
         const anon = idx === MM_ANONPAGES;
         if (anon || (pte & PTE_DIRTY) === 0) {
           // The per-PTE body below with delay = false for this PTE and the following ones that map the
           // next pages of the same folio and would take this branch too, in one gather call that still
           // makes one rmap call and one queue entry per page (and stops where the gather fills).
-          const fnr = mem.folioNrPagesUnchecked(head);
+          const fnr = folioNrPagesTrusted(fs, head);
           if (fnr === 1) {
             c.ptesCleared++;
             c.presentBatches++;
@@ -138,7 +145,7 @@ export function zapPtesPerPte(
       tlb.tlbRemoveTlbEntry(addr);
       c.ptesCleared++;
       c.presentBatches++;
-      const head = mem.folioHeadUnchecked(pfn);
+      const head = folioHeadTrusted(fs, pfn);
       let delay = false;
       const idx = rssIndexOf(ctx, head);
       if (idx !== MM_ANONPAGES && (pte & PTE_DIRTY) !== 0) {
@@ -181,7 +188,7 @@ function zapOrder0Run(
   pte: number,
   f0: number,
 ): number {
-  const mem = ctx.mem;
+  const fs = ctx.fs;
   const rss = ctx.rss;
   const c = ctx.counters;
   const pfns = ctx.runPfns;
@@ -198,8 +205,8 @@ function zapOrder0Run(
     if (++j === to) break;
     p = t[j];
     if (p <= 0) break;
-    f = mem.folioFlagsUnchecked(ptePfn(p));
-    if (!mem.flagsOrder0(f) || ((f & PG.anon) === 0 && (p & PTE_DIRTY) !== 0)) break;
+    f = folioFlagsTrusted(fs, ptePfn(p));
+    if (!flagsOrder0(f) || ((f & PG.anon) === 0 && (p & PTE_DIRTY) !== 0)) break;
   }
   const r = ctx.tlb.zapSinglesRunTrusted(pfns, n, addr);
   const k = r < 0 ? -r : r;
@@ -209,7 +216,7 @@ function zapOrder0Run(
     anonN = 0;
     shmemN = 0;
     for (let q = 0; q < k; q++) {
-      const fq = mem.folioFlagsUnchecked(pfns[q]);
+      const fq = folioFlagsTrusted(fs, pfns[q]);
       if ((fq & PG.anon) !== 0) anonN++;
       else if ((fq & PG.swapbacked) !== 0) shmemN++;
     }
@@ -235,6 +242,7 @@ export function zapPtesFolioBatch(
 ): number {
   const tlb = ctx.tlb;
   const mem = ctx.mem;
+  const fs = ctx.fs;
   const rss = ctx.rss;
   const c = ctx.counters;
   const checker = ctx.checker;
@@ -252,8 +260,8 @@ export function zapPtesFolioBatch(
     if (pte > 0) {
       const pfn = ptePfn(pte);
       if (fused) {
-        const f0 = mem.folioFlagsUnchecked(pfn);
-        if (mem.flagsOrder0(f0) && ((f0 & PG.anon) !== 0 || (pte & PTE_DIRTY) === 0)) {
+        const f0 = folioFlagsTrusted(fs, pfn);
+        if (flagsOrder0(f0) && ((f0 & PG.anon) !== 0 || (pte & PTE_DIRTY) === 0)) {
           // A run of PTEs that each map their own order-0 folio and take the fused branch below
           // (folio_pte_batch stops at 1 for each), in a function of its own.
           const r = zapOrder0Run(ctx, t, i, to, addr, pte, f0);
@@ -264,8 +272,8 @@ export function zapPtesFolioBatch(
       }
       // A present PTE maps a live folio: the hot path reads it unchecked, and folio_pte_batch below
       // keeps [pfn, pfn + n) inside it, which is what the gather's trusted calls require.
-      const head = mem.folioHeadUnchecked(pfn);
-      const fnr = mem.folioNrPagesUnchecked(head);
+      const head = folioHeadTrusted(fs, pfn);
+      const fnr = folioNrPagesTrusted(fs, head);
       let n = 1;
       let merged = pte;
       // ptep_get_and_clear of the batch: each PTE is cleared as folio_pte_batch takes it in.

@@ -1,0 +1,283 @@
+// Models: mm/rmap.c as 7.x has it (CONFIG_PAGE_MAPCOUNT): folio_add_rmap_ptes / folio_add_rmap_pmd
+// (__folio_add_rmap + __folio_mod_stat; they also stand for folio_dup_*_rmap_* at fork, same
+// counters), folio_remove_rmap_ptes / folio_remove_rmap_pmd (__folio_remove_rmap: _large_mapcount
+// atomic, per-page _mapcount, one _nr_pages_mapped atomic, the partially_mapped rule), the order-0
+// run list the 7.x gather hands over, and munlock_vma_folio as an immediate munlock_folio.
+// Omits: the anon first-map shortcuts of folio_add_new_anon_rmap (every add is atomic here),
+// mlock_count and the mlock folio batch, mm-id "maybe shared" tracking.
+
+import { COMPOUND_MAPPED, FOLIO_PAGES_MAPPED, NodeStat, NR_STAT_ITEMS, PG } from "./constants.js";
+import { checkFolio } from "./debug.js";
+import { fail } from "./errors.js";
+import { deferredSplit7 } from "./huge-memory.js";
+import { DEBUG_VM, F_HEAD, linesFor, MEMCG_SHIFT, ORDER_MASK, ORDER_SHIFT } from "./layout.js";
+import { lruvecOfHead, modStat, statMod } from "./lruvec.js";
+import { checkHead, checkRange, type FolioState } from "./mm-types.js";
+
+const MODULE = "rmap";
+
+export function munlock(s: FolioState, head: number): void {
+  s.counters.munlockCalls++;
+  s.counters.metadataLines++;
+  s.flags[head] &= ~PG.mlocked;
+}
+
+/** 7.x `folio_add_{anon,file}_rmap_ptes(folio, page, nr)`: map `nr` pages starting at `pfn` by PTE. */
+export function folioAddRmapPtes(s: FolioState, head: number, pfn: number, nr: number): void {
+  checkRange(s, "folioAddRmapPtes", head, pfn, nr);
+  const c = s.counters;
+  const f = s.flags[head];
+  const mc = s.mapcount;
+  let nrNew = 0;
+  if (((f >>> ORDER_SHIFT) & ORDER_MASK) === 0) {
+    const v = ++mc[head];
+    c.mapcountAtomics++;
+    c.metadataLines++;
+    if (v === 0) nrNew = 1;
+  } else {
+    let first = 0;
+    const end = pfn + nr;
+    for (let p = pfn; p < end; p++) if (++mc[p] === 0) first++;
+    c.mapcountAtomics += nr;
+    const t1 = head + 1;
+    if (first !== 0) {
+      const v = s.nrPagesMapped[t1] + first;
+      s.nrPagesMapped[t1] = v;
+      c.nrPagesMappedAtomics++;
+      if (v < COMPOUND_MAPPED) nrNew = first;
+    }
+    s.largeMapcount[t1] += nr;
+    c.largeMapcountAtomics++;
+    c.metadataLines += linesFor(pfn, nr, head, t1, -1);
+  }
+  if (nrNew !== 0)
+    statMod(s, head, (f & PG.anon) !== 0 ? NodeStat.NR_ANON_MAPPED : NodeStat.NR_FILE_MAPPED, nrNew);
+  if (DEBUG_VM) checkFolio(s, "folioAddRmapPtes", head);
+}
+
+/** 7.x `folio_add_{anon,file}_rmap_pmd`: map a PMD-sized folio entirely. */
+export function folioAddRmapPmd(s: FolioState, head: number): void {
+  const m = "folioAddRmapPmd";
+  checkHead(s, m, head);
+  const f = s.flags[head];
+  const order = (f >>> ORDER_SHIFT) & ORDER_MASK;
+  if (order !== s.pmdOrder)
+    fail("EINVAL", MODULE, m, `(${head}): folio order ${order} is not the PMD order ${s.pmdOrder}`);
+  const c = s.counters;
+  const t1 = head + 1;
+  let nrNew = 0;
+  let nrPmd = 0;
+  const e = ++s.entireMapcount[t1];
+  c.entireMapcountAtomics++;
+  if (e === 0) {
+    const v = s.nrPagesMapped[t1] + COMPOUND_MAPPED;
+    s.nrPagesMapped[t1] = v;
+    c.nrPagesMappedAtomics++;
+    if (v < COMPOUND_MAPPED + COMPOUND_MAPPED) {
+      nrPmd = 1 << order;
+      nrNew = nrPmd - (v & FOLIO_PAGES_MAPPED);
+      if (nrNew < 0) nrNew = 0;
+    }
+  }
+  s.largeMapcount[t1]++;
+  c.largeMapcountAtomics++;
+  c.metadataLines += 2;
+  modStat(s, head, f, nrNew, nrPmd);
+  if (DEBUG_VM) checkFolio(s, m, head);
+}
+
+/**
+ * Decrements `_mapcount` of pages [pfn, pfn + nr) and returns how many became unmapped. On underflow
+ * every decrement is undone and MAPCOUNT_UNDERFLOW thrown (same outcome as checking first).
+ */
+export function decMapcounts(s: FolioState, method: string, head: number, pfn: number, nr: number): number {
+  const mc = s.mapcount;
+  const end = pfn + nr;
+  let unmapped = 0;
+  for (let p = pfn; p < end; p++) {
+    const v = --mc[p];
+    if (v === -1) unmapped++;
+    else if (v < -1) {
+      for (let q = pfn; q <= p; q++) mc[q]++;
+      checkUnmapRange(s, method, head, pfn, nr);
+    }
+  }
+  return unmapped;
+}
+
+export function checkUnmapRange(s: FolioState, method: string, head: number, pfn: number, nr: number): void {
+  const mc = s.mapcount;
+  const end = pfn + nr;
+  for (let p = pfn; p < end; p++)
+    if (mc[p] < 0)
+      fail(
+        "MAPCOUNT_UNDERFLOW",
+        MODULE,
+        method,
+        `(${head}, ${pfn}, ${nr}): page ${p} is not mapped by any PTE`,
+      );
+}
+
+export function checkPmdUnmap(s: FolioState, method: string, head: number): number {
+  checkHead(s, method, head);
+  const f = s.flags[head];
+  const order = (f >>> ORDER_SHIFT) & ORDER_MASK;
+  if (order !== s.pmdOrder)
+    fail("EINVAL", MODULE, method, `(${head}): folio order ${order} is not the PMD order ${s.pmdOrder}`);
+  if (s.entireMapcount[head + 1] < 0)
+    fail("MAPCOUNT_UNDERFLOW", MODULE, method, `(${head}): folio is not PMD-mapped`);
+  return f;
+}
+
+/** 7.x `folio_remove_rmap_ptes(folio, page, nr, vma)` (CONFIG_PAGE_MAPCOUNT). */
+export function folioRemoveRmapPtes(
+  s: FolioState,
+  head: number,
+  pfn: number,
+  nr: number,
+  vmaLocked = false,
+): void {
+  checkRange(s, "folioRemoveRmapPtes", head, pfn, nr);
+  folioRemoveRmapPtesTrusted(s, head, pfn, nr, vmaLocked);
+}
+
+/**
+ * {@link folioRemoveRmapPtes} without the argument checks, for hot callers (the zap walk, the gather)
+ * that guarantee `head` is a live folio and `[pfn, pfn + nr)` lies inside it. Mapcount underflow is
+ * still detected (and nothing is changed when it is).
+ */
+export function folioRemoveRmapPtesTrusted(
+  s: FolioState,
+  head: number,
+  pfn: number,
+  nr: number,
+  vmaLocked = false,
+): void {
+  // An order-0 folio still mapped: small enough for the callers' compilers to inline.
+  // Copied in the three unchecked removals on purpose: a shared helper costs hot callers an inline level.
+  const f = s.flags[head];
+  if ((f & (F_HEAD | (ORDER_MASK << ORDER_SHIFT))) === F_HEAD && !vmaLocked && !DEBUG_VM) {
+    const mc = s.mapcount;
+    const v0 = mc[head];
+    if (v0 >= 0) {
+      mc[head] = v0 - 1;
+      const c = s.counters;
+      c.mapcountAtomics++;
+      c.metadataLines++;
+      if (v0 === 0)
+        statMod(s, head, (f & PG.anon) !== 0 ? NodeStat.NR_ANON_MAPPED : NodeStat.NR_FILE_MAPPED, -1);
+      return;
+    }
+  }
+  folioRemoveRmapPtesAny(s, head, pfn, nr, vmaLocked);
+}
+
+/**
+ * {@link folioRemoveRmapPtesTrusted}`(pfns[j], pfns[j], 1)` for j in [0, n): each pfn is a live
+ * folio's head mapped by the caller's PTE (the 7.x zap walk's runs of order-0 PTEs). The order-0
+ * case runs over locals with its counters added once; any other entry takes the per-call path.
+ */
+export function folioRemoveRmapPteListTrusted(s: FolioState, pfns: Int32Array, n: number): void {
+  const flags = s.flags;
+  const mc = s.mapcount;
+  const stats = s.stats;
+  const oneNode = s.nrNodes === 1;
+  const c = s.counters;
+  let done = 0;
+  let stat = 0;
+  try {
+    for (let j = 0; j < n; j++) {
+      const head = pfns[j];
+      const f = flags[head];
+      const v0 = mc[head];
+      if ((f & (F_HEAD | (ORDER_MASK << ORDER_SHIFT))) === F_HEAD && v0 >= 0 && !DEBUG_VM) {
+        mc[head] = v0 - 1;
+        done++;
+        if (v0 === 0) {
+          const lv = oneNode ? f >>> MEMCG_SHIFT : lruvecOfHead(s, head);
+          stats[
+            lv * NR_STAT_ITEMS + ((f & PG.anon) !== 0 ? NodeStat.NR_ANON_MAPPED : NodeStat.NR_FILE_MAPPED)
+          ] -= 1;
+          stat++;
+        }
+        continue;
+      }
+      folioRemoveRmapPtesTrusted(s, head, head, 1);
+    }
+  } finally {
+    c.mapcountAtomics += done;
+    c.metadataLines += done;
+    c.statUpdates += stat;
+  }
+}
+
+/** The general case of {@link PhysMem.folioRemoveRmapPtesUnchecked}. */
+export function folioRemoveRmapPtesAny(
+  s: FolioState,
+  head: number,
+  pfn: number,
+  nr: number,
+  vmaLocked: boolean,
+): void {
+  const m = "folioRemoveRmapPtes";
+  const c = s.counters;
+  const f = s.flags[head];
+  if ((f & F_HEAD) === 0) checkHead(s, m, head);
+  const mc = s.mapcount;
+  let nrU = 0;
+  let partially = false;
+  if (((f >>> ORDER_SHIFT) & ORDER_MASK) === 0) {
+    if (mc[head] < 0) checkUnmapRange(s, m, head, pfn, 1);
+    if (--mc[head] === -1) nrU = 1;
+    c.mapcountAtomics++;
+    c.metadataLines++;
+  } else {
+    const t1 = head + 1;
+    const last = decMapcounts(s, m, head, pfn, nr);
+    s.largeMapcount[t1] -= nr;
+    c.largeMapcountAtomics++;
+    c.mapcountAtomics += nr;
+    if (last !== 0) {
+      const v = s.nrPagesMapped[t1] - last;
+      s.nrPagesMapped[t1] = v;
+      c.nrPagesMappedAtomics++;
+      if (v < COMPOUND_MAPPED) nrU = last;
+    }
+    partially = nrU !== 0 && s.nrPagesMapped[t1] !== 0;
+    c.metadataLines += linesFor(pfn, nr, head, t1, -1);
+  }
+  if (partially && (f & PG.anon) !== 0 && (f & PG.partiallyMapped) === 0) deferredSplit7(s, head);
+  modStat(s, head, f, -nrU, 0);
+  if (vmaLocked) munlock(s, head);
+  if (DEBUG_VM) checkFolio(s, m, head);
+}
+
+/** 7.x `folio_remove_rmap_pmd(folio, page, vma)`. */
+export function folioRemoveRmapPmd(s: FolioState, head: number, vmaLocked = false): void {
+  const m = "folioRemoveRmapPmd";
+  const f = checkPmdUnmap(s, m, head);
+  const c = s.counters;
+  const t1 = head + 1;
+  s.largeMapcount[t1]--;
+  c.largeMapcountAtomics++;
+  let nr = 0;
+  let nrPmd = 0;
+  const e = --s.entireMapcount[t1];
+  c.entireMapcountAtomics++;
+  if (e === -1) {
+    const v = s.nrPagesMapped[t1] - COMPOUND_MAPPED;
+    s.nrPagesMapped[t1] = v;
+    c.nrPagesMappedAtomics++;
+    if (v < COMPOUND_MAPPED) {
+      nrPmd = 1 << ((f >>> ORDER_SHIFT) & ORDER_MASK);
+      nr = nrPmd - (v & FOLIO_PAGES_MAPPED);
+      if (nr < 0) nr = 0;
+    }
+  }
+  c.metadataLines += 2;
+  const partially = nr !== 0 && nr < nrPmd;
+  if (partially && (f & PG.anon) !== 0 && (f & PG.partiallyMapped) === 0) deferredSplit7(s, head);
+  modStat(s, head, f, -nr, -nrPmd);
+  if (vmaLocked) munlock(s, head);
+  if (DEBUG_VM) checkFolio(s, m, head);
+}
