@@ -36,6 +36,7 @@ import type {
   GatherView,
   MmuGather,
   MmuGatherOptions,
+  MmuGatherTrusted,
   TlbLevel,
   TlbListener,
   TlbMm,
@@ -111,7 +112,7 @@ const RMAP_FOLIO_RANGE = 2;
 type Storage = EncodedPageStorage | EncodedNrPagesStorage | ContigRangeStorage;
 
 /** The engine. Users see it through `MmuGather`; arch hooks and steps through `GatherView`. */
-class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
+class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, StorageHost, TlbOps {
   readonly mem: PhysMem;
   /** The folio layer's state, for its Trusted entry points. */
   private readonly fs: FolioState;
@@ -870,10 +871,16 @@ class MmuGatherImpl implements MmuGather, GatherStageOps, StorageHost, TlbOps {
   }
 }
 
+/** True for a gather made by {@link createMmuGather} (it carries the trusted entry points). */
+export function isGatherImpl(tlb: MmuGather): tlb is MmuGather & MmuGatherTrusted {
+  return tlb instanceof MmuGatherImpl;
+}
+
 /**
  * `tlb_gather_mmu` (fullmm false) / `tlb_gather_mmu_fullmm` (fullmm true): a fresh gather on `mm`.
  * Increments `mm.tlbFlushPending`; `finish()` decrements it.
  */
+
 export function createMmuGather(options: MmuGatherOptions): MmuGather {
   return new MmuGatherImpl(options);
 }

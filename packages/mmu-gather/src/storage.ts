@@ -29,7 +29,7 @@ import {
 import { GatherError } from "./errors.js";
 import type { ForcedFlushReason, GatherCounters, GatherEvent, VariantName } from "./types.js";
 
-/** What a storage needs from its gather. @internal */
+/** What a storage needs from its gather. */
 export interface StorageHost {
   readonly mem: PhysMem;
   readonly swap: SwapSpace | null;
@@ -258,7 +258,7 @@ export class EncodedPageStorage extends EncodedStorage {
 
   /**
    * {@link add}`(pfn + j, false)` for j = 0, 1, … < nr until one reports full, with the writes of a
-   * batch in one loop. Returns the pages queued; `runFull` tells whether the last one filled. @internal
+   * batch in one loop. Returns the pages queued; `runFull` tells whether the last one filled.
    */
   addRun(pfn: number, nr: number): number {
     const c = this.host.counters;
@@ -381,7 +381,7 @@ export class EncodedNrPagesStorage extends EncodedStorage {
   /**
    * {@link add}`(pfns[j], 1, false)` for j = 0, 1, … < nr until one reports full, with the single-slot
    * writes of a batch in one loop. Returns the pages queued; `runFull` tells whether the last one
-   * filled. @internal
+   * filled.
    */
   addSinglesRun(pfns: Int32Array, nr: number): number {
     const c = this.host.counters;
@@ -542,7 +542,7 @@ export class ContigRangeStorage extends BatchList {
 
   /**
    * {@link add} for a caller holding `head`, the live folio of `pfn` (the zap walk read both from a
-   * present PTE); -1 looks it up (checked) when a new range starts. @internal
+   * present PTE); -1 looks it up (checked) when a new range starts.
    */
   addHead(pfn: number, head: number): boolean {
     const b = this.active;
@@ -576,7 +576,7 @@ export class ContigRangeStorage extends BatchList {
   /**
    * {@link addHead}`(pfn + j, head)` for j = 0, 1, … < nr (all in `head`'s folio) until one reports
    * full; pages that extend the open range are merged in one step. Returns the pages queued;
-   * `runFull` tells whether the last one filled. @internal
+   * `runFull` tells whether the last one filled.
    */
   addRunHead(pfn: number, head: number, nr: number): number {
     const c = this.host.counters;

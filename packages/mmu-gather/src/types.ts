@@ -617,50 +617,6 @@ export interface MmuGather extends GatherView {
   /** Remove rmaps now with the variant's immediate primitive (the walk, or s390). */
   removeRmap(pfn: number, nr: number): void;
 
-  /**
-   * {@link removeRmap} for a caller that guarantees `head` is the live folio holding
-   * `[pfn, pfn + nr)` (the zap walk, which read them from its PTEs): no per-call validation.
-   * @internal
-   */
-  removeRmapTrusted(head: number, pfn: number, nr: number): void;
-  /** {@link removePage} without the pfn check, for the zap walk (pfn read from a present PTE). @internal */
-  removePageTrusted(pfn: number, delayRmap: boolean): boolean;
-  /**
-   * {@link removeFolioPages} without the pfn / folio-bounds checks, for the zap walk, whose
-   * `folio_pte_batch` already keeps `[pfn, pfn + nr)` inside one live folio. @internal
-   */
-  removeFolioPagesTrusted(pfn: number, nr: number, delayRmap: boolean): boolean;
-  /**
-   * True when {@link zapPresentTrusted} may stand in for the step-by-step calls: no event sink, the
-   * arch's `pteClear` is the asm-generic no-op and the arch gathers (not NO_GATHER). Fixed for the
-   * gather's life, so the walk reads it once per operation. @internal
-   */
-  zapFastPath(): boolean;
-  /**
-   * One fused call for a run of `nr` present PTEs of the live folio `head` whose rmap is not delayed:
-   * exactly `ptepGetAndClear(addr, nr)`, `tlbRemoveTlbEntries(addr, nr)`, then, when `rmapNow`,
-   * `removeRmapTrusted(head, pfn, nr)`, then `removeFolioPagesTrusted(pfn, nr, false)` — same state and
-   * counters. Only valid while {@link zapFastPath} is true. Returns true when full. @internal
-   */
-  zapPresentTrusted(head: number, pfn: number, nr: number, addr: number, rmapNow: boolean): boolean;
-  /**
-   * The per-PTE (v6.5 / series) walk's loop body for `nr` consecutive present PTEs mapping
-   * `[pfn, pfn + nr)` of the live folio `head` (virtual `addr` onwards, 4 KiB apart), none delayed:
-   * exactly {@link zapPresentTrusted}`(head, pfn + j, 1, addr + j * PAGE_SIZE, rmapNow)` for j = 0, 1, …
-   * until one reports full — one call per page, one queue entry per page, same state and counters.
-   * Returns the pages consumed, negated when the last one filled the gather. Only valid while
-   * {@link zapFastPath} is true. @internal
-   */
-  zapPresentRunPerPageTrusted(head: number, pfn: number, nr: number, addr: number, rmapNow: boolean): number;
-  /**
-   * The 7.x walk's loop body for `nr` consecutive present PTEs (virtual `addr` onwards, 4 KiB apart)
-   * that each map their own live order-0 folio `pfns[j]`, none delayed: exactly
-   * {@link zapPresentTrusted}`(pfns[j], pfns[j], 1, addr + j * PAGE_SIZE, true)` for j = 0, 1, … until one
-   * reports full — one rmap call and one queue entry per page, same state and counters. Returns the
-   * pages consumed, negated when the last one filled the gather. Only valid while
-   * {@link zapFastPath} is true. @internal
-   */
-  zapSinglesRunTrusted(pfns: Int32Array, nr: number, addr: number): number;
   /** `__tlb_remove_page(tlb, page, delay_rmap)`. Returns true when full (caller must flush). */
   removePage(pfn: number, delayRmap: boolean): boolean;
   /** `__tlb_remove_page_size(tlb, page, delay_rmap, size)`: one entry for a compound page of `pageSize` bytes. */
@@ -700,4 +656,57 @@ export interface MmuGather extends GatherView {
   report(): CountersReport;
   /** Zero the gather counters. */
   resetCounters(): void;
+}
+
+/**
+ * The unchecked entry points of a gather, for the zap walk's hot path (exported from
+ * `@mmgather/mmu-gather/internal`, not semver-stable). "Trusted": the caller guarantees the arguments
+ * (pfns read from its own present PTEs, a live folio holding each run); nothing is checked. Each one
+ * is exactly a sequence of the checked {@link MmuGather} calls — same state and counters — which the
+ * teardown tests check by running the walk both ways.
+ */
+export interface MmuGatherTrusted {
+  /**
+   * {@link MmuGather.removeRmap} for a caller that guarantees `head` is the live folio holding
+   * `[pfn, pfn + nr)` (the zap walk, which read them from its PTEs): no per-call validation.
+   */
+  removeRmapTrusted(head: number, pfn: number, nr: number): void;
+  /** {@link MmuGather.removePage} without the pfn check, for the zap walk (pfn read from a present PTE). */
+  removePageTrusted(pfn: number, delayRmap: boolean): boolean;
+  /**
+   * {@link MmuGather.removeFolioPages} without the pfn / folio-bounds checks, for the zap walk, whose
+   * `folio_pte_batch` already keeps `[pfn, pfn + nr)` inside one live folio.
+   */
+  removeFolioPagesTrusted(pfn: number, nr: number, delayRmap: boolean): boolean;
+  /**
+   * True when {@link MmuGatherTrusted.zapPresentTrusted} may stand in for the step-by-step calls: no event sink, the
+   * arch's `pteClear` is the asm-generic no-op and the arch gathers (not NO_GATHER). Fixed for the
+   * gather's life, so the walk reads it once per operation.
+   */
+  zapFastPath(): boolean;
+  /**
+   * One fused call for a run of `nr` present PTEs of the live folio `head` whose rmap is not delayed:
+   * exactly `ptepGetAndClear(addr, nr)`, `tlbRemoveTlbEntries(addr, nr)`, then, when `rmapNow`,
+   * `removeRmapTrusted(head, pfn, nr)`, then `removeFolioPagesTrusted(pfn, nr, false)` — same state and
+   * counters. Only valid while {@link MmuGatherTrusted.zapFastPath} is true. Returns true when full.
+   */
+  zapPresentTrusted(head: number, pfn: number, nr: number, addr: number, rmapNow: boolean): boolean;
+  /**
+   * The per-PTE (v6.5 / series) walk's loop body for `nr` consecutive present PTEs mapping
+   * `[pfn, pfn + nr)` of the live folio `head` (virtual `addr` onwards, PAGE_SIZE apart), none delayed:
+   * exactly {@link MmuGatherTrusted.zapPresentTrusted}`(head, pfn + j, 1, addr + j * PAGE_SIZE, rmapNow)` for j = 0, 1, …
+   * until one reports full — one call per page, one queue entry per page, same state and counters.
+   * Returns the pages consumed, negated when the last one filled the gather. Only valid while
+   * {@link MmuGatherTrusted.zapFastPath} is true.
+   */
+  zapPresentRunPerPageTrusted(head: number, pfn: number, nr: number, addr: number, rmapNow: boolean): number;
+  /**
+   * The 7.x walk's loop body for `nr` consecutive present PTEs (virtual `addr` onwards, PAGE_SIZE apart)
+   * that each map their own live order-0 folio `pfns[j]`, none delayed: exactly
+   * {@link MmuGatherTrusted.zapPresentTrusted}`(pfns[j], pfns[j], 1, addr + j * PAGE_SIZE, true)` for j = 0, 1, … until one
+   * reports full — one rmap call and one queue entry per page, same state and counters. Returns the
+   * pages consumed, negated when the last one filled the gather. Only valid while
+   * {@link MmuGatherTrusted.zapFastPath} is true.
+   */
+  zapSinglesRunTrusted(pfns: Int32Array, nr: number, addr: number): number;
 }

@@ -4,6 +4,7 @@
 import type { PhysMem } from "@mmgather/folio";
 import { type FolioState, folioState } from "@mmgather/folio/internal";
 import type { MmuGather } from "@mmgather/mmu-gather";
+import { gatherTrusted, type MmuGatherTrusted } from "@mmgather/mmu-gather/internal";
 import type { SwapSpace } from "@mmgather/swapcache";
 import type { Checker, TrailEventSink } from "../checker.js";
 import type { Mm } from "../mm.js";
@@ -54,7 +55,8 @@ export class ZapContext {
   readonly mm: Mm;
   readonly mem: PhysMem;
   readonly swap: SwapSpace | null;
-  readonly tlb: MmuGather;
+  /** The gather, with its trusted entry points (`@mmgather/mmu-gather/internal`). */
+  readonly tlb: MmuGather & MmuGatherTrusted;
   readonly checker: Checker | null;
   /** Where the walk's own events go (checker trail and/or the user's sink); null when off. */
   readonly trace: TrailEventSink | null;
@@ -91,13 +93,13 @@ export class ZapContext {
     this.fs = folioState(this.mem);
     this.swap = mm.machine.swap;
     this.pageSize = mm.machine.pageSize;
-    this.tlb = tlb;
+    this.tlb = gatherTrusted(tlb);
     this.checker = checker;
     this.trace = mm.machine.traceSink();
     this.counters = counters;
     this.thread = thread;
     this.deferAllRmaps = tlb.tlbBatchRmap();
-    this.fused = checker === null && this.trace === null && tlb.zapFastPath();
+    this.fused = checker === null && this.trace === null && this.tlb.zapFastPath();
     this.runPfns = new Int32Array(this.fused ? mm.pt.geo.ptrsPerPte : 0);
   }
 
