@@ -1,4 +1,4 @@
-// Models: the behaviour every gather variant and every ArchTlb adapter must share (kernel-teardown.md
+// Models: the behaviour every gather variant and every ArchTlb adapter must share (docs/kernel-reference.md
 // §5, §6, §9) as reusable vitest suites. Omits: per-variant capacities (pinned in mmu-gather's tests).
 
 import type { ArchTlb, GatherVariant } from "@mmgather/mmu-gather";

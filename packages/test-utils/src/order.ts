@@ -1,4 +1,4 @@
-// Models: the ordering invariants of §9 (kernel-teardown.md) checked on a gather event stream:
+// Models: the ordering invariants of §9 (docs/kernel-reference.md) checked on a gather event stream:
 // unhook → TLB invalidate → free; dirty file rmap after the invalidate; tables after a walk-cache flush.
 // Omits: address coverage of range flushes (the teardown CPU model checks translations precisely).
 
