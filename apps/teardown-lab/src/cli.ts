@@ -6,7 +6,7 @@ import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 
 import { BROKEN, BROKEN_NAMES } from "./broken.js";
 import { CALIBRATION_TABLES, fidelity, fit, formatFidelity, loadTable } from "./calibrate.js";
 import { explainBroken, explainVariant, tinyScenario } from "./explain.js";
-import { type RunResult, toCsv, toTable, verdict } from "./format.js";
+import { exitStatus, type RunResult, toCsv, toTable, verdict, withoutTiming } from "./format.js";
 import { applyOverrides, PRESET_NAMES, PRESETS, type PresetOptions } from "./presets.js";
 import { PROFILE_NAMES, PROFILES } from "./profiles.js";
 import { createProgress, type Progress } from "./progress.js";
@@ -87,6 +87,8 @@ interface CommonOpts {
   progress?: boolean;
   memoryLimit?: string;
   profile?: string;
+  /** False with --no-timing: omit every wall-clock field. */
+  timing?: boolean;
 }
 
 function presetOptions(o: CommonOpts, folio?: string, op?: OpName): PresetOptions {
@@ -152,7 +154,8 @@ function wantProgress(o: CommonOpts): boolean {
   return o.progress === true || process.stderr.isTTY === true;
 }
 
-function output(results: readonly RunResult[], o: CommonOpts, extra: readonly string[] = []): string {
+function output(all: readonly RunResult[], o: CommonOpts, extra: readonly string[] = []): string {
+  const results = o.timing === false ? all.map(withoutTiming) : all;
   if (o.json) return `${JSON.stringify(results, null, 2)}\n`;
   if (o.csv) return toCsv(results, extra);
   return toTable(results, verdict(results));
@@ -197,6 +200,7 @@ const commonOptions = (cmd: Command): Command =>
     .option("--json", "print the documented JSON array")
     .option("--csv", "print CSV (the JSON fields flattened)")
     .option("--progress", "show progress on stderr even when it is not a terminal")
+    .option("--no-timing", "omit the simulator's wall-clock time, so equal inputs give byte-identical output")
     .addOption(
       new Option("--profile <name>", "cost profile of the estimate (default: the arch's)").choices(
         PROFILE_NAMES,
@@ -259,8 +263,9 @@ async function sweep(file: string | undefined, o: CommonOpts & SweepOpts): Promi
   }
   for (const why of skipped) process.stderr.write(`note: skipped: ${why}\n`);
   if (results.length === 0) throw new UsageError("no cell of the sweep could run");
-  process.stdout.write(o.json ? `${JSON.stringify(results, null, 2)}\n` : toCsv(results, ["folio", "pmd"]));
-  return results.some((r) => r.violations.length > 0) ? 1 : 0;
+  const shown = o.timing === false ? results.map(withoutTiming) : results;
+  process.stdout.write(o.json ? `${JSON.stringify(shown, null, 2)}\n` : toCsv(shown, ["folio", "pmd"]));
+  return exitStatus(results);
 }
 
 interface SweepOpts {
@@ -307,7 +312,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
           progress?.stop();
         }
         process.stdout.write(output(results, o));
-        setExit(results.some((r) => r.violations.length > 0) ? 1 : 0);
+        setExit(exitStatus(results));
       },
     );
 

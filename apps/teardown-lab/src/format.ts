@@ -13,8 +13,12 @@ export interface RunResult {
   readonly op: string;
   /** Base pages whose mapping the operation removed (present PTEs and PMD-mapped pages). */
   readonly pagesTornDown: number;
-  /** Folios returned to the allocator during the operation (data folios, page tables, batch pages). */
+  /** Data folios (anon, file, shmem) returned to the allocator during the operation. */
   readonly foliosTornDown: number;
+  /** Page-table pages returned to the allocator (PTE/PMD/PUD tables, deposited tables, the PGD at exit). */
+  readonly pageTablePagesFreed: number;
+  /** Gather batch pages released (`tlb_batch_list_free`; the model keeps them outside physical memory). */
+  readonly batchPagesFreed: number;
   /** Primitive operations: the sum of the counters listed in PRIMITIVE_COUNTERS (see README). */
   readonly primitiveOps: number;
   /** Every counter of the run, flattened as "<layer>.<name>" → integer. */
@@ -23,12 +27,25 @@ export interface RunResult {
   readonly estimatedNs: number;
   /** The estimate's profile and its per-term breakdown (term → ns; see COST_TERMS). */
   readonly estimate: { readonly profile: string; readonly terms: Readonly<Record<string, number>> };
-  /** The simulator's own wall time for the teardown phase alone, ns. */
-  readonly simWallNs: number;
+  /** The simulator's own wall time for the teardown phase alone, ns; absent with `--no-timing`. */
+  readonly simWallNs?: number;
   /** Model memory of the run (physical memory, swap, page tables, gather), bytes. */
   readonly stateBytes: number;
   /** Safety violations the checker found (empty when correct). */
   readonly violations: readonly ViolationJson[];
+  /** Final-state problems (rss left after exit, leaked or unaccounted folios; empty when correct). */
+  readonly finalStateProblems: readonly string[];
+}
+
+/** Exit status of a run: 1 when any result has a safety violation or a final-state problem. */
+export function exitStatus(results: readonly RunResult[]): 0 | 1 {
+  return results.some((r) => r.violations.length > 0 || r.finalStateProblems.length > 0) ? 1 : 0;
+}
+
+/** The result without its wall-clock field (`--no-timing`): same scenario and seed, same bytes. */
+export function withoutTiming(r: RunResult): RunResult {
+  const { simWallNs: _wall, ...rest } = r;
+  return rest;
 }
 
 /** A violation as printed in JSON. */
@@ -56,23 +73,30 @@ const FIXED_COLUMNS = [
   "op",
   "pagesTornDown",
   "foliosTornDown",
+  "pageTablePagesFreed",
+  "batchPagesFreed",
   "primitiveOps",
   "estimatedNs",
   "simWallNs",
   "stateBytes",
   "violations",
+  "finalStateProblems",
 ] as const;
 
 /** CSV: the fixed fields, the cost profile, then one column per counter (union over all rows, sorted). */
 export function toCsv(results: readonly RunResult[], extra: readonly string[] = []): string {
   const counterNames = [...new Set(results.flatMap((r) => Object.keys(r.counters)))].sort();
-  const header = [...extra, ...FIXED_COLUMNS, "profile", ...counterNames];
+  const timed = results.some((r) => r.simWallNs !== undefined);
+  const fixed = FIXED_COLUMNS.filter((k) => timed || k !== "simWallNs");
+  const header = [...extra, ...fixed, "profile", ...counterNames];
   const lines = [header.join(",")];
   for (const r of results) {
     const rec = r as unknown as Record<string, unknown>;
     const row: (string | number | null)[] = extra.map((k) => (rec[k] as string | number | undefined) ?? null);
-    for (const k of FIXED_COLUMNS) {
-      row.push(k === "violations" ? r.violations.length : (r[k] as string | number | null));
+    for (const k of fixed) {
+      if (k === "violations") row.push(r.violations.length);
+      else if (k === "finalStateProblems") row.push(r.finalStateProblems.length);
+      else row.push((r[k] as string | number | undefined) ?? null);
     }
     row.push(r.estimate.profile);
     for (const c of counterNames) row.push(r.counters[c] ?? null);
@@ -128,12 +152,16 @@ export function toTable(results: readonly RunResult[], verdict: string, counterR
   const rows: [string, string[]][] = [
     ["pages torn down", results.map((r) => human(r.pagesTornDown))],
     ["folios freed", results.map((r) => human(r.foliosTornDown))],
+    ["page-table pages freed", results.map((r) => human(r.pageTablePagesFreed))],
     ["primitive operations", results.map((r) => human(r.primitiveOps))],
     ["estimated kernel time", results.map((r) => ns(r.estimatedNs))],
     ["cost profile", results.map((r) => r.estimate.profile)],
-    ["simulator wall time", results.map((r) => ns(r.simWallNs))],
+    ...(results.some((r) => r.simWallNs !== undefined)
+      ? ([["simulator wall time", results.map((r) => ns(r.simWallNs ?? null))]] as [string, string[]][])
+      : []),
     ["model memory", results.map((r) => bytes(r.stateBytes))],
     ["violations", results.map((r) => String(r.violations.length))],
+    ["final-state problems", results.map((r) => String(r.finalStateProblems.length))],
   ];
   const diff = mostDifferent(results, counterRows);
   const body: [string, string[]][] = diff.map((name) => [
@@ -154,6 +182,12 @@ export function toTable(results: readonly RunResult[], verdict: string, counterR
     ),
   ];
   for (const [label, vals] of rows) out.push(line(label, vals));
+  const withProblems = results.filter((r) => r.finalStateProblems.length > 0);
+  if (withProblems.length > 0) {
+    out.push("", "final-state problems:");
+    for (const r of withProblems)
+      for (const p of r.finalStateProblems) out.push(`  ${r.variant}/${r.arch}: ${p}`);
+  }
   if (body.length > 0) {
     out.push("", `counters that differ most (of ${Object.keys(results[0]?.counters ?? {}).length}):`);
     for (const [label, vals] of body) out.push(line(label, vals));
@@ -187,7 +221,12 @@ export function verdict(results: readonly RunResult[]): string {
     }
   }
   const bad = results.filter((r) => r.violations.length > 0);
-  const tail = bad.length > 0 ? `; VIOLATIONS in ${bad.map((r) => `${r.variant}/${r.arch}`).join(", ")}` : "";
+  const broken = results.filter((r) => r.finalStateProblems.length > 0);
+  const tail =
+    (bad.length > 0 ? `; VIOLATIONS in ${bad.map((r) => `${r.variant}/${r.arch}`).join(", ")}` : "") +
+    (broken.length > 0
+      ? `; FINAL-STATE PROBLEMS in ${broken.map((r) => `${r.variant}/${r.arch}`).join(", ")}`
+      : "");
   const profiles = [...new Set(results.map((r) => r.estimate.profile))].join(", ");
   return `Verdict (estimated kernel time = Σ counter × cost, profile ${profiles}): ${parts.join("; ")}${tail}`;
 }

@@ -106,7 +106,9 @@ export function runOne(s: Scenario, variant: VariantName, arch: ArchName, opts: 
     arch,
     op: s.op.kind,
     pagesTornDown: report.pagesTornDown,
-    foliosTornDown: report.foliosFreed,
+    foliosTornDown: report.dataFoliosFreed,
+    pageTablePagesFreed: report.pageTablePagesFreed,
+    batchPagesFreed: report.counters.gather.batchPagesFreed,
     primitiveOps: primitiveOps(counters),
     counters,
     estimatedNs: report.estimate.totalNs,
@@ -114,6 +116,7 @@ export function runOne(s: Scenario, variant: VariantName, arch: ArchName, opts: 
     simWallNs: report.simWallNs,
     stateBytes: report.stateBytes,
     violations: report.violations.map(violationJson),
+    finalStateProblems: report.finalState.problems,
   };
   return { result, report };
 }

@@ -214,6 +214,7 @@ export function* exitMmapSteps(mm: Mm, opts: TeardownOptions, r: OpResult): Gene
   // mmdrop → pgd_free: the top-level table goes last, after every flush.
   machine.mem.folioPut(mm.pt.tablePfn[mm.pt.pgd]);
   mm.pt.releaseId(mm.pt.pgd);
+  r.walkCounters.pgdsFreed++;
   mm.dead = true;
   if (machine.tlbs !== null) {
     for (let c = 0; c < machine.tlbs.nrCpus; c++)

@@ -57,6 +57,14 @@ export class PageTables {
         cause: e,
       });
     }
+    return this.installTable(level, pfn);
+  }
+
+  /**
+   * A table of `level` backed by the page `pfn` the caller already owns (pmd_populate of a table
+   * withdrawn from the deposit, `pgtable_trans_huge_withdraw`): no page is allocated.
+   */
+  installTable(level: number, pfn: number): number {
     const id = this.freeIds.length > 0 ? this.freeIds.pop()! : this.entries.length;
     if (id >= this.tablePfn.length) {
       const p = new Int32Array(this.tablePfn.length * 2);

@@ -50,8 +50,18 @@ export interface TeardownReport {
   readonly pagesTornDown: number;
   /** Pages returned to the allocator during the operation (data, tables, batch pages). */
   readonly pagesFreed: number;
-  /** Folios returned to the allocator during the operation. */
+  /** Folios returned to the allocator during the operation (data folios and page-table pages). */
   readonly foliosFreed: number;
+  /**
+   * Data folios returned to the allocator: `foliosFreed` minus `pageTablePagesFreed` (anon, file,
+   * shmem folios whose last reference the operation dropped).
+   */
+  readonly dataFoliosFreed: number;
+  /**
+   * Page-table pages returned to the allocator: tables freed through the gather (`gather.tablesFreed`),
+   * deposited PTE tables (`walk.depositsFreed`) and the PGD at exit (`walk.pgdsFreed`).
+   */
+  readonly pageTablePagesFreed: number;
   /** Swap PTEs zapped. */
   readonly swapEntriesZapped: number;
   /** Forced flushes by reason: the walk's (batchFull, dirtyShared) and the gather's own reasons. */
@@ -329,6 +339,8 @@ export function buildReport(
     pagesTornDown: w.ptesCleared + w.hugePmdsZapped * machine.geometry.ptrsPerPte,
     pagesFreed: freed.pages,
     foliosFreed: freed.folios,
+    dataFoliosFreed: freed.folios - (g.tablesFreed + w.depositsFreed + w.pgdsFreed),
+    pageTablePagesFreed: g.tablesFreed + w.depositsFreed + w.pgdsFreed,
     swapEntriesZapped: w.swapPtesCleared,
     forcedFlushes: {
       batchFull: w.forcedFlushBatchFull,

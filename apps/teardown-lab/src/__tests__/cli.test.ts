@@ -14,6 +14,8 @@ const JSON_FIELDS = [
   "op",
   "pagesTornDown",
   "foliosTornDown",
+  "pageTablePagesFreed",
+  "batchPagesFreed",
   "primitiveOps",
   "counters",
   "estimatedNs",
@@ -21,6 +23,7 @@ const JSON_FIELDS = [
   "simWallNs",
   "stateBytes",
   "violations",
+  "finalStateProblems",
 ];
 
 function json(args: string[]): RunResult[] {
@@ -77,8 +80,12 @@ describe("run", () => {
         expect(Number.isInteger(v)).toBe(true);
       }
       expect(r.primitiveOps).toBe(PRIMITIVE_COUNTERS.reduce((a, k) => a + (r.counters[k] ?? 0), 0));
-      // Teardown-phase deltas: 128 folios of 64K are unmapped, each one refcount drop at least.
-      expect(r.counters["folio.foliosFreed"]).toBeGreaterThanOrEqual(128);
+      // 128 data folios of 64K are freed; the page tables of the 8 MiB range (4 PTE tables) on top.
+      expect(r.foliosTornDown).toBe(128);
+      expect(r.pageTablePagesFreed).toBe(r.counters["folio.foliosFreed"] - 128);
+      expect(r.pageTablePagesFreed).toBeGreaterThanOrEqual(r.arch === "s390" ? 8 : 4);
+      expect(r.batchPagesFreed).toBe(r.counters["gather.batchPagesFreed"]);
+      expect(r.finalStateProblems).toEqual([]);
     }
     // s390 does not gather pages: every page is freed on queue.
     expect(rs[3].counters["gather.pagesFreedOnQueue"]).toBe(2048);
@@ -94,25 +101,53 @@ describe("run", () => {
     const lines = r.stdout.trim().split("\n");
     expect(lines).toHaveLength(4);
     const header = lines[0].split(",");
-    expect(header.slice(0, 11)).toEqual([
+    expect(header.slice(0, 14)).toEqual([
       "scenario",
       "variant",
       "arch",
       "op",
       "pagesTornDown",
       "foliosTornDown",
+      "pageTablePagesFreed",
+      "batchPagesFreed",
       "primitiveOps",
       "estimatedNs",
       "simWallNs",
       "stateBytes",
       "violations",
+      "finalStateProblems",
     ]);
     expect(header).toContain("gather.entriesQueued");
     const row = lines[1].split(",");
     expect(row[0]).toBe("fork-shared");
-    expect(Number(row[7])).toBeGreaterThan(0);
-    expect(header[11]).toBe("profile");
-    expect(row[11]).toBe("x86-64-4210r");
+    expect(Number(row[9])).toBeGreaterThan(0);
+    expect(header[14]).toBe("profile");
+    expect(row[14]).toBe("x86-64-4210r");
+  });
+
+  it("--no-timing: no wall-clock field, and the same scenario and seed give byte-identical JSON and CSV", () => {
+    for (const fmt of ["--json", "--csv"]) {
+      const args = [
+        "run",
+        "--preset",
+        "exit-kernel-build",
+        "--size",
+        "8M",
+        "--seed",
+        "3",
+        "--no-timing",
+        fmt,
+      ];
+      const a = runCli(args);
+      const b = runCli(args);
+      expect(a.status).toBe(0);
+      expect(a.stdout).toBe(b.stdout);
+      expect(a.stdout).not.toContain("simWallNs");
+    }
+    const table = runCli(["run", "--preset", "munmap-1g", "--size", "8M", "--no-timing"]);
+    expect(table.stdout).not.toContain("simulator wall time");
+    const timed = json(["run", "--preset", "munmap-1g", "--size", "8M"]);
+    expect(timed[0].simWallNs).toBeGreaterThan(0);
   });
 
   it.each(PRESET_NAMES)("preset %s runs on both arches with no violation", (name) => {

@@ -32,6 +32,8 @@ export interface WalkCounters {
   tablesFreed: [number, number, number];
   /** Deposited PTE tables freed by zap_deposited_table. */
   depositsFreed: number;
+  /** Top-level tables freed (pgd_free at the end of exit_mmap: 1 on exit, else 0). */
+  pgdsFreed: number;
 }
 
 /** A fresh zeroed counter record. */
@@ -47,6 +49,7 @@ export function createWalkCounters(): WalkCounters {
     forcedFlushDirtyShared: 0,
     tablesFreed: [0, 0, 0],
     depositsFreed: 0,
+    pgdsFreed: 0,
   };
 }
 

@@ -4,7 +4,7 @@
 // `yield`, so two threads can be interleaved at page-table-lock granularity.
 // Omits: hugetlb VMAs, huge PUDs, mmu notifiers, uprobes, vma merging inside free_pgtables.
 import { LEVEL_PGD, LEVEL_PMD, LEVEL_PTE, type PageTables } from "../page-tables.js";
-import { mkPte, PTE_PRESENT, pmdTableId, ptePfn } from "../pte.js";
+import { mkPmdTable, mkPte, PTE_PRESENT, pmdTableId, ptePfn } from "../pte.js";
 import type { Vma } from "../vma.js";
 import type { ZapContext } from "./context.js";
 import type { ZapWalk } from "./steps.js";
@@ -75,8 +75,10 @@ export function* unmapPageRange(ctx: ZapContext, walk: ZapWalk, vs: number, ve: 
 }
 
 /**
- * __split_huge_pmd for a range that covers only part of a PMD-mapped THP: the deposited table takes
- * the PMD's place, filled with one PTE per page; rmap moves from the entire mapping to the PTEs.
+ * __split_huge_pmd_locked (mm/huge_memory.c) for a range that covers only part of a PMD-mapped anon
+ * THP: the table deposited at fault time is withdrawn (pgtable_trans_huge_withdraw) and populated in
+ * the PMD's place (pmd_populate), filled with one PTE per page — no page-table page is allocated or
+ * freed; rmap moves from the entire mapping to the PTEs. Without a deposit a table is allocated.
  */
 function splitHugePmd(ctx: ZapContext, pmd: Int32Array, pi: number, base: number): void {
   const mm = ctx.mm;
@@ -88,13 +90,15 @@ function splitHugePmd(ctx: ZapContext, pmd: Int32Array, pi: number, base: number
   const pmdId = pt.pmdTable(base, false);
   ctx.mm.ptlAcquisitions++;
   const d = mm.deposits[pmdId];
+  let tid: number;
   if (d !== null && d !== undefined && d[pi] >= 0) {
-    // The deposited page becomes the PTE table: free the deposit, allocate the table (same net pages).
-    mem.folioPut(d[pi]);
+    tid = pt.installTable(LEVEL_PTE, d[pi]);
     d[pi] = -1;
+    pmd[pi] = mkPmdTable(tid);
+  } else {
+    pmd[pi] = 0;
+    tid = pt.pteTable(base, true);
   }
-  pmd[pi] = 0;
-  const tid = pt.pteTable(base, true);
   const t = pt.entries[tid]!;
   const bits = e & 0xe; // write / dirty / young
   for (let i = 0; i < nr; i++) t[i] = mkPte(head + i, bits);

@@ -1,0 +1,97 @@
+import { genericArch } from "@mmgather/arch-generic";
+import { s390Arch } from "@mmgather/arch-s390";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { buildScenario, runBuilt, runScenario, type ScenarioSpec, type TrailEvent } from "../index.js";
+
+const variants = ["encoded-page", "contig-range", "encoded-nr-pages"] as const;
+
+/** Every page-table page of every mm of the machine (live tables and deposited PTE tables). */
+function tablePages(b: ReturnType<typeof buildScenario>): Set<number> {
+  const pfns = new Set<number>();
+  for (const mm of [b.parent, b.child]) {
+    if (mm === null) continue;
+    const pt = mm.pt;
+    for (let id = 0; id < pt.entries.length; id++) if (pt.entries[id] !== null) pfns.add(pt.tablePfn[id]);
+    for (const d of mm.deposits) if (d) for (const p of d) if (p >= 0) pfns.add(p);
+  }
+  return pfns;
+}
+
+describe("folios freed, split by kind (report.dataFoliosFreed / pageTablePagesFreed)", () => {
+  // Ground truth: the pfns the allocator took back during the operation (pageFreed events),
+  // classified by whether they backed a page table (or a deposited one) before it started.
+  const arb = fc.record({
+    op: fc.constantFrom("exit", "munmap", "madvise"),
+    order: fc.constantFrom(0, 2, 4, 9),
+    pmd: fc.boolean(),
+    fork: fc.boolean(),
+    swap: fc.constantFrom(0, 0.3),
+    offsetPages: fc.integer({ min: 0, max: 1000 }),
+    lengthPages: fc.integer({ min: 1, max: 1024 }),
+    variant: fc.constantFrom(...variants),
+    s390: fc.boolean(),
+    seed: fc.integer({ min: 1, max: 1000 }),
+  });
+  it("dataFoliosFreed + pageTablePagesFreed = foliosFreed, each equal to what the allocator saw", () => {
+    fc.assert(
+      fc.property(arb, (a) => {
+        const arch = a.s390 ? s390Arch : genericArch;
+        const order = a.s390 && a.order === 9 ? 8 : a.order;
+        const spec: ScenarioSpec = {
+          memory: 64 << 20,
+          swap: 16 << 20,
+          seed: a.seed,
+          arch,
+          variant: a.variant,
+          fork: a.fork,
+          vmas: [
+            { kind: "anon", size: 4 << 20, folio: { order }, pmdMapped: a.pmd, swapFraction: a.swap },
+            { kind: "file-shared", size: 1 << 20, dirtyFraction: 0.5 },
+          ],
+          op:
+            a.op === "exit"
+              ? { kind: "exit" }
+              : {
+                  kind: a.op,
+                  vma: 0,
+                  offset: Math.min(a.offsetPages, 1023) * 4096,
+                  length: Math.min(a.lengthPages, 1024 - Math.min(a.offsetPages, 1023)) * 4096,
+                },
+        };
+        const b = buildScenario(spec);
+        const tables = tablePages(b);
+        const freed: number[] = [];
+        const r = runBuilt(b, {
+          ...spec,
+          events: (e: TrailEvent) => {
+            if (e.type === "pageFreed") freed.push(e.pfn);
+          },
+        });
+        const tableFrees = freed.filter((p) => tables.has(p)).length;
+        expect(r.foliosFreed).toBe(freed.length);
+        expect(r.pageTablePagesFreed).toBe(tableFrees);
+        expect(r.dataFoliosFreed).toBe(freed.length - tableFrees);
+      }),
+      { numRuns: 80, seed: 11 },
+    );
+  });
+});
+
+describe("splitting a PMD-mapped anon THP uses its deposited table (__split_huge_pmd_locked)", () => {
+  for (const variant of variants)
+    for (const kind of ["madvise", "munmap"] as const)
+      it(`${kind} of one page inside a PMD-mapped THP / ${variant}: no page-table page allocated or freed`, () => {
+        const r = runScenario({
+          memory: 64 << 20,
+          seed: 1,
+          variant,
+          vmas: [{ kind: "anon", size: 4 << 20, folio: { order: 9 }, pmdMapped: true }],
+          op: { kind, vma: 0, offset: 1 << 20, length: 4096 },
+        });
+        expect(r.finalState.problems).toEqual([]);
+        expect(r.counters.folio.foliosAllocated).toBe(0);
+        expect(r.pageTablePagesFreed).toBe(0);
+        expect(r.pagesTornDown).toBe(1);
+      });
+});
