@@ -62,10 +62,23 @@ export function estimateModelBytes(s: Scenario): number {
   return (memory / 4096) * 32 + mapped * 8 * (s.fork ? 2 : 1) + (swap / 4096) * 2 + s.cpus * 65536;
 }
 
+/** Folio sizes an anonymous VMA can have on an arch whose PMD order is `max`: order 0 and 2..max. */
+export function anonFolioSizes(max: number): string[] {
+  const out = [formatSize(4096)];
+  for (let o = 2; o <= max; o++) out.push(formatSize(4096 << o));
+  return out;
+}
+
 function folioPolicy(v: Scenario["vmas"][number], arch: ArchName, at: string): FolioPolicy {
   const max = pmdOrder(arch);
   const check = (bytes: number): number => {
     const order = folioOrder(bytes)!;
+    if (order === 1 && v.kind === "anon") {
+      throw new SpecError(
+        `${at}.folio: anonymous folios of ${formatSize(bytes)} don't exist (the kernel's anon THP orders skip ` +
+          `order 1); use ${anonFolioSizes(max).join(", ")}`,
+      );
+    }
     if (order > max) {
       throw new SpecError(
         `${at}.folio: ${formatSize(bytes)} folios don't exist on ${arch}: its PMD maps ${formatSize(4096 << max)} ` +

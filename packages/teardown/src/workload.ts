@@ -4,7 +4,9 @@
 // file mappings (wp_page_copy: one private anon page per written page), fork's copy_page_range /
 // copy_present_ptes / copy_huge_pmd (folio_dup_*_rmap, one reference per mapping), reclaim's
 // swap-out (add_to_swap, try_to_unmap, pageout, __remove_mapping), and CPU accesses that fill TLBs
-// and walk caches. Omits: readahead, khugepaged, mTHP sysfs policy, zero page, uffd, KSM.
+// and walk caches. Anonymous folios take the orders of THP_ORDERS_ALL_ANON (include/linux/huge_mm.h,
+// v6.8 to 7.x: every order up to PMD_ORDER except 1; alloc_anon_folio falls back past order 1 to 0);
+// page-cache folios may be order 1. Omits: readahead, khugepaged, mTHP sysfs policy, zero page, uffd, KSM.
 import { PG } from "@mmgather/folio";
 import { TeardownError } from "./errors.js";
 import type { Mm } from "./mm.js";
@@ -76,8 +78,9 @@ export function faultIn(mm: Mm, vma: Vma, opts: FaultOptions, rng: Rng): void {
   const pmdOrder = mm.pt.geo.pmdOrder;
   const populate = opts.populate ?? 1;
   const dirtyFraction = opts.dirtyFraction ?? 0;
-  if ("order" in opts.policy) checkOrder(opts.policy.order, pmdOrder);
-  else for (const m of opts.policy.mix) checkOrder(m.order, pmdOrder);
+  const anon = vma.kind === "anon";
+  if ("order" in opts.policy) checkOrder(opts.policy.order, pmdOrder, anon);
+  else for (const m of opts.policy.mix) checkOrder(m.order, pmdOrder, anon);
   let vpn = vma.start;
   while (vpn < vma.end) {
     let order = pickOrder(opts.policy, rng);
@@ -88,6 +91,8 @@ export function faultIn(mm: Mm, vma: Vma, opts: FaultOptions, rng: Rng): void {
     ) {
       order--;
     }
+    // alloc_anon_folio tries the allowed orders from high to low: order 1 is not one of them.
+    if (order === 1 && anon) order = 0;
     const nr = 1 << order;
     if (populate < 1 && rng.next() >= populate) {
       vpn += nr;
@@ -103,13 +108,21 @@ export function faultIn(mm: Mm, vma: Vma, opts: FaultOptions, rng: Rng): void {
   }
 }
 
-function checkOrder(order: number, pmdOrder: number): void {
+function checkOrder(order: number, pmdOrder: number, anon: boolean): void {
   if (!Number.isInteger(order) || order < 0 || order > pmdOrder) {
     throw new TeardownError(
       "BAD_SPEC",
       "workload",
       "faultIn",
       `folio order must be in [0, ${pmdOrder}], got ${order}`,
+    );
+  }
+  if (anon && order === 1) {
+    throw new TeardownError(
+      "BAD_SPEC",
+      "workload",
+      "faultIn",
+      `anonymous folios of order 1 do not exist (THP_ORDERS_ALL_ANON: anon orders are 0 and 2..${pmdOrder})`,
     );
   }
 }

@@ -281,6 +281,17 @@ describe("run", () => {
     expect(big.stderr).toContain("more than the limit of 256 MiB (--memory-limit 256M)");
   });
 
+  it("anonymous 8K folios do not exist (anon THP orders skip 1): exit 2 naming the allowed sizes", () => {
+    const r = runCli(["run", "--preset", "munmap-1g", "--size", "4M", "--folio", "8K"]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("anonymous folios of 8K don't exist");
+    expect(r.stderr).toContain("use 4K, 16K, 32K, 64K, 128K, 256K, 512K, 1M, 2M");
+    expect(r.stderr).not.toContain("    at ");
+    // Page-cache folios may be order 1.
+    const file = json(["run", "--preset", "dirty-shared-file", "--size", "4M", "--folio", "8K"]);
+    for (const x of file) expect(x.violations).toEqual([]);
+  });
+
   it("shows progress on stderr with --progress", () => {
     const r = runCli(["run", "--preset", "munmap-1g", "--size", "4M", "--progress", "--json"]);
     expect(r.status).toBe(0);
@@ -406,6 +417,23 @@ describe("sweep", () => {
       counters: r.counters,
     });
     expect(b.map(key)).toEqual(a.map(key));
+  });
+
+  it("the default sweep of an anonymous VMA has no 8K cell", () => {
+    const r = runCli([
+      "sweep",
+      "--preset",
+      "munmap-1g",
+      "--size",
+      "4M",
+      "--variant",
+      "encoded-page",
+      "--json",
+    ]);
+    expect(r.status).toBe(0);
+    const folios = (JSON.parse(r.stdout) as { folio: string }[]).map((x) => x.folio);
+    expect(folios).not.toContain("8K");
+    expect(folios).toContain("16K");
   });
 
   it("prints CSV by default with folio and pmd columns; 2M is skipped on s390 with a note", () => {

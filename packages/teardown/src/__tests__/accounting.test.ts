@@ -95,3 +95,30 @@ describe("splitting a PMD-mapped anon THP uses its deposited table (__split_huge
         expect(r.pagesTornDown).toBe(1);
       });
 });
+
+describe("anonymous folios of order 1 do not exist (THP_ORDERS_ALL_ANON)", () => {
+  it("an anon VMA asking for order 1 is refused; a page-cache VMA may have it", () => {
+    const spec = (kind: "anon" | "file-shared"): ScenarioSpec => ({
+      memory: 16 << 20,
+      vmas: [{ kind, size: 1 << 20, folio: { order: 1 } }],
+      op: { kind: "exit" },
+    });
+    expect(() => runScenario(spec("anon"))).toThrow(/anonymous folios of order 1 do not exist/);
+    expect(runScenario(spec("file-shared")).finalState.problems).toEqual([]);
+  });
+
+  it("an order-2 anon folio that does not fit falls back to order 0, never 1", () => {
+    // 6 pages: one order-2 folio, then two pages that cannot hold an order-2 folio.
+    const b = buildScenario({
+      memory: 16 << 20,
+      vmas: [{ kind: "anon", size: 6 * 4096, folio: { order: 2 } }],
+      op: { kind: "exit" },
+    });
+    const mem = b.machine.mem;
+    const orders: number[] = [];
+    for (let pfn = 0; pfn < mem.nrPages; pfn++)
+      if (!mem.isFree(pfn) && mem.folioHead(pfn) === pfn && mem.folioMapped(pfn))
+        orders.push(mem.folioOrder(pfn));
+    expect(orders.sort()).toEqual([0, 0, 2]);
+  });
+});

@@ -217,25 +217,23 @@ describe("the page size comes from the arch's geometry", () => {
           JSON.stringify([r.counters.gather.forcedFlushes, r.counters.gather.batchPagesAllocated]);
         if (batching(big) === batching(small)) expect(g).toEqual(f);
         else {
-          // Per-batch counts (lock takes, pcp drains, free_pages_and_swap_cache calls) follow the batch pages
+          // Per-batch counts (lock takes, pcp drains, free_pages_and_swap_cache calls, a range split at a batch
+          // boundary's extra refcount drop) follow the batch pages
           // and the flushes; the per-page and per-folio work does not.
-          expect([
-            g.pagesFreed,
-            g.foliosFreed,
-            g.mapcountAtomics,
-            g.refcountAtomics,
-            g.lruDels,
-            g.statUpdates,
-          ]).toEqual([
+          expect([g.pagesFreed, g.foliosFreed, g.mapcountAtomics, g.lruDels]).toEqual([
             f.pagesFreed,
             f.foliosFreed,
             f.mapcountAtomics,
-            f.refcountAtomics,
             f.lruDels,
-            f.statUpdates,
           ]);
         }
-        expect(big.counters.swap).toEqual(small.counters.swap);
+        if (batching(big) === batching(small)) expect(big.counters.swap).toEqual(small.counters.swap);
+        // free_swap_cache runs once per gathered entry: a range split at a batch boundary adds one.
+        else
+          expect([big.counters.swap?.slotsFreed, big.counters.swap?.swapCacheDeletes]).toEqual([
+            small.counters.swap?.slotsFreed,
+            small.counters.swap?.swapCacheDeletes,
+          ]);
         expect(big.counters.walk.ptesCleared).toBe(small.counters.walk.ptesCleared);
         expect(big.counters.walk.swapPtesCleared).toBe(small.counters.walk.swapPtesCleared);
         expect(big.counters.walk.tablesFreed).toEqual(small.counters.walk.tablesFreed);
