@@ -2,6 +2,7 @@
 // teardown phase's own, as @mmgather/teardown reports them (folio, swap and cpu layers are deltas over
 // the operation); the estimate is the report's: Σ counter × the cost profile. Browser-safe.
 import type { CostProfile } from "@mmgather/mmu-gather";
+import { isSwapError } from "@mmgather/swapcache";
 import {
   flattenCounters,
   isTeardownError,
@@ -90,6 +91,11 @@ export function runOne(s: Scenario, variant: VariantName, arch: ArchName, opts: 
   try {
     report = runScenario(full);
   } catch (e) {
+    if (isSwapError(e) && e.code === "ENOSPC") {
+      throw new SpecError(
+        `${arch}/${variant}: the model's swap (${formatSize(full.swap ?? 0)}) is too small for the swap-out the scenario asks for; set a larger "swap"`,
+      );
+    }
     if (isTeardownError(e)) {
       const hint =
         e.code === "ENOMEM"

@@ -1,13 +1,25 @@
 // Node-only: reads scenario files from disk.
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { parseScenarioData, type Scenario, ScenarioError, validateScenario } from "./scenario.js";
 
-/** Reads a scenario file into an object, unvalidated. */
+/** Largest scenario file read (a real one is a few KiB). */
+export const MAX_SCENARIO_FILE_BYTES = 1 << 20;
+
+/** Reads a scenario file into an object, unvalidated: a regular file of at most 1 MiB. */
 export function readScenarioData(path: string): Record<string, unknown> {
   let text: string;
   try {
+    const st = statSync(path);
+    if (st.isDirectory()) throw Object.assign(new Error("directory"), { code: "EISDIR" });
+    if (!st.isFile()) throw new ScenarioError(`cannot read scenario file ${path}: not a regular file`, []);
+    if (st.size > MAX_SCENARIO_FILE_BYTES)
+      throw new ScenarioError(
+        `cannot read scenario file ${path}: ${st.size} bytes, more than the ${MAX_SCENARIO_FILE_BYTES} a scenario may have`,
+        [],
+      );
     text = readFileSync(path, "utf8");
   } catch (err) {
+    if (err instanceof ScenarioError) throw err;
     const code = (err as NodeJS.ErrnoException).code ?? "EIO";
     const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a directory" : code;
     throw new ScenarioError(`cannot read scenario file ${path} (${why})`, []);

@@ -46,9 +46,20 @@ export function autoMemoryBytes(s: Scenario): number {
 /** Swap given to the model when the scenario has none but a VMA swaps out: Σ anon sizes × swap + 1 MiB. */
 export function autoSwapBytes(s: Scenario): number {
   let need = 0;
-  for (const v of s.vmas) if (v.kind === "anon") need += v.size * v.swap;
-  return need > 0 ? roundUp(need + MiB, 4096) : 0;
+  for (const v of s.vmas) {
+    if (v.kind !== "anon" || v.swap === 0) continue;
+    // Swap slots go to a folio as one naturally aligned run (folio_alloc_swap): count whole largest
+    // folios, one more for the fraction's rounding.
+    const sizes = typeof v.folio === "number" ? [v.folio] : Object.keys(v.folio).map((k) => parseSize(k)!);
+    const largest = Math.max(...sizes);
+    need += (Math.ceil((v.size * v.swap) / largest) + 1) * largest;
+  }
+  // The first cluster holds the header slot, so it never takes a cluster-sized run.
+  return need > 0 ? roundUp(need + SWAP_CLUSTER_BYTES + MiB, 4096) : 0;
 }
+
+/** SWAPFILE_CLUSTER slots of 4 KiB. */
+const SWAP_CLUSTER_BYTES = 512 * 4096;
 
 /**
  * Estimated peak bytes of one run: 32 B per physical page (folio arrays, measured ~28 B), 8 B per

@@ -1,5 +1,6 @@
 // End-to-end CLI tests: spawn `node dist/cli.js` as a user would (turbo builds before testing).
-import { readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { RunResult } from "../format.js";
@@ -329,6 +330,62 @@ describe("bad command-line input exits 2 with a clear message", () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain(message);
     expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe("valid-looking input the model cannot take exits 2 with one line, no stack trace", () => {
+  const dir = mkdtempSync(join(tmpdir(), "teardown-lab-refuse-"));
+  const file = (name: string, text: string) => {
+    const p = join(dir, name);
+    writeFileSync(p, text);
+    return p;
+  };
+  const refused = (args: string[], message: string) => {
+    const r = runCli(args);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(message);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+  };
+
+  it("the automatic swap size fits swap-out of large folios (aligned runs of slots)", () => {
+    const p = file(
+      "swap.yaml",
+      "name: s\nvmas:\n  - { name: heap, kind: anon, size: 64M, folio: 2M, swap: 0.9 }\nop: { kind: exit }\n",
+    );
+    const r = runCli(["run", p, "--json"]);
+    expect(r.status).toBe(0);
+    const rs = JSON.parse(r.stdout) as RunResult[];
+    expect(rs[0].counters["walk.swapPtesCleared"]).toBeGreaterThan(0);
+  });
+
+  it("an explicit swap too small for the swap-out is refused", () => {
+    const p = file(
+      "small-swap.yaml",
+      "name: s\nswap: 4M\nvmas:\n  - { name: heap, kind: anon, size: 64M, folio: 2M, swap: 0.9 }\nop: { kind: exit }\n",
+    );
+    refused(["run", p], "is too small for the swap-out the scenario asks for");
+  });
+
+  it("deeply nested input is refused before validation", () => {
+    let deep = "1";
+    for (let i = 0; i < 20000; i++) deep = `{"a":${deep}}`;
+    const p = file(
+      "deep.json",
+      `{"name":"d","vmas":[{"kind":"anon","size":"4M","folio":${deep}}],"op":{"kind":"exit"}}`,
+    );
+    refused(["run", p], "nested more than 32 levels deep");
+  });
+
+  it("only regular files of at most 1 MiB are read", () => {
+    refused(["run", "/dev/zero"], "cannot read scenario file /dev/zero: not a regular file");
+    const big = file("big.yaml", `# ${"x".repeat(1 << 20)}\n`);
+    refused(["run", big], "more than the 1048576 a scenario may have");
+  });
+
+  it("unknown YAML tags are refused, not dropped", () => {
+    const p = file("tag.yaml", "name: t\nvmas: !foo [ ]\nop: { kind: exit }\n");
+    refused(["run", p], "Unresolved tag: !foo");
   });
 });
 

@@ -285,9 +285,10 @@ describe("Scenario → ScenarioSpec", () => {
       tlbEntries: 512,
       variant: "contig-range",
     });
-    // (8M + 4M × 1.5) × 5/4 + 16M = 33.5M → 34M; swap = 8M × 0.1 + 1M.
+    // (8M + 4M × 1.5) × 5/4 + 16M = 33.5M → 34M; swap: whole largest (64K) folios for 8M × 0.1 = 819.2K,
+    // i.e. 13 + 1 of them, plus the header cluster (2M) and 1M.
     expect(spec.memory).toBe(34 << 20);
     expect(autoMemoryBytes(s)).toBe(34 << 20);
-    expect(spec.swap).toBe(Math.ceil(((0.8 + 1) * 2 ** 20) / 4096) * 4096);
+    expect(spec.swap).toBe(14 * 65536 + 2 * 2 ** 20 + 2 ** 20);
   });
 });
