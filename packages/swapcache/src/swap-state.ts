@@ -42,15 +42,7 @@ export function swapCacheGetFolio(s: SwapState, entry: number): number {
 export function addToSwapCache(s: SwapState, head: number, entry: number): void {
   const mem = s.mem;
   const h = folioHeadOf(s, head, MODULE, "addToSwapCache");
-  if (mem.folioTest(h, PG.swapcache)) {
-    throw new SwapError(
-      "IN_SWAPCACHE",
-      MODULE,
-      "addToSwapCache",
-      `folio ${h} is already in the swap cache (entry ${mem.folioSwap(h)})`,
-    );
-  }
-  checkNotPageCache(s, h, MODULE, "addToSwapCache");
+  checkMayEnterSwapCache(s, h, MODULE, "addToSwapCache");
   const nr = mem.folioNrPages(h);
   const d = swapDevice(s, entry, nr, MODULE, "addToSwapCache");
   const off = entry & SWP_OFFSET_MASK;
@@ -66,9 +58,20 @@ export function addToSwapCache(s: SwapState, head: number, entry: number): void 
   addToSwapCacheLocked(s, d, off, h, nr, entry);
 }
 
-/** Only anon and shmem folios out of the page cache may enter the swap cache. */
-export function checkNotPageCache(s: SwapState, h: number, module: string, method: string): void {
+/**
+ * A folio may enter the swap cache only once, and only an anon or shmem folio out of the page cache
+ * (add_to_swap / add_to_swap_cache preconditions).
+ */
+export function checkMayEnterSwapCache(s: SwapState, h: number, module: string, method: string): void {
   const mem = s.mem;
+  if (mem.folioTest(h, PG.swapcache)) {
+    throw new SwapError(
+      "IN_SWAPCACHE",
+      module,
+      method,
+      `folio ${h} is already in the swap cache (entry ${mem.folioSwap(h)})`,
+    );
+  }
   if (!mem.folioTest(h, PG.anon) && mem.folioMapping(h) >= 0) {
     throw new SwapError(
       "IN_PAGE_CACHE",

@@ -23,7 +23,7 @@ import type { SwapDevice } from "./swap-device.js";
 import {
   addToSwapCacheLocked,
   checkCallerRef,
-  checkNotPageCache,
+  checkMayEnterSwapCache,
   deleteFromSwapCacheLocked,
 } from "./swap-state.js";
 
@@ -49,15 +49,7 @@ export function swapMapValue(s: SwapState, entry: number): number {
 export function folioAllocSwap(s: SwapState, head: number): number {
   const mem = s.mem;
   const h = folioHeadOf(s, head, MODULE, "folioAllocSwap");
-  if (mem.folioTest(h, PG.swapcache)) {
-    throw new SwapError(
-      "IN_SWAPCACHE",
-      MODULE,
-      "folioAllocSwap",
-      `folio ${h} is already in the swap cache (entry ${mem.folioSwap(h)})`,
-    );
-  }
-  checkNotPageCache(s, h, MODULE, "folioAllocSwap");
+  checkMayEnterSwapCache(s, h, MODULE, "folioAllocSwap");
   const nr = mem.folioNrPages(h);
   if (nr > SWAPFILE_CLUSTER) {
     throw new SwapError(
