@@ -38,7 +38,10 @@ export const defaultSteps: GatherSteps = Object.freeze({
   },
 } satisfies GatherSteps);
 
-/** Linux 6.5: one encoded page pointer per page; delayed rmap only for dirty file pages. */
+/**
+ * mm-unstable of August 2023 (the 2023 series' base, around v6.5): one encoded page pointer per page;
+ * delayed rmap only for dirty file pages.
+ */
 export const encodedPage: GatherVariant = Object.freeze({
   name: "encoded-page",
   storage: "encoded-page",
@@ -74,7 +77,10 @@ export const contigRange: GatherVariant = Object.freeze({
   } satisfies GatherSteps),
 } satisfies GatherVariant);
 
-/** Linux ≥ 6.9: encoded pages plus an nr_pages slot; folio_pte_batch; folios_put_refs. */
+/**
+ * The design merged in 6.9, with the rules of today's kernels (linux-mm at 7.3-rc5): encoded pages plus
+ * an nr_pages slot; folio_pte_batch; folios_put_refs.
+ */
 export const encodedNrPages: GatherVariant = Object.freeze({
   name: "encoded-nr-pages",
   storage: "encoded-nr-pages",
