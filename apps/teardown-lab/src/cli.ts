@@ -19,6 +19,7 @@ import {
   type ArchName,
   archNotes,
   estimateModelBytes,
+  mainVmaFolioSizes,
   SpecError,
   VARIANTS,
   type VariantName,
@@ -214,8 +215,7 @@ const commonOptions = (cmd: Command): Command =>
 
 async function sweep(file: string | undefined, o: CommonOpts & SweepOpts): Promise<number> {
   // The default list leaves out what cannot exist: an anonymous main VMA has no order-1 (8K) folios.
-  const anonMain = o.folios === undefined && loadScenario(file, o).vmas[0]?.kind === "anon";
-  const folios = o.folios ?? FOLIO_SIZES.filter((f) => !(anonMain && folioOrder(parseSize(f)!) === 1));
+  const folios = o.folios ?? mainVmaFolioSizes(loadScenario(file, o));
   const ops = o.ops ?? [undefined];
   const variants = o.variant === undefined || o.variant === "all" ? [...VARIANTS] : [o.variant];
   const arches = o.arch === undefined || o.arch === "all" ? [...ARCHES] : [o.arch];

@@ -6,7 +6,7 @@ import { s390Arch } from "@mmgather/arch-s390";
 import type { ArchTlb } from "@mmgather/mmu-gather";
 import type { FolioPolicy, OpSpec, ScenarioSpec, VmaSpec } from "@mmgather/teardown";
 import type { Scenario } from "./scenario.js";
-import { folioOrder, formatSize, parseSize } from "./size.js";
+import { FOLIO_SIZES, folioOrder, formatSize, parseSize } from "./size.js";
 
 export const VARIANTS = ["encoded-page", "contig-range", "encoded-nr-pages"] as const;
 export type VariantName = (typeof VARIANTS)[number];
@@ -71,6 +71,19 @@ export function estimateModelBytes(s: Scenario): number {
   const swap = s.swap ?? autoSwapBytes(s);
   const mapped = s.vmas.reduce((a, v) => a + v.size, 0) / 4096;
   return (memory / 4096) * 32 + mapped * 8 * (s.fork ? 2 : 1) + (swap / 4096) * 2 + s.cpus * 65536;
+}
+
+/**
+ * The folio sizes the scenario's main VMA can have, smallest first: no order-1 (8K) folios when it is
+ * anonymous, and with `arch` none larger than that arch's PMD. The default sweep and the web chart use it.
+ */
+export function mainVmaFolioSizes(s: Scenario, arch?: ArchName): string[] {
+  const anon = s.vmas[0]?.kind === "anon";
+  const max = arch === undefined ? Number.POSITIVE_INFINITY : pmdOrder(arch);
+  return FOLIO_SIZES.filter((f) => {
+    const order = folioOrder(parseSize(f)!)!;
+    return order <= max && !(anon && order === 1);
+  });
 }
 
 /** Folio sizes an anonymous VMA can have on an arch whose PMD order is `max`: order 0 and 2..max. */

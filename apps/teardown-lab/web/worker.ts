@@ -6,8 +6,7 @@ import type { RunResult } from "../src/format.js";
 import { applyOverrides, PRESETS } from "../src/presets.js";
 import { runOne } from "../src/run.js";
 import { parseScenarioData, type Scenario, validateScenario } from "../src/scenario.js";
-import { FOLIO_SIZES, folioOrder, parseSize } from "../src/size.js";
-import { archNotes, pmdOrder, VARIANTS } from "../src/spec.js";
+import { archNotes, mainVmaFolioSizes, VARIANTS } from "../src/spec.js";
 import type { Reply, Request, RunRequest, Sweep, Timeline } from "./protocol.js";
 
 const MAX_POINTS = 1500;
@@ -82,12 +81,7 @@ function run(req: RunRequest): Reply {
     timelines[variant] = timeline(events);
   }
   // The chart: estimated kernel time per folio size of the main VMA (sizes the arch has).
-  const maxBytes = 4096 << pmdOrder(req.arch);
-  // An anonymous main VMA has no order-1 (8K) folios: that size is left out of its chart.
-  const anonMain = s.vmas[0]?.kind === "anon";
-  const folios = FOLIO_SIZES.filter(
-    (f) => parseSize(f)! <= maxBytes && !(anonMain && folioOrder(parseSize(f)!) === 1),
-  );
+  const folios = mainVmaFolioSizes(s, req.arch);
   const sweep: Sweep = { folios, estimatedNs: {}, profile: results[0]?.estimate.profile ?? "" };
   for (const v of VARIANTS) sweep.estimatedNs[v] = [];
   for (const f of folios) {

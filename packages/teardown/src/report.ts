@@ -331,6 +331,7 @@ export function buildReport(
   const g = r.gather;
   const w = r.walkCounters;
   const now = snapshotLayers(machine);
+  const tablePages = g.tablesFreed + w.depositsFreed + w.pgdsFreed;
   const base = {
     op: r.op,
     variant: r.variant.name,
@@ -339,8 +340,8 @@ export function buildReport(
     pagesTornDown: w.ptesCleared + w.hugePmdsZapped * machine.geometry.ptrsPerPte,
     pagesFreed: freed.pages,
     foliosFreed: freed.folios,
-    dataFoliosFreed: freed.folios - (g.tablesFreed + w.depositsFreed + w.pgdsFreed),
-    pageTablePagesFreed: g.tablesFreed + w.depositsFreed + w.pgdsFreed,
+    dataFoliosFreed: freed.folios - tablePages,
+    pageTablePagesFreed: tablePages,
     swapEntriesZapped: w.swapPtesCleared,
     forcedFlushes: {
       batchFull: w.forcedFlushBatchFull,
