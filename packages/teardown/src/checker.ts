@@ -204,19 +204,27 @@ export class Checker {
     }
   }
 
-  /** munmap / madvise returned: no CPU may still cache a translation into what it zapped. */
-  onOpReturn(op: string, mmId: number, vs: number, ve: number): void {
+  /**
+   * munmap / madvise returned: no CPU may still cache a translation into what it zapped — the page
+   * ranges `ranges` ([start, end) pairs, flattened): the part of the requested range that was mapped
+   * by a VMA when the operation took mmap_lock. A range another thread had already detached is not the
+   * returning operation's (MADV_DONTNEED finds a hole there and skips it).
+   */
+  onOpReturn(op: string, mmId: number, ranges: readonly number[]): void {
     this.record({ type: "opReturned", op, mmId });
     const t = this.tlbs;
     if (t === null) return;
-    const v = t.findCached(mmId, vs, ve);
-    if (v >= 0) {
-      this.report(
-        "staleTlbAfterReturn",
-        `${op} returned while a CPU still caches a translation at ${hex(v * t.pageSize)} in the zapped range`,
-        t.cachedPfn(mmId, v),
-        v * t.pageSize,
-      );
+    for (let i = 0; i + 1 < ranges.length; i += 2) {
+      const v = t.findCached(mmId, ranges[i], ranges[i + 1]);
+      if (v >= 0) {
+        this.report(
+          "staleTlbAfterReturn",
+          `${op} returned while a CPU still caches a translation at ${hex(v * t.pageSize)} in the zapped range`,
+          t.cachedPfn(mmId, v),
+          v * t.pageSize,
+        );
+        return;
+      }
     }
   }
 }

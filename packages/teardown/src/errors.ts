@@ -16,6 +16,7 @@ export type TeardownErrorCode =
   | "BAD_ARCH"
   | "DEAD_MM"
   | "BAD_CPU"
+  | "DEADLOCK"
   | "INVARIANT";
 
 /** The one error class of @mmgather/teardown: a `code`, where it came from, and a clear message. */

@@ -1,8 +1,7 @@
 // Models: struct mm_struct as teardown sees it (include/linux/mm_types.h): the VMA set, the page
 // tables, rss counters (add_mm_rss_vec), mm->tlb_flush_pending via the gather's TlbMm, the split
-// PTE lock (acquisitions counted), and __split_vma (mm/mmap.c). Omits: mmap_lock (operations run
-// one at a time except in the concurrency driver, which serialises at PTL granularity), the maple
-// tree, hiwater_rss, mm_users/mm_count.
+// PTE lock (acquisitions counted), mmap_lock's state (taken and released in mmap-lock.ts) and
+// __split_vma (mm/vma.c). Omits: the maple tree, hiwater_rss, mm_users/mm_count.
 import type { TlbMm } from "@mmgather/mmu-gather";
 import { TeardownError } from "./errors.js";
 import type { Machine } from "./machine.js";
@@ -24,6 +23,10 @@ export class Mm {
   ptlAcquisitions = 0;
   /** Deposited PTE tables of anon PMD-mapped THPs, by PMD table id then index (pfn, -1 none). */
   readonly deposits: (Int32Array | null)[] = [];
+  /** mmap_lock: 0 free, -1 held for write, n > 0 held by n readers (see mmap-lock.ts). */
+  mmapLock = 0;
+  /** Steps an operation spent waiting for mmap_lock (the concurrency driver ran the other thread). */
+  mmapLockWaits = 0;
   /** exit_mmap has run. */
   dead = false;
 

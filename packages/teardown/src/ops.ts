@@ -3,8 +3,11 @@
 // each with its per-operation setup (lru_add_drain, tlb_gather_mmu[_fullmm], tlb_finish_mmu).
 // Every operation is a generator yielding at page-table-lock granularity, so the concurrency driver
 // can interleave two threads; the synchronous forms run it to the end.
-// Omits: mmap_lock, mmu notifiers, VM_ACCOUNT, uprobes, hugetlb, the OOM reaper, -ENOMEM for holes
-// in a madvise range (holes are skipped), VM_LOCKED munlock on munmap.
+// Each takes mmap_lock as v6.18 does (mmap-lock.ts): munmap detaches under the write lock and zaps
+// under the downgraded read lock; MADV_DONTNEED looks its VMAs up and zaps under the read lock; exit
+// unmaps under the read lock and frees page tables under the write lock.
+// Omits: mmu notifiers, VM_ACCOUNT, uprobes, hugetlb, the OOM reaper, -ENOMEM for holes in a madvise
+// range (holes are skipped), VM_LOCKED munlock on munmap.
 import type {
   BatchAllocPolicy,
   GatherCounters,
@@ -16,7 +19,15 @@ import { createGatherCounters, createMmuGather, getVariant, isGatherError } from
 import { TeardownError } from "./errors.js";
 import { createMachine } from "./machine.js";
 import type { Mm } from "./mm.js";
+import {
+  mmapReadLock,
+  mmapReadUnlock,
+  mmapWriteDowngrade,
+  mmapWriteLock,
+  mmapWriteUnlock,
+} from "./mmap-lock.js";
 import { createRng } from "./rng.js";
+import type { Vma } from "./vma.js";
 import { faultIn, mmapVma } from "./workload.js";
 import { createWalkCounters, type WalkCounters, ZapContext } from "./zap/context.js";
 import { folioBatchWalk, perPteWalk, type ZapWalk } from "./zap/steps.js";
@@ -201,16 +212,26 @@ export function* exitMmapSteps(mm: Mm, opts: TeardownOptions, r: OpResult): Gene
   const checker = machine.checker;
   const trace = machine.traceSink();
   if (trace !== null) trace({ type: "opStarted", op: "exit", mmId: mm.id, start: 0, end: 0 });
+  yield* mmapReadLock(mm);
   const vmas = mm.vmas.slice();
   machine.mem.lruAddDrain();
   const tlb = gatherFor(mm, r, opts, true);
   const ctx = new ZapContext(mm, tlb, checker, r.walkCounters, opts.thread ?? 0);
   if (anchorCapture !== null) anchorCapture.push(tlb, ctx);
-  yield* unmapVmas(ctx, r.walk, vmas, 0, Number.POSITIVE_INFINITY);
-  freePgtables(ctx, r.walk, vmas, 0, Number.POSITIVE_INFINITY);
-  tlb.finish();
-  addCounters(r.gather, tlb.counters);
-  mm.vmas.length = 0;
+  try {
+    yield* unmapVmas(ctx, r.walk, vmas, 0, Number.POSITIVE_INFINITY);
+  } finally {
+    mmapReadUnlock(mm);
+  }
+  yield* mmapWriteLock(mm);
+  try {
+    freePgtables(ctx, r.walk, vmas, 0, Number.POSITIVE_INFINITY);
+    tlb.finish();
+    addCounters(r.gather, tlb.counters);
+    mm.vmas.length = 0;
+  } finally {
+    mmapWriteUnlock(mm);
+  }
   // mmdrop → pgd_free: the top-level table goes last, after every flush.
   machine.mem.folioPut(mm.pt.tablePfn[mm.pt.pgd]);
   mm.pt.releaseId(mm.pt.pgd);
@@ -223,11 +244,25 @@ export function* exitMmapSteps(mm: Mm, opts: TeardownOptions, r: OpResult): Gene
   if (trace !== null) trace({ type: "opReturned", op: "exit", mmId: mm.id });
 }
 
-/** munmap / madvise return: the user's event, then the checker's stale-TLB check (it records its own). */
-function opReturn(mm: Mm, op: "munmap" | "madvise", vs: number, ve: number): void {
+/**
+ * munmap / madvise return: the user's event, then the checker's stale-TLB check over `ranges` (page
+ * [start, end) pairs the operation found mapped by its VMAs; the checker records its own event).
+ */
+function opReturn(mm: Mm, op: "munmap" | "madvise", ranges: readonly number[]): void {
   const machine = mm.machine;
   if (machine.events !== null) machine.events({ type: "opReturned", op, mmId: mm.id });
-  if (machine.checker !== null) machine.checker.onOpReturn(op, mm.id, vs, ve);
+  if (machine.checker !== null) machine.checker.onOpReturn(op, mm.id, ranges);
+}
+
+/** [start, end) page pairs of `vmas` clipped to [vs, ve). */
+function clipped(vmas: readonly { start: number; end: number }[], vs: number, ve: number): number[] {
+  const out: number[] = [];
+  for (const v of vmas) {
+    const s = Math.max(vs, v.start);
+    const e = Math.min(ve, v.end);
+    if (s < e) out.push(s, e);
+  }
+  return out;
 }
 
 /** munmap as a generator: split at the edges, detach, unmap_region, free page tables. */
@@ -243,28 +278,39 @@ export function* munmapSteps(
   const machine = mm.machine;
   const checker = machine.checker;
   machine.traceSink()?.({ type: "opStarted", op: "munmap", mmId: mm.id, start, end: start + len });
-  mm.splitVma(vs);
-  mm.splitVma(ve);
-  const vmas = mm.detachVmas(vs, ve);
-  if (vmas.length > 0) {
-    let prev = null;
-    let next = null;
-    for (const v of mm.vmas) {
-      if (v.end <= vs) prev = v;
-      else if (v.start >= ve && next === null) next = v;
+  yield* mmapWriteLock(mm);
+  let write = true;
+  try {
+    mm.splitVma(vs);
+    mm.splitVma(ve);
+    const vmas = mm.detachVmas(vs, ve);
+    if (vmas.length > 0) {
+      let prev = null;
+      let next = null;
+      for (const v of mm.vmas) {
+        if (v.end <= vs) prev = v;
+        else if (v.start >= ve && next === null) next = v;
+      }
+      const floor = prev === null ? 0 : prev.end;
+      const ceiling = next === null ? Number.POSITIVE_INFINITY : next.start;
+      // The VMAs are detached: nobody can find them, so the zap needs only the read side.
+      mmapWriteDowngrade(mm);
+      write = false;
+      machine.mem.lruAddDrain();
+      const tlb = gatherFor(mm, r, opts, false);
+      const ctx = new ZapContext(mm, tlb, checker, r.walkCounters, opts.thread ?? 0);
+      if (anchorCapture !== null) anchorCapture.push(tlb, ctx);
+      yield* unmapVmas(ctx, r.walk, vmas, vs, ve);
+      freePgtables(ctx, r.walk, vmas, floor, ceiling);
+      tlb.finish();
+      addCounters(r.gather, tlb.counters);
     }
-    const floor = prev === null ? 0 : prev.end;
-    const ceiling = next === null ? Number.POSITIVE_INFINITY : next.start;
-    machine.mem.lruAddDrain();
-    const tlb = gatherFor(mm, r, opts, false);
-    const ctx = new ZapContext(mm, tlb, checker, r.walkCounters, opts.thread ?? 0);
-    if (anchorCapture !== null) anchorCapture.push(tlb, ctx);
-    yield* unmapVmas(ctx, r.walk, vmas, vs, ve);
-    freePgtables(ctx, r.walk, vmas, floor, ceiling);
-    tlb.finish();
-    addCounters(r.gather, tlb.counters);
+  } finally {
+    if (write) mmapWriteUnlock(mm);
+    else mmapReadUnlock(mm);
   }
-  opReturn(mm, "munmap", vs, ve);
+  // Under the write lock nobody else could detach part of [vs, ve): it is all this munmap's.
+  opReturn(mm, "munmap", [vs, ve]);
 }
 
 /** MADV_DONTNEED as a generator: one zap_page_range_single (own gather) per VMA. */
@@ -280,27 +326,33 @@ export function* madviseSteps(
   const machine = mm.machine;
   const checker = machine.checker;
   machine.traceSink()?.({ type: "opStarted", op: "madvise", mmId: mm.id, start, end: start + len });
-  const vmas = mm.vmas.filter((v) => v.start < ve && v.end > vs);
-  for (const v of vmas) {
-    if (v.locked) {
-      throw new TeardownError(
-        "EINVAL",
-        "ops",
-        "madvise",
-        "MADV_DONTNEED on a VM_LOCKED VMA fails with -EINVAL",
-      );
+  yield* mmapReadLock(mm);
+  let vmas: Vma[];
+  try {
+    vmas = mm.vmas.filter((v) => v.start < ve && v.end > vs);
+    for (const v of vmas) {
+      if (v.locked) {
+        throw new TeardownError(
+          "EINVAL",
+          "ops",
+          "madvise",
+          "MADV_DONTNEED on a VM_LOCKED VMA fails with -EINVAL",
+        );
+      }
     }
+    for (const v of vmas) {
+      machine.mem.lruAddDrain();
+      const tlb = gatherFor(mm, r, opts, false);
+      const ctx = new ZapContext(mm, tlb, checker, r.walkCounters, opts.thread ?? 0);
+      if (anchorCapture !== null) anchorCapture.push(tlb, ctx);
+      yield* unmapVmas(ctx, r.walk, [v], vs, ve);
+      tlb.finish();
+      addCounters(r.gather, tlb.counters);
+    }
+  } finally {
+    mmapReadUnlock(mm);
   }
-  for (const v of vmas) {
-    machine.mem.lruAddDrain();
-    const tlb = gatherFor(mm, r, opts, false);
-    const ctx = new ZapContext(mm, tlb, checker, r.walkCounters, opts.thread ?? 0);
-    if (anchorCapture !== null) anchorCapture.push(tlb, ctx);
-    yield* unmapVmas(ctx, r.walk, [v], vs, ve);
-    tlb.finish();
-    addCounters(r.gather, tlb.counters);
-  }
-  opReturn(mm, "madvise", vs, ve);
+  opReturn(mm, "madvise", clipped(vmas, vs, ve));
 }
 
 /** Creates the generator and its result record for one operation. */

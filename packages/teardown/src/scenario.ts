@@ -1,6 +1,6 @@
 // Models: one experiment end to end — build a machine and a process image (VMAs, faults, fork,
 // swap-out, mlock, CPU accesses), run one teardown operation (or two threads interleaved at
-// page-table-lock granularity, with the kernel's nested-flush rule), and report.
+// page-table-lock granularity, ordered by mmap_lock, with the kernel's nested-flush rule), and report.
 // Omits: YAML parsing (the CLI app's job); specs are plain objects.
 import type { PcpPolicy } from "@mmgather/folio";
 import type { ArchTlb, BatchAllocPolicy, CostProfile, GatherCounters } from "@mmgather/mmu-gather";
@@ -267,9 +267,14 @@ function runOps(
  */
 export function interleave(threads: Generator<void>[], rng: Rng): void {
   const live = threads.slice();
-  while (live.length > 0) {
-    const i = rng.int(live.length);
-    if (live[i].next().done === true) live.splice(i, 1);
+  try {
+    while (live.length > 0) {
+      const i = rng.int(live.length);
+      if (live[i].next().done === true) live.splice(i, 1);
+    }
+  } finally {
+    // A thread that threw leaves the others mid-way: end them so they drop mmap_lock and PTLs.
+    for (const g of live) g.return(undefined);
   }
 }
 
