@@ -9,16 +9,24 @@
 //
 //   node scripts/report-corpus.mjs            # compare with the snapshot (exit 1 on any difference)
 //   node scripts/report-corpus.mjs --update   # rewrite the snapshot (a deliberate model change)
+//   node scripts/report-corpus.mjs --dump DIR [--cli PATH]
+//                                             # also write every case's text to DIR (to diff two
+//                                             # builds of the CLI before updating the snapshot)
 //
 // Run `pnpm build` first: it calls the built CLI.
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const cli = join(root, "apps/teardown-lab/dist/cli.js");
+function option(name) {
+  const i = process.argv.indexOf(name);
+  return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : null;
+}
+const cli = option("--cli") ?? join(root, "apps/teardown-lab/dist/cli.js");
+const dump = option("--dump");
 const golden = join(root, "scripts/report-corpus.golden.json");
 const scenarioDir = join(root, "apps/teardown-lab/scenarios");
 
@@ -76,6 +84,10 @@ for (const args of corpus()) {
   const key = args.join(" ").replace(`${scenarioDir}/`, "");
   const text = runCase(args);
   results[key] = createHash("sha256").update(text).digest("hex");
+  if (dump !== null) {
+    mkdirSync(dump, { recursive: true });
+    writeFileSync(join(dump, `${key.replace(/[^A-Za-z0-9.-]+/g, "_")}.txt`), text);
+  }
 }
 
 if (update) {

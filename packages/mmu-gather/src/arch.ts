@@ -78,6 +78,7 @@ export const defaultCost: CostProfile = {
   lruDel: 8,
   deferredSplitCall: 2,
   munlock: 40,
+  splitHugePmd: 600,
   gatherEntry: 2,
   rmapCall: 4,
   batchAlloc: 200,

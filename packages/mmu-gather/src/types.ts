@@ -192,6 +192,12 @@ export interface CostProfile {
   readonly deferredSplitCall: number;
   /** ns per `munlock_folio` call (`folio.munlockCalls`). */
   readonly munlock: number;
+  /**
+   * ns per huge PMD split into PTEs (`walk.hugePmdsSplit`): pmd_lock, the local part of
+   * pmdp_invalidate's flush, the deposit withdrawal and one set_ptes over a PTE table. The folio-side
+   * work (mapcounts, refcount) is counted by the folio terms, remote CPUs by `tlbRemoteCpu`.
+   */
+  readonly splitHugePmd: number;
   /** ns per gather batch slot written (`gather.entriesQueued`). */
   readonly gatherEntry: number;
   /** ns per rmap-removal call overhead beyond its atomics (`gather.rmapCallsImmediate` + `gather.rmapCallsDelayed`). */

@@ -56,6 +56,7 @@ export const COST_TERMS: readonly CostTerm[] = [
   { name: "lruDel", counters: ["folio.lruDels"], unit: "folio taken off an LRU list" },
   { name: "deferredSplitCall", counters: ["folio.deferredSplitCalls"], unit: "deferred_split_folio call" },
   { name: "munlock", counters: ["folio.munlockCalls"], unit: "munlock_folio call" },
+  { name: "splitHugePmd", counters: ["walk.hugePmdsSplit"], unit: "huge PMD split into PTEs" },
   { name: "gatherEntry", counters: ["gather.entriesQueued"], unit: "gather batch slot written" },
   {
     name: "rmapCall",

@@ -4,6 +4,7 @@
 // __split_vma (mm/vma.c). Omits: the maple tree, hiwater_rss, mm_users/mm_count.
 import type { TlbMm } from "@mmgather/mmu-gather";
 import { TeardownError } from "./errors.js";
+import { type SplitAccounting, splitHugePmdIfNeeded } from "./huge-memory.js";
 import type { Machine } from "./machine.js";
 import { PageTables } from "./page-tables.js";
 import { NR_MM_COUNTERS, type Vma, type VmaKind } from "./vma.js";
@@ -68,10 +69,15 @@ export class Mm {
     this.vmas.splice(i, 0, vma);
   }
 
-  /** __split_vma: splits the VMA containing `vpn` at `vpn` (no-op at an edge). Returns the upper half. */
-  splitVma(vpn: number): Vma | null {
+  /**
+   * __split_vma: splits the VMA containing `vpn` at `vpn` (no-op at an edge). Returns the upper half.
+   * A huge PMD straddling the boundary is split first (vma_adjust_trans_huge); `acct` counts it when
+   * the split is part of a measured operation (null: building a workload).
+   */
+  splitVma(vpn: number, acct: SplitAccounting | null = null): Vma | null {
     const v = this.findVma(vpn);
     if (v === null || v.start === vpn) return v;
+    splitHugePmdIfNeeded(this, v, vpn, acct);
     const upper: Vma = {
       id: this.machine.nextVmaId++,
       start: vpn,

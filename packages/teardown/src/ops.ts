@@ -29,7 +29,7 @@ import {
 import { createRng } from "./rng.js";
 import type { Vma } from "./vma.js";
 import { faultIn, mmapVma } from "./workload.js";
-import { createWalkCounters, type WalkCounters, ZapContext } from "./zap/context.js";
+import { createWalkCounters, splitAccountingFor, type WalkCounters, ZapContext } from "./zap/context.js";
 import { folioBatchWalk, perPteWalk, type ZapWalk } from "./zap/steps.js";
 import { freePgtables, unmapVmas } from "./zap/walk.js";
 
@@ -281,8 +281,9 @@ export function* munmapSteps(
   yield* mmapWriteLock(mm);
   let write = true;
   try {
-    mm.splitVma(vs);
-    mm.splitVma(ve);
+    const acct = splitAccountingFor(r.walkCounters, r.variant);
+    mm.splitVma(vs, acct);
+    mm.splitVma(ve, acct);
     const vmas = mm.detachVmas(vs, ve);
     if (vmas.length > 0) {
       let prev = null;

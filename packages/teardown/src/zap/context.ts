@@ -3,10 +3,11 @@
 // Omits: zap_details filtering (even_cows / single folio) — every operation here zaps everything.
 import type { PhysMem } from "@mmgather/folio";
 import { type FolioState, folioState } from "@mmgather/folio/internal";
-import type { MmuGather } from "@mmgather/mmu-gather";
+import type { GatherVariant, MmuGather } from "@mmgather/mmu-gather";
 import { gatherTrusted, type MmuGatherTrusted } from "@mmgather/mmu-gather/internal";
 import type { SwapSpace } from "@mmgather/swapcache";
 import type { Checker, TrailEventSink } from "../checker.js";
+import type { SplitAccounting } from "../huge-memory.js";
 import type { Mm } from "../mm.js";
 import { NR_MM_COUNTERS, type Vma } from "../vma.js";
 
@@ -22,6 +23,11 @@ export interface WalkCounters {
   swapBatches: number;
   /** PMD-mapped THPs zapped by zap_huge_pmd. */
   hugePmdsZapped: number;
+  /**
+   * Huge PMDs split into PTEs by the operation (`THP_SPLIT_PMD`): a zap covering part of one, or a VMA
+   * boundary of a partial munmap falling inside one (see huge-memory.ts).
+   */
+  hugePmdsSplit: number;
   /** zap_pte_range calls (one per PTE table visit, a refill re-visit counts again). */
   pteTableVisits: number;
   /** Forced flushes the walk ran because the gather was full. */
@@ -44,6 +50,7 @@ export function createWalkCounters(): WalkCounters {
     presentBatches: 0,
     swapBatches: 0,
     hugePmdsZapped: 0,
+    hugePmdsSplit: 0,
     pteTableVisits: 0,
     forcedFlushBatchFull: 0,
     forcedFlushDirtyShared: 0,
@@ -87,6 +94,8 @@ export class ZapContext {
   forceFromFull = false;
   /** pfn of the page-table page whose lock is held (-1 none). */
   lockedTable = -1;
+  /** How a PMD split made by this walk is counted (huge-memory.ts). */
+  readonly splitAccounting: SplitAccounting;
   /** The pfns of one run of order-0 PTEs handed to the gather (7.x fused walk); one PTE table long. */
   readonly runPfns: Int32Array;
 
@@ -104,6 +113,7 @@ export class ZapContext {
     this.deferAllRmaps = tlb.tlbBatchRmap();
     this.fused = checker === null && this.trace === null && this.tlb.zapFastPath();
     this.runPfns = new Int32Array(this.fused ? mm.pt.geo.ptrsPerPte : 0);
+    this.splitAccounting = splitAccountingFor(counters, tlb.variant);
   }
 
   /** pte_offset_map_lock / pmd_lock: take the lock of the table at `tablePfn`. */
@@ -139,4 +149,9 @@ export class ZapContext {
       }
     }
   }
+}
+
+/** Split accounting of an operation of design `variant`: 7.x designs remove the PMD rmap per folio. */
+export function splitAccountingFor(counters: WalkCounters, variant: GatherVariant): SplitAccounting {
+  return { counters, folioRmap: variant.policy.immediateRmap === "folioRemoveRmapPtes" };
 }

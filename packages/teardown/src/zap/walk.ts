@@ -3,8 +3,10 @@
 // floor/ceiling rule (mm/memory.c). Each PTE-table (or huge PMD) critical section ends with a
 // `yield`, so two threads can be interleaved at page-table-lock granularity.
 // Omits: hugetlb VMAs, huge PUDs, mmu notifiers, uprobes, vma merging inside free_pgtables.
+
+import { splitHugePmd } from "../huge-memory.js";
 import { LEVEL_PGD, LEVEL_PMD, LEVEL_PTE, type PageTables } from "../page-tables.js";
-import { mkPmdTable, mkPte, PTE_PRESENT, pmdTableId, ptePfn } from "../pte.js";
+import { PTE_PRESENT, pmdTableId } from "../pte.js";
 import type { Vma } from "../vma.js";
 import type { ZapContext } from "./context.js";
 import type { ZapWalk } from "./steps.js";
@@ -55,7 +57,9 @@ export function* unmapPageRange(ctx: ZapContext, walk: ZapWalk, vs: number, ve: 
         yield;
         continue;
       }
-      splitHugePmd(ctx, pmd, pi, base);
+      // zap_pmd_range: a range that covers part of the THP splits it first (__split_huge_pmd).
+      splitHugePmd(ctx.mm, ctx.vma!, pmdId, pi, base, ctx.splitAccounting);
+      if (pmd[pi] === 0) continue; // a file THP's mapping is gone with the split
     }
     const tid = pmdTableId(pmd[pi]);
     const t = pt.entries[tid]!;
@@ -72,43 +76,6 @@ export function* unmapPageRange(ctx: ZapContext, walk: ZapWalk, vs: number, ve: 
       yield;
     }
   }
-}
-
-/**
- * __split_huge_pmd_locked (mm/huge_memory.c) for a range that covers only part of a PMD-mapped anon
- * THP: the table deposited at fault time is withdrawn (pgtable_trans_huge_withdraw) and populated in
- * the PMD's place (pmd_populate), filled with one PTE per page — no page-table page is allocated or
- * freed; rmap moves from the entire mapping to the PTEs. Without a deposit a table is allocated.
- */
-function splitHugePmd(ctx: ZapContext, pmd: Int32Array, pi: number, base: number): void {
-  const mm = ctx.mm;
-  const mem = ctx.mem;
-  const pt = mm.pt;
-  const e = pmd[pi];
-  const head = ptePfn(e);
-  const nr = pt.geo.ptrsPerPte;
-  const pmdId = pt.pmdTable(base, false);
-  ctx.mm.ptlAcquisitions++;
-  const d = mm.deposits[pmdId];
-  let tid: number;
-  if (d !== null && d !== undefined && d[pi] >= 0) {
-    tid = pt.installTable(LEVEL_PTE, d[pi]);
-    d[pi] = -1;
-    pmd[pi] = mkPmdTable(tid);
-  } else {
-    pmd[pi] = 0;
-    tid = pt.pteTable(base, true);
-  }
-  const t = pt.entries[tid]!;
-  const bits = e & 0xe; // write / dirty / young
-  for (let i = 0; i < nr; i++) t[i] = mkPte(head + i, bits);
-  mem.folioAddRmapPtes(head, head, nr);
-  mem.folioRefAdd(head, nr - 1);
-  if (ctx.tlb.variant.policy.immediateRmap === "folioRemoveRmapPtes") mem.folioRemoveRmapPmd(head);
-  else mem.pageRemoveRmap(head, true);
-  // The huge TLB entry must go before small entries can be used (pmdp_invalidate).
-  ctx.tlb.ptepGetAndClear(base * ctx.pageSize, 1);
-  ctx.tlb.tlbRemovePmdTlbEntry(base * ctx.pageSize);
 }
 
 /**

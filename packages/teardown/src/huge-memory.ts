@@ -1,0 +1,111 @@
+// Models: splitting a PMD-mapped THP into PTEs, as mm/huge_memory.c of Linux v6.18 (torvalds/linux,
+// Nov 2025) does it: __split_huge_pmd → pmd_lock → __split_huge_pmd_locked, and its callers
+// split_huge_pmd_address / split_huge_pmd_if_needed / vma_adjust_trans_huge (a VMA boundary that falls
+// inside a huge PMD, from __split_vma in mm/vma.c) and zap_pmd_range (a zap that covers part of it).
+//   anon  pmdp_invalidate (the huge TLB entry is flushed before any small one can be loaded),
+//         folio_ref_add(nr - 1), folio_add_anon_rmap_ptes(nr), pgtable_trans_huge_withdraw of the
+//         table deposited at fault time, set_ptes, folio_remove_rmap_pmd, pmd_populate: no page-table
+//         page is allocated or freed.
+//   file / shmem  pmdp_huge_clear_flush, folio_mark_dirty if the PMD was dirty, folio_set_referenced
+//         if young, folio_remove_rmap_pmd, folio_put, rss −= HPAGE_PMD_NR: the mapping goes away (a
+//         later access faults the pages back in by PTE).
+// Each split counts THP_SPLIT_PMD in the caller's walk counters (`hugePmdsSplit`) when it is part of
+// a measured operation; one made while building a workload counts nothing (its cost is the build's).
+// The rmap generation follows the operation's design: v6.5-era `page_remove_rmap(page, vma, true)` or
+// 7.x `folio_remove_rmap_pmd` (the add side is 7.x's in both: the same counts either way).
+// Omits: huge zero pages, migration entries and freeze (not teardown), soft-dirty / uffd-wp bits, the
+// anon PG_dirty transfer (anon dirtiness is not modelled), mmu notifiers; s390 invalidates the
+// segment with IDTE where this flushes the PMD's range.
+import { PG } from "@mmgather/folio";
+import { TeardownError } from "./errors.js";
+import type { Mm } from "./mm.js";
+import { LEVEL_PMD, LEVEL_PTE } from "./page-tables.js";
+import { mkPmdTable, mkPte, PTE_DIRTY, PTE_PRESENT, PTE_YOUNG, ptePfn } from "./pte.js";
+import { MM_FILEPAGES, MM_SHMEMPAGES, type Vma } from "./vma.js";
+import type { WalkCounters } from "./zap/context.js";
+
+/** How a split made by a measured operation is accounted. */
+export interface SplitAccounting {
+  /** The operation's walk counters (`hugePmdsSplit`). */
+  readonly counters: WalkCounters;
+  /** The design removes the PMD mapping with 7.x's `folio_remove_rmap_pmd` (else 6.5's `page_remove_rmap`). */
+  readonly folioRmap: boolean;
+}
+
+/**
+ * `__split_huge_pmd` of the huge PMD at index `pi` of PMD table `pmdId` (pages [base, base + nr)),
+ * mapped in `vma`. Flushes the huge translation from every CPU before the PTEs appear.
+ */
+export function splitHugePmd(
+  mm: Mm,
+  vma: Vma,
+  pmdId: number,
+  pi: number,
+  base: number,
+  acct: SplitAccounting | null,
+): void {
+  const machine = mm.machine;
+  const mem = machine.mem;
+  const pt = mm.pt;
+  const pmd = pt.entries[pmdId]!;
+  const e = pmd[pi];
+  const head = ptePfn(e);
+  const nr = pt.geo.ptrsPerPte;
+  mm.ptlAcquisitions++; // pmd_lock
+  if (acct !== null) acct.counters.hugePmdsSplit++;
+  // pmdp_invalidate / pmdp_huge_clear_flush → flush_pmd_tlb_range.
+  const tlbs = machine.tlbs;
+  if (tlbs !== null) {
+    const addr = base * machine.pageSize;
+    tlbs.tlbInvalidate(mm.id, "range", addr, addr + nr * machine.pageSize, nr * machine.pageSize, false);
+  }
+  const folioRmap = acct === null || acct.folioRmap;
+  if (vma.kind !== "anon") {
+    pmd[pi] = 0;
+    if ((e & PTE_DIRTY) !== 0) mem.folioSet(head, PG.dirty);
+    if ((e & PTE_YOUNG) !== 0) mem.folioSet(head, PG.referenced);
+    if (folioRmap) mem.folioRemoveRmapPmd(head);
+    else mem.pageRemoveRmap(head, true);
+    machine.checker?.onRmapRemoved(head, 1, false);
+    mem.folioPut(head);
+    mm.rss[vma.kind === "shmem" ? MM_SHMEMPAGES : MM_FILEPAGES] -= nr;
+    return;
+  }
+  mem.folioRefAdd(head, nr - 1);
+  mem.folioAddRmapPtes(head, head, nr);
+  // pgtable_trans_huge_withdraw: every anon PMD mapping has its deposit (fault and fork both make one).
+  const d = mm.deposits[pmdId];
+  if (d === null || d === undefined || d[pi] < 0) {
+    throw new TeardownError(
+      "INVARIANT",
+      "huge-memory",
+      "splitHugePmd",
+      `anon PMD at 0x${(base * machine.pageSize).toString(16)} of mm ${mm.id} has no deposited page table`,
+    );
+  }
+  const tid = pt.installTable(LEVEL_PTE, d[pi]);
+  d[pi] = -1;
+  const t = pt.entries[tid]!;
+  const bits = e & 0xe; // write / dirty / young
+  for (let i = 0; i < nr; i++) t[i] = mkPte(head + i, bits);
+  if (folioRmap) mem.folioRemoveRmapPmd(head);
+  else mem.pageRemoveRmap(head, true);
+  pmd[pi] = mkPmdTable(tid); // pmd_populate
+}
+
+/**
+ * split_huge_pmd_if_needed(vma, vpn) for a VMA boundary at page `vpn`: splits the huge PMD mapping
+ * the PMD-aligned range around `vpn` when `vpn` is not PMD aligned.
+ */
+export function splitHugePmdIfNeeded(mm: Mm, vma: Vma, vpn: number, acct: SplitAccounting | null): void {
+  const pt = mm.pt;
+  const span = pt.span[0];
+  if (vpn % span === 0) return;
+  const base = vpn - (vpn % span);
+  if (base < vma.start || base + span > vma.end) return; // range_in_vma
+  const pmdId = pt.pmdTable(base, false);
+  if (pmdId < 0) return;
+  const pi = pt.index(base, LEVEL_PMD);
+  const e = pt.entries[pmdId]![pi];
+  if (e !== 0 && (e & PTE_PRESENT) !== 0) splitHugePmd(mm, vma, pmdId, pi, base, acct);
+}
