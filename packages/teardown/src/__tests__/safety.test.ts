@@ -235,3 +235,106 @@ describe("differential: all variants reach the same final state with no violatio
     if (LONG) console.log("differential tally", tally);
   }, 600_000);
 });
+
+describe("differential: VMA splits through THPs, mlock and concurrent operations", () => {
+  it(`random workloads with a second thread (${LONG ? 2000 : 150} cases)`, () => {
+    const VARIANTS = ["encoded-page", "contig-range", "encoded-nr-pages"] as const;
+    const vmaArb = fc.record({
+      kind: fc.constantFrom("anon", "file-shared", "file-private", "shmem" as const),
+      tables: fc.integer({ min: 1, max: 3 }),
+      order: fc.constantFrom(0, 2, 4, 9),
+      pmd: fc.boolean(),
+      dirty: fc.double({ min: 0, max: 1, noNaN: true }),
+      swap: fc.double({ min: 0, max: 0.5, noNaN: true }),
+      mlock: fc.integer({ min: 0, max: 3 }).map((n) => n === 0),
+      // A VMA boundary anywhere inside (often through a large folio or a huge PMD), or none.
+      split: fc.option(fc.double({ min: 0, max: 1, noNaN: true, minExcluded: true, maxExcluded: true })),
+    });
+    const opArb = fc.record({
+      kind: fc.constantFrom("munmap" as const, "madvise" as const),
+      start: fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }),
+      len: fc.double({ min: 0, max: 1, noNaN: true, minExcluded: true }),
+    });
+    const tally = { cases: 0, concurrent: 0, splitThroughPmd: 0, mlocked: 0, refused: 0 };
+    fc.assert(
+      fc.property(
+        fc.array(vmaArb, { minLength: 1, maxLength: 3 }),
+        fc.boolean(),
+        fc.integer({ min: 1, max: 3 }),
+        opArb,
+        fc.option(opArb, { freq: 4 }),
+        fc.integer({ min: 1, max: 1e6 }),
+        fc.constantFrom(genericArch, s390Arch),
+        (vs, fork, cpus, a, b, seed, arch) => {
+          const span = arch === s390Arch ? 1 << 20 : 2 << 20;
+          const vma0Pages = (vs[0].tables * span) / 4096;
+          const range = (o: typeof a) => {
+            const off = Math.floor(o.start * vma0Pages);
+            const len = Math.max(1, Math.ceil(o.len * (vma0Pages - off)));
+            return { kind: o.kind, vma: 0, offset: off * 4096, length: len * 4096 };
+          };
+          const spec = (variant: (typeof VARIANTS)[number]): ScenarioSpec => ({
+            memory: 48 << 20,
+            swap: 16 << 20,
+            seed,
+            arch,
+            variant,
+            fork,
+            cpus,
+            vmas: vs.map((v) => {
+              const pages = (v.tables * span) / 4096;
+              const at = v.split === null ? undefined : Math.max(1, Math.floor(v.split * pages)) * 4096;
+              return {
+                kind: v.kind as "anon",
+                size: v.tables * span,
+                folio: {
+                  mix: [
+                    { order: 0, weight: 1 },
+                    { order: Math.min(v.order, arch === s390Arch ? 8 : 9), weight: 2 },
+                  ],
+                },
+                pmdMapped: v.pmd,
+                dirtyFraction: v.kind === "anon" ? 0 : v.dirty,
+                swapFraction: v.kind === "anon" ? v.swap : 0,
+                mlock: v.mlock,
+                splitAt: at,
+              };
+            }),
+            op: range(a),
+            concurrentOp: b === null ? undefined : range(b),
+          });
+          tally.cases++;
+          if (b !== null) tally.concurrent++;
+          if (vs.some((v) => v.mlock)) tally.mlocked++;
+          if (vs.some((v) => v.split !== null && v.pmd && v.order === 9)) tally.splitThroughPmd++;
+          const digests: string[] = [];
+          for (const variant of VARIANTS) {
+            const s = spec(variant);
+            const built = buildScenario(s);
+            let r: ReturnType<typeof runBuilt>;
+            try {
+              r = runBuilt(built, s);
+            } catch (e) {
+              // MADV_DONTNEED of a VM_LOCKED VMA is -EINVAL on the kernel too.
+              expect(String(e)).toMatch(/VM_LOCKED/);
+              tally.refused++;
+              return;
+            }
+            expect(r.violations).toEqual([]);
+            expect(r.finalState.problems).toEqual([]);
+            digests.push(
+              built.machine.mem.stateDigest(DIGEST_IGNORED_FLAGS) + (built.machine.swap?.stateDigest() ?? ""),
+            );
+          }
+          expect(digests[1]).toBe(digests[0]);
+          expect(digests[2]).toBe(digests[0]);
+        },
+      ),
+      { numRuns: LONG ? 2000 : 150, seed: 7 },
+    );
+    expect(tally.concurrent).toBeGreaterThan(tally.cases / 2);
+    expect(tally.splitThroughPmd).toBeGreaterThan(0);
+    expect(tally.mlocked).toBeGreaterThan(0);
+    if (LONG) console.log("differential tally (splits, mlock, concurrency)", tally);
+  }, 600_000);
+});
