@@ -2,6 +2,7 @@
 // teardown-lab: compare mmu_gather designs on the same teardown from the command line.
 // Exit codes: 0 no violation, 1 the checker found a violation, 2 bad input.
 import { availableParallelism, totalmem } from "node:os";
+import { NR_PAGES_KERNELS } from "@mmgather/mmu-gather";
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { BROKEN, BROKEN_NAMES } from "./broken.js";
 import { CALIBRATION_TABLES, fidelity, fit, formatFidelity, loadTable } from "./calibrate.js";
@@ -83,6 +84,7 @@ interface CommonOpts {
   op?: OpName;
   cpus?: number;
   seed?: number;
+  kernel?: "6.9" | "6.18";
   json?: boolean;
   csv?: boolean;
   progress?: boolean;
@@ -100,6 +102,7 @@ function presetOptions(o: CommonOpts, folio?: string, op?: OpName): PresetOption
     op: op ?? o.op,
     cpus: o.cpus,
     seed: o.seed,
+    kernel: o.kernel,
   };
 }
 
@@ -117,7 +120,11 @@ function loadScenario(file: string | undefined, o: CommonOpts, folio?: string, o
   if (p === undefined) {
     throw new UsageError(`unknown preset "${o.preset}"; expected one of ${PRESET_NAMES.join(", ")}`);
   }
-  return validateScenario(p.build(po), `preset ${o.preset}`);
+  const built = p.build(po);
+  return validateScenario(
+    po.kernel === undefined ? built : { ...built, kernel: po.kernel },
+    `preset ${o.preset}`,
+  );
 }
 
 /** The limit model bytes are checked against: --memory-limit, else MEMORY_LIMIT_FRACTION × totalmem. */
@@ -198,6 +205,12 @@ const commonOptions = (cmd: Command): Command =>
     .option("--size <size>", "size of the main VMA (e.g. 64M, 1G)", sizeArg)
     .option("--cpus <n>", "CPUs running threads of the process", intArg(0, 64))
     .option("--seed <n>", "seed for every random choice", intArg(0, 2 ** 32 - 1))
+    .addOption(
+      new Option(
+        "--kernel <version>",
+        "kernel whose rules the encoded-nr-pages design follows (default 6.18)",
+      ).choices(NR_PAGES_KERNELS),
+    )
     .option("--json", "print the documented JSON array")
     .option("--csv", "print CSV (the JSON fields flattened)")
     .option("--progress", "show progress on stderr even when it is not a terminal")

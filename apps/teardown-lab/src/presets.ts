@@ -10,6 +10,7 @@ export interface PresetOptions {
   readonly op?: "exit" | "munmap" | "dontneed";
   readonly cpus?: number;
   readonly seed?: number;
+  readonly kernel?: "6.9" | "6.18";
 }
 
 interface Preset {
@@ -136,5 +137,6 @@ export function applyOverrides(raw: Record<string, unknown>, o: PresetOptions): 
   }
   if (o.cpus !== undefined) out.cpus = o.cpus;
   if (o.seed !== undefined) out.seed = o.seed;
+  if (o.kernel !== undefined) out.kernel = o.kernel;
   return out;
 }

@@ -1,5 +1,7 @@
 // The scenario file format (JSON or YAML), validated with zod. Every error names the
 // field path, what was given and what is allowed. Browser-safe (files are read in scenario-file.ts).
+
+import { NR_PAGES_KERNELS } from "@mmgather/mmu-gather";
 import { parseDocument, YAMLParseError } from "yaml";
 import { z } from "zod";
 import { folioOrder, formatSize, parseSize } from "./size.js";
@@ -191,6 +193,9 @@ export const ScenarioSchema = z
       .max(65536, { error: "expected an integer from 16 to 65536" })
       .default(2048),
     touch: Fraction.default(1),
+    kernel: z
+      .enum(NR_PAGES_KERNELS, { error: `expected one of ${NR_PAGES_KERNELS.join(", ")}` })
+      .default("6.18"),
     fork: Bool.default(false),
     target: z.enum(["parent", "child"], { error: "expected parent or child" }).default("parent"),
     exitedChildren: z

@@ -3,7 +3,7 @@
 // bytes a run will hold. Browser-safe: no node: imports.
 import { genericArch } from "@mmgather/arch-generic";
 import { s390Arch } from "@mmgather/arch-s390";
-import type { ArchTlb } from "@mmgather/mmu-gather";
+import { type ArchTlb, encodedNrPagesFor } from "@mmgather/mmu-gather";
 import type { FolioPolicy, OpSpec, ScenarioSpec, VmaSpec } from "@mmgather/teardown";
 import type { Scenario } from "./scenario.js";
 import { FOLIO_SIZES, folioOrder, formatSize, parseSize } from "./size.js";
@@ -170,7 +170,8 @@ export function toScenarioSpec(s: Scenario, variant: VariantName, arch: ArchName
     memory: s.memory ?? autoMemoryBytes(s),
     swap,
     arch: ARCH_TLB[arch],
-    variant,
+    // The nr-pages design follows the scenario's kernel (v6.18 rules unless `kernel: "6.9"`).
+    variant: variant === "encoded-nr-pages" ? encodedNrPagesFor(s.kernel) : variant,
     seed: s.seed,
     vmas,
     fork: s.fork,

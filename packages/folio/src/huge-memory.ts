@@ -1,6 +1,7 @@
 // Models: the deferred split queue of mm/huge_memory.c: 6.5 deferred_split_folio (returns early if in
-// the swap cache or already queued, else takes split_queue_lock), 7.x deferred_split_folio(folio, true)
-// (takes the lock, sets PG_partially_mapped), and the dequeue at free (folio_undo_large_rmappable /
+// the swap cache or already queued, else takes split_queue_lock; v6.9 has the same body), 7.x
+// deferred_split_folio(folio, true) (takes the lock, sets PG_partially_mapped; v6.12+), and the
+// dequeue at free (folio_undo_large_rmappable /
 // folio_unqueue_deferred_split: the lock only if queued). One queue per memcg (CONFIG_MEMCG).
 // Order-0/1 folios are never queued. Omits: the queue's order (membership only), the shrinker, 7.x's
 // "underused THP" queueing at fault time.
@@ -28,6 +29,16 @@ export function deferredSplit65(s: FolioState, head: number): void {
   s.flags[head] = f | PG.deferredQueued;
   s.splitQueueLen[f >>> MEMCG_SHIFT]++;
   c.deferredSplitQueued++;
+}
+
+/**
+ * v6.9 `__folio_remove_rmap`'s call (mm/rmap.c: `if (folio_test_large(folio) && folio_test_anon(folio))
+ * ... deferred_split_folio(folio)`, before v6.10 gated it on partially_mapped) into v6.9's
+ * `deferred_split_folio(folio)` (mm/huge_memory.c), whose body is the one `deferredSplit65` models:
+ * order ≤ 1, swap cache or already queued → return; else split_queue_lock and queue.
+ */
+export function deferredSplit69(s: FolioState, head: number): void {
+  deferredSplit65(s, head);
 }
 
 /** 7.x `deferred_split_folio(folio, partially_mapped = true)`. */

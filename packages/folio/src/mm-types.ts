@@ -26,6 +26,14 @@ export const PCP_LISTS = COSTLY_ORDER + 2;
 /** Free-side rules of the per-CPU page lists, by the kernel release that introduced them. */
 export type PcpPolicy = "v6.5" | "v6.7";
 
+/**
+ * Rules of the 7.x-style rmap (`folio_remove_rmap_*`) for queueing a large anon folio on the
+ * deferred-split queue: "v6.18" (v6.12+: only a partially mapped folio, once, marked
+ * PG_partially_mapped) or "v6.9" (v6.9: every PTE-level unmap of a large anon folio that unmapped a
+ * page, fully unmapped or not, calls `deferred_split_folio`, which queues it unless already queued).
+ */
+export type RmapPolicy = "v6.9" | "v6.18";
+
 /** Called with (head pfn, order) whenever a folio is returned to the allocator. */
 export type FreeObserver = (head: number, order: number) => void;
 
@@ -54,6 +62,7 @@ export interface FolioGeometry {
   readonly pmdOrder: number;
   readonly pcpPolicy: PcpPolicy;
   readonly pcpFreeHighBatch: boolean;
+  readonly rmapPolicy: RmapPolicy;
 }
 
 /**
@@ -126,6 +135,8 @@ export class FolioState {
   readonly pcpV67: boolean;
   /** v6.7 policy: PCPF_FREE_HIGH_BATCH. */
   readonly pcpFreeHighBatch: boolean;
+  /** True under `rmapPolicy: "v6.9"` (see {@link RmapPolicy}). */
+  readonly rmapV69: boolean;
   /** Folios freed by one 7.x folios_put_refs batch. */
   readonly batchFree: Int32Array;
 
@@ -149,6 +160,7 @@ export class FolioState {
     const { nrPages, nrNodes, nrMemcgs } = g;
     this.pcpV67 = g.pcpPolicy === "v6.7";
     this.pcpFreeHighBatch = g.pcpFreeHighBatch;
+    this.rmapV69 = g.rmapPolicy === "v6.9";
     this.nrPages = nrPages;
     this.nrNodes = nrNodes;
     this.nrMemcgs = nrMemcgs;

@@ -55,6 +55,7 @@ import {
   nodeOf,
   nodeStart,
   type PcpPolicy,
+  type RmapPolicy,
   registerFolioState,
 } from "./mm-types.js";
 import {
@@ -106,6 +107,11 @@ export interface PhysMemConfig {
    * 756 KiB). Default false. With it, a free_high drain waits until `pcp->count` ≥ batch.
    */
   pcpFreeHighBatch?: boolean;
+  /**
+   * Deferred-split rule of `folio_remove_rmap_*` (default "v6.18"; see {@link RmapPolicy}). Like
+   * `pcpPolicy`, a property of the kernel the machine runs.
+   */
+  rmapPolicy?: RmapPolicy;
 }
 
 /** Physical memory: page frames, folios, rmap, LRU, page cache and their exact counters. */
@@ -147,7 +153,18 @@ export class PhysMem {
     const fhb = config.pcpFreeHighBatch ?? false;
     if (typeof fhb !== "boolean")
       fail("EINVAL", MODULE, m, `pcpFreeHighBatch must be a boolean, got ${String(fhb)}`);
-    const s = new FolioState({ nrPages, nrNodes, nrMemcgs, pmdOrder, pcpPolicy, pcpFreeHighBatch: fhb });
+    const rmapPolicy = config.rmapPolicy ?? "v6.18";
+    if (rmapPolicy !== "v6.9" && rmapPolicy !== "v6.18")
+      fail("EINVAL", MODULE, m, `rmapPolicy must be "v6.9" or "v6.18", got ${String(rmapPolicy)}`);
+    const s = new FolioState({
+      nrPages,
+      nrNodes,
+      nrMemcgs,
+      pmdOrder,
+      pcpPolicy,
+      pcpFreeHighBatch: fhb,
+      rmapPolicy,
+    });
     seedFreeLists(s);
     registerFolioState(this, s);
     this.s = s;

@@ -3,13 +3,14 @@
 // counters), folio_remove_rmap_ptes / folio_remove_rmap_pmd (__folio_remove_rmap: _large_mapcount
 // atomic, per-page _mapcount, one _nr_pages_mapped atomic, the partially_mapped rule), the order-0
 // run list the 7.x gather hands over, and munlock_vma_folio as an immediate munlock_folio.
+// `rmapPolicy: "v6.9"` swaps in v6.9's deferred-split rule (see RmapPolicy).
 // Omits: the anon first-map shortcuts of folio_add_new_anon_rmap (every add is atomic here),
 // mlock_count and the mlock folio batch, mm-id "maybe shared" tracking.
 
 import { COMPOUND_MAPPED, FOLIO_PAGES_MAPPED, NodeStat, NR_STAT_ITEMS, PG } from "./constants.js";
 import { checkFolio } from "./debug.js";
 import { fail } from "./errors.js";
-import { deferredSplit7 } from "./huge-memory.js";
+import { deferredSplit7, deferredSplit69 } from "./huge-memory.js";
 import { DEBUG_VM, F_HEAD, linesFor, MEMCG_SHIFT, ORDER_MASK, ORDER_SHIFT } from "./layout.js";
 import { lruvecOfHead, modStat, statMod } from "./lruvec.js";
 import { checkHead, checkRange, type FolioState } from "./mm-types.js";
@@ -245,8 +246,11 @@ export function folioRemoveRmapPtesAny(
     }
     partially = nrU !== 0 && s.nrPagesMapped[t1] !== 0;
     c.metadataLines += linesFor(pfn, nr, head, t1, -1);
+    // v6.9: any PTE-level unmap of a large anon folio that unmapped a page, partial or not.
+    if (s.rmapV69 && nrU !== 0 && (f & PG.anon) !== 0) deferredSplit69(s, head);
   }
-  if (partially && (f & PG.anon) !== 0 && (f & PG.partiallyMapped) === 0) deferredSplit7(s, head);
+  if (!s.rmapV69 && partially && (f & PG.anon) !== 0 && (f & PG.partiallyMapped) === 0)
+    deferredSplit7(s, head);
   modStat(s, head, f, -nrU, 0);
   if (vmaLocked) munlock(s, head);
   if (DEBUG_VM) checkFolio(s, m, head);
@@ -276,7 +280,9 @@ export function folioRemoveRmapPmd(s: FolioState, head: number, vmaLocked = fals
   }
   c.metadataLines += 2;
   const partially = nr !== 0 && nr < nrPmd;
-  if (partially && (f & PG.anon) !== 0 && (f & PG.partiallyMapped) === 0) deferredSplit7(s, head);
+  if (s.rmapV69) {
+    if (partially && (f & PG.anon) !== 0) deferredSplit69(s, head);
+  } else if (partially && (f & PG.anon) !== 0 && (f & PG.partiallyMapped) === 0) deferredSplit7(s, head);
   modStat(s, head, f, -nr, -nrPmd);
   if (vmaLocked) munlock(s, head);
   if (DEBUG_VM) checkFolio(s, m, head);

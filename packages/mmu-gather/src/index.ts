@@ -47,6 +47,7 @@ export type {
   GatherSteps,
   GatherVariant,
   GatherView,
+  KernelTree,
   MmuGather,
   MmuGatherOptions,
   RmapPrimitive,
@@ -68,7 +69,10 @@ export {
   defaultSteps,
   defineVariant,
   encodedNrPages,
+  encodedNrPagesFor,
+  encodedNrPagesV69,
   encodedPage,
   getVariant,
+  NR_PAGES_KERNELS,
   variants,
 } from "./variants.js";

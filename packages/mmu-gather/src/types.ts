@@ -11,6 +11,12 @@ import type { SwapSpace } from "@mmgather/swapcache";
 /** Names of the three batch-storage designs. */
 export type VariantName = "encoded-page" | "contig-range" | "encoded-nr-pages";
 
+/**
+ * The kernel tree whose rules a variant follows: "mm-unstable-2023-08" (the 2023 series' base, around
+ * v6.5), "6.9" (the nr-pages design as merged) or "6.18" (the same design with today's rules).
+ */
+export type KernelTree = "mm-unstable-2023-08" | "6.9" | "6.18";
+
 /** Page-table level whose entries were cleared (drives the flush stride). */
 export type TlbLevel = "pte" | "pmd" | "pud" | "p4d";
 
@@ -359,6 +365,10 @@ export interface VariantPolicy {
   readonly lruAddDrainOnFree: boolean;
   /** `tlb_next_batch` refuses to go past one extra batch while `delayedRmap` is set (6.5 / 7.x). */
   readonly limitBatchesWhileDelayed: boolean;
+  /** The walk zaps runs of swap PTEs at once (`swap_pte_batch` + `free_swap_and_cache_nr`, v6.10+). */
+  readonly walkBatchesSwapPtes: boolean;
+  /** The kernel tree these rules follow. */
+  readonly kernel: KernelTree;
 }
 
 /**

@@ -1,6 +1,7 @@
 // Models: the flush pipeline of mm/mmu_gather.c (tlb_flush_mmu, tlb_finish_mmu, tlb_flush_rmaps,
 // tlb_delay_rmap / tlb_batch_rmap, __pte_free_tlb → tlb_remove_table) as composable steps, and the
-// three storage designs: v6.5 encoded pages, the 2023 contig-range series (v2), 7.x encoded nr_pages.
+// three storage designs: v6.5 encoded pages, the 2023 contig-range series (v2), encoded nr_pages
+// (v6.18 rules, or v6.9's).
 // Omits: nothing of the step order; storage details live in storage.ts.
 
 import { GatherError } from "./errors.js";
@@ -51,6 +52,8 @@ export const encodedPage: GatherVariant = Object.freeze({
     immediateRmap: "pageRemoveRmap",
     lruAddDrainOnFree: true,
     limitBatchesWhileDelayed: true,
+    walkBatchesSwapPtes: false,
+    kernel: "mm-unstable-2023-08",
   }),
   steps: defaultSteps,
 } satisfies GatherVariant);
@@ -68,6 +71,8 @@ export const contigRange: GatherVariant = Object.freeze({
     immediateRmap: "pageRemoveRmap",
     lruAddDrainOnFree: true,
     limitBatchesWhileDelayed: false,
+    walkBatchesSwapPtes: false,
+    kernel: "mm-unstable-2023-08",
   }),
   steps: Object.freeze({
     ...defaultSteps,
@@ -78,8 +83,9 @@ export const contigRange: GatherVariant = Object.freeze({
 } satisfies GatherVariant);
 
 /**
- * The design merged in 6.9, with the rules of today's kernels (linux-mm at 7.3-rc5): encoded pages plus
- * an nr_pages slot; folio_pte_batch; folios_put_refs.
+ * The design merged in 6.9, with the rules of a v6.18 kernel: encoded pages plus an nr_pages slot;
+ * folio_pte_batch and swap_pte_batch; folios_put_refs; no lru_add_drain in free_pages_and_swap_cache.
+ * The machine's `rmapPolicy` (folio layer) follows `policy.kernel`.
  */
 export const encodedNrPages: GatherVariant = Object.freeze({
   name: "encoded-nr-pages",
@@ -90,9 +96,46 @@ export const encodedNrPages: GatherVariant = Object.freeze({
     immediateRmap: "folioRemoveRmapPtes",
     lruAddDrainOnFree: false,
     limitBatchesWhileDelayed: true,
+    walkBatchesSwapPtes: true,
+    kernel: "6.18",
   }),
   steps: defaultSteps,
 } satisfies GatherVariant);
+
+/**
+ * The nr-pages design as v6.9 (released 12 May 2024) shipped it — what differs from v6.18:
+ * `free_pages_and_swap_cache` still starts with `lru_add_drain()` (mm/swap_state.c); swap PTEs are
+ * zapped one at a time (`swap_pte_batch` / `free_swap_and_cache_nr` arrived in v6.10); and
+ * `__folio_remove_rmap` calls `deferred_split_folio` for every PTE-level unmap of a large anon folio
+ * (the partially-mapped gate came in v6.10, PG_partially_mapped in v6.12) — see the folio layer's
+ * `rmapPolicy: "v6.9"`. Same storage, walk and flush pipeline otherwise.
+ */
+export const encodedNrPagesV69: GatherVariant = Object.freeze({
+  name: "encoded-nr-pages@6.9",
+  storage: "encoded-nr-pages",
+  policy: Object.freeze({
+    ...encodedNrPages.policy,
+    lruAddDrainOnFree: true,
+    walkBatchesSwapPtes: false,
+    kernel: "6.9",
+  }),
+  steps: defaultSteps,
+} satisfies GatherVariant);
+
+/** Kernel trees the nr-pages design can follow. */
+export const NR_PAGES_KERNELS = ["6.9", "6.18"] as const;
+
+/** The nr-pages design under the rules of `kernel` (default "6.18"). */
+export function encodedNrPagesFor(kernel: (typeof NR_PAGES_KERNELS)[number] = "6.18"): GatherVariant {
+  if (kernel === "6.18") return encodedNrPages;
+  if (kernel === "6.9") return encodedNrPagesV69;
+  throw new GatherError(
+    "BAD_VARIANT",
+    "variants",
+    "encodedNrPagesFor",
+    `unknown kernel "${String(kernel)}"; expected one of ${NR_PAGES_KERNELS.join(", ")}`,
+  );
+}
 
 /** All kernel variants by name. */
 export const variants: Readonly<Record<VariantName, GatherVariant>> = Object.freeze({

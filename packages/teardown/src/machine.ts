@@ -1,7 +1,7 @@
 // Models: the machine a process runs on — physical memory (PhysMem), swap devices (SwapSpace), the
 // CPUs with their TLBs, and the arch adapter (asm/tlb.h). Omits: NUMA placement, memcg limits.
 import { genericArch } from "@mmgather/arch-generic";
-import { createPhysMem, type PcpPolicy, type PhysMem } from "@mmgather/folio";
+import { createPhysMem, type PcpPolicy, type PhysMem, type RmapPolicy } from "@mmgather/folio";
 import { folioState } from "@mmgather/folio/internal";
 import { type ArchGeometry, type ArchTlb, createTlbMm, type GatherEventSink } from "@mmgather/mmu-gather";
 import { createSwapSpace, type SwapSpace } from "@mmgather/swapcache";
@@ -36,6 +36,11 @@ export interface MachineConfig {
   readonly pcpPolicy?: PcpPolicy;
   /** v6.7 policy: PCPF_FREE_HIGH_BATCH (LLC slice per CPU > 3 × batch pages; default false). */
   readonly pcpFreeHighBatch?: boolean;
+  /**
+   * Deferred-split rule of the 7.x-style rmap (`PhysMemConfig.rmapPolicy`, default "v6.18"). Scenarios
+   * set it from the nr-pages variant's `policy.kernel`.
+   */
+  readonly rmapPolicy?: RmapPolicy;
 }
 
 /** The smallest PTE table the walk supports (the model's table-id encoding needs 16 entries or more). */
@@ -121,6 +126,7 @@ export class Machine {
       pmdOrder: geometry.pmdOrder,
       pcpPolicy: config.pcpPolicy,
       pcpFreeHighBatch: config.pcpFreeHighBatch,
+      rmapPolicy: config.rmapPolicy,
     });
     const swapSlots = Math.floor((config.swapBytes ?? 0) / pageSize);
     this.swap = swapSlots > 0 ? createSwapSpace(this.mem, { devices: [{ nrSlots: swapSlots + 1 }] }) : null;

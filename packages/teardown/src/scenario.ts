@@ -9,7 +9,14 @@ import type { TrailEventSink } from "./checker.js";
 import { TeardownError } from "./errors.js";
 import { createMachine, type Machine } from "./machine.js";
 import type { Mm } from "./mm.js";
-import { exitMmap, type OpResult, startOp, type TeardownOp, type VariantSpec } from "./ops.js";
+import {
+  exitMmap,
+  type OpResult,
+  resolveVariant,
+  startOp,
+  type TeardownOp,
+  type VariantSpec,
+} from "./ops.js";
 import { buildReport, type LayerSnapshot, snapshotLayers, type TeardownReport } from "./report.js";
 import { createRng, type Rng } from "./rng.js";
 import type { Vma, VmaKind } from "./vma.js";
@@ -137,6 +144,8 @@ export function buildScenario(spec: ScenarioSpec): BuiltScenario {
     checker: spec.checker,
     pcpPolicy: spec.pcpPolicy,
     pcpFreeHighBatch: spec.pcpFreeHighBatch,
+    // The folio layer's rmap follows the kernel tree of the design under test.
+    rmapPolicy: resolveVariant(spec.variant).policy.kernel === "6.9" ? "v6.9" : "v6.18",
   });
   const parent = machine.createMm();
   const vmas: Vma[] = [];

@@ -191,6 +191,39 @@ describe("rmap accounting", () => {
       }
     });
 
+    it("rmapPolicy v6.9: every PTE-level unmap that unmaps a page calls deferred_split_folio, whole or not", () => {
+      // v6.9 __folio_remove_rmap: `if (folio_test_large(folio) && folio_test_anon(folio)) if (level ==
+      // RMAP_LEVEL_PTE || nr < nr_pmdmapped) deferred_split_folio(folio)` inside `if (nr)`.
+      const m69 = mem({ rmapPolicy: "v6.9" });
+      const m18 = mem();
+      for (const m of [m69, m18]) {
+        const whole = mappedAnon(m, 3);
+        const part = mappedAnon(m, 3);
+        m.resetCounters();
+        m.folioRemoveRmapPtes(whole, whole, 8);
+        m.folioRemoveRmapPtes(part, part, 2);
+        m.folioRemoveRmapPtes(part, part + 2, 2);
+        m.checkInvariants();
+      }
+      // v6.9: the whole unmap queues too (lock), the second partial call returns early (queued).
+      expect(m69.counters.deferredSplitCalls).toBe(3);
+      expect(m69.counters.splitQueueLockAcquisitions).toBe(2);
+      expect(m69.splitQueueLength()).toBe(2);
+      expect(m69.counters.deferredSplitQueued).toBe(2);
+      // v6.18: only the partial folio, once, flagged PG_partially_mapped.
+      expect(m18.counters.deferredSplitCalls).toBe(1);
+      expect(m18.counters.splitQueueLockAcquisitions).toBe(1);
+      expect(m18.splitQueueLength()).toBe(1);
+      // No PG_partially_mapped before v6.12.
+      for (let pfn = 0; pfn < m69.nrPages; pfn++)
+        if (!m69.isFree(pfn) && m69.folioHead(pfn) === pfn)
+          expect(m69.folioTest(pfn, PG.partiallyMapped)).toBe(false);
+    });
+
+    it("rmapPolicy is validated", () => {
+      expect(() => mem({ rmapPolicy: "v6.1" as never })).toThrow(/rmapPolicy must be "v6.9" or "v6.18"/);
+    });
+
     it("a partial unmap queues in all three; 7.x also sets partially_mapped and takes the lock only once", () => {
       const m = mem();
       const a = mappedAnon(m, 3);

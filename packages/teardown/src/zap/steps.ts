@@ -1,7 +1,8 @@
 // Models: zap_pte_range (mm/memory.c) in its v6.5 per-PTE form (also the 2023 contig-range series,
 // which only moves every rmap removal to tlb_flush_rmaps at the end of the table) and in its 7.x form
 // (do_zap_pte_range: runs of none PTEs skipped, zap_present_ptes + folio_pte_batch +
-// zap_present_folio_ptes, zap_nonpresent_ptes with swap_pte_batch + free_swap_and_cache_nr), the end
+// zap_present_folio_ptes, zap_nonpresent_ptes with swap_pte_batch + free_swap_and_cache_nr — one swap
+// PTE at a time under v6.9's rules), the end
 // of each table (TLB flush and delayed rmaps under the PTL, frees after it), zap_huge_pmd
 // (mm/huge_memory.c, with zap_deposited_table) and the pte/pmd/pud_free_tlb hand-off of free_pgtables.
 // Omits: mark_page_accessed on young PTEs, uffd-wp markers, device/migration/hwpoison entries,
@@ -248,6 +249,7 @@ export function zapPtesFolioBatch(
   const checker = ctx.checker;
   const fused = ctx.fused;
   const pageSize = ctx.pageSize;
+  const swapBatch = tlb.variant.policy.walkBatchesSwapPtes;
   let i = from;
   while (i < to) {
     const pte = t[i];
@@ -321,7 +323,7 @@ export function zapPtesFolioBatch(
         return batchFull(ctx, i + n);
       }
       i += n;
-    } else {
+    } else if (swapBatch) {
       // swap_pte_batch: consecutive offsets on one device.
       const entry = pteSwapEntry(pte);
       const type = entry >>> 26;
@@ -333,6 +335,14 @@ export function zapPtesFolioBatch(
       c.swapBatches++;
       ctx.swap!.freeSwapAndCacheNr(entry, n);
       i += n;
+    } else {
+      // v6.9: one free_swap_and_cache per swap PTE.
+      t[i] = 0;
+      rss[MM_SWAPENTS]--;
+      c.swapPtesCleared++;
+      c.swapBatches++;
+      ctx.swap!.freeSwapAndCache(pteSwapEntry(pte));
+      i++;
     }
   }
   return to;
