@@ -24,10 +24,10 @@ export const x86_64Xeon4210rCost: CostProfile = {
     "defaultCost priors; atomic, pageMapcount, folioFree, zoneLock fitted (NNLS, relative residuals) " +
     "to the munmap table of 'mm/memory: optimize unmap/zap with PTE-mapped THP' (Xeon Silver 4210R): " +
     "teardown-lab calibrate x86-64-4210r",
-  atomic: 12.92,
-  pageMapcount: 31.35,
-  folioFree: 124.52,
-  zoneLock: 92.43,
+  atomic: 13.51,
+  pageMapcount: 30.3,
+  folioFree: 124.97,
+  zoneLock: 87.48,
 };
 
 /**

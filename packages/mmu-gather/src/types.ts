@@ -204,6 +204,20 @@ export interface CostProfile {
    * work (mapcounts, refcount) is counted by the folio terms, remote CPUs by `tlbRemoteCpu`.
    */
   readonly splitHugePmd: number;
+  /** ns per `folio_pte_batch` call (`walk.folioPteBatchCalls`): setup, folio bounds, flag masks. */
+  readonly folioPteBatch: number;
+  /** ns per PTE taken in by `folio_pte_batch` (`walk.folioPteBatchPtes`): one load and compare. */
+  readonly folioPteBatchPte: number;
+  /** ns per VMA freed (`walk.vmasFreed`): `remove_vma` → `vm_ops->close`, `vm_area_free`. */
+  readonly vmaFree: number;
+  /** ns per `unlink_anon_vmas` with work (`walk.anonVmaUnlinks`): anon_vma lock, interval-tree erase, chain free. */
+  readonly anonVmaUnlink: number;
+  /** ns per `unlink_file_vma` (`walk.fileVmaUnlinks`): `i_mmap_lock_write`, interval-tree removal. */
+  readonly fileVmaUnlink: number;
+  /** ns per `fput` of a file VMA (`walk.fputs`): the reference drop (the final `__fput` is deferred). */
+  readonly fput: number;
+  /** ns per mm_struct freed at exit (`walk.mmsFreed`): `__mmdrop`, its `pgd_free` included. */
+  readonly mmFree: number;
   /** ns per gather batch slot written (`gather.entriesQueued`). */
   readonly gatherEntry: number;
   /** ns per rmap-removal call overhead beyond its atomics (`gather.rmapCallsImmediate` + `gather.rmapCallsDelayed`). */

@@ -57,6 +57,13 @@ export const COST_TERMS: readonly CostTerm[] = [
   { name: "deferredSplitCall", counters: ["folio.deferredSplitCalls"], unit: "deferred_split_folio call" },
   { name: "munlock", counters: ["folio.munlockCalls"], unit: "munlock_folio call" },
   { name: "splitHugePmd", counters: ["walk.hugePmdsSplit"], unit: "huge PMD split into PTEs" },
+  { name: "folioPteBatch", counters: ["walk.folioPteBatchCalls"], unit: "folio_pte_batch call" },
+  { name: "folioPteBatchPte", counters: ["walk.folioPteBatchPtes"], unit: "PTE taken in by folio_pte_batch" },
+  { name: "vmaFree", counters: ["walk.vmasFreed"], unit: "VMA freed (remove_vma)" },
+  { name: "anonVmaUnlink", counters: ["walk.anonVmaUnlinks"], unit: "unlink_anon_vmas with an anon_vma" },
+  { name: "fileVmaUnlink", counters: ["walk.fileVmaUnlinks"], unit: "unlink_file_vma" },
+  { name: "fput", counters: ["walk.fputs"], unit: "fput of a file VMA" },
+  { name: "mmFree", counters: ["walk.mmsFreed"], unit: "mm_struct freed at exit" },
   { name: "gatherEntry", counters: ["gather.entriesQueued"], unit: "gather batch slot written" },
   {
     name: "rmapCall",

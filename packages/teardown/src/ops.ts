@@ -205,6 +205,14 @@ export function pageRange(start: number, len: number, pageSize: number, method: 
   return [start / pageSize, Math.ceil(len / pageSize) + start / pageSize];
 }
 
+/** remove_vma of each VMA after the unmap: vm_ops->close, fput for a file VMA, vm_area_free. */
+function removeVmas(c: WalkCounters, vmas: readonly Vma[]): void {
+  for (const v of vmas) {
+    c.vmasFreed++;
+    if (v.mapping >= 0) c.fputs++;
+  }
+}
+
 /** exit_mmap as a generator. */
 export function* exitMmapSteps(mm: Mm, opts: TeardownOptions, r: OpResult): Generator<void> {
   checkLive(mm, "exitMmap");
@@ -228,6 +236,7 @@ export function* exitMmapSteps(mm: Mm, opts: TeardownOptions, r: OpResult): Gene
     freePgtables(ctx, r.walk, vmas, 0, Number.POSITIVE_INFINITY);
     tlb.finish();
     addCounters(r.gather, tlb.counters);
+    removeVmas(r.walkCounters, vmas);
     mm.vmas.length = 0;
   } finally {
     mmapWriteUnlock(mm);
@@ -236,6 +245,7 @@ export function* exitMmapSteps(mm: Mm, opts: TeardownOptions, r: OpResult): Gene
   machine.mem.folioPut(mm.pt.tablePfn[mm.pt.pgd]);
   mm.pt.releaseId(mm.pt.pgd);
   r.walkCounters.pgdsFreed++;
+  r.walkCounters.mmsFreed++;
   mm.dead = true;
   if (machine.tlbs !== null) {
     for (let c = 0; c < machine.tlbs.nrCpus; c++)
@@ -305,6 +315,7 @@ export function* munmapSteps(
       freePgtables(ctx, r.walk, vmas, floor, ceiling);
       tlb.finish();
       addCounters(r.gather, tlb.counters);
+      removeVmas(r.walkCounters, vmas);
     }
   } finally {
     if (write) mmapWriteUnlock(mm);

@@ -122,3 +122,48 @@ describe("anonymous folios of order 1 do not exist (THP_ORDERS_ALL_ANON)", () =>
     expect(orders.sort()).toEqual([0, 0, 2]);
   });
 });
+
+describe("walk counters of the per-folio and per-VMA work (folio_pte_batch, remove_vma, unlink_*, mmdrop)", () => {
+  const spec = (
+    op: ScenarioSpec["op"],
+    variant = "encoded-nr-pages" as (typeof variants)[number],
+  ): ScenarioSpec => ({
+    memory: 64 << 20,
+    variant,
+    vmas: [
+      { kind: "anon", size: 1 << 20, folio: { order: 4 } },
+      { kind: "file-shared", size: 1 << 20 },
+      { kind: "anon", size: 1 << 20 },
+    ],
+    op,
+  });
+
+  it("exit frees every VMA, unlinks anon and file VMAs from their rmap trees, fputs files, frees the mm", () => {
+    const w = runScenario(spec({ kind: "exit" })).counters.walk;
+    expect(w.vmasFreed).toBe(3);
+    expect(w.anonVmaUnlinks).toBe(2);
+    expect(w.fileVmaUnlinks).toBe(1);
+    expect(w.fputs).toBe(1);
+    expect(w.mmsFreed).toBe(1);
+    expect(w.pgdsFreed).toBe(1);
+    // One folio_pte_batch per 64K folio (16 PTEs each); order-0 PTEs never call it.
+    expect(w.folioPteBatchCalls).toBe(16);
+    expect(w.folioPteBatchPtes).toBe(256);
+  });
+
+  it("munmap counts only the VMAs it detached; MADV_DONTNEED frees none", () => {
+    const m = runScenario(spec({ kind: "munmap", vma: 1 })).counters.walk;
+    expect([m.vmasFreed, m.anonVmaUnlinks, m.fileVmaUnlinks, m.fputs, m.mmsFreed]).toEqual([1, 0, 1, 1, 0]);
+    const d = runScenario(spec({ kind: "madvise", vma: 0 })).counters.walk;
+    expect([d.vmasFreed, d.anonVmaUnlinks, d.fileVmaUnlinks, d.fputs, d.mmsFreed]).toEqual([0, 0, 0, 0, 0]);
+    expect(d.folioPteBatchCalls).toBe(16);
+  });
+
+  it("the per-PTE designs make no folio_pte_batch call", () => {
+    for (const v of ["encoded-page", "contig-range"] as const) {
+      const w = runScenario(spec({ kind: "exit" }, v)).counters.walk;
+      expect(w.folioPteBatchCalls).toBe(0);
+      expect(w.vmasFreed).toBe(3);
+    }
+  });
+});

@@ -40,6 +40,23 @@ export interface WalkCounters {
   depositsFreed: number;
   /** Top-level tables freed (pgd_free at the end of exit_mmap: 1 on exit, else 0). */
   pgdsFreed: number;
+  /**
+   * `folio_pte_batch` calls of the 7.x walk: one per present PTE of a large folio with more than one
+   * PTE left in the range (`max_nr != 1 && folio_test_large`).
+   */
+  folioPteBatchCalls: number;
+  /** PTEs taken in by those calls (the first one included): each is read and compared once. */
+  folioPteBatchPtes: number;
+  /** VMAs freed (`remove_vma`: `vm_ops->close`, `vm_area_free`): every VMA on exit, the detached ones on munmap. */
+  vmasFreed: number;
+  /** `unlink_anon_vmas` calls that had work (the VMA has an anon_vma), from free_pgtables. */
+  anonVmaUnlinks: number;
+  /** `unlink_file_vma` calls (file and shmem VMAs), from free_pgtables. */
+  fileVmaUnlinks: number;
+  /** `fput` of a file VMA's file in `remove_vma`. */
+  fputs: number;
+  /** mm_structs freed (`mmdrop` → `__mmdrop` at the end of exit: 1 on exit, else 0). */
+  mmsFreed: number;
 }
 
 /** A fresh zeroed counter record. */
@@ -57,6 +74,13 @@ export function createWalkCounters(): WalkCounters {
     tablesFreed: [0, 0, 0],
     depositsFreed: 0,
     pgdsFreed: 0,
+    folioPteBatchCalls: 0,
+    folioPteBatchPtes: 0,
+    vmasFreed: 0,
+    anonVmaUnlinks: 0,
+    fileVmaUnlinks: 0,
+    fputs: 0,
+    mmsFreed: 0,
   };
 }
 

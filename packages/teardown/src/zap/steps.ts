@@ -291,6 +291,8 @@ export function zapPtesFolioBatch(
           t[i + n] = 0;
           n++;
         }
+        c.folioPteBatchCalls++;
+        c.folioPteBatchPtes += n;
       }
       const idx = rssIndexOf(ctx, head);
       if (fused && (idx === MM_ANONPAGES || (merged & PTE_DIRTY) === 0)) {

@@ -90,10 +90,14 @@ export function freePgtables(
   ceiling: number,
 ): void {
   const pt = ctx.mm.pt;
+  const counters = ctx.counters;
   // Like the kernel, each VMA's ceiling is the next unmapped VMA's start, so a table shared with a
   // later VMA of the same call survives until that VMA is processed.
   for (let i = 0; i < vmas.length; i++) {
     const v = vmas[i];
+    // unlink_anon_vmas / unlink_file_vma(_batch): the VMA leaves the rmap trees before its tables go.
+    if (v.anonVma >= 0) counters.anonVmaUnlinks++;
+    if (v.mapping >= 0) counters.fileVmaUnlinks++;
     const c = i + 1 < vmas.length ? vmas[i + 1].start : ceiling;
     freeLevel(ctx, walk, pt, pt.pgd, LEVEL_PGD, 0, v.start, v.end, floor, c);
   }
