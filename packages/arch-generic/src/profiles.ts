@@ -60,7 +60,7 @@ export const arm64AltraCost: CostProfile = {
   source:
     "arm64AltraPriorCost; pageMapcount, statUpdate, rmapCall fitted (NNLS, ridge toward priors) to the 2023 " +
     "'Optimize mmap_exit for large folios' Ampere Altra results: teardown-lab calibrate arm64-altra",
-  pageMapcount: 4.86,
-  statUpdate: 3.94,
-  rmapCall: 3.94,
+  pageMapcount: 4.85,
+  statUpdate: 3.95,
+  rmapCall: 3.95,
 };

@@ -44,6 +44,13 @@ export class FolioCounters {
   refcountAtomics = 0;
   /** +1 per atomic RMW of one page's `_mapcount` (one per page per PTE rmap add/remove). */
   mapcountAtomics = 0;
+  /**
+   * +1 per rmap-removal decrement of a page's `_mapcount` (PTE) or a THP's `_entire_mapcount` (PMD)
+   * that leaves it ≥ 0: the page is still mapped elsewhere (fork-shared, or a shared file / shmem page
+   * mapped by another VMA), so the line is likely shared with another CPU. Fault and fork adds are not
+   * counted.
+   */
+  mapcountSharedDrops = 0;
   /** +1 per atomic RMW of a large folio's `_nr_pages_mapped`. */
   nrPagesMappedAtomics = 0;
   /** +1 per atomic RMW of a large folio's `_large_mapcount` (7.x add/remove functions only; 6.5 and the series had no such field and the model's shadow update is not counted). */
@@ -114,6 +121,7 @@ export type FolioCounterName = keyof FolioCounters;
 export function resetFolioCounters(c: FolioCounters): void {
   c.refcountAtomics = 0;
   c.mapcountAtomics = 0;
+  c.mapcountSharedDrops = 0;
   c.nrPagesMappedAtomics = 0;
   c.largeMapcountAtomics = 0;
   c.entireMapcountAtomics = 0;

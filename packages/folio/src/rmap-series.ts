@@ -49,6 +49,7 @@ export function folioRemoveRmapRangeTrusted(
       c.metadataLines++;
       if (v0 === 0)
         statMod(s, head, (f & PG.anon) !== 0 ? NodeStat.NR_ANON_MAPPED : NodeStat.NR_FILE_MAPPED, -1);
+      else c.mapcountSharedDrops++;
       return;
     }
   }
@@ -74,11 +75,13 @@ export function folioRemoveRmapRangeAny(
   if (!large) {
     if (mc[pfn] < 0) checkUnmapRange(s, m, head, pfn, 1);
     if (--mc[pfn] === -1) nrUnmapped = 1;
+    else c.mapcountSharedDrops++;
     c.mapcountAtomics++;
     c.metadataLines++;
   } else {
     nrUnmapped = decMapcounts(s, m, head, pfn, nr);
     c.mapcountAtomics += nr;
+    c.mapcountSharedDrops += nr - nrUnmapped;
     const t1 = head + 1;
     nrMapped = s.nrPagesMapped[t1] - nrUnmapped;
     s.nrPagesMapped[t1] = nrMapped;

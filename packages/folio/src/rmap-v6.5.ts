@@ -40,6 +40,7 @@ export function pageRemoveRmap(s: FolioState, pfn: number, compound: boolean, vm
   s.largeMapcount[t1]--;
   const e = --s.entireMapcount[t1];
   c.entireMapcountAtomics++;
+  if (e >= 0) c.mapcountSharedDrops++;
   if (e === -1) {
     const v = s.nrPagesMapped[t1] - COMPOUND_MAPPED;
     s.nrPagesMapped[t1] = v;
@@ -90,6 +91,7 @@ export function pageRemoveRmapPtesTrusted(s: FolioState, head: number, pfn: numb
       c.metadataLines++;
       if (v0 === 0)
         statMod(s, head, (f & PG.anon) !== 0 ? NodeStat.NR_ANON_MAPPED : NodeStat.NR_FILE_MAPPED, -1);
+      else c.mapcountSharedDrops++;
       return;
     }
   }
@@ -126,6 +128,7 @@ export function pageRemoveRmapPtesAny(s: FolioState, head: number, pfn: number, 
     }
   }
   const done = p - pfn;
+  c.mapcountSharedDrops += done - unmapped;
   s.largeMapcount[t1] -= done;
   c.mapcountAtomics += done;
   c.metadataLines += lines;
@@ -179,6 +182,7 @@ export function pageRemoveRmapPte(
   mc[pfn] = v0 - 1;
   const last = v0 === 0;
   c.mapcountAtomics++;
+  if (!last) c.mapcountSharedDrops++;
   let nr = last ? 1 : 0;
   if (order === 0) {
     c.metadataLines++;

@@ -167,6 +167,7 @@ export function folioRemoveRmapPtesTrusted(
       c.metadataLines++;
       if (v0 === 0)
         statMod(s, head, (f & PG.anon) !== 0 ? NodeStat.NR_ANON_MAPPED : NodeStat.NR_FILE_MAPPED, -1);
+      else c.mapcountSharedDrops++;
       return;
     }
   }
@@ -186,6 +187,7 @@ export function folioRemoveRmapPteListTrusted(s: FolioState, pfns: Int32Array, n
   const c = s.counters;
   let done = 0;
   let stat = 0;
+  let shared = 0;
   try {
     for (let j = 0; j < n; j++) {
       const head = pfns[j];
@@ -200,7 +202,7 @@ export function folioRemoveRmapPteListTrusted(s: FolioState, pfns: Int32Array, n
             lv * NR_STAT_ITEMS + ((f & PG.anon) !== 0 ? NodeStat.NR_ANON_MAPPED : NodeStat.NR_FILE_MAPPED)
           ] -= 1;
           stat++;
-        }
+        } else shared++;
         continue;
       }
       folioRemoveRmapPtesTrusted(s, head, head, 1);
@@ -209,6 +211,7 @@ export function folioRemoveRmapPteListTrusted(s: FolioState, pfns: Int32Array, n
     c.mapcountAtomics += done;
     c.metadataLines += done;
     c.statUpdates += stat;
+    c.mapcountSharedDrops += shared;
   }
 }
 
@@ -230,6 +233,7 @@ export function folioRemoveRmapPtesAny(
   if (((f >>> ORDER_SHIFT) & ORDER_MASK) === 0) {
     if (mc[head] < 0) checkUnmapRange(s, m, head, pfn, 1);
     if (--mc[head] === -1) nrU = 1;
+    else c.mapcountSharedDrops++;
     c.mapcountAtomics++;
     c.metadataLines++;
   } else {
@@ -238,6 +242,7 @@ export function folioRemoveRmapPtesAny(
     s.largeMapcount[t1] -= nr;
     c.largeMapcountAtomics++;
     c.mapcountAtomics += nr;
+    c.mapcountSharedDrops += nr - last;
     if (last !== 0) {
       const v = s.nrPagesMapped[t1] - last;
       s.nrPagesMapped[t1] = v;
@@ -268,6 +273,7 @@ export function folioRemoveRmapPmd(s: FolioState, head: number, vmaLocked = fals
   let nrPmd = 0;
   const e = --s.entireMapcount[t1];
   c.entireMapcountAtomics++;
+  if (e >= 0) c.mapcountSharedDrops++;
   if (e === -1) {
     const v = s.nrPagesMapped[t1] - COMPOUND_MAPPED;
     s.nrPagesMapped[t1] = v;

@@ -86,6 +86,8 @@ export const defaultCost: CostProfile = {
   fileVmaUnlink: 100,
   fput: 20,
   mmFree: 1000,
+  markAccessed: 15,
+  sharedMapcountDrop: 20,
   gatherEntry: 2,
   rmapCall: 4,
   batchAlloc: 200,

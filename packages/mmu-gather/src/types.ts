@@ -216,6 +216,13 @@ export interface CostProfile {
   readonly fileVmaUnlink: number;
   /** ns per `fput` of a file VMA (`walk.fputs`): the reference drop (the final `__fput` is deferred). */
   readonly fput: number;
+  /**
+   * Extra ns per rmap-removal mapcount decrement that leaves the page still mapped elsewhere
+   * (`folio.mapcountSharedDrops`): the line is likely cached by another CPU (a cross-core RFO).
+   */
+  readonly sharedMapcountDrop: number;
+  /** ns per `folio_mark_accessed` / `mark_page_accessed` call (`walk.markAccessedCalls`): flag test and set. */
+  readonly markAccessed: number;
   /** ns per mm_struct freed at exit (`walk.mmsFreed`): `__mmdrop`, its `pgd_free` included. */
   readonly mmFree: number;
   /** ns per gather batch slot written (`gather.entriesQueued`). */

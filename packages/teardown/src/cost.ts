@@ -64,6 +64,12 @@ export const COST_TERMS: readonly CostTerm[] = [
   { name: "fileVmaUnlink", counters: ["walk.fileVmaUnlinks"], unit: "unlink_file_vma" },
   { name: "fput", counters: ["walk.fputs"], unit: "fput of a file VMA" },
   { name: "mmFree", counters: ["walk.mmsFreed"], unit: "mm_struct freed at exit" },
+  {
+    name: "sharedMapcountDrop",
+    counters: ["folio.mapcountSharedDrops"],
+    unit: "mapcount drop of a page still mapped elsewhere",
+  },
+  { name: "markAccessed", counters: ["walk.markAccessedCalls"], unit: "folio_mark_accessed call" },
   { name: "gatherEntry", counters: ["gather.entriesQueued"], unit: "gather batch slot written" },
   {
     name: "rmapCall",

@@ -167,3 +167,58 @@ describe("walk counters of the per-folio and per-VMA work (folio_pte_batch, remo
     }
   });
 });
+
+describe("mark_page_accessed / folio_mark_accessed of young file PTEs (walk.markAccessedCalls)", () => {
+  const spec = (variant: (typeof variants)[number], fork: boolean): ScenarioSpec => ({
+    memory: 64 << 20,
+    variant,
+    fork,
+    vmas: [
+      { kind: "file-shared", size: 1 << 20, folio: { order: 4 } },
+      { kind: "shmem", size: 1 << 20 },
+      { kind: "anon", size: 1 << 20 },
+    ],
+    op: { kind: "exit" },
+  });
+  it("per page in the per-PTE designs, per folio run in the nr-pages design, never for anon", () => {
+    const forked = spec("encoded-page", true);
+    expect(runScenario(spec("encoded-page", false)).counters.walk.markAccessedCalls).toBe(512);
+    expect(runScenario(spec("contig-range", false)).counters.walk.markAccessedCalls).toBe(512);
+    // 16 runs of 64K file folios + 256 order-0 shmem pages.
+    expect(runScenario(spec("encoded-nr-pages", false)).counters.walk.markAccessedCalls).toBe(16 + 256);
+    // fork copies present PTEs of private mappings only; shared ones are refaulted, so the parent's
+    // young PTEs are all still there.
+    expect(runScenario(forked).counters.walk.markAccessedCalls).toBe(512);
+  });
+});
+
+describe("mapcount drops of pages still mapped elsewhere (folio.mapcountSharedDrops)", () => {
+  for (const variant of variants)
+    it(`fork-shared pages count once per page in the mm that goes first / ${variant}`, () => {
+      const spec: ScenarioSpec = {
+        memory: 64 << 20,
+        variant,
+        fork: true,
+        vmas: [
+          {
+            kind: "anon",
+            size: 1 << 20,
+            folio: {
+              mix: [
+                { order: 0, weight: 1 },
+                { order: 4, weight: 1 },
+              ],
+            },
+          },
+          { kind: "anon", size: 2 << 20, folio: { order: 9 }, pmdMapped: true },
+        ],
+        op: { kind: "exit" },
+      };
+      const b = buildScenario(spec);
+      const first = runBuilt(b, spec).counters.folio;
+      // 256 PTE-mapped pages and one PMD-mapped THP, each still mapped by the other mm.
+      expect(first.mapcountSharedDrops).toBe(256 + 1);
+      const second = runBuilt({ ...b, target: b.child! }, spec).counters.folio;
+      expect(second.mapcountSharedDrops).toBe(0);
+    });
+});

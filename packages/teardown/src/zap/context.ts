@@ -57,6 +57,12 @@ export interface WalkCounters {
   fputs: number;
   /** mm_structs freed (`mmdrop` → `__mmdrop` at the end of exit: 1 on exit, else 0). */
   mmsFreed: number;
+  /**
+   * `folio_mark_accessed` / `mark_page_accessed` calls for young PTEs of file and shmem folios (every
+   * modelled VMA has recency: no VM_SEQ_READ / VM_RAND_READ): one per PTE in the per-PTE walk (v6.5's
+   * `mark_page_accessed(page)`), one per `folio_pte_batch` run in the 7.x walk.
+   */
+  markAccessedCalls: number;
 }
 
 /** A fresh zeroed counter record. */
@@ -81,6 +87,7 @@ export function createWalkCounters(): WalkCounters {
     fileVmaUnlinks: 0,
     fputs: 0,
     mmsFreed: 0,
+    markAccessedCalls: 0,
   };
 }
 

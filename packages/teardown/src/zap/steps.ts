@@ -5,7 +5,9 @@
 // PTE at a time under v6.9's rules), the end
 // of each table (TLB flush and delayed rmaps under the PTL, frees after it), zap_huge_pmd
 // (mm/huge_memory.c, with zap_deposited_table) and the pte/pmd/pud_free_tlb hand-off of free_pgtables.
-// Omits: mark_page_accessed on young PTEs, uffd-wp markers, device/migration/hwpoison entries,
+// mark_page_accessed / folio_mark_accessed of young file PTEs are counted (markAccessedCalls), their
+// LRU effect (PG_referenced, activation) is not modelled.
+// Omits: uffd-wp markers, device/migration/hwpoison entries,
 // need_resched breaks (they change no state), PMD-level IDTE on s390 (one IPTE stands in for it).
 import { PG } from "@mmgather/folio";
 import {
@@ -16,7 +18,7 @@ import {
 } from "@mmgather/folio/internal";
 import { TeardownError } from "../errors.js";
 import { LEVEL_PMD, LEVEL_PTE } from "../page-tables.js";
-import { PTE_DIRTY, PTE_WRITE, ptePfn, pteSwapEntry } from "../pte.js";
+import { PTE_DIRTY, PTE_WRITE, PTE_YOUNG, ptePfn, pteSwapEntry } from "../pte.js";
 import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS } from "../vma.js";
 import type { ZapContext } from "./context.js";
 
@@ -114,6 +116,7 @@ export function zapPtesPerPte(
           if (fnr === 1) {
             c.ptesCleared++;
             c.presentBatches++;
+            if (!anon && (pte & PTE_YOUNG) !== 0) c.markAccessedCalls++;
             rss[idx]--;
             t[i] = 0;
             if (tlb.zapPresentTrusted(head, pfn, 1, addr, !deferAll)) {
@@ -130,7 +133,10 @@ export function zapPtesPerPte(
           }
           const r = tlb.zapPresentRunPerPageTrusted(head, pfn, n, addr, !deferAll);
           const k = r < 0 ? -r : r;
-          for (let j = i; j < i + k; j++) t[j] = 0;
+          for (let j = i; j < i + k; j++) {
+            if (!anon && (t[j] & PTE_YOUNG) !== 0) c.markAccessedCalls++;
+            t[j] = 0;
+          }
           c.ptesCleared += k;
           c.presentBatches += k;
           rss[idx] -= k;
@@ -157,6 +163,7 @@ export function zapPtesPerPte(
           forceFlushDirtyShared(ctx);
         }
       }
+      if (idx !== MM_ANONPAGES && (pte & PTE_YOUNG) !== 0) c.markAccessedCalls++;
       rss[idx]--;
       if (!delay && !deferAll) tlb.removeRmapTrusted(head, pfn, 1);
       if (tlb.removePageTrusted(pfn, delay)) {
@@ -196,6 +203,7 @@ function zapOrder0Run(
   let n = 0;
   let anonN = 0;
   let shmemN = 0;
+  let youngFileN = 0;
   let j = i;
   let p = pte;
   let f = f0;
@@ -203,6 +211,7 @@ function zapOrder0Run(
     pfns[n++] = ptePfn(p);
     if ((f & PG.anon) !== 0) anonN++;
     else if ((f & PG.swapbacked) !== 0) shmemN++;
+    if ((f & PG.anon) === 0 && (p & PTE_YOUNG) !== 0) youngFileN++;
     if (++j === to) break;
     p = t[j];
     if (p <= 0) break;
@@ -211,17 +220,22 @@ function zapOrder0Run(
   }
   const r = ctx.tlb.zapSinglesRunTrusted(pfns, n, addr);
   const k = r < 0 ? -r : r;
-  for (let q = i; q < i + k; q++) t[q] = 0;
   if (k !== n) {
     // The gather filled inside the run: count the pages it took.
     anonN = 0;
     shmemN = 0;
+    youngFileN = 0;
     for (let q = 0; q < k; q++) {
       const fq = folioFlagsTrusted(fs, pfns[q]);
       if ((fq & PG.anon) !== 0) anonN++;
-      else if ((fq & PG.swapbacked) !== 0) shmemN++;
+      else {
+        if ((fq & PG.swapbacked) !== 0) shmemN++;
+        if ((t[i + q] & PTE_YOUNG) !== 0) youngFileN++;
+      }
     }
   }
+  for (let q = i; q < i + k; q++) t[q] = 0;
+  c.markAccessedCalls += youngFileN;
   c.ptesCleared += k;
   c.presentBatches += k;
   if (anonN !== 0) rss[MM_ANONPAGES] -= anonN;
@@ -295,6 +309,8 @@ export function zapPtesFolioBatch(
         c.folioPteBatchPtes += n;
       }
       const idx = rssIndexOf(ctx, head);
+      // folio_mark_accessed once per run of a file folio when any PTE of it was young.
+      if (idx !== MM_ANONPAGES && (merged & PTE_YOUNG) !== 0) c.markAccessedCalls++;
       if (fused && (idx === MM_ANONPAGES || (merged & PTE_DIRTY) === 0)) {
         // The step-by-step sequence below with delay = false, in one gather call.
         c.ptesCleared += n;
