@@ -251,12 +251,16 @@ export const ScenarioSchema = z
       }
       names.add(v.name);
     });
-    const total = s.vmas.reduce((a, v) => a + v.size, 0);
+    // Every page the model builds: a dirty page of a private file mapping is two (the page-cache
+    // folio and its COW copy), so dirty file-private VMAs count twice what they map.
+    const total = s.vmas.reduce((a, v) => a + v.size * (1 + (v.kind === "file-private" ? v.dirty : 0)), 0);
     if (total > MAX_VMA_BYTES) {
       ctx.addIssue({
         code: "custom",
         path: ["vmas"],
-        message: `expected at most ${formatSize(MAX_VMA_BYTES)} mapped in all, got ${formatSize(total)}`,
+        message:
+          `expected at most ${formatSize(MAX_VMA_BYTES)} of pages in all (a dirty file-private page counts ` +
+          `twice: page cache + COW copy), got ${formatSize(Math.ceil(total / 4096) * 4096)}`,
       });
     }
   });

@@ -23,7 +23,7 @@ export const COST_TERMS: readonly CostTerm[] = [
   {
     name: "zapIteration",
     counters: ["walk.presentBatches"],
-    unit: "zap-loop iteration (run of present PTEs)",
+    unit: "zap-loop iteration (run of present PTEs: vm_normal_page, page_folio, folio_test_* once per run)",
   },
   { name: "pteTable", counters: ["walk.pteTableVisits"], unit: "PTE table walked" },
   { name: "ptlLock", counters: ["teardown.ptlAcquisitions"], unit: "page-table-lock round trip" },

@@ -376,6 +376,23 @@ describe("valid-looking input the model cannot take exits 2 with one line, no st
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
   };
 
+  it("64 dirty file-private VMAs of 1G are refused before anything is built (their COW copies count)", () => {
+    const vmas = Array.from({ length: 64 }, () => ({ kind: "file-private", size: "1G", dirty: 1 }));
+    const p = file("cow-64g.json", JSON.stringify({ vmas, op: { kind: "exit" } }));
+    const bad = runCli(["run", p]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("vmas: expected at most 64G of pages in all");
+    expect(bad.stderr).toContain("got 128G");
+    // The same VMAs clean map 64G: allowed by this rule (the memory guard still applies).
+    const clean = file(
+      "clean-64g.json",
+      JSON.stringify({ vmas: vmas.map((v) => ({ ...v, dirty: 0 })), op: { kind: "exit" } }),
+    );
+    const r = runCli(["run", clean, "--memory-limit", "1M"]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/refusing to run .*more than the limit of/);
+  });
+
   it("the automatic swap size fits swap-out of large folios (aligned runs of slots)", () => {
     const p = file(
       "swap.yaml",
