@@ -79,9 +79,11 @@ export function explainBroken(name: string, arch: ArchName = "generic"): Explain
     const { result } = runOne(s, c.base, arch, { override: c.override });
     const v = result.violations.find((x) => x.kind === c.expect) ?? result.violations[0];
     if (v === undefined) continue;
-    const ok = runOne(s, c.base, arch).result;
+    // The real variant on the same machine (an arch the broken case overrides included).
+    const { variant: _broken, walk: _brokenWalk, ...machine } = c.override;
+    const ok = runOne(s, c.base, arch, { override: machine }).result;
     const lines = [
-      `== broken variant "${name}" (derived from ${c.base}, on ${arch}) ==`,
+      `== broken variant "${name}" (derived from ${c.base}, on ${c.override.arch?.name ?? arch}) ==`,
       `What it changes: ${c.change}.`,
       `Scenario: ${s.description ?? describeScenario(s)}${c.seeds.length > 1 ? ` (seed ${seed}: the racing threads interleave so the bug shows)` : ""}`,
       "",

@@ -49,7 +49,7 @@ let nextMmId = 1;
 
 /** Create the mm-wide flush bookkeeping shared by every gather on one mm. */
 export function createTlbMm(id?: number): TlbMm {
-  return { id: id ?? nextMmId++, tlbFlushPending: 0, flushMm: false };
+  return { id: id ?? nextMmId++, tlbFlushPending: 0, flushMm: false, attachedElsewhere: false };
 }
 
 /** Fresh zeroed counters. */
@@ -74,6 +74,7 @@ export function createGatherCounters(): GatherCounters {
     tlbFlushRangeEntries: 0,
     tlbFlushMm: 0,
     ipte: 0,
+    lazyInvalidations: 0,
     idte: 0,
     tlbFlushSkipped: 0,
     tlbFlushes: 0,
@@ -813,6 +814,11 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
       });
     if (this.listener !== null)
       this.listener.tlbInvalidate(this.mm.id, "ipte", addr, end, this.pageSize, false);
+  }
+
+  invalidateLazy(nr: number): void {
+    this.counters.lazyInvalidations += nr;
+    this.mm.flushMm = true;
   }
 
   idte(): void {

@@ -32,6 +32,12 @@ export interface TlbMm {
   tlbFlushPending: number;
   /** s390 `mm->context.flush_mm`: a lazy whole-mm flush is owed (set by table frees / local-only clears). */
   flushMm: boolean;
+  /**
+   * Some CPU other than the one running the current gather has the mm attached (s390
+   * `cpu_attach_mask` ≠ {this CPU}; `mm_cpumask` elsewhere). Kept up to date by the owner of the CPU
+   * model (teardown); false when no CPU is modelled: the zapping thread is then the mm's only user.
+   */
+  attachedElsewhere: boolean;
 }
 
 /** VMA attributes the gather records at `tlb_start_vma` (`vma_exec`, `vma_huge`, `vma_pfn`). */
@@ -128,6 +134,11 @@ export interface TlbOps {
   flushMm(walkCaches: boolean): void;
   /** s390 IPTE for `nr` PTEs starting at `addr` (all CPUs, before the PTE store completes). */
   ipte(addr: number, nr: number): void;
+  /**
+   * s390 `ptep_flush_lazy` when only this CPU has the mm attached: `nr` PTEs set invalid without any
+   * TLB purge, and `flush_mm` set so the next `__tlb_flush_mm_lazy` purges the mm once.
+   */
+  invalidateLazy(nr: number): void;
   /** s390 IDTE: whole-mm invalidate including walk caches; clears `mm.flushMm`. */
   idte(): void;
   /** Set s390's lazy `mm->context.flush_mm`. */
@@ -540,6 +551,8 @@ export interface GatherCounters {
   tlbFlushMm: number;
   /** s390 IPTE instructions (one per PTE). */
   ipte: number;
+  /** s390 PTEs invalidated lazily (`ptep_flush_lazy` with only this CPU attached: no IPTE, `flush_mm` set). */
+  lazyInvalidations: number;
   /** s390 IDTE instructions. */
   idte: number;
   /** `tlb_flush_mmu_tlbonly` calls that found nothing cleared and did nothing. */

@@ -2,7 +2,9 @@
 // page"), commit 5df397dec7c4 (delayed rmap for dirty shared file pages, under the PTL), RCU /
 // IPI-synchronised page-table freeing, tlb_finish_mmu's nested-flush rule, and the folio count
 // invariants (mapcount ≤ refcount, nothing negative) — checked against the CPU/TLB model at the
-// moment each event happens. Omits: gup-fast readers (walk caches stand in for them), KSM, hugetlb.
+// moment each event happens. A cached translation is a use-after-free hazard only while user code
+// can use it (CpuTlbs.hazardRefs): not an exiting mm's, not the zapping CPU's own while its thread is
+// in the kernel; walk-cache entries always are (lazy-TLB CPUs walk freed tables). Omits: gup-fast readers (walk caches stand in for them), KSM, hugetlb.
 import type { PhysMem } from "@mmgather/folio";
 import type { GatherEvent } from "@mmgather/mmu-gather";
 import type { CpuTlbs } from "./cpu-tlb.js";
@@ -144,7 +146,7 @@ export class Checker {
       const p = pfn + i;
       if (this.dirtyFile[p] !== 0) {
         this.dirtyFile[p] = 0;
-        if (t !== null && t.tlbRefs[p] > 0) {
+        if (t !== null && t.hazardRefs[p] > 0) {
           this.report(
             "dirtyRmapBeforeFlush",
             `rmap of dirty shared file page pfn ${p} removed while a CPU still caches a writable translation`,
@@ -169,7 +171,7 @@ export class Checker {
     if (t === null) return;
     for (let i = 0; i < nr; i++) {
       const p = pfn + i;
-      if (t.tlbRefs[p] > 0) {
+      if (t.hazardRefs[p] > 0) {
         this.report(
           "useAfterFree",
           `pfn ${p} returned to the allocator while a CPU still caches a translation to it`,

@@ -1,8 +1,12 @@
 // Models: per-CPU TLBs and paging-structure (walk) caches of the threads of an mm, as the x86 SDM
 // and s390 PoP describe them: a translation cached at access stays usable until an invalidation
 // (INVLPG range / full flush / IPTE / IDTE) covers it; a walk-cache entry keeps a page-table page
-// reachable until a flush that includes walk caches. Omits: ASID/PCID reuse, lazy-TLB CPUs,
-// associativity (direct-mapped here), global pages, speculative fills after the access phase.
+// reachable until a flush that includes walk caches. A cached translation is a hazard for a freed
+// page only while user code can still use it: not on a CPU whose thread of that mm is inside a
+// teardown (it cannot touch user memory until the operation returns, after its flush), and never for
+// an exiting mm (exit_mmap runs once mm_users is 0: no user code of it runs anywhere again).
+// Omits: ASID/PCID reuse, lazy-TLB CPUs, associativity (direct-mapped here), global pages,
+// speculative fills after the access phase.
 import type { TlbFlushKind, TlbListener } from "@mmgather/mmu-gather";
 
 /** Sizes of the modelled caches. */
@@ -43,6 +47,13 @@ export class CpuTlbs implements TlbListener {
   readonly walkMm: Int32Array;
   /** Cached translations per pfn, over all CPUs. */
   readonly tlbRefs: Uint16Array;
+  /** The part of `tlbRefs` user code can still use (entries whose slot is live, see `tlbLive`). */
+  readonly hazardRefs: Uint16Array;
+  /** 1 while a slot's entry counts in `hazardRefs`; 0 while its CPU is quiesced for the entry's mm. */
+  readonly tlbLive: Uint8Array;
+  /** Per CPU: the mm whose teardown threads are running there (-1 none) and how many (`quiesce`). */
+  readonly cpuQuiesced: Int32Array;
+  private readonly quiesceDepth: Int32Array;
   /** Cached walk entries per page-table pfn, over all CPUs. */
   readonly walkRefs: Uint16Array;
   /** mm id whose thread runs on each CPU (-1 idle). */
@@ -70,12 +81,16 @@ export class CpuTlbs implements TlbListener {
     this.tlbPfn = new Int32Array(n);
     this.tlbNr = new Int32Array(n);
     this.tlbMm = new Int32Array(n);
+    this.tlbLive = new Uint8Array(n);
     const w = this.nrCpus * this.walkEntries;
     this.walkPfn = new Int32Array(w).fill(INVALID);
     this.walkMm = new Int32Array(w);
     this.tlbRefs = new Uint16Array(nrPhysPages);
+    this.hazardRefs = new Uint16Array(nrPhysPages);
     this.walkRefs = new Uint16Array(nrPhysPages);
     this.cpuMm = new Int32Array(this.nrCpus).fill(-1);
+    this.cpuQuiesced = new Int32Array(this.nrCpus).fill(-1);
+    this.quiesceDepth = new Int32Array(this.nrCpus);
   }
 
   /** Caches a translation of `nr` pages at `vpn` → `pfn` on `cpu` (evicting the slot's entry). */
@@ -87,7 +102,10 @@ export class CpuTlbs implements TlbListener {
     this.tlbPfn[slot] = pfn;
     this.tlbNr[slot] = nr;
     this.tlbMm[slot] = mmId;
+    const live = this.cpuQuiesced[cpu] !== mmId;
+    this.tlbLive[slot] = live ? 1 : 0;
     for (let i = 0; i < nr; i++) this.tlbRefs[pfn + i]++;
+    if (live) for (let i = 0; i < nr; i++) this.hazardRefs[pfn + i]++;
   }
 
   /** Caches a walk entry for the page-table page `tablePfn` on `cpu`. */
@@ -105,7 +123,54 @@ export class CpuTlbs implements TlbListener {
     const pfn = this.tlbPfn[slot];
     const nr = this.tlbNr[slot];
     for (let i = 0; i < nr; i++) this.tlbRefs[pfn + i]--;
+    if (this.tlbLive[slot] !== 0) for (let i = 0; i < nr; i++) this.hazardRefs[pfn + i]--;
     this.tlbVpn[slot] = INVALID;
+  }
+
+  private setLive(cpu: number, mmId: number, live: 0 | 1): void {
+    const d = live === 1 ? 1 : -1;
+    for (let s = cpu * this.entries, end = s + this.entries; s < end; s++) {
+      if (this.tlbVpn[s] === INVALID || this.tlbMm[s] !== mmId || this.tlbLive[s] === live) continue;
+      this.tlbLive[s] = live;
+      const pfn = this.tlbPfn[s];
+      for (let i = 0, nr = this.tlbNr[s]; i < nr; i++) this.hazardRefs[pfn + i] += d;
+    }
+  }
+
+  /** The CPU a teardown thread runs on (thread t on CPU t; threads share CPUs when there are fewer). */
+  cpuOfThread(thread: number): number {
+    return thread % this.nrCpus;
+  }
+
+  /**
+   * A thread of `mmId` on `cpu` enters a teardown: until `resume`, that CPU's entries of the mm are
+   * not usable by user code. Nests (two threads time-sliced on one CPU).
+   */
+  quiesce(cpu: number, mmId: number): void {
+    if (this.quiesceDepth[cpu]++ === 0) {
+      this.cpuQuiesced[cpu] = mmId;
+      this.setLive(cpu, mmId, 0);
+    }
+  }
+
+  /** The thread returns to user space: the CPU's remaining entries of the mm are usable again. */
+  resume(cpu: number, mmId: number): void {
+    if (--this.quiesceDepth[cpu] === 0) {
+      this.cpuQuiesced[cpu] = -1;
+      this.setLive(cpu, mmId, 1);
+    }
+  }
+
+  /** exit_mmap of `mmId` (mm_users is 0): no CPU will use its entries again. */
+  retireMm(mmId: number): void {
+    for (let c = 0; c < this.nrCpus; c++) this.setLive(c, mmId, 0);
+  }
+
+  /** Some CPU other than `cpu` runs a thread of `mmId` (s390 cpu_attach_mask, mm_cpumask). */
+  attachedElsewhere(cpu: number, mmId: number): boolean {
+    const m = this.cpuMm;
+    for (let c = 0; c < m.length; c++) if (c !== cpu && m[c] === mmId) return true;
+    return false;
   }
 
   /** Drops every cached translation of `mmId` overlapping pages [vs, ve). */
@@ -185,6 +250,8 @@ export class CpuTlbs implements TlbListener {
       this.walkPfn.byteLength +
       this.walkMm.byteLength +
       this.tlbRefs.byteLength +
+      this.hazardRefs.byteLength +
+      this.tlbLive.byteLength +
       this.walkRefs.byteLength +
       this.cpuMm.byteLength
     );

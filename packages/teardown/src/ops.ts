@@ -163,6 +163,9 @@ function newResult(op: TeardownOp, opts: TeardownOptions, start: number, end: nu
 function gatherFor(mm: Mm, r: OpResult, opts: TeardownOptions, fullmm: boolean): MmuGather {
   const machine = mm.machine;
   r.gathers++;
+  const tlbs = machine.tlbs;
+  mm.tlbMm.attachedElsewhere =
+    tlbs !== null && tlbs.attachedElsewhere(tlbs.cpuOfThread(opts.thread ?? 0), mm.id);
   const sink = machine.gatherSink();
   return createMmuGather({
     mem: machine.mem,
@@ -220,6 +223,9 @@ export function* exitMmapSteps(mm: Mm, opts: TeardownOptions, r: OpResult): Gene
   const checker = machine.checker;
   const trace = machine.traceSink();
   if (trace !== null) trace({ type: "opStarted", op: "exit", mmId: mm.id, start: 0, end: 0 });
+  // mm_users is 0: no user code of this mm runs anywhere again (lazy-TLB CPUs may still walk its
+  // tables, so walk caches stay checked).
+  machine.tlbs?.retireMm(mm.id);
   yield* mmapReadLock(mm);
   const vmas = mm.vmas.slice();
   machine.mem.lruAddDrain();
@@ -275,8 +281,33 @@ function clipped(vmas: readonly { start: number; end: number }[], vs: number, ve
   return out;
 }
 
+/**
+ * The calling thread is in the kernel for the whole operation: its CPU's cached translations of the mm
+ * cannot be used by user code until it returns (CpuTlbs.quiesce / resume).
+ */
+function* inKernel(mm: Mm, thread: number, body: Generator<void>): Generator<void> {
+  const tlbs = mm.machine.tlbs;
+  const cpu = tlbs === null ? -1 : tlbs.cpuOfThread(thread);
+  if (tlbs !== null) tlbs.quiesce(cpu, mm.id);
+  try {
+    yield* body;
+  } finally {
+    if (tlbs !== null) tlbs.resume(cpu, mm.id);
+  }
+}
+
 /** munmap as a generator: split at the edges, detach, unmap_region, free page tables. */
-export function* munmapSteps(
+export function munmapSteps(
+  mm: Mm,
+  start: number,
+  len: number,
+  opts: TeardownOptions,
+  r: OpResult,
+): Generator<void> {
+  return inKernel(mm, opts.thread ?? 0, munmapBody(mm, start, len, opts, r));
+}
+
+function* munmapBody(
   mm: Mm,
   start: number,
   len: number,
@@ -326,7 +357,17 @@ export function* munmapSteps(
 }
 
 /** MADV_DONTNEED as a generator: one zap_page_range_single (own gather) per VMA. */
-export function* madviseSteps(
+export function madviseSteps(
+  mm: Mm,
+  start: number,
+  len: number,
+  opts: TeardownOptions,
+  r: OpResult,
+): Generator<void> {
+  return inKernel(mm, opts.thread ?? 0, madviseBody(mm, start, len, opts, r));
+}
+
+function* madviseBody(
   mm: Mm,
   start: number,
   len: number,

@@ -33,7 +33,10 @@ export function createGatherFixture(arch: ArchTlb, nrPages = 1 << 16): GatherFix
   const mem = createPhysMem({ nrPages, pmdOrder: Math.min(arch.geometry.pmdOrder, 9) });
   const swap = createSwapSpace(mem, { devices: [{ nrSlots: 4096 }] });
   const fileMapping = mem.createAddressSpace({ swapBacked: false });
-  return { mem, swap, mm: createTlbMm(), arch, fileMapping, nextIndex: 0 };
+  // Another CPU runs the mm: the case the ordering rule exists for (s390 then IPTEs at every clear).
+  const mm = createTlbMm();
+  mm.attachedElsewhere = true;
+  return { mem, swap, mm, arch, fileMapping, nextIndex: 0 };
 }
 
 /** One mapped folio: its pages are PTE-mapped once and the page tables hold one ref per PTE. */

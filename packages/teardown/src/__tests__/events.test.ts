@@ -88,14 +88,25 @@ describe("ScenarioSpec.events", () => {
     expect(flush).toBeLessThan(firstFree);
   });
 
-  it("s390: the PTE clear invalidates at once (IPTE) and the page is freed on queue", () => {
-    const ev = record({ ...dirtyShared("encoded-nr-pages", 1), arch: s390Arch });
+  it("s390 with another CPU attached: the PTE clear invalidates at once (IPTE), the page is freed on queue", () => {
+    const ev = record({ ...dirtyShared("encoded-nr-pages", 2), arch: s390Arch });
     const clear = at(ev, (e) => e.type === "pteCleared", "pteCleared");
     const ipte = at(ev, (e) => e.type === "tlbFlushed" && e.kind === "ipte", "ipte");
     const freed = at(ev, (e) => e.type === "pagesFreed", "pagesFreed");
     expect(clear).toBeLessThan(ipte);
     expect(ipte).toBeLessThan(freed);
     expect(ev.some((e) => e.type === "rmapRemoved" && e.delayed)).toBe(false);
+  });
+
+  it("s390 with only the zapping CPU attached: lazy invalidation, one IDTE before munmap returns", () => {
+    const ev = record({ ...dirtyShared("encoded-nr-pages", 1), arch: s390Arch });
+    expect(ev.some((e) => e.type === "tlbFlushed" && e.kind === "ipte")).toBe(false);
+    const freed = at(ev, (e) => e.type === "pagesFreed", "pagesFreed");
+    const idte = at(ev, (e) => e.type === "tlbFlushed" && e.kind === "idte", "idte");
+    const ret = at(ev, (e) => e.type === "opReturned", "opReturned");
+    // ptep_flush_lazy: freed on queue while only this CPU may cache it; __tlb_flush_mm_lazy at finish.
+    expect(freed).toBeLessThan(idte);
+    expect(idte).toBeLessThan(ret);
   });
 
   it("huge PMD zapped and the build phase emits nothing", () => {

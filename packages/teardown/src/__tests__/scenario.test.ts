@@ -74,17 +74,38 @@ describe("exact counters fixed by the algorithm", () => {
     },
   );
 
-  it("s390 never fills a batch: zero forced flushes, one IPTE per PTE", () => {
-    const r = runScenario({
-      memory: 128 << 20,
-      arch: s390Arch,
-      vmas: [{ kind: "anon", size: 32 << 20 }],
-      variant: "encoded-page",
-      op: { kind: "munmap" },
-    });
-    expect(r.forcedFlushes.batchFull).toBe(0);
-    expect(r.tlbFlushes.ipte).toBe(8192);
-    expect(r.batchPagesAllocated).toBe(0);
+  it("s390 never fills a batch; PTE clears follow ptep_get_and_clear_full / ptep_flush_lazy", () => {
+    const spec = (op: "munmap" | "exit", cpus: number) =>
+      runScenario({
+        memory: 128 << 20,
+        arch: s390Arch,
+        vmas: [{ kind: "anon", size: 32 << 20 }],
+        variant: "encoded-page",
+        cpus,
+        op: { kind: op },
+      });
+    // Another CPU runs the mm: one IPTE per PTE.
+    const shared = spec("munmap", 2);
+    expect(shared.forcedFlushes.batchFull).toBe(0);
+    expect(shared.tlbFlushes.ipte).toBe(8192);
+    expect(shared.counters.gather.lazyInvalidations).toBe(0);
+    expect(shared.batchPagesAllocated).toBe(0);
+    expect(shared.violations).toEqual([]);
+    // Only the zapping CPU (or no CPU model: a single-threaded process): lazy, one IDTE at the end.
+    for (const cpus of [0, 1]) {
+      const local = spec("munmap", cpus);
+      expect(local.tlbFlushes.ipte).toBe(0);
+      expect(local.counters.gather.lazyInvalidations).toBe(8192);
+      expect(local.tlbFlushes.idte).toBe(1);
+      expect(local.violations).toEqual([]);
+    }
+    // Exit (fullmm): no IPTE and no lazy invalidation at all, whoever ran the mm.
+    for (const cpus of [0, 2]) {
+      const exit = spec("exit", cpus);
+      expect(exit.tlbFlushes.ipte).toBe(0);
+      expect(exit.counters.gather.lazyInvalidations).toBe(0);
+      expect(exit.violations).toEqual([]);
+    }
   });
 
   it("dirty shared file pages force one flush per PTE table that holds one (generic)", () => {
