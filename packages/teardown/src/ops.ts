@@ -164,8 +164,7 @@ function gatherFor(mm: Mm, r: OpResult, opts: TeardownOptions, fullmm: boolean):
   const machine = mm.machine;
   r.gathers++;
   const tlbs = machine.tlbs;
-  mm.tlbMm.attachedElsewhere =
-    tlbs !== null && tlbs.attachedElsewhere(tlbs.cpuOfThread(opts.thread ?? 0), mm.id);
+  mm.tlbMm.attachedElsewhere = tlbs?.attachedElsewhere(tlbs.cpuOfThread(opts.thread ?? 0), mm.id) ?? false;
   const sink = machine.gatherSink();
   return createMmuGather({
     mem: machine.mem,
