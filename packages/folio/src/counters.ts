@@ -108,8 +108,15 @@ export class FolioCounters {
   pcpPagesDrained = 0;
   /** +1 per memcg `uncharge_batch` (one per run of same-memcg folios in `mem_cgroup_uncharge_list` / `_folios`, one per single-folio `mem_cgroup_uncharge`). */
   memcgUnchargeBatches = 0;
-  /** +1 per `munlock_folio` call made by rmap removal from a VM_LOCKED VMA. */
+  /**
+   * +1 per `munlock_folio` call made by rmap removal from a VM_LOCKED VMA (`munlock_vma_folio`; v6.5
+   * only for a small folio or a PMD mapping): a folio reference and a slot of the mlock batch.
+   */
   munlockCalls = 0;
+  /** +1 per `mlock_folio_batch` drain of the mlock batch (full, a large folio, or `lru_add_drain`). */
+  mlockBatchDrains = 0;
+  /** +pages per folio whose PG_mlocked `__munlock_folio` cleared (`UNEVICTABLE_PGMUNLOCKED`). */
+  munlockedPages = 0;
   /** +1 per stale PG_mlocked cleared at free (`UNEVICTABLE_PGCLEARED`). */
   mlockClearedAtFree = 0;
 }
@@ -150,5 +157,7 @@ export function resetFolioCounters(c: FolioCounters): void {
   c.pcpPagesDrained = 0;
   c.memcgUnchargeBatches = 0;
   c.munlockCalls = 0;
+  c.mlockBatchDrains = 0;
+  c.munlockedPages = 0;
   c.mlockClearedAtFree = 0;
 }

@@ -25,6 +25,8 @@ export function stateBytes(s: FolioState): number {
     s.stats.byteLength +
     s.splitQueueLen.byteLength +
     s.lruBatch.byteLength +
+    s.mlockBatch.byteLength +
+    (s.mlockCount?.byteLength ?? 0) +
     s.batchFree.byteLength
   );
 }

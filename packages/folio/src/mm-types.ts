@@ -117,6 +117,14 @@ export class FolioState {
   readonly splitQueueLen: Int32Array;
   /** The per-CPU LRU-add folio batch (6.5 `cpu_fbatches.lru_add`). */
   readonly lruBatch: Int32Array;
+  /**
+   * mlock_count of each folio head (VM_LOCKED VMAs mapping it; the kernel keeps it in lru.prev),
+   * allocated by the first mlock: null while nothing was ever mlocked.
+   */
+  mlockCount: Int32Array | null = null;
+  /** This CPU's mlock folio batch (`mlock_fbatch`, munlock side). */
+  readonly mlockBatch: Int32Array;
+  mlockBatchNr = 0;
   lruBatchNr = 0;
   /** Lowest and highest head in the LRU-add batch (a range filter in front of the membership scan). */
   lruBatchMin = 0;
@@ -185,6 +193,7 @@ export class FolioState {
     this.stats = new Int32Array(this.nrLruvecs * NR_STAT_ITEMS);
     this.splitQueueLen = new Int32Array(nrMemcgs);
     this.lruBatch = new Int32Array(PAGEVEC_SIZE);
+    this.mlockBatch = new Int32Array(PAGEVEC_SIZE);
     this.batchFree = new Int32Array(FOLIO_BATCH_SIZE);
     this.pcpCount = new Int32Array(nrNodes);
     this.pcpEntries = new Int32Array(nrNodes * PCP_LISTS);

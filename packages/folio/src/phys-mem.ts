@@ -47,7 +47,9 @@ import {
 import { splitQueueLength } from "./huge-memory.js";
 import { MAX_MEMCGS } from "./layout.js";
 import { lruvecNrFolios, lruvecNrPages, lruvecOf, lruvecStat, nodeStat } from "./lruvec.js";
+import { mlockBatchRefs, mlockFolio } from "./mlock.js";
 import {
+  checkHead,
   FolioState,
   type FreeObserver,
   isInt,
@@ -417,9 +419,27 @@ export class PhysMem {
     folioAddLru(this.s, head);
   }
 
-  /** `lru_add_drain()`: move this CPU's LRU-add batch to the LRU. */
+  /** `lru_add_drain()`: move this CPU's LRU-add batch to the LRU and drain its mlock batch. */
   lruAddDrain(): void {
     lruAddDrain(this.s);
+  }
+
+  /** `mlock_folio`: a VM_LOCKED VMA maps `head` (PG_mlocked, mlock_count + 1). */
+  mlockFolio(head: number): void {
+    checkHead(this.s, "mlockFolio", head);
+    mlockFolio(this.s, head);
+  }
+
+  /** The folio's mlock_count (VM_LOCKED VMAs mapping it). */
+  mlockCount(head: number): number {
+    checkHead(this.s, "mlockCount", head);
+    return this.s.mlockCount?.[head] ?? 0;
+  }
+
+  /** References this CPU's mlock batch holds on `head` (released by the next `lruAddDrain`). */
+  mlockBatchRefs(head: number): number {
+    checkHead(this.s, "mlockBatchRefs", head);
+    return mlockBatchRefs(this.s, head);
   }
 
   /**

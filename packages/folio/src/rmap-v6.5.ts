@@ -66,8 +66,8 @@ export function pageRemoveRmap(s: FolioState, pfn: number, compound: boolean, vm
  * gather's delayed-rmap flush) holding a pfn mapped by a PTE and its folio's `head`. Mapcount underflow
  * is still detected (nothing is changed when it is).
  */
-export function pageRemoveRmapPteTrusted(s: FolioState, head: number, pfn: number): void {
-  pageRemoveRmapPte(s, "pageRemoveRmap", head, pfn, false);
+export function pageRemoveRmapPteTrusted(s: FolioState, head: number, pfn: number, vmaLocked = false): void {
+  pageRemoveRmapPte(s, "pageRemoveRmap", head, pfn, vmaLocked);
 }
 
 /**
@@ -77,11 +77,17 @@ export function pageRemoveRmapPteTrusted(s: FolioState, head: number, pfn: numbe
  * the live folio `head`. Stops at the first page whose mapcount would underflow (throws; earlier
  * pages stay removed, as with separate calls).
  */
-export function pageRemoveRmapPtesTrusted(s: FolioState, head: number, pfn: number, nr: number): void {
+export function pageRemoveRmapPtesTrusted(
+  s: FolioState,
+  head: number,
+  pfn: number,
+  nr: number,
+  vmaLocked = false,
+): void {
   // An order-0 folio still mapped: small enough for the callers' compilers to inline.
   // Copied in the three unchecked removals on purpose: a shared helper costs hot callers an inline level.
   const f = s.flags[head];
-  if ((f & (ORDER_MASK << ORDER_SHIFT)) === 0 && nr === 1 && !DEBUG_VM) {
+  if ((f & (ORDER_MASK << ORDER_SHIFT)) === 0 && nr === 1 && !vmaLocked && !DEBUG_VM) {
     const mc = s.mapcount;
     const v0 = mc[pfn];
     if (v0 >= 0) {
@@ -95,13 +101,21 @@ export function pageRemoveRmapPtesTrusted(s: FolioState, head: number, pfn: numb
       return;
     }
   }
-  pageRemoveRmapPtesAny(s, head, pfn, nr, f);
+  pageRemoveRmapPtesAny(s, head, pfn, nr, f, vmaLocked);
 }
 
 /** The general case of {@link PhysMem.pageRemoveRmapPtesUnchecked} (`f`: the folio's flags). */
-export function pageRemoveRmapPtesAny(s: FolioState, head: number, pfn: number, nr: number, f: number): void {
+export function pageRemoveRmapPtesAny(
+  s: FolioState,
+  head: number,
+  pfn: number,
+  nr: number,
+  f: number,
+  vmaLocked = false,
+): void {
+  // A large folio's PTE removals never munlock in v6.5 (munlock_vma_folio: compound || small).
   if (((f >>> ORDER_SHIFT) & ORDER_MASK) === 0 || nr === 1 || DEBUG_VM) {
-    for (let j = 0; j < nr; j++) pageRemoveRmapPte(s, "pageRemoveRmap", head, pfn + j, false);
+    for (let j = 0; j < nr; j++) pageRemoveRmapPte(s, "pageRemoveRmap", head, pfn + j, vmaLocked);
     return;
   }
   const c = s.counters;

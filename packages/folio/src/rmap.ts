@@ -4,8 +4,9 @@
 // atomic, per-page _mapcount, one _nr_pages_mapped atomic, the partially_mapped rule), the order-0
 // run list the 7.x gather hands over, and munlock_vma_folio as an immediate munlock_folio.
 // `rmapPolicy: "v6.9"` swaps in v6.9's deferred-split rule (see RmapPolicy).
+// munlock_vma_folio goes through mlock.ts (mlock_count, the mlock folio batch).
 // Omits: the anon first-map shortcuts of folio_add_new_anon_rmap (every add is atomic here),
-// mlock_count and the mlock folio batch, mm-id "maybe shared" tracking.
+// mm-id "maybe shared" tracking.
 
 import { COMPOUND_MAPPED, FOLIO_PAGES_MAPPED, NodeStat, NR_STAT_ITEMS, PG } from "./constants.js";
 import { checkFolio } from "./debug.js";
@@ -13,14 +14,14 @@ import { fail } from "./errors.js";
 import { deferredSplit7, deferredSplit69 } from "./huge-memory.js";
 import { DEBUG_VM, F_HEAD, linesFor, MEMCG_SHIFT, ORDER_MASK, ORDER_SHIFT } from "./layout.js";
 import { lruvecOfHead, modStat, statMod } from "./lruvec.js";
+import { munlockFolio } from "./mlock.js";
 import { checkHead, checkRange, type FolioState } from "./mm-types.js";
 
 const MODULE = "rmap";
 
+/** `munlock_vma_folio` for a VM_LOCKED VMA (v6.18: always; callers apply v6.5's condition). */
 export function munlock(s: FolioState, head: number): void {
-  s.counters.munlockCalls++;
-  s.counters.metadataLines++;
-  s.flags[head] &= ~PG.mlocked;
+  munlockFolio(s, head);
 }
 
 /** 7.x `folio_add_{anon,file}_rmap_ptes(folio, page, nr)`: map `nr` pages starting at `pfn` by PTE. */

@@ -11,6 +11,7 @@ import { folioMapcountRaw } from "./folio.js";
 import { unqueueDeferredSplit } from "./huge-memory.js";
 import { F_FREE, F_HEAD, F_TAIL, MEMCG_SHIFT, ORDER_MASK, ORDER_SHIFT } from "./layout.js";
 import { lruvecAdd, lruvecDel, lruvecOfHead } from "./lruvec.js";
+import { mlockFolioBatch } from "./mlock.js";
 import { COSTLY_ORDER, checkHead, checkPfn, type FolioState, isInt, type PutRefsCtx } from "./mm-types.js";
 import { freeOrder0List, freeToBuddy } from "./page-alloc.js";
 
@@ -175,6 +176,8 @@ export function moveLruBatch(s: FolioState): void {
 export function lruAddDrain(s: FolioState): void {
   s.counters.lruAddDrainCalls++;
   if (s.lruBatchNr !== 0) moveLruBatch(s);
+  // mlock_drain_local
+  if (s.mlockBatchNr !== 0) mlockFolioBatch(s);
 }
 
 export function putRefsInit(ctx: PutRefsCtx): void {

@@ -164,6 +164,8 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   vmaExec = false;
   vmaHuge = false;
   vmaPfn = false;
+  /** The current VMA is VM_LOCKED (recorded at tlb_start_vma, fullmm included). */
+  vmaLocked = false;
   underPtl = false;
   finished = false;
 
@@ -280,6 +282,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
 
   tlbStartVma(vma: VmaTlbFlags): void {
     this.live("tlbStartVma");
+    this.vmaLocked = vma.locked === true;
     if (this.fullmm) return;
     this.vmaExec = vma.exec;
     this.vmaHuge = vma.huge;
@@ -368,14 +371,15 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
     const fs = this.fs;
     const c = this.counters;
     const prim = this.immPrim;
+    const locked = this.vmaLocked;
     if (prim === RMAP_FOLIO_PTES) {
-      folioRemoveRmapPtesTrusted(fs, head, pfn, nr);
+      folioRemoveRmapPtesTrusted(fs, head, pfn, nr, locked);
       c.rmapCallsImmediate++;
     } else if (prim === RMAP_PAGE) {
-      pageRemoveRmapPtesTrusted(fs, head, pfn, nr);
+      pageRemoveRmapPtesTrusted(fs, head, pfn, nr, locked);
       c.rmapCallsImmediate += nr;
     } else {
-      folioRemoveRmapRangeTrusted(fs, head, pfn, nr);
+      folioRemoveRmapRangeTrusted(fs, head, pfn, nr, locked);
       c.rmapCallsImmediate++;
     }
     c.rmapPages += nr;
@@ -449,7 +453,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   zapSinglesRunTrusted(pfns: Int32Array, nr: number, addr: number): number {
     if (this.finished) this.live("ptepGetAndClear");
     const en = this.encNr;
-    if (en === null || this.immPrim !== RMAP_FOLIO_PTES) {
+    if (en === null || this.immPrim !== RMAP_FOLIO_PTES || this.vmaLocked) {
       for (let j = 0; j < nr; j++) {
         const pfn = pfns[j];
         if (this.zapPresentTrusted(pfn, pfn, 1, addr + j * this.pageSize, true)) return -(j + 1);

@@ -40,6 +40,8 @@ export interface StorageHost {
   delayedRmap: boolean;
   readonly limitBatchesWhileDelayed: boolean;
   readonly lruAddDrainOnFree: boolean;
+  /** The VMA being zapped is VM_LOCKED (rmap removals munlock). */
+  readonly vmaLocked: boolean;
   /** The arch batches rmaps (contig-range pending walk is live). */
   readonly batchRmap: boolean;
   /** GFP_NOWAIT outcome for the next batch page; counts and emits. */
@@ -303,7 +305,7 @@ export class EncodedPageStorage extends EncodedStorage {
       const v = e[i];
       if ((v & ENCODED_PAGE_BIT_DELAY_RMAP) !== 0) {
         const pfn = v >>> ENCODED_PAGE_SHIFT;
-        pageRemoveRmapPteTrusted(fs, folioHeadTrusted(fs, pfn), pfn);
+        pageRemoveRmapPteTrusted(fs, folioHeadTrusted(fs, pfn), pfn, this.host.vmaLocked);
         // The kernel leaves the bit set (the entry is freed before the next rmap flush can run);
         // clearing it makes a repeated flush a no-op instead of a double removal.
         e[i] = v & ~ENCODED_PAGE_BIT_DELAY_RMAP;
@@ -437,7 +439,7 @@ export class EncodedNrPagesStorage extends EncodedStorage {
         const at = i;
         let nrPages = 1;
         if ((v & ENCODED_PAGE_BIT_NR_PAGES_NEXT) !== 0) nrPages = e[++i] >>> ENCODED_PAGE_SHIFT;
-        folioRemoveRmapPtesTrusted(fs, folioHeadTrusted(fs, pfn), pfn, nrPages);
+        folioRemoveRmapPtesTrusted(fs, folioHeadTrusted(fs, pfn), pfn, nrPages, this.host.vmaLocked);
         e[at] = v & ~ENCODED_PAGE_BIT_DELAY_RMAP;
         calls++;
         c.rmapCallsDelayed++;
@@ -648,7 +650,7 @@ export class ContigRangeStorage extends BatchList {
     for (let i = first; i < n; i++) {
       const pfn = s[i];
       const nrPages = e[i] - pfn;
-      folioRemoveRmapRangeTrusted(fs, folioHeadTrusted(fs, pfn), pfn, nrPages);
+      folioRemoveRmapRangeTrusted(fs, folioHeadTrusted(fs, pfn), pfn, nrPages, this.host.vmaLocked);
       c.rmapCallsDelayed++;
       c.rmapPages += nrPages;
       if (sink !== null)

@@ -48,6 +48,11 @@ export interface VmaTlbFlags {
   readonly huge: boolean;
   /** VM_PFNMAP / VM_MIXEDMAP. */
   readonly pfnmap: boolean;
+  /**
+   * VM_LOCKED: every rmap removal of the VMA munlocks the folio (`munlock_vma_folio`, which the kernel
+   * reaches through the `vma` argument of `folio_remove_rmap_*` / `tlb_flush_rmaps`). Default false.
+   */
+  readonly locked?: boolean;
 }
 
 /**

@@ -13,6 +13,7 @@
 // a measured operation; one made while building a workload counts nothing (its cost is the build's).
 // The rmap generation follows the operation's design: v6.5-era `page_remove_rmap(page, vma, true)` or
 // 7.x `folio_remove_rmap_pmd` (the add side is 7.x's in both: the same counts either way).
+// Removing the PMD mapping of a VM_LOCKED VMA munlocks the folio (munlock_vma_folio).
 // Omits: huge zero pages, migration entries and freeze (not teardown), soft-dirty / uffd-wp bits, the
 // anon PG_dirty transfer (anon dirtiness is not modelled), mmu notifiers; s390 invalidates the
 // segment with IDTE where this flushes the PMD's range.
@@ -64,8 +65,8 @@ export function splitHugePmd(
     pmd[pi] = 0;
     if ((e & PTE_DIRTY) !== 0) mem.folioSet(head, PG.dirty);
     if ((e & PTE_YOUNG) !== 0) mem.folioSet(head, PG.referenced);
-    if (folioRmap) mem.folioRemoveRmapPmd(head);
-    else mem.pageRemoveRmap(head, true);
+    if (folioRmap) mem.folioRemoveRmapPmd(head, vma.locked);
+    else mem.pageRemoveRmap(head, true, vma.locked);
     machine.checker?.onRmapRemoved(head, 1, false);
     mem.folioPut(head);
     mm.rss[vma.kind === "shmem" ? MM_SHMEMPAGES : MM_FILEPAGES] -= nr;
@@ -88,8 +89,8 @@ export function splitHugePmd(
   const t = pt.entries[tid]!;
   const bits = e & 0xe; // write / dirty / young
   for (let i = 0; i < nr; i++) t[i] = mkPte(head + i, bits);
-  if (folioRmap) mem.folioRemoveRmapPmd(head);
-  else mem.pageRemoveRmap(head, true);
+  if (folioRmap) mem.folioRemoveRmapPmd(head, vma.locked);
+  else mem.pageRemoveRmap(head, true, vma.locked);
   pmd[pi] = mkPmdTable(tid); // pmd_populate
 }
 

@@ -6,8 +6,9 @@
 // Each takes mmap_lock as v6.18 does (mmap-lock.ts): munmap detaches under the write lock and zaps
 // under the downgraded read lock; MADV_DONTNEED looks its VMAs up and zaps under the read lock; exit
 // unmaps under the read lock and frees page tables under the write lock.
+// Zapping a VM_LOCKED VMA munlocks its folios through rmap removal (munlock_vma_folio; folio layer).
 // Omits: mmu notifiers, VM_ACCOUNT, uprobes, hugetlb, the OOM reaper, -ENOMEM for holes in a madvise
-// range (holes are skipped), VM_LOCKED munlock on munmap.
+// range (holes are skipped).
 import type {
   BatchAllocPolicy,
   GatherCounters,

@@ -260,14 +260,16 @@ export function checkFinalState(machine: Machine, exited: Mm | null): FinalState
     const ref = mem.folioRef(h);
     const inSwap = mem.folioTest(h, PG.swapcache);
     if (inSwap) swapCachePages += n;
+    // The mlock batch holds a reference on each folio munlock_folio queued (until the next drain).
+    const batchRefs = mem.mlockBatchRefs(h);
     if (mem.folioTest(h, PG.anon)) {
-      const expect = mapRefs[h] + (inSwap ? n : 0);
-      if ((mapRefs[h] === 0 && !inSwap) || ref !== expect) {
+      const expect = mapRefs[h] + (inSwap ? n : 0) + batchRefs;
+      if ((mapRefs[h] === 0 && !inSwap && batchRefs === 0) || ref !== expect) {
         anonOk = false;
         if (problems.length < 20) problems.push(`anon folio ${h}: refcount ${ref}, expected ${expect}`);
       }
     } else if (mem.folioMapping(h) >= 0 && tablePages[h] === 0) {
-      const expect = n + mapRefs[h];
+      const expect = n + mapRefs[h] + batchRefs;
       if (ref !== expect) {
         cacheOk = false;
         if (problems.length < 20) problems.push(`page-cache folio ${h}: refcount ${ref}, expected ${expect}`);

@@ -151,7 +151,6 @@ export function buildScenario(spec: ScenarioSpec): BuiltScenario {
   const vmas: Vma[] = [];
   for (const vs of spec.vmas) {
     const v = mmapVma(parent, vs.kind, vs.size);
-    if (vs.mlock === true) v.locked = true;
     faultIn(
       parent,
       v,

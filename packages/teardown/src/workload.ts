@@ -142,7 +142,7 @@ function mapAnonPtes(mm: Mm, vma: Vma, vpn: number, order: number): void {
   mem.folioAddRmapPtes(head, head, nr);
   if (nr > 1) mem.folioRefAdd(head, nr - 1);
   mem.folioAddLru(head);
-  if (vma.locked) mem.folioSet(head, PG.mlocked);
+  if (vma.locked) mem.mlockFolio(head);
   const t = mm.pt.entries[tid]!;
   const i0 = vpn % mm.pt.geo.ptrsPerPte;
   for (let i = 0; i < nr; i++) t[i0 + i] = mkPte(head + i, PTE_WRITE | PTE_DIRTY | PTE_YOUNG);
@@ -180,7 +180,7 @@ function mapPteFolio(mm: Mm, vma: Vma, vpn: number, order: number, dirty: boolea
   const tid = mm.pt.pteTable(vpn, true);
   mem.folioAddRmapPtes(head, pfn, nr);
   mem.folioRefAdd(head, nr);
-  if (vma.locked) mem.folioSet(head, PG.mlocked);
+  if (vma.locked) mem.mlockFolio(head);
   let bits = PTE_YOUNG;
   if (vma.shared) bits |= dirty ? PTE_WRITE | PTE_DIRTY : 0;
   const t = mm.pt.entries[tid]!;
@@ -220,7 +220,7 @@ function mapPmdFolio(mm: Mm, vma: Vma, vpn: number, dirty: boolean): void {
     bits = PTE_YOUNG | (dirty ? PTE_WRITE | PTE_DIRTY : 0);
     mm.rss[rssIndex(vma)] += nr;
   }
-  if (vma.locked) mem.folioSet(head, PG.mlocked);
+  if (vma.locked) mem.mlockFolio(head);
   pmd[pi] = mkPte(head, bits) | PMD_HUGE;
 }
 
@@ -234,12 +234,19 @@ function setDeposit(mm: Mm, pmdId: number, index: number, pfn: number): void {
   d[index] = pfn;
 }
 
-/** Marks a VMA VM_LOCKED and its mapped folios PG_mlocked (mlock_fixup + mlock_pte_range). */
+/**
+ * Marks a VMA VM_LOCKED and mlocks each folio it maps once (mlock_fixup → mlock_pte_range →
+ * mlock_folio: PG_mlocked, mlock_count + 1).
+ */
 export function mlockVma(mm: Mm, vma: Vma): void {
   vma.locked = true;
   const mem = mm.machine.mem;
+  let last = -1;
   forEachPresent(mm, vma.start, vma.end, (pfn) => {
-    mem.folioSet(mem.folioHead(pfn), PG.mlocked);
+    const head = mem.folioHead(pfn);
+    if (head === last) return;
+    last = head;
+    mem.mlockFolio(head);
   });
 }
 

@@ -420,8 +420,9 @@ export function zapHugePmdDefault(
     }
   }
   mm.rss[idx] -= nr;
-  if (tlb.variant.policy.immediateRmap === "folioRemoveRmapPtes") mem.folioRemoveRmapPmd(head);
-  else mem.pageRemoveRmap(head, true);
+  const locked = ctx.vma !== null && ctx.vma.locked;
+  if (tlb.variant.policy.immediateRmap === "folioRemoveRmapPtes") mem.folioRemoveRmapPmd(head, locked);
+  else mem.pageRemoveRmap(head, true, locked);
   if (ctx.trace !== null) ctx.trace({ type: "hugePmdZapped", mmId: mm.id, addr, pfn: head });
   if (ctx.checker !== null) ctx.checker.onRmapRemoved(head, 1, false);
   ctx.counters.hugePmdsZapped++;

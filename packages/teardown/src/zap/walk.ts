@@ -11,7 +11,8 @@ import type { Vma } from "../vma.js";
 import type { ZapContext } from "./context.js";
 import type { ZapWalk } from "./steps.js";
 
-const NO_VMA_FLAGS = Object.freeze({ exec: false, huge: false, pfnmap: false });
+const NO_VMA_FLAGS = Object.freeze({ exec: false, huge: false, pfnmap: false, locked: false });
+const LOCKED_VMA_FLAGS = Object.freeze({ exec: false, huge: false, pfnmap: false, locked: true });
 
 /** unmap_vmas over `vmas` clipped to pages [vs, ve); yields after every lock section. */
 export function* unmapVmas(
@@ -26,9 +27,10 @@ export function* unmapVmas(
     const e = Math.min(ve, vma.end);
     if (s >= e) continue;
     ctx.vma = vma;
-    ctx.tlb.tlbStartVma(NO_VMA_FLAGS);
+    const flags = vma.locked ? LOCKED_VMA_FLAGS : NO_VMA_FLAGS;
+    ctx.tlb.tlbStartVma(flags);
     yield* unmapPageRange(ctx, walk, s, e);
-    ctx.tlb.tlbEndVma(NO_VMA_FLAGS);
+    ctx.tlb.tlbEndVma(flags);
   }
   ctx.vma = null;
 }
