@@ -81,6 +81,16 @@ function forceFlushDirtyShared(ctx: ZapContext): void {
   ctx.forceFlush = true;
 }
 
+/** One swap PTE cleared and its slot dropped (`free_swap_and_cache`), as v6.5 to v6.9 do it. */
+function zapSwapPte(ctx: ZapContext, t: Int32Array, i: number): void {
+  const pte = t[i];
+  t[i] = 0;
+  ctx.rss[MM_SWAPENTS]--;
+  ctx.counters.swapPtesCleared++;
+  ctx.counters.swapBatches++;
+  ctx.swap!.freeSwapAndCache(pteSwapEntry(pte));
+}
+
 /** v6.5 zap_pte_range loop: one PTE, one rmap call, one gather entry at a time. */
 export function zapPtesPerPte(
   ctx: ZapContext,
@@ -170,11 +180,7 @@ export function zapPtesPerPte(
         return batchFull(ctx, i + 1);
       }
     } else {
-      t[i] = 0;
-      rss[MM_SWAPENTS]--;
-      c.swapPtesCleared++;
-      c.swapBatches++;
-      ctx.swap!.freeSwapAndCache(pteSwapEntry(pte));
+      zapSwapPte(ctx, t, i);
     }
   }
   return to;
@@ -355,11 +361,7 @@ export function zapPtesFolioBatch(
       i += n;
     } else {
       // v6.9: one free_swap_and_cache per swap PTE.
-      t[i] = 0;
-      rss[MM_SWAPENTS]--;
-      c.swapPtesCleared++;
-      c.swapBatches++;
-      ctx.swap!.freeSwapAndCache(pteSwapEntry(pte));
+      zapSwapPte(ctx, t, i);
       i++;
     }
   }
@@ -420,7 +422,7 @@ export function zapHugePmdDefault(
     }
   }
   mm.rss[idx] -= nr;
-  const locked = ctx.vma !== null && ctx.vma.locked;
+  const locked = ctx.vma?.locked === true;
   if (tlb.variant.policy.immediateRmap === "folioRemoveRmapPtes") mem.folioRemoveRmapPmd(head, locked);
   else mem.pageRemoveRmap(head, true, locked);
   if (ctx.trace !== null) ctx.trace({ type: "hugePmdZapped", mmId: mm.id, addr, pfn: head });
