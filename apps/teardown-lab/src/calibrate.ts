@@ -194,6 +194,38 @@ export interface FitResult {
   readonly fitted: Readonly<Record<string, { prior: number; fitted: number }>>;
   /** Root mean square of the fit's residuals (relative, or in change fractions). */
   readonly rms: number;
+  /**
+   * Free terms the table cannot determine, with why: no point exercises the term (its column is zero),
+   * or its column is a combination of the terms before it (the points cannot tell them apart). Their
+   * fitted values are whatever NNLS chose; hold them at a prior or add points that separate them.
+   */
+  readonly undetermined: readonly { readonly term: string; readonly why: string }[];
+}
+
+/** Free-term columns of the design matrix that carry no information of their own (Gram–Schmidt). */
+function undeterminedTerms(free: readonly string[], A: readonly number[][]): { term: string; why: string }[] {
+  const out: { term: string; why: string }[] = [];
+  const basis: number[][] = [];
+  free.forEach((term, j) => {
+    const col = A.map((row) => row[j]);
+    const norm = Math.hypot(...col);
+    if (norm === 0) {
+      out.push({ term, why: "no point of the table exercises it" });
+      return;
+    }
+    const r = col.slice();
+    for (const q of basis) {
+      const d = r.reduce((a, v, i) => a + v * q[i], 0);
+      for (let i = 0; i < r.length; i++) r[i] -= d * q[i];
+    }
+    const rn = Math.hypot(...r);
+    if (rn < 1e-6 * norm) {
+      out.push({ term, why: `the points cannot tell it from ${free.slice(0, j).join(", ")}` });
+      return;
+    }
+    basis.push(r.map((v) => v / rn));
+  });
+  return out;
 }
 
 /** Fits the free terms of `table` (see the procedure at the top of this file). */
@@ -227,6 +259,7 @@ export function fit(table: CalibrationTable): FitResult {
       b.push(-fixed);
     }
   }
+  const undetermined = undeterminedTerms(free, A);
   free.forEach((f, j) => {
     if (table.ridge > 0) {
       A.push(free.map((_, q) => (q === j ? Math.sqrt(table.ridge) / prior[f] : 0)));
@@ -257,6 +290,7 @@ export function fit(table: CalibrationTable): FitResult {
     profile: profile as unknown as CostProfile,
     fitted,
     rms: Math.sqrt(ss / rows),
+    undetermined,
   };
 }
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // teardown-lab: compare mmu_gather designs on the same teardown from the command line.
 // Exit codes: 0 no violation, 1 the checker found a violation, 2 bad input.
+import { writeFileSync } from "node:fs";
 import { availableParallelism, totalmem } from "node:os";
-import { NR_PAGES_KERNELS } from "@mmgather/mmu-gather";
+import { type CostProfile, NR_PAGES_KERNELS } from "@mmgather/mmu-gather";
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { BROKEN, BROKEN_NAMES } from "./broken.js";
 import { CALIBRATION_TABLES, fidelity, fit, formatFidelity, loadTable } from "./calibrate.js";
+import { CalibrationFileError, loadTableFile, resolveProfile } from "./calibration-files.js";
 import { explainBroken, explainVariant, tinyScenario } from "./explain.js";
 import { exitStatus, type RunResult, toCsv, toTable, verdict, withoutTiming } from "./format.js";
 import { applyOverrides, PRESET_NAMES, PRESETS, type PresetOptions } from "./presets.js";
@@ -154,6 +156,11 @@ function checkMemory(s: Scenario, o: CommonOpts): void {
   }
 }
 
+/** `--profile`: a built-in name or a profile file, read once per command. */
+function profileOf(o: CommonOpts): CostProfile | undefined {
+  return o.profile === undefined ? undefined : resolveProfile(o.profile);
+}
+
 function selected<T extends string>(v: T | "all" | undefined, all: readonly T[]): T[] {
   return v === undefined || v === "all" ? [...all] : [v];
 }
@@ -176,15 +183,14 @@ function runMatrix(
   arches: readonly ArchName[],
   explicitArch: boolean,
   progress: Progress | null,
-  profile: string | undefined,
+  profile: CostProfile | undefined,
 ): RunResult[] {
   const results: RunResult[] = [];
   for (const arch of arches) {
     for (const note of archNotes(s, arch)) process.stderr.write(`note: ${note}\n`);
     try {
       for (const variant of variants) {
-        const p = profile === undefined ? undefined : PROFILES[profile];
-        results.push(runOne(s, variant, arch, { profile: p }).result);
+        results.push(runOne(s, variant, arch, { profile }).result);
         progress?.tick(`${variant}/${arch}`);
       }
     } catch (e) {
@@ -215,10 +221,9 @@ const commonOptions = (cmd: Command): Command =>
     .option("--csv", "print CSV (the JSON fields flattened)")
     .option("--progress", "show progress on stderr even when it is not a terminal")
     .option("--no-timing", "omit the simulator's wall-clock time, so equal inputs give byte-identical output")
-    .addOption(
-      new Option("--profile <name>", "cost profile of the estimate (default: the arch's)").choices(
-        PROFILE_NAMES,
-      ),
+    .option(
+      "--profile <name|file>",
+      `cost profile of the estimate: ${PROFILE_NAMES.join(", ")}, or a profile file (calibrate --out); default: the arch's`,
     )
     .option(
       "--memory-limit <size>",
@@ -240,7 +245,7 @@ async function sweep(file: string | undefined, o: CommonOpts & SweepOpts): Promi
       checkMemory(s, o);
       for (const arch of arches) {
         for (const variant of variants) {
-          tasks.push({ index: tasks.length, scenario: s, variant, arch, profile: o.profile });
+          tasks.push({ index: tasks.length, scenario: s, variant, arch, profile: profileOf(o) });
           cells.push({ folio, pmd: o.pmd === true });
         }
       }
@@ -322,7 +327,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
         const progress = wantProgress(o) ? createProgress(variants.length * arches.length, s.name) : null;
         let results: RunResult[];
         try {
-          results = runMatrix(s, variants, arches, o.arch !== "all", progress, o.profile);
+          results = runMatrix(s, variants, arches, o.arch !== "all", progress, profileOf(o));
         } finally {
           progress?.stop();
         }
@@ -390,12 +395,19 @@ export function makeProgram(setExit: (code: number) => void): Command {
 
   program
     .command("calibrate")
-    .description("fit a cost profile's free terms to a published measurement table (NNLS; see README)")
-    .addArgument(new Argument("<table>", "calibration/<table>.json").choices([...CALIBRATION_TABLES]))
+    .description(
+      "fit a cost profile's free terms to a measurement table: a built-in one or your own (NNLS; see README)",
+    )
+    .addArgument(new Argument("[table]", "built-in table").choices([...CALIBRATION_TABLES]))
+    .option("--table <file>", "your measurement table (the format of calibration/*.json)")
+    .option("--out <file>", "write the fitted profile there (use it with --profile FILE)")
     .option("--json", "print the fitted profile as JSON only")
-    .action((name: string, o: { json?: boolean }) => {
-      const table = loadTable(name);
+    .action((name: string | undefined, o: { json?: boolean; table?: string; out?: string }) => {
+      if ((name === undefined) === (o.table === undefined))
+        throw new UsageError("give either a built-in table name or --table FILE");
+      const table = o.table === undefined ? loadTable(name!) : loadTableFile(o.table);
       const r = fit(table);
+      if (o.out !== undefined) writeFileSync(o.out, `${JSON.stringify(r.profile, null, 2)}\n`);
       if (o.json) {
         process.stdout.write(`${JSON.stringify(r.profile, null, 2)}\n`);
         return;
@@ -411,22 +423,35 @@ export function makeProgram(setExit: (code: number) => void): Command {
             `${k.padEnd(16)}  ${v.prior.toFixed(2).padStart(8)}  ${v.fitted.toFixed(2).padStart(10)}`,
         ),
         "",
+        r.undetermined.length === 0
+          ? "Every free term is determined by the table."
+          : `The table cannot determine: ${r.undetermined.map((u) => `${u.term} (${u.why})`).join("; ")}.`,
         `RMS residual of the fit: ${(100 * r.rms).toFixed(2)} % (${table.kind === "absolute" ? "relative error of the time" : "error of the change, percentage points"}).`,
         "Residuals per point (teardown-lab fidelity prints every published point):",
         formatFidelity(fidelity(table, r.profile)),
         "",
-        "Fitted profile (committed in the arch package):",
-        JSON.stringify(r.profile, null, 2),
+        o.out !== undefined
+          ? `Fitted profile written to ${o.out} (run, sweep and fidelity take it with --profile ${o.out}).`
+          : "Fitted profile (built-in tables: committed in the arch package):",
+        ...(o.out !== undefined ? [] : [JSON.stringify(r.profile, null, 2)]),
       ];
       process.stdout.write(`${lines.join("\n")}\n`);
     });
 
   program
     .command("fidelity")
-    .description("every published point: the model's prediction, the published value and the error")
+    .description("every measured point: the model's prediction, the measured value and the error")
+    .option("--table <file>", "your measurement table instead of the built-in ones")
+    .option("--profile <name|file>", "the profile to predict with (default: each built-in table's own)")
     .option("--json", "print the rows as JSON")
-    .action((o: { json?: boolean }) => {
-      const rows = CALIBRATION_TABLES.flatMap((name) => fidelity(loadTable(name), PROFILES[name]));
+    .action((o: { json?: boolean; table?: string; profile?: string }) => {
+      const profile = o.profile === undefined ? undefined : resolveProfile(o.profile);
+      if (o.table !== undefined && profile === undefined)
+        throw new UsageError("--table needs --profile (the profile to predict it with)");
+      const rows =
+        o.table !== undefined
+          ? fidelity(loadTableFile(o.table), profile!)
+          : CALIBRATION_TABLES.flatMap((name) => fidelity(loadTable(name), profile ?? PROFILES[name]));
       if (o.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
       else process.stdout.write(`${formatFidelity(rows)}\n`);
     });
@@ -467,7 +492,12 @@ export async function main(argv: readonly string[]): Promise<number> {
       // Help and version exit 0; every parse error has already been printed by commander.
       return e.exitCode === 0 ? 0 : BAD_INPUT;
     }
-    if (e instanceof ScenarioError || e instanceof SpecError || e instanceof UsageError) {
+    if (
+      e instanceof ScenarioError ||
+      e instanceof SpecError ||
+      e instanceof UsageError ||
+      e instanceof CalibrationFileError
+    ) {
       process.stderr.write(`teardown-lab: ${e.message}\n`);
       return BAD_INPUT;
     }

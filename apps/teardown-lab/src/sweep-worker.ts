@@ -1,7 +1,8 @@
 // tinypool worker of `teardown-lab sweep`: runs one (scenario, variant, arch) task and returns its
 // RunResult. Errors come back as a result with `error` set so one bad cell does not stop the pool.
+
+import type { CostProfile } from "@mmgather/mmu-gather";
 import type { RunResult } from "./format.js";
-import { PROFILES } from "./profiles.js";
 import { runOne } from "./run.js";
 import type { Scenario } from "./scenario.js";
 import type { ArchName, VariantName } from "./spec.js";
@@ -11,8 +12,8 @@ export interface SweepTask {
   readonly scenario: Scenario;
   readonly variant: VariantName;
   readonly arch: ArchName;
-  /** Cost profile name (default: the arch's). */
-  readonly profile?: string;
+  /** Cost profile (default: the arch's). */
+  readonly profile?: CostProfile;
 }
 
 export type SweepReply =
@@ -21,8 +22,10 @@ export type SweepReply =
 
 export default function runTask(task: SweepTask): SweepReply {
   try {
-    const profile = task.profile === undefined ? undefined : PROFILES[task.profile];
-    return { index: task.index, result: runOne(task.scenario, task.variant, task.arch, { profile }).result };
+    return {
+      index: task.index,
+      result: runOne(task.scenario, task.variant, task.arch, { profile: task.profile }).result,
+    };
   } catch (e) {
     return { index: task.index, error: e instanceof Error ? e.message : String(e) };
   }

@@ -1,10 +1,15 @@
 // The committed profiles are what `teardown-lab calibrate` produces, the fit is a real NNLS, and
 // `fidelity` reports every published point (no tuning at prediction time: runs use the profile only).
+
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { arm64AltraCost, x86_64Xeon4210rCost } from "@mmgather/arch-generic";
-import type { CostProfile } from "@mmgather/mmu-gather";
+import { type CostProfile, type CostTermName, defaultCost } from "@mmgather/mmu-gather";
 import { COST_TERMS } from "@mmgather/teardown";
 import { describe, expect, it } from "vitest";
 import { fidelity, fit, loadTable, nnls } from "../calibrate.js";
+import { loadProfileFile, loadTableFile } from "../calibration-files.js";
 import { runCli } from "./cli-helpers.js";
 
 function numeric(p: CostProfile): Record<string, number> {
@@ -74,5 +79,76 @@ describe("calibrate", () => {
     expect(b[0].estimate.profile).toBe("arm64-altra");
     expect(b[0].counters).toEqual(a[0].counters);
     expect(b[0].estimatedNs).not.toBe(a[0].estimatedNs);
+  });
+});
+
+describe("calibrate your own table (--table FILE --out FILE, --profile FILE)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "teardown-lab-cal-"));
+  // A synthetic table whose times are exactly the model's under a known profile: the fit must find it.
+  const truth: CostProfile = { ...defaultCost, name: "truth", atomic: 21, folioFree: 77 };
+  const points = ["4K", "16K", "64K", "2M"].flatMap((folio) =>
+    (["encoded-page", "encoded-nr-pages"] as const).map((variant) => ({
+      id: `munmap-${folio}-${variant}`,
+      preset: "munmap-1g",
+      folio,
+      variant,
+      seconds: 1,
+    })),
+  );
+  const table = {
+    profile: "synthetic",
+    machine: "the model under a known profile",
+    source: "test",
+    kind: "absolute" as const,
+    priors: "default-priors",
+    free: ["atomic", "folioFree", "ipte"] as CostTermName[],
+    ridge: 0,
+    points,
+  };
+  const predicted = fidelity(table, truth).filter((r) => r.kind === "time");
+  const withTimes = {
+    ...table,
+    points: points.map((p, i) => ({ ...p, seconds: predicted[i].predicted / 1000 })),
+  };
+  const tableFile = join(dir, "table.json");
+  writeFileSync(tableFile, JSON.stringify(withTimes));
+
+  it("recovers the known terms and names the one the table cannot determine", () => {
+    const r = fit(loadTableFile(tableFile));
+    expect(r.profile.atomic).toBeCloseTo(21, 1);
+    expect(r.profile.folioFree).toBeCloseTo(77, 1);
+    expect(r.rms).toBeLessThan(1e-3);
+    expect(r.undetermined).toEqual([{ term: "ipte", why: "no point of the table exercises it" }]);
+  });
+
+  it("the CLI writes the profile, and run / fidelity use it", () => {
+    const out = join(dir, "profile.json");
+    const c = runCli(["calibrate", "--table", tableFile, "--out", out]);
+    expect(c.status).toBe(0);
+    expect(c.stdout).toContain("The table cannot determine: ipte (no point of the table exercises it)");
+    const p = loadProfileFile(out);
+    expect(p.atomic).toBeCloseTo(21, 1);
+    const run = runCli(["run", "--preset", "munmap-1g", "--size", "8M", "--profile", out, "--json"]);
+    expect(run.status).toBe(0);
+    expect(JSON.parse(run.stdout)[0].estimate.profile).toBe("synthetic");
+    const fid = runCli(["fidelity", "--table", tableFile, "--profile", out, "--json"]);
+    expect(fid.status).toBe(0);
+    for (const row of JSON.parse(fid.stdout) as { error: number }[])
+      expect(Math.abs(row.error)).toBeLessThan(0.5);
+  });
+
+  it("bad tables and profiles exit 2 naming the field", () => {
+    const bad = join(dir, "bad-profile.json");
+    const { atomic: _omit, ...rest } = defaultCost;
+    writeFileSync(bad, JSON.stringify(rest));
+    const r = runCli(["run", "--preset", "munmap-1g", "--size", "8M", "--profile", bad]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("is not a valid cost profile: atomic:");
+    const badTable = join(dir, "bad-table.json");
+    writeFileSync(badTable, JSON.stringify({ ...withTimes, free: ["nope"] }));
+    const t = runCli(["calibrate", "--table", badTable]);
+    expect(t.status).toBe(2);
+    expect(t.stderr).toContain("is not a valid measurement table: free.0: expected a cost term name");
+    expect(runCli(["calibrate"]).stderr).toContain("give either a built-in table name or --table FILE");
   });
 });
