@@ -5,9 +5,11 @@ import { writeFileSync } from "node:fs";
 import { availableParallelism, totalmem } from "node:os";
 import { type CostProfile, NR_PAGES_KERNELS } from "@mmgather/mmu-gather";
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { stringify as stringifyYaml } from "yaml";
 import { BROKEN, BROKEN_NAMES } from "./broken.js";
 import { CALIBRATION_TABLES, fidelity, fit, formatFidelity, loadTable } from "./calibrate.js";
 import { CalibrationFileError, loadTableFile, resolveProfile } from "./calibration-files.js";
+import { readSmaps, type SmapsVma, scenarioFromSmaps } from "./capture.js";
 import { explainBroken, explainVariant, tinyScenario } from "./explain.js";
 import { exitStatus, type RunResult, toCsv, toTable, verdict, withoutTiming } from "./format.js";
 import { applyOverrides, PRESET_NAMES, PRESETS, type PresetOptions } from "./presets.js";
@@ -454,6 +456,31 @@ export function makeProgram(setExit: (code: number) => void): Command {
           : CALIBRATION_TABLES.flatMap((name) => fidelity(loadTable(name), profile ?? PROFILES[name]));
       if (o.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
       else process.stdout.write(`${formatFidelity(rows)}\n`);
+    });
+
+  program
+    .command("capture")
+    .description("write a scenario that reproduces a running process's memory (from /proc/PID/smaps)")
+    .argument("<pid>", "process id", intArg(1, 2 ** 22))
+    .option("--out <file>", "write the scenario there (YAML; default: stdout)")
+    .action((pid: number, o: { out?: string }) => {
+      let vmas: SmapsVma[];
+      try {
+        vmas = readSmaps(pid);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        throw new UsageError(
+          code === "ENOENT"
+            ? `no process ${pid} (or not on Linux: /proc/${pid}/smaps does not exist)`
+            : `cannot read /proc/${pid}/smaps: ${(e as Error).message}`,
+        );
+      }
+      const { scenario, notes } = scenarioFromSmaps(vmas, `pid-${pid}`);
+      validateScenario(scenario as unknown as Record<string, unknown>, `capture of ${pid}`);
+      const text = `${notes.map((n) => `# note: ${n}`).join("\n")}\n${stringifyYaml(scenario)}`;
+      for (const n of notes) process.stderr.write(`note: ${n}\n`);
+      if (o.out === undefined) process.stdout.write(text);
+      else writeFileSync(o.out, text);
     });
 
   program
