@@ -9,7 +9,7 @@ import { stringify as stringifyYaml } from "yaml";
 import { BROKEN, BROKEN_NAMES } from "./broken.js";
 import { CALIBRATION_TABLES, fidelity, fit, formatFidelity, loadTable } from "./calibrate.js";
 import { CalibrationFileError, loadTableFile, resolveProfile } from "./calibration-files.js";
-import { readSmaps, type SmapsVma, scenarioFromSmaps } from "./capture.js";
+import { readSmaps, type SmapsVma, scanProcess, scenarioFromSmaps } from "./capture.js";
 import { explainBroken, explainVariant, tinyScenario } from "./explain.js";
 import { exitStatus, type RunResult, toCsv, toTable, verdict, withoutTiming } from "./format.js";
 import { applyOverrides, PRESET_NAMES, PRESETS, type PresetOptions } from "./presets.js";
@@ -475,7 +475,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
             : `cannot read /proc/${pid}/smaps: ${(e as Error).message}`,
         );
       }
-      const { scenario, notes } = scenarioFromSmaps(vmas, `pid-${pid}`);
+      const { scenario, notes } = scenarioFromSmaps(vmas, `pid-${pid}`, scanProcess(pid, vmas));
       validateScenario(scenario as unknown as Record<string, unknown>, `capture of ${pid}`);
       const text = `${notes.map((n) => `# note: ${n}`).join("\n")}\n${stringifyYaml(scenario)}`;
       for (const n of notes) process.stderr.write(`note: ${n}\n`);

@@ -1,12 +1,12 @@
 // `teardown-lab capture PID`: smaps parsing on real /proc output (fixtures), the scenario it yields,
 // and a live capture of a process this test starts (Linux only).
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseSmaps, scenarioFromSmaps } from "../capture.js";
-import { validateScenario } from "../scenario.js";
+import { parseScenarioText, validateScenario } from "../scenario.js";
 import { runCli } from "./cli-helpers.js";
 
 const fixture = (f: string) => readFileSync(join(__dirname, "fixtures", f), "utf8");
@@ -41,6 +41,8 @@ describe("capture from /proc/PID/smaps", () => {
     expect(notes.some((n) => n.includes("modelled as a fork"))).toBe(true);
   });
 
+  if (!existsSync("/proc/self/smaps"))
+    console.log("capture.test: live capture skipped: no /proc (not Linux)");
   it.skipIf(!existsSync("/proc/self/smaps"))(
     "captures a live process into a scenario run accepts",
     async () => {
@@ -50,7 +52,9 @@ describe("capture from /proc/PID/smaps", () => {
         const out = join(mkdtempSync(join(tmpdir(), "teardown-lab-capture-")), "captured.yaml");
         const c = runCli(["capture", String(child.pid), "--out", out]);
         expect(c.status).toBe(0);
-        expect(readFileSync(out, "utf8")).toMatch(/^# note: smaps-only capture/);
+        expect(readFileSync(out, "utf8")).toMatch(
+          /^# note: (smaps-only capture|folio sizes and sharing from)/,
+        );
         const r = runCli(["run", out, "--no-timing", "--json"]);
         expect(r.status).toBe(0);
         expect((JSON.parse(r.stdout) as unknown[]).length).toBe(3);
@@ -58,6 +62,37 @@ describe("capture from /proc/PID/smaps", () => {
         child.kill();
       }
       expect(runCli(["capture", "4194303"]).stderr).toContain("no process 4194303");
+    },
+  );
+
+  const python = spawnSync("python3", ["--version"]).status === 0;
+  const root = process.getuid?.() === 0;
+  const thp = existsSync("/sys/kernel/mm/transparent_hugepage/enabled")
+    ? !readFileSync("/sys/kernel/mm/transparent_hugepage/enabled", "utf8").includes("[never]")
+    : false;
+  it.skipIf(!python || !root)(
+    "as root: folio sizes from pagemap + kpageflags, sharing from kpagecount",
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "teardown-lab-capture-"));
+      const child = spawn("python3", [join(__dirname, "fixtures", "make-process.py"), join(dir, "data.bin")]);
+      try {
+        const pid = await new Promise<number>((resolve, reject) => {
+          child.stdout.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
+          child.once("error", reject);
+        });
+        const out = join(dir, "captured.yaml");
+        const c = runCli(["capture", String(pid), "--out", out]);
+        expect(c.status).toBe(0);
+        const text = readFileSync(out, "utf8");
+        expect(text).toContain("# note: folio sizes and sharing from /proc/PID/pagemap");
+        const s = parseScenarioText(text, out);
+        expect(s.fork).toBe(true);
+        expect(s.vmas.some((v) => v.kind === "anon" && v.mlock)).toBe(true);
+        if (thp) expect(s.vmas.some((v) => v.kind === "anon" && v.folio === 2 << 20 && v.pmd)).toBe(true);
+        expect(runCli(["run", out, "--no-timing", "--json"]).status).toBe(0);
+      } finally {
+        child.kill();
+      }
     },
   );
 });
