@@ -31,16 +31,6 @@ export function deferredSplit65(s: FolioState, head: number): void {
   c.deferredSplitQueued++;
 }
 
-/**
- * v6.9 `__folio_remove_rmap`'s call (mm/rmap.c: `if (folio_test_large(folio) && folio_test_anon(folio))
- * ... deferred_split_folio(folio)`, before v6.10 gated it on partially_mapped) into v6.9's
- * `deferred_split_folio(folio)` (mm/huge_memory.c), whose body is the one `deferredSplit65` models:
- * order ≤ 1, swap cache or already queued → return; else split_queue_lock and queue.
- */
-export function deferredSplit69(s: FolioState, head: number): void {
-  deferredSplit65(s, head);
-}
-
 /** 7.x `deferred_split_folio(folio, partially_mapped = true)`. */
 export function deferredSplit7(s: FolioState, head: number): void {
   const c = s.counters;

@@ -10,10 +10,11 @@
 // UNEVICTABLE_PGRESCUED move), NR_MLOCK, the mlock_new / mlock_lru batch tags (mlock side).
 
 import { PAGEVEC_SIZE, PG } from "./constants.js";
+import { folioGet } from "./folio.js";
 import { ORDER_MASK, ORDER_SHIFT } from "./layout.js";
 import { lruvecOfHead } from "./lruvec.js";
 import type { FolioState } from "./mm-types.js";
-import { putRefsComplete, putRefsDoOne, putRefsInit } from "./swap.js";
+import { foliosPutBatch } from "./swap.js";
 
 /** `mlock_folio`: the folio is mapped by one more VM_LOCKED VMA. */
 export function mlockFolio(s: FolioState, head: number): void {
@@ -26,11 +27,8 @@ export function mlockFolio(s: FolioState, head: number): void {
 
 /** `munlock_folio`: take a reference and queue the folio on the mlock batch. */
 export function munlockFolio(s: FolioState, head: number): void {
-  const c = s.counters;
-  c.munlockCalls++;
-  c.metadataLines++;
-  s.refcount[head]++;
-  c.refcountAtomics++;
+  s.counters.munlockCalls++;
+  folioGet(s, head);
   s.mlockBatch[s.mlockBatchNr++] = head;
   if (s.mlockBatchNr === PAGEVEC_SIZE || ((s.flags[head] >>> ORDER_SHIFT) & ORDER_MASK) !== 0)
     mlockFolioBatch(s);
@@ -60,10 +58,7 @@ export function mlockFolioBatch(s: FolioState): void {
     }
   }
   s.mlockBatchNr = 0;
-  const ctx = s.releaseCtx;
-  putRefsInit(ctx);
-  for (let i = 0; i < n; i++) putRefsDoOne(s, ctx, s.mlockBatch[i], 1, "mlockFolioBatch");
-  putRefsComplete(s, ctx);
+  foliosPutBatch(s, s.mlockBatch, n, "mlockFolioBatch");
 }
 
 /** References the mlock batch holds on `head`. */

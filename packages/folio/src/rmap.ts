@@ -11,7 +11,7 @@
 import { COMPOUND_MAPPED, FOLIO_PAGES_MAPPED, NodeStat, NR_STAT_ITEMS, PG } from "./constants.js";
 import { checkFolio } from "./debug.js";
 import { fail } from "./errors.js";
-import { deferredSplit7, deferredSplit69 } from "./huge-memory.js";
+import { deferredSplit7, deferredSplit65 } from "./huge-memory.js";
 import { DEBUG_VM, F_HEAD, linesFor, MEMCG_SHIFT, ORDER_MASK, ORDER_SHIFT } from "./layout.js";
 import { lruvecOfHead, modStat, statMod } from "./lruvec.js";
 import { munlockFolio } from "./mlock.js";
@@ -252,8 +252,9 @@ export function folioRemoveRmapPtesAny(
     }
     partially = nrU !== 0 && s.nrPagesMapped[t1] !== 0;
     c.metadataLines += linesFor(pfn, nr, head, t1, -1);
-    // v6.9: any PTE-level unmap of a large anon folio that unmapped a page, partial or not.
-    if (s.rmapV69 && nrU !== 0 && (f & PG.anon) !== 0) deferredSplit69(s, head);
+    // v6.9 __folio_remove_rmap: any PTE-level unmap of a large anon folio that unmapped a page,
+    // partial or not, calls deferred_split_folio — whose v6.9 body is the one deferredSplit65 models.
+    if (s.rmapV69 && nrU !== 0 && (f & PG.anon) !== 0) deferredSplit65(s, head);
   }
   if (!s.rmapV69 && partially && (f & PG.anon) !== 0 && (f & PG.partiallyMapped) === 0)
     deferredSplit7(s, head);
@@ -288,7 +289,7 @@ export function folioRemoveRmapPmd(s: FolioState, head: number, vmaLocked = fals
   c.metadataLines += 2;
   const partially = nr !== 0 && nr < nrPmd;
   if (s.rmapV69) {
-    if (partially && (f & PG.anon) !== 0) deferredSplit69(s, head);
+    if (partially && (f & PG.anon) !== 0) deferredSplit65(s, head);
   } else if (partially && (f & PG.anon) !== 0 && (f & PG.partiallyMapped) === 0) deferredSplit7(s, head);
   modStat(s, head, f, -nr, -nrPmd);
   if (vmaLocked) munlock(s, head);

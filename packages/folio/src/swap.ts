@@ -166,9 +166,14 @@ export function moveLruBatch(s: FolioState): void {
     c.metadataLines++;
   }
   s.lruBatchNr = 0;
+  foliosPutBatch(s, s.lruBatch, n, "lruAddDrain");
+}
+
+/** `folios_put` of a per-CPU folio batch: drop the reference the batch held on each of `heads[0..n)`. */
+export function foliosPutBatch(s: FolioState, heads: Int32Array, n: number, what: string): void {
   const ctx = s.releaseCtx;
   putRefsInit(ctx);
-  for (let i = 0; i < n; i++) putRefsDoOne(s, ctx, s.lruBatch[i], 1, "lruAddDrain");
+  for (let i = 0; i < n; i++) putRefsDoOne(s, ctx, heads[i], 1, what);
   putRefsComplete(s, ctx);
 }
 

@@ -110,17 +110,10 @@ export const encodedNrPages: GatherVariant = Object.freeze({
  * (the partially-mapped gate came in v6.10, PG_partially_mapped in v6.12) — see the folio layer's
  * `rmapPolicy: "v6.9"`. Same storage, walk and flush pipeline otherwise.
  */
-export const encodedNrPagesV69: GatherVariant = Object.freeze({
+export const encodedNrPagesV69: GatherVariant = defineVariant(encodedNrPages, {
   name: "encoded-nr-pages@6.9",
-  storage: "encoded-nr-pages",
-  policy: Object.freeze({
-    ...encodedNrPages.policy,
-    lruAddDrainOnFree: true,
-    walkBatchesSwapPtes: false,
-    kernel: "6.9",
-  }),
-  steps: defaultSteps,
-} satisfies GatherVariant);
+  policy: { lruAddDrainOnFree: true, walkBatchesSwapPtes: false, kernel: "6.9" },
+});
 
 /** Kernel trees the nr-pages design can follow. */
 export const NR_PAGES_KERNELS = ["6.9", "6.18"] as const;

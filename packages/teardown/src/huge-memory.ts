@@ -17,7 +17,7 @@
 // Omits: huge zero pages, migration entries and freeze (not teardown), soft-dirty / uffd-wp bits, the
 // anon PG_dirty transfer (anon dirtiness is not modelled), mmu notifiers; s390 invalidates the
 // segment with IDTE where this flushes the PMD's range.
-import { PG } from "@mmgather/folio";
+import { PG, type PhysMem } from "@mmgather/folio";
 import { TeardownError } from "./errors.js";
 import type { Mm } from "./mm.js";
 import { LEVEL_PMD, LEVEL_PTE } from "./page-tables.js";
@@ -31,6 +31,15 @@ export interface SplitAccounting {
   readonly counters: WalkCounters;
   /** The design removes the PMD mapping with 7.x's `folio_remove_rmap_pmd` (else 6.5's `page_remove_rmap`). */
   readonly folioRmap: boolean;
+}
+
+/**
+ * Removal of a PMD mapping of the THP at `head` in the design's rmap generation: 7.x
+ * `folio_remove_rmap_pmd` or v6.5 `page_remove_rmap(page, vma, true)`; `locked`: the VMA is VM_LOCKED.
+ */
+export function removePmdRmap(mem: PhysMem, folioRmap: boolean, head: number, locked: boolean): void {
+  if (folioRmap) mem.folioRemoveRmapPmd(head, locked);
+  else mem.pageRemoveRmap(head, true, locked);
 }
 
 /**
@@ -65,8 +74,7 @@ export function splitHugePmd(
     pmd[pi] = 0;
     if ((e & PTE_DIRTY) !== 0) mem.folioSet(head, PG.dirty);
     if ((e & PTE_YOUNG) !== 0) mem.folioSet(head, PG.referenced);
-    if (folioRmap) mem.folioRemoveRmapPmd(head, vma.locked);
-    else mem.pageRemoveRmap(head, true, vma.locked);
+    removePmdRmap(mem, folioRmap, head, vma.locked);
     machine.checker?.onRmapRemoved(head, 1, false);
     mem.folioPut(head);
     mm.rss[vma.kind === "shmem" ? MM_SHMEMPAGES : MM_FILEPAGES] -= nr;
@@ -89,8 +97,7 @@ export function splitHugePmd(
   const t = pt.entries[tid]!;
   const bits = e & 0xe; // write / dirty / young
   for (let i = 0; i < nr; i++) t[i] = mkPte(head + i, bits);
-  if (folioRmap) mem.folioRemoveRmapPmd(head, vma.locked);
-  else mem.pageRemoveRmap(head, true, vma.locked);
+  removePmdRmap(mem, folioRmap, head, vma.locked);
   pmd[pi] = mkPmdTable(tid); // pmd_populate
 }
 

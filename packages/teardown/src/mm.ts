@@ -26,8 +26,6 @@ export class Mm {
   readonly deposits: (Int32Array | null)[] = [];
   /** mmap_lock: 0 free, -1 held for write, n > 0 held by n readers (see mmap-lock.ts). */
   mmapLock = 0;
-  /** Steps an operation spent waiting for mmap_lock (the concurrency driver ran the other thread). */
-  mmapLockWaits = 0;
   /** exit_mmap has run. */
   dead = false;
 

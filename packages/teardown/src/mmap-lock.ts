@@ -32,7 +32,6 @@ function deadlock(mm: Mm, method: string): never {
 export function* mmapWriteLock(mm: Mm): Generator<void> {
   for (let n = 0; mm.mmapLock !== 0; n++) {
     if (n === MAX_WAIT_STEPS) deadlock(mm, "mmapWriteLock");
-    mm.mmapLockWaits++;
     yield;
   }
   mm.mmapLock = -1;
@@ -42,7 +41,6 @@ export function* mmapWriteLock(mm: Mm): Generator<void> {
 export function* mmapReadLock(mm: Mm): Generator<void> {
   for (let n = 0; mm.mmapLock < 0; n++) {
     if (n === MAX_WAIT_STEPS) deadlock(mm, "mmapReadLock");
-    mm.mmapLockWaits++;
     yield;
   }
   mm.mmapLock++;

@@ -17,6 +17,7 @@ import {
   folioNrPagesTrusted,
 } from "@mmgather/folio/internal";
 import { TeardownError } from "../errors.js";
+import { removePmdRmap } from "../huge-memory.js";
 import { LEVEL_PMD, LEVEL_PTE } from "../page-tables.js";
 import { PTE_DIRTY, PTE_WRITE, PTE_YOUNG, ptePfn, pteSwapEntry } from "../pte.js";
 import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS } from "../vma.js";
@@ -422,9 +423,7 @@ export function zapHugePmdDefault(
     }
   }
   mm.rss[idx] -= nr;
-  const locked = ctx.vma?.locked === true;
-  if (tlb.variant.policy.immediateRmap === "folioRemoveRmapPtes") mem.folioRemoveRmapPmd(head, locked);
-  else mem.pageRemoveRmap(head, true, locked);
+  removePmdRmap(mem, ctx.splitAccounting.folioRmap, head, ctx.vma?.locked === true);
   if (ctx.trace !== null) ctx.trace({ type: "hugePmdZapped", mmId: mm.id, addr, pfn: head });
   if (ctx.checker !== null) ctx.checker.onRmapRemoved(head, 1, false);
   ctx.counters.hugePmdsZapped++;
