@@ -17,7 +17,15 @@ const require = createRequire(import.meta.url);
 const { Extractor, ExtractorConfig, ExtractorLogLevel } = require("@microsoft/api-extractor");
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-export const PUBLISHED = ["folio", "swapcache", "mmu-gather", "arch-generic", "arch-s390", "teardown"];
+export const PUBLISHED = [
+  "folio",
+  "swapcache",
+  "mmu-gather",
+  "arch-generic",
+  "arch-s390",
+  "teardown",
+  "host",
+];
 
 const update = process.argv.includes("--update");
 const only = process.argv.slice(2).filter((a) => !a.startsWith("--"));

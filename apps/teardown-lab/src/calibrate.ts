@@ -18,19 +18,45 @@ import { readFileSync } from "node:fs";
 import type { PcpPolicy } from "@mmgather/folio";
 import type { CostProfile, CostTermName } from "@mmgather/mmu-gather";
 import { COST_TERMS } from "@mmgather/teardown";
+import { CalibrationFileError } from "./calibration-files.js";
 import { PRESETS } from "./presets.js";
 import { PROFILES } from "./profiles.js";
 import { runOne } from "./run.js";
 import { validateScenario } from "./scenario.js";
 import type { VariantName } from "./spec.js";
 
-/** A point of an absolute table: seconds measured for one run. */
-export interface AbsolutePoint {
-  readonly id: string;
+/** What the model runs for a point: a preset and the overrides of its main VMA and operation. */
+export interface PointSpec {
   readonly preset: string;
   readonly folio: string;
+  /** PMD-mapped when the folio is PMD-sized (default false). */
+  readonly pmd?: boolean;
+  /** The operation (default: the preset's). */
+  readonly op?: "exit" | "munmap" | "dontneed";
+  /** Size of the main VMA (default: the preset's). */
+  readonly size?: string;
+  /** Fraction of the main VMA's pages written (file and shmem presets; default: the preset's). */
+  readonly dirty?: number;
+}
+
+/** A point of an absolute table: seconds measured for one run. */
+export interface AbsolutePoint extends PointSpec {
+  readonly id: string;
   readonly variant: VariantName;
+  /** Seconds (a measured table: the median of its rounds). */
   readonly seconds: number;
+  /** A measured table (`host measure`): fastest round, spread (max − min) / median, rounds. */
+  readonly min?: number;
+  readonly spread?: number;
+  readonly rounds?: number;
+  /** Spread above 20 %: the point is less precise than the others. */
+  readonly flagged?: boolean;
+  /** False when the kernel did not give the layout asked for; such a point is left out of fits. */
+  readonly layoutOk?: boolean;
+  /** What the layout came out as (folio mix, PMD-mapped bytes). */
+  readonly layout?: string;
+  /** The operation measured on the host (munmap, exit, fork-munmap …), for display. */
+  readonly hostOp?: string;
 }
 
 /** A point of a relative table: change of a counter subset's cost from one variant to another. */
@@ -63,6 +89,16 @@ export type CalibrationTable = {
   readonly pcpFreeHighBatch?: boolean;
   /** Which kernel that is and why (documentation only). */
   readonly kernel?: string;
+  /** A measured table: the host it was measured on (`host measure`). */
+  readonly host?: {
+    readonly kernel: string;
+    readonly cpu: string;
+    readonly cores: number;
+    readonly thp: Readonly<Record<string, string>>;
+    readonly thpConfigured: boolean;
+    readonly method: string;
+    readonly skipped: readonly string[];
+  };
 } & (
   | { readonly kind: "absolute"; readonly points: readonly AbsolutePoint[] }
   | { readonly kind: "relative"; readonly points: readonly RelativePoint[] }
@@ -88,21 +124,29 @@ export interface TableKernel {
   readonly pcpFreeHighBatch?: boolean;
 }
 
-/** Teardown counters of a preset run (generic adapter) on the table's kernel, memoised per process. */
-export function pointCounters(
-  preset: string,
-  folio: string,
-  variant: VariantName,
-  kernel: TableKernel = {},
-): Counters {
+/** Teardown counters of a point's run (generic adapter) on the table's kernel, memoised per process. */
+export function pointCounters(pt: PointSpec, variant: VariantName, kernel: TableKernel = {}): Counters {
   const pcpPolicy = kernel.pcpPolicy ?? "v6.5";
   const pcpFreeHighBatch = kernel.pcpFreeHighBatch ?? false;
-  const key = `${preset}/${folio}/${variant}/${pcpPolicy}/${pcpFreeHighBatch}`;
+  const key = JSON.stringify([
+    pt.preset,
+    pt.folio,
+    pt.pmd,
+    pt.op,
+    pt.size,
+    pt.dirty,
+    variant,
+    pcpPolicy,
+    pcpFreeHighBatch,
+  ]);
   let c = cache.get(key);
   if (c === undefined) {
-    const p = PRESETS[preset];
-    if (p === undefined) throw new Error(`calibration point uses unknown preset ${preset}`);
-    const s = validateScenario(p.build({ folio }), `preset ${preset}`);
+    const p = PRESETS[pt.preset];
+    if (p === undefined) throw new Error(`calibration point uses unknown preset ${pt.preset}`);
+    const s = validateScenario(
+      p.build({ folio: pt.folio, pmd: pt.pmd, op: pt.op, size: pt.size, dirty: pt.dirty }),
+      `preset ${pt.preset}`,
+    );
     c = runOne(s, variant, "generic", { override: { pcpPolicy, pcpFreeHighBatch } }).result.counters;
     cache.set(key, c);
   }
@@ -234,14 +278,15 @@ export function fit(table: CalibrationTable): FitResult {
   if (prior === undefined) throw new Error(`${table.profile}: unknown prior profile ${table.priors}`);
   const free = table.free;
   if (free.length === 0 || free.length > 6 || free.length >= table.points.length)
-    throw new Error(
+    throw new CalibrationFileError(
       `${table.profile}: ${free.length} free terms for ${table.points.length} points (need 1 ≤ k ≤ 6 and k < N)`,
     );
   const A: number[][] = [];
   const b: number[] = [];
   if (table.kind === "absolute") {
     for (const pt of table.points) {
-      const v = termVector(pointCounters(pt.preset, pt.folio, pt.variant, table), "all");
+      if (pt.layoutOk === false) continue; // the kernel did not build what the model runs
+      const v = termVector(pointCounters(pt, pt.variant, table), "all");
       const y = pt.seconds * 1e9;
       const fixed = dot(v, { ...prior, ...Object.fromEntries(free.map((f) => [f, 0])) });
       A.push(free.map((f) => v[f] / y));
@@ -249,8 +294,8 @@ export function fit(table: CalibrationTable): FitResult {
     }
   } else {
     for (const pt of table.points) {
-      const va = termVector(pointCounters(pt.preset, pt.folio, pt.from, table), pt.counters);
-      const vb = termVector(pointCounters(pt.preset, pt.folio, pt.to, table), pt.counters);
+      const va = termVector(pointCounters(pt, pt.from, table), pt.counters);
+      const vb = termVector(pointCounters(pt, pt.to, table), pt.counters);
       const norm = dot(va, prior);
       const d = {} as Record<CostTermName, number>;
       for (const t of COST_TERMS) d[t.name] = (vb[t.name] - (1 + pt.change) * va[t.name]) / norm;
@@ -259,6 +304,11 @@ export function fit(table: CalibrationTable): FitResult {
       b.push(-fixed);
     }
   }
+  const dataRows = A.length;
+  if (dataRows <= free.length)
+    throw new CalibrationFileError(
+      `${table.profile}: ${dataRows} usable points (layout as asked) for ${free.length} free terms (need more points than terms)`,
+    );
   const undetermined = undeterminedTerms(free, A);
   free.forEach((f, j) => {
     if (table.ridge > 0) {
@@ -277,7 +327,7 @@ export function fit(table: CalibrationTable): FitResult {
     profile[f] = x[j];
     fitted[f] = { prior: prior[f], fitted: x[j] };
   });
-  const rows = table.points.length;
+  const rows = dataRows;
   let ss = 0;
   for (let i = 0; i < rows; i++) {
     let r = -b[i];
@@ -330,11 +380,14 @@ export function fidelity(table: CalibrationTable, profile: CostProfile): Fidelit
   const rows: FidelityRow[] = [];
   if (table.kind === "absolute") {
     const base = new Map<string, { v: Record<CostTermName, number>; pred: number; pub: number }>();
+    // A ratio compares a point with the 4K point of the same variant, preset, operation and size.
+    const family = (pt: AbsolutePoint) =>
+      JSON.stringify([pt.variant, pt.preset, pt.op, pt.size, pt.dirty, pt.hostOp]);
     for (const pt of table.points) {
-      const v = termVector(pointCounters(pt.preset, pt.folio, pt.variant, table), "all");
+      const v = termVector(pointCounters(pt, pt.variant, table), "all");
       const pred = dot(v, profile);
       const pub = pt.seconds * 1e9;
-      if (pt.folio === "4K") base.set(pt.variant, { v, pred, pub });
+      if (pt.folio === "4K") base.set(family(pt), { v, pred, pub });
       const err = (100 * (pred - pub)) / pub;
       const pass = Math.abs(err) <= 10;
       rows.push({
@@ -350,9 +403,9 @@ export function fidelity(table: CalibrationTable, profile: CostProfile): Fidelit
       });
     }
     for (const pt of table.points) {
-      const b = base.get(pt.variant);
+      const b = base.get(family(pt));
       if (b === undefined || pt.folio === "4K") continue;
-      const v = termVector(pointCounters(pt.preset, pt.folio, pt.variant, table), "all");
+      const v = termVector(pointCounters(pt, pt.variant, table), "all");
       const pred = dot(v, profile) / b.pred;
       const pub = (pt.seconds * 1e9) / b.pub;
       const err = (100 * (pred - pub)) / pub;
@@ -373,8 +426,8 @@ export function fidelity(table: CalibrationTable, profile: CostProfile): Fidelit
     }
   } else {
     for (const pt of table.points) {
-      const va = termVector(pointCounters(pt.preset, pt.folio, pt.from, table), pt.counters);
-      const vb = termVector(pointCounters(pt.preset, pt.folio, pt.to, table), pt.counters);
+      const va = termVector(pointCounters(pt, pt.from, table), pt.counters);
+      const vb = termVector(pointCounters(pt, pt.to, table), pt.counters);
       const a = dot(va, profile);
       const pred = a === 0 ? 0 : (dot(vb, profile) - a) / a;
       const err = 100 * (pred - pt.change);

@@ -49,6 +49,17 @@ const TableBase = {
   pcpPolicy: z.enum(["v6.5", "v6.7"]).optional(),
   pcpFreeHighBatch: z.boolean().optional(),
   kernel: z.string().optional(),
+  host: z
+    .strictObject({
+      kernel: z.string(),
+      cpu: z.string(),
+      cores: z.number().int().positive(),
+      thp: z.record(z.string(), z.string()),
+      thpConfigured: z.boolean(),
+      method: z.string(),
+      skipped: z.array(z.string()),
+    })
+    .optional(),
 };
 
 const TableSchema = z
@@ -62,8 +73,19 @@ const TableSchema = z
             id: z.string().min(1),
             preset: Preset,
             folio: Folio,
+            pmd: z.boolean().optional(),
+            op: z.enum(["exit", "munmap", "dontneed"]).optional(),
+            size: z.string().optional(),
+            dirty: z.number().min(0).max(1).optional(),
             variant: Variant,
             seconds: z.number().finite().positive(),
+            min: z.number().finite().optional(),
+            spread: z.number().finite().min(0).optional(),
+            rounds: z.number().int().positive().optional(),
+            flagged: z.boolean().optional(),
+            layoutOk: z.boolean().optional(),
+            layout: z.string().optional(),
+            hostOp: z.string().optional(),
           }),
         )
         .min(2),

@@ -1,69 +1,12 @@
 // `teardown-lab capture PID`: a scenario file that reproduces a running process's memory, read from
 // /proc/PID/smaps (fs/proc/task_mmu.c show_smap: one header line per VMA, then "Field: N kB" lines
 // and VmFlags): each VMA's kind, size, resident, swapped, dirty, PMD-mapped, locked and shared pages.
-// As root it also reads /proc/PID/pagemap (pagemap_read: bit 63 present, bits 0–54 the PFN, zeroed
-// without CAP_SYS_ADMIN) and /proc/kpageflags + /proc/kpagecount (fs/proc/page.c: KPF_COMPOUND_HEAD
-// 15, KPF_COMPOUND_TAIL 16; the page's mapcount) for the folio-size mix and the pages mapped more than
-// once. Every approximation is written into the file as a note. Node-only.
-import { closeSync, openSync, readFileSync, readSync } from "node:fs";
+// As root it also reads pagemap, kpageflags and kpagecount (the readers live in @mmgather/host) for
+// the folio-size mix and the pages mapped more than once. Every approximation is written into the file as a note. Node-only.
+import { type PageScan, type SmapsVma, scanPages } from "@mmgather/host";
 import type { ScenarioInput } from "./scenario.js";
 import { MAX_VMAS } from "./scenario.js";
 import { formatSize } from "./size.js";
-
-/** One VMA of an smaps file: its header, its "Field: N kB" values (in bytes) and VmFlags. */
-export interface SmapsVma {
-  readonly start: number;
-  readonly end: number;
-  readonly perms: string;
-  readonly path: string;
-  readonly kb: Readonly<Record<string, number>>;
-  readonly flags: readonly string[];
-}
-
-const HEADER = /^([0-9a-f]+)-([0-9a-f]+)\s+(\S{4})\s+\S+\s+\S+\s+\S+\s*(.*)$/;
-const FIELD = /^(\w+):\s+(\d+) kB$/;
-
-/** Parses the text of /proc/PID/smaps; throws on a line it does not understand. */
-export function parseSmaps(text: string): SmapsVma[] {
-  const out: SmapsVma[] = [];
-  let cur: {
-    start: number;
-    end: number;
-    perms: string;
-    path: string;
-    kb: Record<string, number>;
-    flags: string[];
-  } | null = null;
-  for (const [n, line] of text.split("\n").entries()) {
-    if (line === "") continue;
-    const h = HEADER.exec(line);
-    if (h !== null) {
-      cur = {
-        start: Number.parseInt(h[1], 16),
-        end: Number.parseInt(h[2], 16),
-        perms: h[3],
-        path: h[4].trim(),
-        kb: {},
-        flags: [],
-      };
-      out.push(cur);
-      continue;
-    }
-    if (cur === null) throw new Error(`smaps line ${n + 1}: a field before any VMA header`);
-    const f = FIELD.exec(line);
-    if (f !== null) {
-      cur.kb[f[1]] = Number(f[2]) * 1024;
-      continue;
-    }
-    if (line.startsWith("VmFlags:")) {
-      cur.flags = line.slice(8).trim().split(/\s+/);
-      continue;
-    }
-    if (/^\w+:\s+\d+$/.test(line)) continue; // THPeligible and other unitless fields
-    throw new Error(`smaps line ${n + 1}: cannot read "${line}"`);
-  }
-  return out;
-}
 
 const SPECIAL = new Set(["[vsyscall]", "[vvar]", "[vdso]", "[vvar_vclock]", "[uprobes]"]);
 const PAGE = 4096;
@@ -86,89 +29,6 @@ function vmaName(v: SmapsVma): string {
 }
 
 const frac = (x: number) => Math.round(Math.min(1, Math.max(0, x)) * 1000) / 1000;
-
-/** What pagemap + kpageflags + kpagecount show of one VMA's present pages. */
-export interface PageScan {
-  /** Present pages. */
-  readonly present: number;
-  /** Present pages mapped more than once (kpagecount > 1). */
-  readonly shared: number;
-  /** Folios by size in pages (a folio partly inside the VMA counts once). */
-  readonly folios: ReadonlyMap<number, number>;
-}
-
-const KPF_COMPOUND_HEAD = 15;
-const KPF_COMPOUND_TAIL = 16;
-const MAX_FOLIO_PAGES = 512;
-
-function read64(fd: number, index: number, buf: Buffer): bigint {
-  if (readSync(fd, buf, 0, 8, index * 8) !== 8) throw new Error(`short read at entry ${index}`);
-  return buf.readBigUInt64LE(0);
-}
-
-/**
- * Scans the present pages of `v` in process `pid` (root). Returns null when the kernel hides PFNs
- * (not root) or the files cannot be read.
- */
-export function scanPages(pid: number, v: SmapsVma): PageScan | null {
-  let pm = -1;
-  let kf = -1;
-  let kc = -1;
-  try {
-    pm = openSync(`/proc/${pid}/pagemap`, "r");
-    kf = openSync("/proc/kpageflags", "r");
-    kc = openSync("/proc/kpagecount", "r");
-  } catch {
-    for (const fd of [pm, kf, kc]) if (fd >= 0) closeSync(fd);
-    return null;
-  }
-  try {
-    const b = Buffer.alloc(8);
-    const flagsOf = (pfn: number) => Number(read64(kf, pfn, b) & 0xffffffffn);
-    const first = v.start / PAGE;
-    const n = (v.end - v.start) / PAGE;
-    const chunk = Buffer.alloc(8 * Math.min(n, 1 << 16));
-    const seen = new Set<number>();
-    const folios = new Map<number, number>();
-    let present = 0;
-    let shared = 0;
-    let pfnSeen = false;
-    for (let i0 = 0; i0 < n; i0 += chunk.length / 8) {
-      const k = Math.min(chunk.length / 8, n - i0);
-      readSync(pm, chunk, 0, k * 8, (first + i0) * 8);
-      for (let i = 0; i < k; i++) {
-        const e = chunk.readBigUInt64LE(i * 8);
-        if (e >> 63n === 0n) continue;
-        present++;
-        const pfn = Number(e & ((1n << 55n) - 1n));
-        if (pfn === 0) continue;
-        pfnSeen = true;
-        if (read64(kc, pfn, b) > 1n) shared++;
-        const f = flagsOf(pfn);
-        let head = pfn;
-        if ((f >>> KPF_COMPOUND_TAIL) & 1) {
-          for (let back = 0; back < MAX_FOLIO_PAGES && !((flagsOf(head) >>> KPF_COMPOUND_HEAD) & 1); back++)
-            head--;
-        } else if (!((f >>> KPF_COMPOUND_HEAD) & 1)) {
-          folios.set(1, (folios.get(1) ?? 0) + 1);
-          continue;
-        }
-        if (seen.has(head)) continue;
-        seen.add(head);
-        let size = 1;
-        while (size < MAX_FOLIO_PAGES && (flagsOf(head + size) >>> KPF_COMPOUND_TAIL) & 1) size++;
-        folios.set(size, (folios.get(size) ?? 0) + 1);
-      }
-    }
-    return present > 0 && !pfnSeen ? null : { present, shared, folios };
-  } catch {
-    return null;
-  } finally {
-    closeSync(pm);
-    closeSync(kf);
-    closeSync(kc);
-  }
-}
 
 /** The scenario (and its notes) that reproduces the VMAs of a capture (`scans`: by VMA start, root only). */
 export function scenarioFromSmaps(
@@ -194,6 +54,7 @@ export function scenarioFromSmaps(
     kept = kept.filter((v) => keep.has(v));
   }
   let sharedAnon = 0;
+  const sharedOf = new Map<Record<string, unknown>, number>();
   const out = kept.map((v) => {
     const kind = kindOf(v);
     const size = v.end - v.start;
@@ -233,17 +94,24 @@ export function scenarioFromSmaps(
       vma.dirty = frac((kb(v, "Shared_Dirty") + kb(v, "Private_Dirty")) / Math.max(rss, 1));
     if (kind === "file-private") vma.dirty = frac(kb(v, "Anonymous") / Math.max(rss, 1));
     if (kb(v, "Locked") > 0 || v.flags.includes("lo")) vma.mlock = true;
-    // An anon VMA's shared pages are another process's too: a fork. (A private file VMA's shared
-    // pages are mostly page cache mapped elsewhere, which the model's page cache already is.)
-    if (kind === "anon")
-      sharedAnon += scan !== undefined ? scan.shared * PAGE : kb(v, "Shared_Clean") + kb(v, "Shared_Dirty");
+    // A private VMA's pages mapped more than once are another process's too: a fork, with the
+    // VMA's shared fraction (the forked child keeps that share of it). Anonymous pages decide
+    // whether there is a fork; a private file VMA's page cache is mostly mapped by others anyway.
+    if (kind === "anon" || kind === "file-private") {
+      const sharedBytes =
+        scan !== undefined ? scan.shared * PAGE : kb(v, "Shared_Clean") + kb(v, "Shared_Dirty");
+      if (kind === "anon") sharedAnon += sharedBytes;
+      sharedOf.set(vma, frac(sharedBytes / Math.max(rss, 1)));
+    }
     return vma;
   });
-  if (sharedAnon > 0)
+  if (sharedAnon > 0) {
+    for (const [vma, f] of sharedOf) vma.shared = f;
     notes.push(
       `${formatSize(Math.ceil(sharedAnon / PAGE) * PAGE)} of anonymous pages are shared with another process: ` +
-        "modelled as a fork (every private page shared); per-VMA shared fractions are not expressible yet",
+        "modelled as a fork whose child keeps each private VMA's shared fraction (the tail of the rest dropped)",
     );
+  }
   if (out.some((v) => v.folio !== undefined))
     notes.push(
       "PMD-mapped THPs (AnonHugePages / ShmemPmdMapped / FilePmdMapped) become 2M PMD-mapped folios",
@@ -268,9 +136,4 @@ export function scanProcess(pid: number, vmas: readonly SmapsVma[]): Map<number,
     out.set(v.start, s);
   }
   return out;
-}
-
-/** Reads /proc/PID/smaps. */
-export function readSmaps(pid: number): SmapsVma[] {
-  return parseSmaps(readFileSync(`/proc/${pid}/smaps`, "utf8"));
 }

@@ -2,16 +2,36 @@
 // teardown-lab: compare mmu_gather designs on the same teardown from the command line.
 // Exit codes: 0 no violation, 1 the checker found a violation, 2 bad input.
 import { writeFileSync } from "node:fs";
-import { availableParallelism, totalmem } from "node:os";
+import { availableParallelism, freemem, totalmem } from "node:os";
+import {
+  HOST_FOLIOS,
+  HOST_OPS,
+  HostError,
+  type HostFolio,
+  type HostOp,
+  measure,
+  readSmaps,
+  replay,
+  type SmapsVma,
+  ThpSettings,
+} from "@mmgather/host";
 import { type CostProfile, NR_PAGES_KERNELS } from "@mmgather/mmu-gather";
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { stringify as stringifyYaml } from "yaml";
 import { BROKEN, BROKEN_NAMES } from "./broken.js";
 import { CALIBRATION_TABLES, fidelity, fit, formatFidelity, loadTable } from "./calibrate.js";
 import { CalibrationFileError, loadTableFile, resolveProfile } from "./calibration-files.js";
-import { readSmaps, type SmapsVma, scanProcess, scenarioFromSmaps } from "./capture.js";
+import { scanProcess, scenarioFromSmaps } from "./capture.js";
 import { explainBroken, explainVariant, tinyScenario } from "./explain.js";
 import { exitStatus, type RunResult, toCsv, toTable, verdict, withoutTiming } from "./format.js";
+import {
+  formatMeasured,
+  formatReplay,
+  formatValidate,
+  replayOf,
+  toCalibrationTable,
+  validateHost,
+} from "./host.js";
 import { applyOverrides, PRESET_NAMES, PRESETS, type PresetOptions } from "./presets.js";
 import { PROFILE_NAMES, PROFILES } from "./profiles.js";
 import { createProgress, type Progress } from "./progress.js";
@@ -483,6 +503,141 @@ export function makeProgram(setExit: (code: number) => void): Command {
       else writeFileSync(o.out, text);
     });
 
+  const host = program
+    .command("host")
+    .description("measure the running kernel's teardown and check the model against it (Linux, root)");
+
+  host
+    .command("measure")
+    .description(
+      "time munmap / exit / MADV_DONTNEED / fork-shared / shmem / file-private teardown on this kernel per folio size",
+    )
+    .option(
+      "--ops <list>",
+      `operations, comma-separated (${HOST_OPS.join(", ")})`,
+      listArg(HOST_OPS, "host operation"),
+      [...HOST_OPS],
+    )
+    .option(
+      "--folio <list>",
+      `folio layouts (${HOST_FOLIOS.join(", ")}; 2M is PTE-mapped, 2M-pmd PMD-mapped)`,
+      listArg(HOST_FOLIOS, "folio layout"),
+      [...HOST_FOLIOS],
+    )
+    .option("--size <size>", "bytes per mapping", sizeArg, "1G")
+    .option("--rounds <n>", "rounds per point (interleaved)", intArg(1, 99), 9)
+    .option("--configure-thp", "set the mTHP sysfs knobs per folio size (restored on every exit path)")
+    .option("--out <file>", "write the table (calibration format) there")
+    .option("--json", "print the table as JSON")
+    .option("--progress", "show a progress bar even when stderr is not a terminal")
+    .action(
+      async (o: {
+        ops: HostOp[];
+        folio: HostFolio[];
+        size: string;
+        rounds: number;
+        configureThp?: boolean;
+        out?: string;
+        json?: boolean;
+        progress?: boolean;
+      }) => {
+        if (process.platform !== "linux")
+          throw new HostError("HOST_NOT_LINUX", `host measure needs Linux; this is ${process.platform}`);
+        if (process.getuid?.() !== 0)
+          throw new HostError(
+            "HOST_NOT_ROOT",
+            "host measure needs root: it checks every layout through /proc/PID/pagemap PFNs and " +
+              "/proc/kpageflags (hidden from other users), and --configure-thp writes sysfs",
+          );
+        const bytes = parseSize(o.size)!;
+        const thp = o.configureThp ? new ThpSettings() : undefined;
+        let progress: Progress | null = null;
+        const t = await measure({
+          ops: o.ops,
+          folios: o.folio,
+          bytes,
+          rounds: o.rounds,
+          thp,
+          progress: (done, total, label) => {
+            if (o.progress !== true && process.stderr.isTTY !== true) return;
+            progress ??= createProgress(total, "host measure");
+            progress.tick(label);
+            if (done === total) progress.stop();
+          },
+        });
+        const table = toCalibrationTable(t, thp !== undefined);
+        if (o.out !== undefined) writeFileSync(o.out, `${JSON.stringify(table, null, 2)}\n`);
+        if (o.json) process.stdout.write(`${JSON.stringify(table, null, 2)}\n`);
+        else
+          process.stdout.write(
+            `${formatMeasured(table)}\n${o.out !== undefined ? `Table written to ${o.out} (host validate --table ${o.out}; calibrate --table ${o.out}).\n` : ""}`,
+          );
+      },
+    );
+
+  host
+    .command("validate")
+    .description("fit the munmap points of a measured table, predict every other point, print the errors")
+    .requiredOption("--table <file>", "a table written by host measure --out")
+    .option("--json", "print the rows as JSON")
+    .action((o: { table: string; json?: boolean }) => {
+      const table = loadTableFile(o.table);
+      if (table.kind !== "absolute" || !table.points.some((p) => p.hostOp === "munmap"))
+        throw new UsageError(`${o.table} has no measured munmap points (write one with host measure --out)`);
+      const v = validateHost(table);
+      if (o.json)
+        process.stdout.write(
+          `${JSON.stringify({ fitted: v.fit.fitted, rows: v.rows, medianHeldOut: v.medianHeldOut, worstHeldOut: v.worstHeldOut, excluded: v.excluded }, null, 2)}\n`,
+        );
+      else process.stdout.write(`${formatValidate(v)}\n`);
+    });
+
+  host
+    .command("replay")
+    .description(
+      "build a scenario's layout in a real child process, time its exit / munmap / MADV_DONTNEED, print it next to the prediction",
+    )
+    .argument("[scenario]", "scenario file (JSON or YAML), or use --preset")
+    .option("--preset <name>", `built-in scenario (${PRESET_NAMES.join(", ")})`)
+    .option("--folio <size>", "folio size of the main VMA", folioArg)
+    .option("--pmd", "map PMD-sized folios with a PMD")
+    .option("--size <size>", "size of the main VMA", sizeArg)
+    .addOption(new Option("--op <op>", "operation").choices(OPS))
+    .option("--rounds <n>", "rounds (interleaved with the exit baseline)", intArg(1, 99), 5)
+    .option("--configure-thp", "set the mTHP knobs per mapping while it is faulted in (root; restored)")
+    .option(
+      "--profile <name|file>",
+      `cost profile of the prediction: ${PROFILE_NAMES.join(", ")}, or a profile file (calibrate --out)`,
+      "default-priors",
+    )
+    .option("--json", "print measured, predicted and the notes as JSON")
+    .action(
+      async (
+        file: string | undefined,
+        o: CommonOpts & { rounds: number; configureThp?: boolean; profile: string },
+      ) => {
+        const s = loadScenario(file, o);
+        const profile = resolveProfile(o.profile);
+        const { config, expect, notes } = replayOf(s);
+        const total = config.mappings.reduce((a, m) => a + m.bytes, 0);
+        if (total > 0.5 * freemem())
+          throw new UsageError(
+            `the scenario maps ${formatSize(total)}; this machine has ${formatSize(Math.floor(freemem() / 4096) * 4096)} free (at most half of it is used)`,
+          );
+        const thp = o.configureThp ? new ThpSettings() : undefined;
+        const r = await replay({ config, rounds: o.rounds, thp });
+        const predicted = VARIANTS.map((variant) => ({
+          variant,
+          ms: runOne(s, variant, "generic", { profile }).result.estimatedNs / 1e6,
+        }));
+        if (o.json)
+          process.stdout.write(
+            `${JSON.stringify({ scenario: s.name, op: s.op.kind, measured: r.seconds, baseline: r.baseline, layouts: r.layouts, predicted, profile: profile.name, notReproduced: notes }, null, 2)}\n`,
+          );
+        else process.stdout.write(`${formatReplay(s, r, expect, predicted, profile.name, notes)}\n`);
+      },
+    );
+
   program
     .command("presets")
     .description("list the built-in scenarios")
@@ -523,7 +678,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       e instanceof ScenarioError ||
       e instanceof SpecError ||
       e instanceof UsageError ||
-      e instanceof CalibrationFileError
+      e instanceof CalibrationFileError ||
+      e instanceof HostError
     ) {
       process.stderr.write(`teardown-lab: ${e.message}\n`);
       return BAD_INPUT;

@@ -11,6 +11,8 @@ export interface PresetOptions {
   readonly cpus?: number;
   readonly seed?: number;
   readonly kernel?: "6.9" | "6.18";
+  /** Fraction of the main VMA's pages written (file and shmem VMAs; anon pages are always dirty). */
+  readonly dirty?: number;
 }
 
 interface Preset {
@@ -90,7 +92,28 @@ export const PRESETS: Readonly<Record<string, Preset>> = {
           size: o.size ?? "256M",
           folio: o.folio ?? "64K",
           pmd: o.pmd ?? false,
-          dirty: 0.25,
+          dirty: o.dirty ?? 0.25,
+        },
+      ],
+      op: { kind: o.op ?? "munmap", vma: 0 },
+    }),
+  },
+  "file-private": {
+    summary:
+      "a private file mapping, read (page-cache folios mapped) or written (option dirty 1: every page a private anon copy), then munmap",
+    build: (o) => ({
+      name: "file-private",
+      description: `munmap() of a private file mapping, ${Math.round(100 * (o.dirty ?? 0))} % of its pages written (copied on write)`,
+      seed: o.seed ?? 1,
+      cpus: o.cpus ?? 0,
+      vmas: [
+        {
+          name: "file",
+          kind: "file-private",
+          size: o.size ?? "1G",
+          folio: o.folio ?? "4K",
+          pmd: o.pmd ?? false,
+          dirty: o.dirty ?? 0,
         },
       ],
       op: { kind: o.op ?? "munmap", vma: 0 },
@@ -110,7 +133,7 @@ export const PRESETS: Readonly<Record<string, Preset>> = {
           size: o.size ?? "64M",
           folio: o.folio ?? "16K",
           pmd: o.pmd ?? false,
-          dirty: 0.5,
+          dirty: o.dirty ?? 0.5,
         },
       ],
       op: { kind: o.op ?? "munmap", vma: 0 },
@@ -137,6 +160,8 @@ export function applyOverrides(raw: Record<string, unknown>, o: PresetOptions): 
   }
   if (o.cpus !== undefined) out.cpus = o.cpus;
   if (o.seed !== undefined) out.seed = o.seed;
+  if (o.dirty !== undefined && Array.isArray(out.vmas) && out.vmas.length > 0)
+    out.vmas = [{ ...(out.vmas[0] as Record<string, unknown>), dirty: o.dirty }, ...out.vmas.slice(1)];
   if (o.kernel !== undefined) out.kernel = o.kernel;
   return out;
 }

@@ -83,6 +83,8 @@ const Vma = z
     mlock: Bool.default(false),
     populate: Fraction.default(1),
     splitAt: Size.optional(),
+    /** With fork: the fraction of this VMA's private pages the forked child still maps. */
+    shared: Fraction.default(1),
   })
   .superRefine((v, ctx) => {
     if (v.swap > 0 && v.kind !== "anon") {
@@ -230,6 +232,15 @@ export const ScenarioSchema = z
         });
       }
     }
+    s.vmas.forEach((v, i) => {
+      if (v.shared < 1 && !s.fork)
+        ctx.addIssue({
+          code: "custom",
+          path: ["vmas", i, "shared"],
+          input: v.shared,
+          message: "a fraction shared with a forked child needs fork: true; use 1 or set fork",
+        });
+    });
     if (s.target === "child" && !s.fork) {
       ctx.addIssue({
         code: "custom",

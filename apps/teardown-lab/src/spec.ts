@@ -161,6 +161,7 @@ export function toScenarioSpec(s: Scenario, variant: VariantName, arch: ArchName
     mlock: v.mlock,
     populate: v.populate,
     splitAt: v.splitAt,
+    sharedFraction: v.shared,
   }));
   const swap = s.swap ?? autoSwapBytes(s);
   if (swap === 0 && s.vmas.some((v) => v.swap > 0)) {

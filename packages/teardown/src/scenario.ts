@@ -11,6 +11,7 @@ import { createMachine, type Machine } from "./machine.js";
 import type { Mm } from "./mm.js";
 import {
   exitMmap,
+  madviseDontneed,
   type OpResult,
   resolveVariant,
   startOp,
@@ -45,6 +46,13 @@ export interface VmaSpec {
   readonly populate?: number;
   /** Split the VMA at this byte offset after fault-in (a VMA boundary through a large folio). */
   readonly splitAt?: number;
+  /**
+   * With `fork`: the fraction of this private VMA's pages the forked child still maps (default 1).
+   * The child has dropped the rest — its own copy-on-write copies, or an unmap — modelled as
+   * MADV_DONTNEED of the VMA's tail in the child before the operation (not measured), whole PMDs
+   * for a PMD-mapped VMA.
+   */
+  readonly sharedFraction?: number;
 }
 
 /** One operation of a scenario: exit, or munmap / madvise of [offset, offset + length) of VMA `vma`. */
@@ -171,6 +179,24 @@ export function buildScenario(spec: ScenarioSpec): BuiltScenario {
     }
   }
   const child = spec.fork === true ? forkMm(parent) : null;
+  if (child !== null) {
+    for (let i = 0; i < spec.vmas.length; i++) {
+      const f = spec.vmas[i].sharedFraction ?? 1;
+      if (!(f >= 0 && f <= 1)) fail(`vmas[${i}].sharedFraction must be in [0, 1], got ${f}`);
+      const v = vmas[i];
+      if (f === 1 || v.shared) continue;
+      const ps = machine.pageSize;
+      const pages = spec.vmas[i].size / ps; // the whole VMA, even when splitAt cut it in two
+      const unit = spec.vmas[i].pmdMapped === true ? child.pt.geo.ptrsPerPte : 1;
+      const keep = Math.floor((pages * f) / unit) * unit;
+      if (keep < pages) {
+        madviseDontneed(child, (v.start + keep) * ps, (pages - keep) * ps, {
+          variant: spec.variant,
+          walk: spec.walk,
+        });
+      }
+    }
+  } else if (spec.vmas.some((v) => (v.sharedFraction ?? 1) !== 1)) fail("sharedFraction needs fork: true");
   for (let i = 0; i < spec.vmas.length; i++) {
     const f = spec.vmas[i].swapFraction ?? 0;
     if (f > 0) swapOut(parent, f, spec.vmas[i].keepInSwapCache === true, rng);

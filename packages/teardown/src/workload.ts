@@ -99,7 +99,9 @@ export function faultIn(mm: Mm, vma: Vma, opts: FaultOptions, rng: Rng): void {
       continue;
     }
     const dirty = vma.kind !== "anon" && rng.next() < dirtyFraction;
-    if (order === pmdOrder && opts.pmdMapped === true && vma.kind !== "file-private") {
+    // A written page of a private file mapping is a private copy (never PMD-mapped); a read one maps
+    // the page-cache folio, by PMD when it is PMD-sized (finish_fault → do_set_pmd, v6.18).
+    if (order === pmdOrder && opts.pmdMapped === true && !(vma.kind === "file-private" && dirty)) {
       mapPmdFolio(mm, vma, vpn, dirty);
     } else {
       mapPteFolio(mm, vma, vpn, order, dirty);
@@ -297,6 +299,9 @@ export function forkMm(parent: Mm): Mm {
       const e = pmd[pi];
       if (e === 0) continue;
       if ((e & PTE_PRESENT) !== 0) {
+        // copy_huge_pmd returns at once for a VMA that is not anonymous (a file PMD, here the page
+        // cache of a private file mapping): the child refaults it (v6.18 mm/huge_memory.c).
+        if (v.kind !== "anon") continue;
         // copy_huge_pmd: folio_get + folio_dup_anon_rmap_pmd, both write-protected, a deposit for the child.
         const head = ptePfn(e);
         mem.folioRefAdd(head, 1);

@@ -4,8 +4,9 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { parseSmaps } from "@mmgather/host";
 import { describe, expect, it } from "vitest";
-import { parseSmaps, scenarioFromSmaps } from "../capture.js";
+import { scenarioFromSmaps } from "../capture.js";
 import { parseScenarioText, validateScenario } from "../scenario.js";
 import { runCli } from "./cli-helpers.js";
 
@@ -89,7 +90,21 @@ describe("capture from /proc/PID/smaps", () => {
         expect(s.fork).toBe(true);
         expect(s.vmas.some((v) => v.kind === "anon" && v.mlock)).toBe(true);
         if (thp) expect(s.vmas.some((v) => v.kind === "anon" && v.folio === 2 << 20 && v.pmd)).toBe(true);
-        expect(runCli(["run", out, "--no-timing", "--json"]).status).toBe(0);
+        // The forked child has written nothing: the 8 MiB heap is shared page for page (the
+        // interpreter's own heaps are partly copied by now: the parent writes to them after fork).
+        const heap = s.vmas.find((v) => v.kind === "anon" && v.size === 8 << 20)!;
+        expect(heap.shared).toBe(1);
+        expect(s.vmas.every((v) => v.swap === 0)).toBe(true); // nothing swapped (no pressure)
+        // The model tears down as many pages as the capture saw present (the process's exit).
+        const smaps = parseSmaps(readFileSync(`/proc/${pid}/smaps`, "utf8"));
+        const rssPages = s.vmas.reduce((a, v) => {
+          const at = Number.parseInt(v.name!.split("@")[1], 16);
+          return a + (smaps.find((x) => x.start === at)?.kb.Rss ?? 0) / 4096;
+        }, 0);
+        const r = runCli(["run", out, "--no-timing", "--json", "--variant", "encoded-nr-pages"]);
+        expect(r.status, r.stderr).toBe(0);
+        const torn = (JSON.parse(r.stdout) as { pagesTornDown: number }[])[0].pagesTornDown;
+        expect(Math.abs(torn - rssPages) / rssPages).toBeLessThan(0.05);
       } finally {
         child.kill();
       }

@@ -172,6 +172,47 @@ describe("ground truth the real kernel shows", () => {
   });
 });
 
+describe("a forked child that shares only part of a VMA (sharedFraction)", () => {
+  it("munmap in the parent frees exactly the folios the child no longer maps", () => {
+    for (const variant of variants) {
+      for (const [f, pmdMapped, order] of [
+        [0.25, false, 3],
+        [0.5, true, 9],
+        [0, false, 0],
+      ] as const) {
+        const spec: ScenarioSpec = {
+          memory: 64 << 20,
+          vmas: [{ kind: "anon", size: 8 << 20, folio: { order }, pmdMapped, sharedFraction: f }],
+          fork: true,
+          variant,
+          op: { kind: "munmap" },
+        };
+        const b = buildScenario(spec);
+        // The child maps the first f of the VMA and nothing after it.
+        expect(b.child!.rssPages()).toBe(2048 * f);
+        const r = runBuilt(b, spec);
+        expect(r.pagesTornDown).toBe(2048);
+        // Data folios whose last mapping was the parent's go back to the allocator, no other.
+        expect(r.dataFoliosFreed, `${variant} f=${f} order ${order}`).toBe((2048 * (1 - f)) >> order);
+        expect(r.finalState.problems).toEqual([]);
+      }
+    }
+  });
+
+  it("sharedFraction without fork, or outside [0, 1], is refused", () => {
+    const vmas = [{ kind: "anon" as const, size: 1 << 20, sharedFraction: 0.5 }];
+    expect(() => buildScenario({ memory: 16 << 20, vmas, op: { kind: "exit" } })).toThrow(/needs fork/);
+    expect(() =>
+      buildScenario({
+        memory: 16 << 20,
+        vmas: [{ ...vmas[0], sharedFraction: 2 }],
+        fork: true,
+        op: { kind: "exit" },
+      }),
+    ).toThrow(/must be in \[0, 1\]/);
+  });
+});
+
 describe("children forked and exited before the operation (fork + exec)", () => {
   for (const variant of variants)
     it(`${variant}: leave the parent's memory as it was, and its exit does the same gather work`, () => {
