@@ -189,13 +189,35 @@ export interface ValidateResult {
   readonly excluded: readonly string[];
 }
 
-function terms(v: Readonly<Record<CostTermName, number>>, p: CostProfile, total: number): string {
+/** The three largest terms of a prediction; those the fit could not see are marked "(prior)". */
+function terms(
+  v: Readonly<Record<CostTermName, number>>,
+  p: CostProfile,
+  total: number,
+  fitted: ReadonlySet<string>,
+): string {
   return COST_TERMS.map((t) => ({ name: t.name, ns: v[t.name] * p[t.name] }))
     .filter((t) => t.ns !== 0)
     .sort((a, b) => b.ns - a.ns)
     .slice(0, 3)
-    .map((t) => `${t.name} ${((100 * t.ns) / total).toFixed(0)}%`)
+    .map((t) => `${t.name} ${((100 * t.ns) / total).toFixed(0)}%${fitted.has(t.name) ? "" : " (prior)"}`)
     .join(", ");
+}
+
+/**
+ * The share of a prediction carried by terms no munmap point exercises: the fit never weighed them,
+ * so their priors stand unchecked on this machine.
+ */
+function unseenShareOf(
+  v: Readonly<Record<CostTermName, number>>,
+  p: CostProfile,
+  total: number,
+  exercised: ReadonlySet<string>,
+): string {
+  const unseen = COST_TERMS.filter((t) => v[t.name] !== 0 && !exercised.has(t.name));
+  const ns = unseen.reduce((a, t) => a + v[t.name] * p[t.name], 0);
+  if (ns < 0.1 * total) return "";
+  return `${((100 * ns) / total).toFixed(0)}% of it is work no munmap point has (${unseen.map((t) => t.name).join(", ")}): their priors are unchecked here`;
 }
 
 /** What the kernel does on a held-out operation that the model does not count (printed on a miss). */
@@ -215,6 +237,13 @@ export function validateHost(table: CalibrationTable): ValidateResult {
   const excluded = table.points.filter((p) => p.layoutOk === false).map((p) => p.id);
   const train = usable.filter((p) => (p.hostOp ?? p.op) === "munmap");
   const r = fit({ ...table, points: train });
+  // Terms a munmap point exercises: the free ones are fitted, the others at least weighed by the fit.
+  const seen = new Set<string>(table.free.filter((f) => !r.undetermined.some((u) => u.term === f)));
+  const exercised = new Set<string>();
+  for (const p of train) {
+    const v = termVector(pointCounters(p, p.variant, table), "all");
+    for (const t of COST_TERMS) if (v[t.name] !== 0) exercised.add(t.name);
+  }
   const rows: ValidateRow[] = usable.map((p) => {
     const v = termVector(pointCounters(p, p.variant, table), "all");
     const pred = dot(v, r.profile);
@@ -230,7 +259,11 @@ export function validateHost(table: CalibrationTable): ValidateResult {
       heldOut,
       flagged: p.flagged === true,
       why: miss
-        ? [`largest terms: ${terms(v, r.profile, pred)}`, MISSING[p.hostOp ?? ""] ?? ""]
+        ? [
+            `largest terms: ${terms(v, r.profile, pred, seen)}`,
+            unseenShareOf(v, r.profile, pred, exercised),
+            MISSING[p.hostOp ?? ""] ?? "",
+          ]
             .filter((x) => x)
             .join("; ")
         : "",

@@ -129,6 +129,18 @@ describe("host tables", () => {
     expect(v.worstHeldOut).toBeLessThan(0.5);
   });
 
+  it("the committed measurement of this project's machine is a valid table that validate reads", () => {
+    const t = loadTableFile(join(__dirname, "../../calibration/measured/amd-epyc-6.18.json"));
+    expect(t.kind).toBe("absolute");
+    expect(t.host?.thpConfigured).toBe(true);
+    const v = validateHost(t);
+    expect(v.fit.undetermined).toEqual([]);
+    expect(v.rows.filter((r) => !r.heldOut).map((r) => r.id)).toEqual(HOST_FOLIOS.map((f) => `munmap-${f}`));
+    expect(v.rows.filter((r) => r.heldOut)).toHaveLength(21);
+    // A miss names its terms, and marks those the munmap points never exercised.
+    for (const r of v.rows) expect(r.why === "").toBe(Math.abs(r.error) <= 30);
+  });
+
   it("validate leaves out a point whose layout did not come out as asked", () => {
     const t0 = toCalibrationTable(hostTable(64 << 20), false);
     if (t0.kind !== "absolute") throw new Error("absolute expected");
