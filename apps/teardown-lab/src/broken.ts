@@ -79,6 +79,18 @@ const tableFreedEarly = defineZapWalk(folioBatchWalk, {
   steps: { freeTable: (ctx, _level, pfn) => ctx.mem.folioPut(pfn) },
 });
 
+/** The PTE loop stops one entry short of the end of each range (an off-by-one in the end address). */
+const pteLeftBehind = defineZapWalk(folioBatchWalk, {
+  name: "pte-left-behind",
+  steps: {
+    zapPtes(ctx, t, base, from, to) {
+      const end = to - from > 1 ? to - 1 : to;
+      const reached = folioBatchWalk.steps.zapPtes(ctx, t, base, from, end);
+      return reached < end ? reached : to;
+    },
+  },
+});
+
 const nestedFlushIgnored = defineVariant(encodedNrPages, {
   name: "nested-flush-ignored",
   steps: {
@@ -176,6 +188,28 @@ export const BROKEN: Readonly<Record<string, BrokenCase>> = {
       op: { kind: "munmap", vma: 0 },
     }),
     override: { walk: tableFreedEarly },
+  },
+  "pte-left-behind": {
+    change: "the PTE loop of zap_pte_range stops one entry before the end of each range (an off-by-one)",
+    expect: "presentAfterReturn",
+    consequence:
+      "MADV_DONTNEED returns while the last page of the range is still mapped: the next read returns the old " +
+      "contents instead of zeroes (allocators rely on that zeroing to hand out clean memory), and the page is " +
+      "not freed while the process lives. After munmap the entry would outlive its VMA: free_pgtables frees " +
+      "the table with the entry still in it and the folio's mapcount never drops — a leak the kernel reports " +
+      "as a bad rss-counter state at exit.",
+    realOrder:
+      "zap_pte_range walks every entry up to the end address (do … while (addr != end)), and its callers loop " +
+      "until the whole range is done: nothing in the range is present when the operation returns.",
+    base: "encoded-nr-pages",
+    seeds: [1],
+    scenario: mk({
+      name: "pte-left-behind",
+      cpus: 1,
+      vmas: [{ name: "heap", kind: "anon", size: "64K" }],
+      op: { kind: "dontneed", vma: 0 },
+    }),
+    override: { walk: pteLeftBehind },
   },
   "nested-flush-ignored": {
     change:

@@ -57,6 +57,8 @@ export interface AbsolutePoint extends PointSpec {
   readonly layout?: string;
   /** The operation measured on the host (munmap, exit, fork-munmap …), for display. */
   readonly hostOp?: string;
+  /** exit on the host: the baseline child's exit (subtracted), median seconds and spread — the method's error. */
+  readonly baseline?: { readonly seconds: number; readonly spread: number };
 }
 
 /** A point of a relative table: change of a counter subset's cost from one variant to another. */

@@ -86,6 +86,9 @@ const TableSchema = z
             layoutOk: z.boolean().optional(),
             layout: z.string().optional(),
             hostOp: z.string().optional(),
+            baseline: z
+              .strictObject({ seconds: z.number().finite().min(0), spread: z.number().finite().min(0) })
+              .optional(),
           }),
         )
         .min(2),

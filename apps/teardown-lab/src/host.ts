@@ -95,6 +95,9 @@ export function toCalibrationTable(t: HostTable, thpConfigured: boolean): Calibr
       layoutOk: p.layoutOk,
       layout: p.layout,
       hostOp: p.op,
+      ...(p.baseline !== undefined
+        ? { baseline: { seconds: p.baseline.seconds, spread: Math.round(p.baseline.spread * 1000) / 1000 } }
+        : {}),
     };
   });
   const h = t.host;
@@ -141,6 +144,9 @@ export function formatMeasured(t: CalibrationTable): string {
   for (const p of t.points) {
     const pages = (sizeBytes(p.size) ?? 0) / 4096;
     const notes = [
+      p.baseline !== undefined
+        ? `minus a baseline exit of ${ns(p.baseline.seconds)} (spread ${(100 * p.baseline.spread).toFixed(0)} %)`
+        : "",
       p.flagged ? "SPREAD > 20 %: imprecise" : "",
       p.layoutOk === false ? `LAYOUT NOT AS ASKED: ${p.layout}` : "",
     ]

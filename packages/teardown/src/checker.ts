@@ -16,6 +16,7 @@ export type ViolationKind =
   | "rmapOutsidePtl"
   | "tableFreedWhileWalkable"
   | "staleTlbAfterReturn"
+  | "presentAfterReturn"
   | "mapcountExceedsRefcount"
   | "negativeCount";
 
@@ -210,10 +211,21 @@ export class Checker {
    * munmap / madvise returned: no CPU may still cache a translation into what it zapped — the page
    * ranges `ranges` ([start, end) pairs, flattened): the part of the requested range that was mapped
    * by a VMA when the operation took mmap_lock. A range another thread had already detached is not the
-   * returning operation's (MADV_DONTNEED finds a hole there and skips it).
+   * returning operation's (MADV_DONTNEED finds a hole there and skips it). `presentAt` is the first
+   * virtual page of those ranges whose PTE or PMD is still present (-1: none), `presentPfn` its page.
    */
-  onOpReturn(op: string, mmId: number, ranges: readonly number[]): void {
+  onOpReturn(op: string, mmId: number, ranges: readonly number[], presentAt = -1, presentPfn = -1): void {
     this.record({ type: "opReturned", op, mmId });
+    if (presentAt >= 0) {
+      // zap_pte_range / zap_huge_pmd clear every entry of the range before the operation returns:
+      // a present one left behind maps a page the process no longer has a VMA (or the data) for.
+      this.report(
+        "presentAfterReturn",
+        `${op} returned with a present page-table entry at ${hex(presentAt * (this.tlbs?.pageSize ?? 4096))} in the zapped range`,
+        presentPfn,
+        presentAt * (this.tlbs?.pageSize ?? 4096),
+      );
+    }
     const t = this.tlbs;
     if (t === null) return;
     for (let i = 0; i + 1 < ranges.length; i += 2) {

@@ -29,7 +29,7 @@ import {
 } from "./mmap-lock.js";
 import { createRng } from "./rng.js";
 import type { Vma } from "./vma.js";
-import { faultIn, mmapVma } from "./workload.js";
+import { faultIn, forEachPresent, mmapVma } from "./workload.js";
 import { createWalkCounters, splitAccountingFor, type WalkCounters, ZapContext } from "./zap/context.js";
 import { folioBatchWalk, perPteWalk, type ZapWalk } from "./zap/steps.js";
 import { freePgtables, unmapVmas } from "./zap/walk.js";
@@ -264,10 +264,34 @@ export function* exitMmapSteps(mm: Mm, opts: TeardownOptions, r: OpResult): Gene
  * munmap / madvise return: the user's event, then the checker's stale-TLB check over `ranges` (page
  * [start, end) pairs the operation found mapped by its VMAs; the checker records its own event).
  */
-function opReturn(mm: Mm, op: "munmap" | "madvise", ranges: readonly number[]): void {
+function opReturn(
+  mm: Mm,
+  op: "munmap" | "madvise",
+  ranges: readonly number[],
+  present: readonly [number, number] = firstPresent(mm, ranges),
+): void {
   const machine = mm.machine;
   if (machine.events !== null) machine.events({ type: "opReturned", op, mmId: mm.id });
-  if (machine.checker !== null) machine.checker.onOpReturn(op, mm.id, ranges);
+  if (machine.checker !== null) machine.checker.onOpReturn(op, mm.id, ranges, present[0], present[1]);
+}
+
+/**
+ * The first virtual page of `ranges` ([start, end) pairs) still mapped by a present PTE or huge PMD,
+ * and its pfn; [-1, -1] when the zap left none (or no checker is on: nothing is looked at then).
+ * munmap asks between the zap and free_pgtables, which would free a table with the entry in it.
+ */
+function firstPresent(mm: Mm, ranges: readonly number[]): [number, number] {
+  const out: [number, number] = [-1, -1];
+  if (mm.machine.checker === null) return out;
+  for (let i = 0; i + 1 < ranges.length && out[0] < 0; i += 2) {
+    forEachPresent(mm, ranges[i], ranges[i + 1], (pfn, vpn) => {
+      if (out[0] < 0) {
+        out[0] = vpn;
+        out[1] = pfn;
+      }
+    });
+  }
+  return out;
 }
 
 /** [start, end) page pairs of `vmas` clipped to [vs, ve). */
@@ -321,6 +345,7 @@ function* munmapBody(
   machine.traceSink()?.({ type: "opStarted", op: "munmap", mmId: mm.id, start, end: start + len });
   yield* mmapWriteLock(mm);
   let write = true;
+  let present: [number, number] = [-1, -1];
   try {
     const acct = splitAccountingFor(r.walkCounters, r.variant);
     mm.splitVma(vs, acct);
@@ -343,6 +368,7 @@ function* munmapBody(
       const ctx = new ZapContext(mm, tlb, checker, r.walkCounters, opts.thread ?? 0);
       if (anchorCapture !== null) anchorCapture.push(tlb, ctx);
       yield* unmapVmas(ctx, r.walk, vmas, vs, ve);
+      present = firstPresent(mm, [vs, ve]);
       freePgtables(ctx, r.walk, vmas, floor, ceiling);
       tlb.finish();
       addCounters(r.gather, tlb.counters);
@@ -353,7 +379,7 @@ function* munmapBody(
     else mmapReadUnlock(mm);
   }
   // Under the write lock nobody else could detach part of [vs, ve): it is all this munmap's.
-  opReturn(mm, "munmap", [vs, ve]);
+  opReturn(mm, "munmap", [vs, ve], present);
 }
 
 /** MADV_DONTNEED as a generator: one zap_page_range_single (own gather) per VMA. */

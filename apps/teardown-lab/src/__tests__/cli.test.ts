@@ -459,6 +459,7 @@ describe("explain", () => {
     ["rmap-after-unlock", "rmapOutsidePtl"],
     ["table-freed-early", "tableFreedWhileWalkable"],
     ["nested-flush-ignored", "staleTlbAfterReturn"],
+    ["pte-left-behind", "presentAfterReturn"],
   ])("--broken %s shows %s with its trail and exits 1", (name, kind) => {
     const r = runCli(["explain", "--broken", name]);
     expect(r.status).toBe(1);

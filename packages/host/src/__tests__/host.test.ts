@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { cpuCount, judgeLayout, measure, SPREAD_LIMIT, stats } from "../measure.js";
+import { cpuCount, HOST_OPS, judgeLayout, measure, SPREAD_LIMIT, stats } from "../measure.js";
 import { scanPages } from "../proc.js";
 import {
   MADV_NOHUGEPAGE,
@@ -186,15 +186,7 @@ describe.skipIf(liveSkip !== null)("live, on this kernel (root)", () => {
     const before = readThpSettings();
     const thp = new ThpSettings();
     const t = await measure({
-      ops: [
-        "munmap",
-        "exit",
-        "dontneed",
-        "fork-munmap",
-        "shmem-munmap",
-        "file-read-munmap",
-        "file-write-munmap",
-      ],
+      ops: HOST_OPS,
       folios: ["4K", "64K", "2M-pmd"],
       bytes: 8 << 20,
       rounds: 3,

@@ -9,10 +9,13 @@ import {
   defineZapWalk,
   folioBatchWalk,
   perPteWalk,
+  resolveVariant,
   runBuilt,
   runScenario,
   type ScenarioSpec,
   type ViolationKind,
+  walkForVariant,
+  type ZapWalk,
 } from "../index.js";
 
 const shared: ScenarioSpec = {
@@ -28,6 +31,45 @@ const shared: ScenarioSpec = {
 function kinds(spec: ScenarioSpec): ViolationKind[] {
   return [...new Set(runScenario(spec).violations.map((v) => v.kind))];
 }
+
+/** A walk whose PTE loop stops one entry short of the end of each range it is given (an off-by-one). */
+function leaveLastPte(base: ZapWalk): ZapWalk {
+  return defineZapWalk(base, {
+    name: `${base.name}-leaves-last-pte`,
+    steps: {
+      zapPtes(ctx, t, vbase, from, to) {
+        const end = to - from > 1 ? to - 1 : to;
+        const reached = base.steps.zapPtes(ctx, t, vbase, from, end);
+        return reached < end ? reached : to;
+      },
+    },
+  });
+}
+
+describe("no present entry after munmap / MADV_DONTNEED returns (presentAfterReturn)", () => {
+  for (const variant of ["encoded-page", "contig-range", "encoded-nr-pages"] as const) {
+    for (const arch of [genericArch, s390Arch]) {
+      for (const op of ["munmap", "madvise"] as const) {
+        it(`${variant} on ${arch.name}, ${op}: a walk that leaves the last PTE is caught; the real one is not`, () => {
+          const spec: ScenarioSpec = {
+            memory: 32 << 20,
+            arch,
+            variant,
+            cpus: 1,
+            vmas: [{ kind: "anon", size: 256 << 10, folio: { order: 2 } }],
+            op: { kind: op },
+          };
+          expect(kinds(spec)).toEqual([]);
+          const walk = leaveLastPte(walkForVariant(resolveVariant(variant)));
+          const r = runScenario({ ...spec, walk });
+          expect(r.violations.map((v) => v.kind)).toContain("presentAfterReturn");
+          const v = r.violations.find((x) => x.kind === "presentAfterReturn")!;
+          expect(v.message).toMatch(/returned with a present page-table entry at 0x/);
+        });
+      }
+    }
+  }
+});
 
 describe("deliberately broken variants are caught", () => {
   it("free before flush → useAfterFree", () => {
