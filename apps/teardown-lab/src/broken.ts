@@ -79,6 +79,27 @@ const tableFreedEarly = defineZapWalk(folioBatchWalk, {
   steps: { freeTable: (ctx, _level, pfn) => ctx.mem.folioPut(pfn) },
 });
 
+/** End of a PTE table: the page-table lock is dropped before the forced TLB flush; rmaps under it again. */
+const flushAfterUnlock = defineZapWalk(folioBatchWalk, {
+  name: "flush-after-unlock",
+  steps: {
+    endPteTable(ctx) {
+      const force = ctx.forceFlush;
+      const table = ctx.lockedTable;
+      ctx.unlock();
+      if (force) ctx.tlb.flushMmuTlbonly();
+      ctx.lock(table);
+      if (force || ctx.deferAllRmaps) ctx.tlb.flushRmaps();
+      ctx.unlock();
+      if (force) {
+        ctx.forceFlush = false;
+        ctx.forceFromFull = false;
+        ctx.tlb.flushMmu();
+      }
+    },
+  },
+});
+
 /** The PTE loop stops one entry short of the end of each range (an off-by-one in the end address). */
 const pteLeftBehind = defineZapWalk(folioBatchWalk, {
   name: "pte-left-behind",
@@ -188,6 +209,28 @@ export const BROKEN: Readonly<Record<string, BrokenCase>> = {
       op: { kind: "munmap", vma: 0 },
     }),
     override: { walk: tableFreedEarly },
+  },
+  "flush-after-unlock": {
+    change:
+      "at the end of a PTE table the walk drops the page-table lock before the forced TLB flush (the delayed " +
+      "rmaps are still removed under the lock, after the flush)",
+    expect: "dirtyFlushAfterUnlock",
+    consequence:
+      "between the unlock and the flush, writeback's folio_mkclean can take the lock, find the PTE already " +
+      "cleared, and write the page back as clean while another CPU still writes through its cached writable " +
+      "translation: that write is lost when the page is reclaimed.",
+    realOrder:
+      "zap_pte_range calls tlb_flush_mmu_tlbonly() (and tlb_flush_rmaps()) before pte_unmap_unlock() when a " +
+      "dirty shared PTE forced the flush (commit 5df397dec7c4): no CPU can write once the lock is free.",
+    base: "encoded-nr-pages",
+    seeds: [1],
+    scenario: mk({
+      name: "flush-after-unlock",
+      cpus: 2,
+      vmas: [{ name: "file", kind: "file-shared", size: "64K", dirty: 1 }],
+      op: { kind: "munmap", vma: 0 },
+    }),
+    override: { walk: flushAfterUnlock },
   },
   "pte-left-behind": {
     change: "the PTE loop of zap_pte_range stops one entry before the end of each range (an off-by-one)",

@@ -17,6 +17,7 @@ export type ViolationKind =
   | "tableFreedWhileWalkable"
   | "staleTlbAfterReturn"
   | "presentAfterReturn"
+  | "dirtyFlushAfterUnlock"
   | "mapcountExceedsRefcount"
   | "negativeCount";
 
@@ -89,6 +90,8 @@ export class Checker {
   private ringLen = 0;
   /** PTE locks currently held (over all threads). */
   ptlHeld = 0;
+  /** Per thread: pfns whose dirty shared PTE it cleared under the page-table lock it holds now. */
+  private readonly dirtyUnderPtl = new Map<number, number[]>();
   /** Stop recording after this many violations (a broken run would otherwise flood). */
   readonly maxViolations: number;
 
@@ -160,9 +163,46 @@ export class Checker {
     this.checkCounts(pfn);
   }
 
-  /** A dirty PTE of a non-anon folio was cleared (the page is now "dirty, rmap pending"). */
-  noteDirtyFileClear(pfn: number, nr: number): void {
-    for (let i = 0; i < nr; i++) this.dirtyFile[pfn + i] = 1;
+  /**
+   * A dirty PTE of a non-anon folio was cleared (the page is now "dirty, rmap pending") by `thread`
+   * under the page-table lock it holds: until that lock is dropped, the TLB must be flushed.
+   */
+  noteDirtyFileClear(pfn: number, nr: number, thread = 0): void {
+    let pending = this.dirtyUnderPtl.get(thread);
+    if (pending === undefined) {
+      pending = [];
+      this.dirtyUnderPtl.set(thread, pending);
+    }
+    for (let i = 0; i < nr; i++) {
+      this.dirtyFile[pfn + i] = 1;
+      pending.push(pfn + i);
+    }
+  }
+
+  /**
+   * `thread` drops a page-table lock: every dirty shared PTE it cleared under it must be flushed from
+   * every TLB first (zap_pte_range: tlb_flush_mmu_tlbonly before pte_unmap_unlock, 5df397dec7c4).
+   * Otherwise, once the lock is free, folio_mkclean can take it, find the PTE gone and clean the
+   * page while another CPU still writes through its cached writable translation.
+   */
+  onPtlUnlock(thread: number): void {
+    const pending = this.dirtyUnderPtl.get(thread);
+    if (pending === undefined || pending.length === 0) return;
+    const t = this.tlbs;
+    if (t !== null) {
+      for (const p of pending) {
+        if (t.hazardRefs[p] > 0) {
+          this.report(
+            "dirtyFlushAfterUnlock",
+            `page-table lock dropped while a CPU still caches a writable translation to dirty shared pfn ${p}`,
+            p,
+            -1,
+          );
+          break;
+        }
+      }
+    }
+    pending.length = 0;
   }
 
   /** PhysMem free observer: a folio of `nr` pages at `pfn` goes back to the allocator. */

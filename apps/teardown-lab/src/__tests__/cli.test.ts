@@ -460,6 +460,7 @@ describe("explain", () => {
     ["table-freed-early", "tableFreedWhileWalkable"],
     ["nested-flush-ignored", "staleTlbAfterReturn"],
     ["pte-left-behind", "presentAfterReturn"],
+    ["flush-after-unlock", "dirtyFlushAfterUnlock"],
   ])("--broken %s shows %s with its trail and exits 1", (name, kind) => {
     const r = runCli(["explain", "--broken", name]);
     expect(r.status).toBe(1);

@@ -71,6 +71,60 @@ describe("no present entry after munmap / MADV_DONTNEED returns (presentAfterRet
   }
 });
 
+/** endPteTable that drops the page-table lock before the forced TLB flush (rmaps still under the lock). */
+function flushAfterUnlock(base: ZapWalk): ZapWalk {
+  return defineZapWalk(base, {
+    name: `${base.name}-flush-after-unlock`,
+    steps: {
+      endPteTable(ctx) {
+        const force = ctx.forceFlush;
+        const table = ctx.lockedTable;
+        ctx.unlock();
+        if (force) ctx.tlb.flushMmuTlbonly();
+        ctx.lock(table);
+        if (force || ctx.deferAllRmaps) ctx.tlb.flushRmaps();
+        ctx.unlock();
+        if (force) {
+          ctx.forceFlush = false;
+          ctx.forceFromFull = false;
+          ctx.tlb.flushMmu();
+        }
+      },
+    },
+  });
+}
+
+describe("a dirty shared PTE's TLB flush comes before its page-table lock is dropped (dirtyFlushAfterUnlock)", () => {
+  for (const variant of ["encoded-page", "contig-range", "encoded-nr-pages"] as const) {
+    it(`${variant}: flushing after the unlock is caught; the real walk is not`, () => {
+      const spec: ScenarioSpec = {
+        memory: 32 << 20,
+        variant,
+        cpus: 2,
+        vmas: [{ kind: "file-shared", size: 64 << 10, dirtyFraction: 1 }],
+        op: { kind: "munmap" },
+      };
+      expect(kinds(spec)).toEqual([]);
+      const walk = flushAfterUnlock(walkForVariant(resolveVariant(variant)));
+      const found = kinds({ ...spec, walk });
+      expect(found).toContain("dirtyFlushAfterUnlock");
+      // The rmaps stay under the lock and after the flush: only the new rule sees this bug.
+      expect(found).not.toContain("rmapOutsidePtl");
+      expect(found).not.toContain("dirtyRmapBeforeFlush");
+    });
+  }
+  it("s390 invalidates each PTE as it clears it (IPTE): the same walk is harmless there", () => {
+    const spec: ScenarioSpec = {
+      memory: 32 << 20,
+      arch: s390Arch,
+      cpus: 2,
+      vmas: [{ kind: "file-shared", size: 64 << 10, dirtyFraction: 1 }],
+      op: { kind: "munmap" },
+    };
+    expect(kinds({ ...spec, walk: flushAfterUnlock(folioBatchWalk) })).not.toContain("dirtyFlushAfterUnlock");
+  });
+});
+
 describe("deliberately broken variants are caught", () => {
   it("free before flush → useAfterFree", () => {
     const v = defineVariant(encodedPage, {

@@ -162,10 +162,13 @@ export class ZapContext {
   unlock(): void {
     this.tlb.leavePtl();
     const c = this.checker;
-    if (c !== null) c.ptlHeld--;
     const t = this.trace;
     if (t !== null)
       t({ type: "ptlUnlocked", mmId: this.mm.id, tablePfn: this.lockedTable, thread: this.thread });
+    if (c !== null) {
+      c.ptlHeld--;
+      c.onPtlUnlock(this.thread);
+    }
     this.lockedTable = -1;
   }
 

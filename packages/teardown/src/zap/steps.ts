@@ -168,7 +168,7 @@ export function zapPtesPerPte(
       const idx = rssIndexOf(ctx, head);
       if (idx !== MM_ANONPAGES && (pte & PTE_DIRTY) !== 0) {
         mem.folioSet(head, PG.dirty);
-        if (checker !== null) checker.noteDirtyFileClear(pfn, 1);
+        if (checker !== null) checker.noteDirtyFileClear(pfn, 1, ctx.thread);
         if (tlb.tlbDelayRmap()) {
           delay = !deferAll;
           forceFlushDirtyShared(ctx);
@@ -335,7 +335,7 @@ export function zapPtesFolioBatch(
       let delay = false;
       if (idx !== MM_ANONPAGES && (merged & PTE_DIRTY) !== 0) {
         mem.folioSet(head, PG.dirty);
-        if (checker !== null) checker.noteDirtyFileClear(pfn, n);
+        if (checker !== null) checker.noteDirtyFileClear(pfn, n, ctx.thread);
         if (tlb.tlbDelayRmap()) {
           delay = true;
           forceFlushDirtyShared(ctx);
