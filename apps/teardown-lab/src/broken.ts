@@ -4,7 +4,13 @@
 // Browser-safe.
 import { genericArch } from "@mmgather/arch-generic";
 import { defineArch, defineVariant, encodedNrPages, encodedPage } from "@mmgather/mmu-gather";
-import { defineZapWalk, folioBatchWalk, perPteWalk, type ScenarioSpec } from "@mmgather/teardown";
+import {
+  defineZapWalk,
+  folioBatchWalk,
+  perPteWalk,
+  pteSwapEntry,
+  type ScenarioSpec,
+} from "@mmgather/teardown";
 import { type Scenario, type ScenarioInput, validateScenario } from "./scenario.js";
 import type { VariantName } from "./spec.js";
 
@@ -96,6 +102,22 @@ const flushAfterUnlock = defineZapWalk(folioBatchWalk, {
         ctx.forceFromFull = false;
         ctx.tlb.flushMmu();
       }
+    },
+  },
+});
+
+/** The first swap entry of each PTE range is dropped once more before the real zap drops it. */
+const doubleSwapFree = defineZapWalk(folioBatchWalk, {
+  name: "double-swap-free",
+  steps: {
+    zapPtes(ctx, t, base, from, to) {
+      for (let i = from; i < to; i++) {
+        if (t[i] < 0) {
+          ctx.swap?.freeSwapAndCache(pteSwapEntry(t[i]));
+          break;
+        }
+      }
+      return folioBatchWalk.steps.zapPtes(ctx, t, base, from, to);
     },
   },
 });
@@ -231,6 +253,27 @@ export const BROKEN: Readonly<Record<string, BrokenCase>> = {
       op: { kind: "munmap", vma: 0 },
     }),
     override: { walk: flushAfterUnlock },
+  },
+  "double-swap-free": {
+    change:
+      "the walk drops a swap entry's count once more than it has swap PTEs (a double free_swap_and_cache)",
+    expect: "modelGuard",
+    consequence:
+      "the slot's count reaches zero while another swap PTE still holds it: the slot is reused for another " +
+      "page, and the process that still maps the old entry later swaps in someone else's data — silent " +
+      "memory corruption; the kernel notices only when a put finds the count already at zero.",
+    realOrder:
+      "zap_pte_range clears each swap PTE once and drops exactly one swap count for it (free_swap_and_cache, " +
+      "or free_swap_and_cache_nr for a batch): counts and swap PTEs stay equal.",
+    base: "encoded-nr-pages",
+    seeds: [1],
+    scenario: mk({
+      name: "double-swap-free",
+      cpus: 1,
+      vmas: [{ name: "heap", kind: "anon", size: "256K", swap: 0.5 }],
+      op: { kind: "munmap", vma: 0 },
+    }),
+    override: { walk: doubleSwapFree },
   },
   "pte-left-behind": {
     change: "the PTE loop of zap_pte_range stops one entry before the end of each range (an off-by-one)",

@@ -18,6 +18,7 @@ export type ViolationKind =
   | "staleTlbAfterReturn"
   | "presentAfterReturn"
   | "dirtyFlushAfterUnlock"
+  | "modelGuard"
   | "mapcountExceedsRefcount"
   | "negativeCount";
 

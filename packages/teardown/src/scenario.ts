@@ -2,7 +2,7 @@
 // swap-out, mlock, CPU accesses), run one teardown operation (or two threads interleaved at
 // page-table-lock granularity, ordered by mmap_lock, with the kernel's nested-flush rule), and report.
 // Omits: YAML parsing (the CLI app's job); specs are plain objects.
-import type { PcpPolicy } from "@mmgather/folio";
+import { isMmgatherError, type PcpPolicy } from "@mmgather/folio";
 import type { ArchTlb, BatchAllocPolicy, CostProfile, GatherCounters } from "@mmgather/mmu-gather";
 import { createGatherCounters } from "@mmgather/mmu-gather";
 import type { TrailEventSink } from "./checker.js";
@@ -267,16 +267,28 @@ function runOps(
   const t0 = performance.now();
   const a = startOp(target, spec.op.kind, s0, l0, { ...opts, thread: 0 });
   let result: OpResult = a.result;
-  if (spec.concurrentOp === undefined) {
-    for (let s = a.steps.next(); s.done !== true; s = a.steps.next()) {
-      /* run */
+  try {
+    if (spec.concurrentOp === undefined) {
+      for (let s = a.steps.next(); s.done !== true; s = a.steps.next()) {
+        /* run */
+      }
+    } else {
+      if (spec.op.kind === "exit" || spec.concurrentOp.kind === "exit") fail("exit cannot run concurrently");
+      const [s1, l1] = opRange(b, spec, spec.concurrentOp);
+      const c = startOp(target, spec.concurrentOp.kind, s1, l1, { ...opts, thread: 1 });
+      interleave([a.steps, c.steps], b.rng);
+      result = mergeResults(a.result, c.result);
     }
-  } else {
-    if (spec.op.kind === "exit" || spec.concurrentOp.kind === "exit") fail("exit cannot run concurrently");
-    const [s1, l1] = opRange(b, spec, spec.concurrentOp);
-    const c = startOp(target, spec.concurrentOp.kind, s1, l1, { ...opts, thread: 1 });
-    interleave([a.steps, c.steps], b.rng);
-    result = mergeResults(a.result, c.result);
+  } catch (e) {
+    // In checking mode a guard deep in the model (a count underflow, freeing a mapped folio, a
+    // double swap free, a batch crossing a folio) is a broken safety property like any other: a
+    // Violation with the events that led to it; the operation stops there. Without the checker, and
+    // for what the system call itself returns (a TeardownError: EINVAL, ENOMEM, …), the error
+    // propagates; the teardown layer's own consistency guard (INVARIANT) is a violation too.
+    const checker = machine.checker;
+    const guard = isMmgatherError(e) && (e.name !== "TeardownError" || e.code === "INVARIANT");
+    if (checker === null || !guard) throw e;
+    checker.report("modelGuard", e.message, -1, -1);
   }
   const simWallNs = Math.round((performance.now() - t0) * 1e6);
   const freed = { folios: machine.freed.folios - freed0.folios, pages: machine.freed.pages - freed0.pages };

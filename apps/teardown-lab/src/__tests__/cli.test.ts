@@ -461,6 +461,7 @@ describe("explain", () => {
     ["nested-flush-ignored", "staleTlbAfterReturn"],
     ["pte-left-behind", "presentAfterReturn"],
     ["flush-after-unlock", "dirtyFlushAfterUnlock"],
+    ["double-swap-free", "modelGuard"],
   ])("--broken %s shows %s with its trail and exits 1", (name, kind) => {
     const r = runCli(["explain", "--broken", name]);
     expect(r.status).toBe(1);

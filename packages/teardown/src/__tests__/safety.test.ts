@@ -9,6 +9,7 @@ import {
   defineZapWalk,
   folioBatchWalk,
   perPteWalk,
+  pteSwapEntry,
   resolveVariant,
   runBuilt,
   runScenario,
@@ -123,6 +124,53 @@ describe("a dirty shared PTE's TLB flush comes before its page-table lock is dro
     };
     expect(kinds({ ...spec, walk: flushAfterUnlock(folioBatchWalk) })).not.toContain("dirtyFlushAfterUnlock");
   });
+});
+
+/** A walk that drops the first swap entry of each PTE range once more before the real zap drops it. */
+function doubleSwapFree(base: ZapWalk): ZapWalk {
+  return defineZapWalk(base, {
+    name: `${base.name}-double-swap-free`,
+    steps: {
+      zapPtes(ctx, t, vbase, from, to) {
+        for (let i = from; i < to; i++) {
+          if (t[i] < 0) {
+            ctx.swap!.freeSwapAndCache(pteSwapEntry(t[i]));
+            break;
+          }
+        }
+        return base.steps.zapPtes(ctx, t, vbase, from, to);
+      },
+    },
+  });
+}
+
+describe("a guard failure deep in the model is a violation in checking mode (modelGuard)", () => {
+  const spec = (
+    variant: "encoded-page" | "contig-range" | "encoded-nr-pages",
+    cpus: number,
+  ): ScenarioSpec => ({
+    memory: 32 << 20,
+    swap: 8 << 20,
+    cpus,
+    variant,
+    vmas: [{ kind: "anon", size: 256 << 10, swapFraction: 0.5 }],
+    op: { kind: "munmap" },
+  });
+  for (const variant of ["encoded-page", "contig-range", "encoded-nr-pages"] as const) {
+    it(`${variant}: a double swap free becomes a violation with its trail; the real walk is clean`, () => {
+      expect(kinds(spec(variant, 1))).toEqual([]);
+      const walk = doubleSwapFree(walkForVariant(resolveVariant(variant)));
+      const r = runScenario({ ...spec(variant, 1), walk });
+      expect(r.violations).toHaveLength(1);
+      expect(r.violations[0].kind).toBe("modelGuard");
+      expect(r.violations[0].message).toMatch(/already free.*\[DOUBLE_FREE\]/);
+      expect(r.violations[0].trail.length).toBeGreaterThan(0);
+      // The operation stopped half-way: the final state says so too.
+      expect(r.finalState.problems.length).toBeGreaterThan(0);
+      // Without the checker the guard's own error reaches the caller, as before.
+      expect(() => runScenario({ ...spec(variant, 0), walk })).toThrow(/DOUBLE_FREE/);
+    });
+  }
 });
 
 describe("deliberately broken variants are caught", () => {
