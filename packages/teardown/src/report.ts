@@ -15,7 +15,7 @@ import { type CostEstimate, estimateCost } from "./cost.js";
 import type { Machine } from "./machine.js";
 import type { Mm } from "./mm.js";
 import type { OpResult } from "./ops.js";
-import { PTE_PRESENT, pmdTableId, ptePfn } from "./pte.js";
+import { PTE_PRESENT, pmdTableId, ptePfn, pteSwapEntry } from "./pte.js";
 import type { WalkCounters } from "./zap/context.js";
 
 /** Final-state checks after the operation. Each is true when it holds. */
@@ -203,6 +203,8 @@ export function checkFinalState(machine: Machine, exited: Mm | null): FinalState
   const tablePages = new Uint8Array(nr);
   let rssOk = true;
   let swapPtes = 0;
+  // Swap PTEs per swap entry over every live mm (a final check, not a hot path).
+  const swapRefs = new Map<number, number>();
   for (const mm of machine.mms) {
     if (mm.dead) continue;
     const pt = mm.pt;
@@ -221,6 +223,8 @@ export function checkFinalState(machine: Machine, exited: Mm | null): FinalState
           if (e < 0) {
             count[2]++;
             swapPtes++;
+            const entry = pteSwapEntry(e);
+            swapRefs.set(entry, (swapRefs.get(entry) ?? 0) + 1);
             continue;
           }
           const h = mem.folioHead(ptePfn(e));
@@ -283,6 +287,16 @@ export function checkFinalState(machine: Machine, exited: Mm | null): FinalState
   }
   let swapOk = true;
   if (swap !== null) {
+    // Each swap entry's count is exactly the swap PTEs that hold it: every zapped swap PTE released
+    // one count, none more (free_swap_and_cache), and none was released for a PTE still there.
+    for (const [entry, refs] of swapRefs) {
+      const n = swap.swapMapValue(entry) === 0 ? 0 : swap.swapCount(entry);
+      if (n !== refs) {
+        swapOk = false;
+        if (problems.length < 20)
+          problems.push(`swap entry ${entry}: count ${n}, but ${refs} swap PTE(s) hold it`);
+      }
+    }
     const inUse = swap.slotsInUse();
     if (inUse > swapPtes + swapCachePages) {
       swapOk = false;

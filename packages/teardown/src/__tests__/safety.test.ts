@@ -173,6 +173,27 @@ describe("a guard failure deep in the model is a violation in checking mode (mod
   }
 });
 
+describe("each zapped swap PTE releases exactly one swap count (final state, per entry)", () => {
+  for (const variant of ["encoded-page", "contig-range", "encoded-nr-pages"] as const) {
+    it(`${variant}: a count dropped twice for an entry a forked child still holds is found`, () => {
+      // With a fork each swap entry has count 2: the extra drop takes it to 1 and the real one to 0
+      // without any guard firing — only the per-entry recount sees the child's PTE holding a freed slot.
+      const spec: ScenarioSpec = {
+        memory: 32 << 20,
+        swap: 8 << 20,
+        fork: true,
+        variant,
+        vmas: [{ kind: "anon", size: 256 << 10, swapFraction: 0.5 }],
+        op: { kind: "munmap" },
+      };
+      expect(runScenario(spec).finalState.problems).toEqual([]);
+      const walk = doubleSwapFree(walkForVariant(resolveVariant(variant)));
+      const problems = runScenario({ ...spec, walk }).finalState.problems;
+      expect(problems.some((p) => /swap entry \d+: count 0, but 1 swap PTE\(s\) hold it/.test(p))).toBe(true);
+    });
+  }
+});
+
 describe("deliberately broken variants are caught", () => {
   it("free before flush → useAfterFree", () => {
     const v = defineVariant(encodedPage, {
