@@ -362,12 +362,25 @@ export interface FidelityRow {
   readonly responsible: string;
 }
 
-function topTerms(v: Readonly<Record<CostTermName, number>>, p: CostProfile, total: number, n = 3): string {
+/**
+ * The `n` terms that carry most of `total` (largest |ns| first), as "name N%"; with `fitted`, a term
+ * outside it is marked "(prior)" (the fit never set it).
+ */
+export function topTerms(
+  v: Readonly<Record<CostTermName, number>>,
+  p: CostProfile,
+  total: number,
+  n = 3,
+  fitted?: ReadonlySet<string>,
+): string {
   return COST_TERMS.map((t) => ({ name: t.name, ns: v[t.name] * p[t.name] }))
     .filter((t) => t.ns !== 0)
     .sort((a, b) => Math.abs(b.ns) - Math.abs(a.ns))
     .slice(0, n)
-    .map((t) => `${t.name} ${((100 * t.ns) / total).toFixed(0)}%`)
+    .map(
+      (t) =>
+        `${t.name} ${((100 * t.ns) / total).toFixed(0)}%${fitted === undefined || fitted.has(t.name) ? "" : " (prior)"}`,
+    )
     .join(", ");
 }
 

@@ -8,6 +8,7 @@ import {
   type ReplayOptions,
   type ReplayResult,
   SPREAD_LIMIT,
+  stats,
 } from "@mmgather/host";
 import type { CostProfile, CostTermName } from "@mmgather/mmu-gather";
 import { COST_TERMS } from "@mmgather/teardown";
@@ -19,39 +20,22 @@ import {
   fit,
   pointCounters,
   termVector,
+  topTerms,
 } from "./calibrate.js";
 import type { Scenario } from "./scenario.js";
 import { formatSize, parseSize } from "./size.js";
 
 /** The model's scenario for each measured operation (preset, operation, written fraction). */
 export const MODEL_OF: Readonly<
-  Record<
-    HostPoint["op"],
-    { preset: string; op: "exit" | "munmap" | "dontneed"; dirty?: number; what: string }
-  >
+  Record<HostPoint["op"], { preset: string; op: "exit" | "munmap" | "dontneed"; dirty?: number }>
 > = {
-  munmap: { preset: "munmap-1g", op: "munmap", what: "munmap of private anonymous memory" },
-  exit: { preset: "munmap-1g", op: "exit", what: "exit of a process whose one big VMA is that memory" },
-  dontneed: { preset: "munmap-1g", op: "dontneed", what: "MADV_DONTNEED of private anonymous memory" },
-  "fork-munmap": { preset: "fork-shared", op: "munmap", what: "munmap while a forked child maps every page" },
-  "shmem-munmap": {
-    preset: "shmem-file",
-    op: "munmap",
-    dirty: 1,
-    what: "munmap of written shared anonymous (shmem) memory",
-  },
-  "file-read-munmap": {
-    preset: "file-private",
-    op: "munmap",
-    dirty: 0,
-    what: "munmap of a private file mapping that was read",
-  },
-  "file-write-munmap": {
-    preset: "file-private",
-    op: "munmap",
-    dirty: 1,
-    what: "munmap of a private file mapping that was written (private copies)",
-  },
+  munmap: { preset: "munmap-1g", op: "munmap" },
+  exit: { preset: "munmap-1g", op: "exit" },
+  dontneed: { preset: "munmap-1g", op: "dontneed" },
+  "fork-munmap": { preset: "fork-shared", op: "munmap" },
+  "shmem-munmap": { preset: "shmem-file", op: "munmap", dirty: 1 },
+  "file-read-munmap": { preset: "file-private", op: "munmap", dirty: 0 },
+  "file-write-munmap": { preset: "file-private", op: "munmap", dirty: 1 },
 };
 
 /**
@@ -87,11 +71,13 @@ export function toCalibrationTable(t: HostTable, thpConfigured: boolean): Calibr
       size: formatSize(p.bytes),
       ...(m.dirty !== undefined ? { dirty: m.dirty } : {}),
       variant: "encoded-nr-pages",
+      // An exit no slower than the baseline child's is no measurement: kept positive for the table
+      // format, and flagged.
       seconds: Math.max(p.seconds, 1e-9),
       min: p.min,
       spread: Math.round(p.spread * 1000) / 1000,
       rounds: p.rounds,
-      flagged: p.flagged,
+      flagged: p.flagged || p.seconds <= 0,
       layoutOk: p.layoutOk,
       layout: p.layout,
       hostOp: p.op,
@@ -142,7 +128,7 @@ export function formatMeasured(t: CalibrationTable): string {
     "point                      median      min  ns/page  spread  notes",
   ];
   for (const p of t.points) {
-    const pages = (sizeBytes(p.size) ?? 0) / 4096;
+    const pages = (parseSize(p.size ?? "") ?? 0) / 4096;
     const notes = [
       p.baseline !== undefined
         ? `minus a baseline exit of ${ns(p.baseline.seconds)} (spread ${(100 * p.baseline.spread).toFixed(0)} %)`
@@ -163,13 +149,6 @@ export function formatMeasured(t: CalibrationTable): string {
       `${flagged} point(s) spread more than 20 % between rounds: this host is noisy; more --rounds narrow the median, not the spread.`,
     );
   return lines.join("\n");
-}
-
-function sizeBytes(s: string | undefined): number | null {
-  if (s === undefined) return null;
-  const m = /^(\d+)([KMG]?)$/.exec(s);
-  if (m === null) return null;
-  return Number(m[1]) * ({ "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 } as Record<string, number>)[m[2]];
 }
 
 /** One held-out point of `host validate`. */
@@ -193,21 +172,6 @@ export interface ValidateResult {
   readonly worstHeldOut: number;
   /** Points left out because the kernel did not build the asked layout. */
   readonly excluded: readonly string[];
-}
-
-/** The three largest terms of a prediction; those the fit could not see are marked "(prior)". */
-function terms(
-  v: Readonly<Record<CostTermName, number>>,
-  p: CostProfile,
-  total: number,
-  fitted: ReadonlySet<string>,
-): string {
-  return COST_TERMS.map((t) => ({ name: t.name, ns: v[t.name] * p[t.name] }))
-    .filter((t) => t.ns !== 0)
-    .sort((a, b) => b.ns - a.ns)
-    .slice(0, 3)
-    .map((t) => `${t.name} ${((100 * t.ns) / total).toFixed(0)}%${fitted.has(t.name) ? "" : " (prior)"}`)
-    .join(", ");
 }
 
 /**
@@ -266,7 +230,7 @@ export function validateHost(table: CalibrationTable): ValidateResult {
       flagged: p.flagged === true,
       why: miss
         ? [
-            `largest terms: ${terms(v, r.profile, pred, seen)}`,
+            `largest terms: ${topTerms(v, r.profile, pred, 3, seen)}`,
             unseenShareOf(v, r.profile, pred, exercised),
             MISSING[p.hostOp ?? ""] ?? "",
           ]
@@ -276,18 +240,12 @@ export function validateHost(table: CalibrationTable): ValidateResult {
     };
   });
   const held = rows.filter((x) => x.heldOut).map((x) => Math.abs(x.error));
-  const sorted = [...held].sort((a, b) => a - b);
-  const median =
-    sorted.length === 0
-      ? Number.NaN
-      : sorted.length % 2 === 1
-        ? sorted[sorted.length >> 1]
-        : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
+  const st = held.length === 0 ? null : stats(held);
   return {
     fit: r,
     rows,
-    medianHeldOut: median,
-    worstHeldOut: sorted.length === 0 ? Number.NaN : sorted[sorted.length - 1],
+    medianHeldOut: st?.median ?? Number.NaN,
+    worstHeldOut: st?.max ?? Number.NaN,
     excluded,
   };
 }

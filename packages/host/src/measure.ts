@@ -176,12 +176,7 @@ export function childConfig(
   file = "",
 ): ChildConfig {
   const kb = folio === "page-cache" ? 4 : FOLIO_KB[folio];
-  const kind =
-    op === "shmem-munmap"
-      ? "shmem"
-      : op === "file-read-munmap" || op === "file-write-munmap"
-        ? "file-private"
-        : "anon";
+  const kind = op === "shmem-munmap" ? "shmem" : isFile(op) ? "file-private" : "anon";
   const dirty = op === "shmem-munmap" || op === "file-write-munmap" ? 1 : 0;
   return {
     mappings: [
