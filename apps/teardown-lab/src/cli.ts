@@ -23,6 +23,7 @@ import { CALIBRATION_TABLES, fidelity, fit, formatFidelity, loadTable } from "./
 import { CalibrationFileError, loadTableFile, resolveProfile } from "./calibration-files.js";
 import { scanProcess, scenarioFromSmaps } from "./capture.js";
 import { explainBroken, explainVariant, tinyScenario } from "./explain.js";
+import { exploreBroken, exploreScenario } from "./explore.js";
 import { exitStatus, type RunResult, toCsv, toTable, verdict, withoutTiming } from "./format.js";
 import {
   formatMeasured,
@@ -414,6 +415,67 @@ export function makeProgram(setExit: (code: number) => void): Command {
       process.stdout.write(`${parts.join("\n")}\n`);
       setExit(violations > 0 ? 1 : 0);
     });
+
+  commonOptions(
+    program
+      .command("explore")
+      .description(
+        "run every interleaving of a scenario's two racing threads up to a preemption bound; print how many " +
+          "ran and the shortest failing one with its trail",
+      )
+      .argument("[SCENARIO_FILE]", "scenario file (JSON or YAML) with a concurrentOp"),
+  )
+    .addOption(new Option("--variant <name>", "gather variant").choices([...VARIANTS, "all"]).default("all"))
+    .addOption(new Option("--arch <name>", "arch adapter").choices([...ARCHES]).default("generic"))
+    .option("--bound <n>", "most preemptions per interleaving", intArg(0, 8), 2)
+    .option("--max <n>", "stop after this many interleavings", intArg(1, 10_000_000), 20_000)
+    .addOption(
+      new Option(
+        "--broken <name>",
+        "explore a deliberately broken variant's scenario, then the real design's",
+      ).choices(BROKEN_NAMES),
+    )
+    .action(
+      (
+        file: string | undefined,
+        o: CommonOpts & {
+          variant: VariantName | "all";
+          arch: ArchName;
+          bound: number;
+          max: number;
+          broken?: string;
+        },
+      ) => {
+        if (o.csv) throw new UsageError("explore prints text or --json, not CSV");
+        let outs: ReturnType<typeof exploreScenario>[];
+        if (o.broken !== undefined) {
+          if (file !== undefined || o.preset !== undefined)
+            throw new UsageError("--broken brings its own scenario: give no SCENARIO_FILE or --preset");
+          outs = exploreBroken(o.broken, o.arch, o.bound, o.max, o.timing !== false);
+        } else {
+          const s = loadScenario(file, o);
+          checkMemory(s, o);
+          outs = selected(o.variant, VARIANTS).map((variant) =>
+            exploreScenario({
+              scenario: s,
+              variant,
+              arch: o.arch,
+              bound: o.bound,
+              max: o.max,
+              timing: o.timing !== false,
+            }),
+          );
+        }
+        const shown =
+          o.timing === false
+            ? outs.map((x) => ({ ...x.json, elapsedMs: undefined }))
+            : outs.map((x) => x.json);
+        process.stdout.write(
+          o.json ? `${JSON.stringify(shown, null, 2)}\n` : `${outs.map((x) => x.text).join("\n\n")}\n`,
+        );
+        setExit(outs.some((x) => x.json.failing > 0) ? 1 : 0);
+      },
+    );
 
   program
     .command("calibrate")

@@ -2,7 +2,7 @@
 // deliberately broken variants with the violation the checker finds. Browser-safe.
 import type { TrailEvent } from "@mmgather/teardown";
 import { BROKEN } from "./broken.js";
-import { describeEvent } from "./narrate.js";
+import { narrateEvents } from "./narrate.js";
 import { runOne } from "./run.js";
 import { type Scenario, validateScenario } from "./scenario.js";
 import type { ArchName, VariantName } from "./spec.js";
@@ -24,8 +24,6 @@ export function tinyScenario(): Scenario {
   );
 }
 
-const BOOKKEEPING = new Set(["ptlLocked", "ptlUnlocked", "condResched", "batchReused"]);
-
 export interface ExplainOutput {
   readonly text: string;
   /** Violations shown (a correct variant shows none). */
@@ -42,27 +40,7 @@ export function explainVariant(
   const events: TrailEvent[] = [];
   const { result } = runOne(s, variant, arch, { events: (e) => events.push(e) });
   const lines = [`== ${variant} on ${arch} ==`];
-  const shown = verbose ? events : events.filter((e) => !BOOKKEEPING.has(e.type));
-  let n = 0;
-  for (let i = 0; i < shown.length; ) {
-    const period = verbose ? 0 : repeatPeriod(shown, i);
-    const cycle = period === 0 ? 1 : period;
-    for (let j = i; j < i + cycle; j++) lines.push(`${String(++n).padStart(3)}. ${describeEvent(shown[j])}`);
-    i += cycle;
-    if (period === 0) continue;
-    // The same steps again for the next pages: one line instead of a page-by-page repeat.
-    let reps = 0;
-    while (i + period <= shown.length && sameTypes(shown, i - period, i, period)) {
-      i += period;
-      reps++;
-    }
-    const first = firstPfn(shown, i - reps * period, i - (reps - 1) * period);
-    const last = firstPfn(shown, i - period, i);
-    const range = first >= 0 && last >= 0 ? ` (pfns ${first} … ${last})` : "";
-    const what = period === 1 ? "the same step" : `the same ${period} steps`;
-    lines.push(`     … ${what} again, ${reps} more time${reps === 1 ? "" : "s"}${range}`);
-    n += reps * period;
-  }
+  lines.push(...narrateEvents(events, verbose));
   lines.push(
     `   → ${result.pagesTornDown} pages unmapped, ${result.foliosTornDown} folios freed, ` +
       `${result.primitiveOps} primitive operations, ${result.violations.length} violations`,
@@ -105,29 +83,6 @@ export function explainBroken(name: string, arch: ArchName = "generic"): Explain
     text: `broken variant "${name}": the checker found no violation on ${arch} (seeds ${c.seeds[0]}–${c.seeds.at(-1)})`,
     violations: 0,
   };
-}
-
-/** Smallest period p (1..6) such that the event types from `i` repeat at least 3 times; 0 if none. */
-function repeatPeriod(events: readonly TrailEvent[], i: number): number {
-  for (let p = 1; p <= 6; p++) {
-    if (i + 3 * p > events.length) break;
-    if (sameTypes(events, i, i + p, p) && sameTypes(events, i, i + 2 * p, p)) return p;
-  }
-  return 0;
-}
-
-function sameTypes(events: readonly TrailEvent[], a: number, b: number, len: number): boolean {
-  for (let k = 0; k < len; k++) if (events[a + k].type !== events[b + k].type) return false;
-  return true;
-}
-
-/** The first pfn any event in [from, to) names, or -1. */
-function firstPfn(events: readonly TrailEvent[], from: number, to: number): number {
-  for (let k = from; k < to; k++) {
-    const e = events[k];
-    if ("pfn" in e && typeof e.pfn === "number") return e.pfn;
-  }
-  return -1;
 }
 
 function describeScenario(s: Scenario): string {

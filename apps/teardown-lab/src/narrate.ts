@@ -128,3 +128,58 @@ export function laneOf(e: TrailEvent): Lane | null {
       return null;
   }
 }
+
+const BOOKKEEPING = new Set(["ptlLocked", "ptlUnlocked", "condResched", "batchReused"]);
+
+/**
+ * Numbered sentences for a run of events; a step sequence that repeats page after page is one line
+ * ("the same 4 steps again, 15 more times"). `verbose` keeps lock and cond_resched events.
+ */
+export function narrateEvents(events: readonly TrailEvent[], verbose = false): string[] {
+  const lines: string[] = [];
+  const shown = verbose ? events : events.filter((e) => !BOOKKEEPING.has(e.type));
+  let n = 0;
+  for (let i = 0; i < shown.length; ) {
+    const period = verbose ? 0 : repeatPeriod(shown, i);
+    const cycle = period === 0 ? 1 : period;
+    for (let j = i; j < i + cycle; j++) lines.push(`${String(++n).padStart(3)}. ${describeEvent(shown[j])}`);
+    i += cycle;
+    if (period === 0) continue;
+    // The same steps again for the next pages: one line instead of a page-by-page repeat.
+    let reps = 0;
+    while (i + period <= shown.length && sameTypes(shown, i - period, i, period)) {
+      i += period;
+      reps++;
+    }
+    const first = firstPfn(shown, i - reps * period, i - (reps - 1) * period);
+    const last = firstPfn(shown, i - period, i);
+    const range = first >= 0 && last >= 0 ? ` (pfns ${first} … ${last})` : "";
+    const what = period === 1 ? "the same step" : `the same ${period} steps`;
+    lines.push(`     … ${what} again, ${reps} more time${reps === 1 ? "" : "s"}${range}`);
+    n += reps * period;
+  }
+  return lines;
+}
+
+/** Smallest period p (1..6) such that the event types from `i` repeat at least 3 times; 0 if none. */
+function repeatPeriod(events: readonly TrailEvent[], i: number): number {
+  for (let p = 1; p <= 6; p++) {
+    if (i + 3 * p > events.length) break;
+    if (sameTypes(events, i, i + p, p) && sameTypes(events, i, i + 2 * p, p)) return p;
+  }
+  return 0;
+}
+
+function sameTypes(events: readonly TrailEvent[], a: number, b: number, len: number): boolean {
+  for (let k = 0; k < len; k++) if (events[a + k].type !== events[b + k].type) return false;
+  return true;
+}
+
+/** The first pfn any event in [from, to) names, or -1. */
+function firstPfn(events: readonly TrailEvent[], from: number, to: number): number {
+  for (let k = from; k < to; k++) {
+    const e = events[k];
+    if ("pfn" in e && typeof e.pfn === "number") return e.pfn;
+  }
+  return -1;
+}

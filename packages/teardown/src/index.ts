@@ -15,9 +15,18 @@ export type { CpuTlbConfig } from "./cpu-tlb.js";
 export { CpuTlbs } from "./cpu-tlb.js";
 export type { TeardownErrorCode } from "./errors.js";
 export { isTeardownError, TeardownError } from "./errors.js";
+export type {
+  ExploreFailure,
+  ExploreOptions,
+  ExploreResult,
+  ScheduleRun,
+  ScheduleStep,
+} from "./explore.js";
+export { explore, runSchedule } from "./explore.js";
 export type { MachineConfig } from "./machine.js";
 export { createMachine, Machine } from "./machine.js";
 export { Mm } from "./mm.js";
+export type { OpStep, OpSteps } from "./mmap-lock.js";
 export type { OpResult, TeardownOp, TeardownOptions, VariantSpec } from "./ops.js";
 export {
   exitMmap,

@@ -16,6 +16,16 @@
 import { TeardownError } from "./errors.js";
 import type { Mm } from "./mm.js";
 
+/**
+ * What one step of an operation yields: nothing after a lock section (one PTE table, one huge PMD, a
+ * gather's setup or finish), "wait" when the thread could not take mmap_lock and waits for another
+ * thread to release it — a scheduler switching away from a waiting thread does not preempt it.
+ */
+export type OpStep = "wait" | undefined;
+
+/** An operation (or part of one) as a generator of steps. */
+export type OpSteps = Generator<OpStep, void, unknown>;
+
 /** A thread that yields this many times in a row for the lock is never going to get it. */
 const MAX_WAIT_STEPS = 1 << 26;
 
@@ -29,19 +39,19 @@ function deadlock(mm: Mm, method: string): never {
 }
 
 /** mmap_write_lock: waits while anyone holds the lock. */
-export function* mmapWriteLock(mm: Mm): Generator<void> {
+export function* mmapWriteLock(mm: Mm): OpSteps {
   for (let n = 0; mm.mmapLock !== 0; n++) {
     if (n === MAX_WAIT_STEPS) deadlock(mm, "mmapWriteLock");
-    yield;
+    yield "wait";
   }
   mm.mmapLock = -1;
 }
 
 /** mmap_read_lock: waits while a writer holds the lock. */
-export function* mmapReadLock(mm: Mm): Generator<void> {
+export function* mmapReadLock(mm: Mm): OpSteps {
   for (let n = 0; mm.mmapLock < 0; n++) {
     if (n === MAX_WAIT_STEPS) deadlock(mm, "mmapReadLock");
-    yield;
+    yield "wait";
   }
   mm.mmapLock++;
 }

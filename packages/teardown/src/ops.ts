@@ -26,6 +26,7 @@ import {
   mmapWriteDowngrade,
   mmapWriteLock,
   mmapWriteUnlock,
+  type OpSteps,
 } from "./mmap-lock.js";
 import { createRng } from "./rng.js";
 import type { Vma } from "./vma.js";
@@ -217,7 +218,7 @@ function removeVmas(c: WalkCounters, vmas: readonly Vma[]): void {
 }
 
 /** exit_mmap as a generator. */
-export function* exitMmapSteps(mm: Mm, opts: TeardownOptions, r: OpResult): Generator<void> {
+export function* exitMmapSteps(mm: Mm, opts: TeardownOptions, r: OpResult): OpSteps {
   checkLive(mm, "exitMmap");
   const machine = mm.machine;
   const checker = machine.checker;
@@ -309,7 +310,7 @@ function clipped(vmas: readonly { start: number; end: number }[], vs: number, ve
  * The calling thread is in the kernel for the whole operation: its CPU's cached translations of the mm
  * cannot be used by user code until it returns (CpuTlbs.quiesce / resume).
  */
-function* inKernel(mm: Mm, thread: number, body: Generator<void>): Generator<void> {
+function* inKernel(mm: Mm, thread: number, body: OpSteps): OpSteps {
   const tlbs = mm.machine.tlbs;
   const cpu = tlbs === null ? -1 : tlbs.cpuOfThread(thread);
   if (tlbs !== null) tlbs.quiesce(cpu, mm.id);
@@ -321,23 +322,11 @@ function* inKernel(mm: Mm, thread: number, body: Generator<void>): Generator<voi
 }
 
 /** munmap as a generator: split at the edges, detach, unmap_region, free page tables. */
-export function munmapSteps(
-  mm: Mm,
-  start: number,
-  len: number,
-  opts: TeardownOptions,
-  r: OpResult,
-): Generator<void> {
+export function munmapSteps(mm: Mm, start: number, len: number, opts: TeardownOptions, r: OpResult): OpSteps {
   return inKernel(mm, opts.thread ?? 0, munmapBody(mm, start, len, opts, r));
 }
 
-function* munmapBody(
-  mm: Mm,
-  start: number,
-  len: number,
-  opts: TeardownOptions,
-  r: OpResult,
-): Generator<void> {
+function* munmapBody(mm: Mm, start: number, len: number, opts: TeardownOptions, r: OpResult): OpSteps {
   checkLive(mm, "munmap");
   const [vs, ve] = [r.start, r.end];
   const machine = mm.machine;
@@ -389,17 +378,11 @@ export function madviseSteps(
   len: number,
   opts: TeardownOptions,
   r: OpResult,
-): Generator<void> {
+): OpSteps {
   return inKernel(mm, opts.thread ?? 0, madviseBody(mm, start, len, opts, r));
 }
 
-function* madviseBody(
-  mm: Mm,
-  start: number,
-  len: number,
-  opts: TeardownOptions,
-  r: OpResult,
-): Generator<void> {
+function* madviseBody(mm: Mm, start: number, len: number, opts: TeardownOptions, r: OpResult): OpSteps {
   checkLive(mm, "madvise");
   const [vs, ve] = [r.start, r.end];
   const machine = mm.machine;
@@ -441,7 +424,7 @@ export function startOp(
   start: number,
   len: number,
   opts: TeardownOptions,
-): { readonly steps: Generator<void>; readonly result: OpResult } {
+): { readonly steps: OpSteps; readonly result: OpResult } {
   if (anchors === null) ensureAnchors();
   if (op === "exit") {
     const r = newResult(op, opts, 0, Number.POSITIVE_INFINITY);
@@ -457,7 +440,7 @@ export function startOp(
   return { steps, result: r };
 }
 
-function drain(g: Generator<void>): void {
+function drain(g: OpSteps): void {
   for (let s = g.next(); s.done !== true; s = g.next()) {
     /* run to completion */
   }

@@ -9,6 +9,7 @@ import type { TrailEventSink } from "./checker.js";
 import { TeardownError } from "./errors.js";
 import { createMachine, type Machine } from "./machine.js";
 import type { Mm } from "./mm.js";
+import type { OpSteps } from "./mmap-lock.js";
 import {
   exitMmap,
   madviseDontneed,
@@ -229,6 +230,17 @@ export function runScenario(spec: ScenarioSpec): TeardownReport {
 
 /** Runs the operation(s) of a built scenario. */
 export function runBuilt(b: BuiltScenario, spec: ScenarioSpec): TeardownReport {
+  return runBuiltWith(b, spec, (threads) => interleave(threads, b.rng));
+}
+
+/**
+ * Runs two concurrent threads to completion (or until one throws), deciding which advances at each
+ * step; it must end every generator it leaves unfinished (`Generator.return`).
+ */
+export type Scheduler = (threads: OpSteps[]) => void;
+
+/** runBuilt with the concurrent threads' order decided by `schedule` (the explorer's entry). */
+export function runBuiltWith(b: BuiltScenario, spec: ScenarioSpec, schedule: Scheduler): TeardownReport {
   const { machine, target } = b;
   const opts = { variant: spec.variant, walk: spec.walk, alloc: spec.alloc };
   const [s0, l0] = opRange(b, spec, spec.op);
@@ -243,7 +255,7 @@ export function runBuilt(b: BuiltScenario, spec: ScenarioSpec): TeardownReport {
   const prevEvents = machine.events;
   machine.events = events ?? null;
   try {
-    return runOps(b, spec, opts, s0, l0, mapped, stateBytes, freed0, ptl0, v0, layers0);
+    return runOps(b, spec, opts, s0, l0, mapped, stateBytes, freed0, ptl0, v0, layers0, schedule);
   } finally {
     machine.events = prevEvents;
   }
@@ -261,6 +273,7 @@ function runOps(
   ptl0: number,
   v0: number,
   layers0: LayerSnapshot,
+  schedule: Scheduler,
 ): TeardownReport {
   const { machine, target } = b;
   // performance.now(): a monotonic clock in Node ≥ 16 and every browser (fractional ms).
@@ -276,7 +289,7 @@ function runOps(
       if (spec.op.kind === "exit" || spec.concurrentOp.kind === "exit") fail("exit cannot run concurrently");
       const [s1, l1] = opRange(b, spec, spec.concurrentOp);
       const c = startOp(target, spec.concurrentOp.kind, s1, l1, { ...opts, thread: 1 });
-      interleave([a.steps, c.steps], b.rng);
+      schedule([a.steps, c.steps]);
       result = mergeResults(a.result, c.result);
     }
   } catch (e) {
@@ -311,7 +324,7 @@ function runOps(
  * Runs generators to completion, picking which advances next with `rng` — one page-table-lock
  * section (or one gather setup / finish) per step.
  */
-export function interleave(threads: Generator<void>[], rng: Rng): void {
+export function interleave(threads: OpSteps[], rng: Rng): void {
   const live = threads.slice();
   try {
     while (live.length > 0) {

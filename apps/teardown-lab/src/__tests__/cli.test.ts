@@ -473,6 +473,63 @@ describe("explain", () => {
   });
 });
 
+describe("explore", () => {
+  it("--broken nested-flush-ignored: found at bound 2 with the shortest interleaving narrated; the real design is silent", () => {
+    const r = runCli(["explore", "--broken", "nested-flush-ignored", "--no-timing"]);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(1);
+    const [broken, real] = r.stdout.split("\n\n== explore ");
+    expect(broken).toMatch(
+      /^== explore nested-flush-ignored: thread 0 dontneed racing thread 1 dontneed; nested-flush-ignored on generic; preemption bound 2 ==/,
+    );
+    expect(broken).toMatch(
+      /6 interleavings run \(by preemptions — 0: 2, 1: 2, 2: 2\); that is every interleaving within the bound\./,
+    );
+    expect(broken).toContain("Shortest failing interleaving: 1 preemption, 3 steps to the first violation");
+    expect(broken).toMatch(/step 2: thread 0 — preempts the other thread/);
+    expect(broken).toContain("! staleTlbAfterReturn:");
+    expect(broken).toMatch(/What happened just before \(oldest first\):\n\s+1\. /);
+    expect(real).toMatch(
+      /encoded-nr-pages on generic; preemption bound 2 ==\n6 interleavings run .*\n0 interleavings failed\./,
+    );
+  });
+
+  it("a scenario file under every variant, as JSON; exit 0 when no interleaving fails", () => {
+    const r = runCli(["explore", "scenarios/racing-munmap.yaml", "--bound", "3", "--json"]);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout) as {
+      variant: string;
+      explored: number;
+      exploredByPreemptions: number[];
+      failing: number;
+      complete: boolean;
+      shortest: unknown;
+    }[];
+    expect(out.map((x) => x.variant)).toEqual(["encoded-page", "contig-range", "encoded-nr-pages"]);
+    for (const x of out) {
+      expect(x).toMatchObject({ failing: 0, complete: true, shortest: null });
+      expect(x.exploredByPreemptions).toHaveLength(4);
+      expect(x.exploredByPreemptions.reduce((a, b) => a + b, 0)).toBe(x.explored);
+    }
+  });
+
+  it("refuses what it cannot do", () => {
+    const bad = (args: string[], msg: string) => {
+      const r = runCli(args);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(msg);
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+    };
+    bad(
+      ["explore", "--broken", "nested-flush-ignored", "--preset", "fork-shared"],
+      "--broken brings its own scenario",
+    );
+    bad(["explore", "--preset", "fork-shared", "--bound", "9"], "expected an integer from 0 to 8");
+    bad(["explore", "--preset", "fork-shared", "--csv"], "explore prints text or --json");
+  });
+});
+
 describe("presets", () => {
   it("lists every preset and broken variant", () => {
     const r = runCli(["presets"]);

@@ -5,6 +5,7 @@
 // Omits: hugetlb VMAs, huge PUDs, mmu notifiers, uprobes, vma merging inside free_pgtables.
 
 import { splitHugePmd } from "../huge-memory.js";
+import type { OpSteps } from "../mmap-lock.js";
 import { LEVEL_PGD, LEVEL_PMD, LEVEL_PTE, type PageTables } from "../page-tables.js";
 import { PTE_PRESENT, pmdTableId } from "../pte.js";
 import type { Vma } from "../vma.js";
@@ -21,7 +22,7 @@ export function* unmapVmas(
   vmas: readonly Vma[],
   vs: number,
   ve: number,
-): Generator<void> {
+): OpSteps {
   for (const vma of vmas) {
     const s = Math.max(vs, vma.start);
     const e = Math.min(ve, vma.end);
@@ -36,7 +37,7 @@ export function* unmapVmas(
 }
 
 /** unmap_page_range → zap_pmd_range → zap_pte_range for pages [vs, ve) of one VMA. */
-export function* unmapPageRange(ctx: ZapContext, walk: ZapWalk, vs: number, ve: number): Generator<void> {
+export function* unmapPageRange(ctx: ZapContext, walk: ZapWalk, vs: number, ve: number): OpSteps {
   const pt = ctx.mm.pt;
   const span = pt.span[0];
   const steps = walk.steps;
