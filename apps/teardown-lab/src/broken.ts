@@ -145,6 +145,15 @@ const nestedFlushIgnored = defineVariant(encodedNrPages, {
   },
 });
 
+/**
+ * tlb_next_batch without the MAX_GATHER_BATCH_COUNT cap and tlb_batch_pages_flush without its per-chunk
+ * cond_resched: the gather grows until the operation ends and one flush frees everything at once.
+ */
+const unboundedFree = defineVariant(encodedNrPages, {
+  name: "unbounded-free",
+  policy: { capBatchCount: false, condReschedPerChunk: false },
+});
+
 const mk = (input: ScenarioInput) => () => validateScenario(input, "broken-variant scenario");
 const withSeed = (input: ScenarioInput) => (seed: number) =>
   validateScenario({ ...input, seed }, "broken-variant scenario");
@@ -274,6 +283,30 @@ export const BROKEN: Readonly<Record<string, BrokenCase>> = {
       op: { kind: "munmap", vma: 0 },
     }),
     override: { walk: doubleSwapFree },
+  },
+  "unbounded-free": {
+    change:
+      "tlb_next_batch no longer stops at MAX_GATHER_BATCH_COUNT batch pages, and tlb_batch_pages_flush no " +
+      "longer calls cond_resched between its 512-entry chunks",
+    expect: "freesWithoutResched",
+    consequence:
+      "exiting a large process frees every one of its pages in one go at tlb_finish_mmu, with no reschedule " +
+      "point: on a non-preemptible kernel the CPU is stuck for seconds — soft-lockup and RCU-stall warnings, " +
+      "other tasks on that CPU starve. (The cap was added against exactly this; in 2022 even the cap proved " +
+      "not enough on machines with 16K pages, which is why the per-chunk cond_resched came.)",
+    realOrder:
+      "a gather holds at most MAX_GATHER_BATCH_COUNT batch pages (about 10000 entries, the amount tlb.h says is " +
+      "safe to free without a preemption point): a full gather forces a flush mid-walk, where zap_pmd_range's " +
+      "cond_resched follows; and the flush itself calls cond_resched after every 512 entries.",
+    base: "encoded-nr-pages",
+    seeds: [1],
+    scenario: mk({
+      name: "unbounded-free",
+      cpus: 1,
+      vmas: [{ name: "heap", kind: "anon", size: "64M" }],
+      op: { kind: "exit" },
+    }),
+    override: { variant: unboundedFree },
   },
   "pte-left-behind": {
     change: "the PTE loop of zap_pte_range stops one entry before the end of each range (an off-by-one)",

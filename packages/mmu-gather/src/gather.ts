@@ -125,6 +125,8 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   readonly sink: ((e: GatherEvent) => void) | null;
   readonly limitBatchesWhileDelayed: boolean;
   readonly lruAddDrainOnFree: boolean;
+  readonly capBatchCount: boolean;
+  readonly condReschedPerChunk: boolean;
   readonly batchRmap: boolean;
   private readonly listener: TlbListener | null;
   private readonly alloc: BatchAllocPolicy;
@@ -185,6 +187,8 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
     const policy = this.variant.policy;
     this.limitBatchesWhileDelayed = policy.limitBatchesWhileDelayed;
     this.lruAddDrainOnFree = policy.lruAddDrainOnFree;
+    this.capBatchCount = policy.capBatchCount;
+    this.condReschedPerChunk = policy.condReschedPerChunk;
     this.batchRmap = policy.deferAllRmaps && this.arch.batchRmap && !this.arch.noGather;
     const shift = this.arch.geometry.pageShift;
     this.pageSize = 2 ** shift;

@@ -40,6 +40,10 @@ export interface StorageHost {
   delayedRmap: boolean;
   readonly limitBatchesWhileDelayed: boolean;
   readonly lruAddDrainOnFree: boolean;
+  /** `VariantPolicy.capBatchCount`. */
+  readonly capBatchCount: boolean;
+  /** `VariantPolicy.condReschedPerChunk`. */
+  readonly condReschedPerChunk: boolean;
   /** The VMA being zapped is VM_LOCKED (rmap removals munlock). */
   readonly vmaLocked: boolean;
   /** The arch batches rmaps (contig-range pending walk is live). */
@@ -131,7 +135,7 @@ export abstract class BatchList {
       this.onBatchSwitch();
       return true;
     }
-    if (this.batchCount === this.maxGatherBatchCount) {
+    if (host.capBatchCount && this.batchCount === this.maxGatherBatchCount) {
       this.fullReason = "batchLimit";
       return false;
     }
@@ -150,10 +154,11 @@ export abstract class BatchList {
     return true;
   }
 
-  /** `tlb_batch_pages_flush`: ≤ 512 entries per call, a cond_resched after each. */
+  /** `tlb_batch_pages_flush`: ≤ 512 entries per call, a cond_resched after each (`condReschedPerChunk`). */
   pagesFlush(): void {
     const c = this.host.counters;
     const sink = this.host.sink;
+    const resched = this.host.condReschedPerChunk;
     for (let b = 0; b < this.nr.length && this.nr[b] > 0; b++) {
       let off = 0;
       let remaining = this.nr[b];
@@ -163,8 +168,10 @@ export abstract class BatchList {
         c.chunksFreed++;
         off += n;
         remaining -= n;
-        c.condResched++;
-        if (sink !== null) sink({ type: "condResched" });
+        if (resched) {
+          c.condResched++;
+          if (sink !== null) sink({ type: "condResched" });
+        }
       } while (remaining > 0);
       this.nr[b] = 0;
     }

@@ -404,6 +404,19 @@ export interface VariantPolicy {
   readonly limitBatchesWhileDelayed: boolean;
   /** The walk zaps runs of swap PTEs at once (`swap_pte_batch` + `free_swap_and_cache_nr`, v6.10+). */
   readonly walkBatchesSwapPtes: boolean;
+  /**
+   * `tlb_next_batch` stops at `MAX_GATHER_BATCH_COUNT` extra batch pages, forcing a flush (all three
+   * trees; include/asm-generic/tlb.h: "to reduce a risk of soft lockups", about 10000 entries per
+   * flush). A broken variant can remove the cap.
+   */
+  readonly capBatchCount: boolean;
+  /**
+   * `tlb_batch_pages_flush` calls `cond_resched()` after each ≤ `MAX_NR_FOLIOS_PER_FREE`-entry chunk
+   * (all three trees; added in 2022 by "mm/mmu_gather: limit free batch count and add schedule point
+   * in tlb_batch_pages_flush"). Without it the flush frees every queued entry with no reschedule
+   * point, as before that commit.
+   */
+  readonly condReschedPerChunk: boolean;
   /** The kernel tree these rules follow. */
   readonly kernel: KernelTree;
 }

@@ -1,12 +1,13 @@
 // Models: the safety rules of include/asm-generic/tlb.h ("unhook page, TLB invalidate page, free
 // page"), commit 5df397dec7c4 (delayed rmap for dirty shared file pages, under the PTL), RCU /
-// IPI-synchronised page-table freeing, tlb_finish_mmu's nested-flush rule, and the folio count
+// IPI-synchronised page-table freeing, tlb_finish_mmu's nested-flush rule, bounded frees between
+// reschedule points (MAX_GATHER_BATCH_COUNT, cond_resched in zap_pmd_range and tlb_batch_pages_flush), and the folio count
 // invariants (mapcount ≤ refcount, nothing negative) — checked against the CPU/TLB model at the
 // moment each event happens. A cached translation is a use-after-free hazard only while user code
 // can use it (CpuTlbs.hazardRefs): not an exiting mm's, not the zapping CPU's own while its thread is
 // in the kernel; walk-cache entries always are (lazy-TLB CPUs walk freed tables). Omits: gup-fast readers (walk caches stand in for them), KSM, hugetlb.
 import type { PhysMem } from "@mmgather/folio";
-import type { GatherEvent } from "@mmgather/mmu-gather";
+import { type GatherEvent, MAX_GATHER_ENTRIES, MMU_GATHER_BUNDLE } from "@mmgather/mmu-gather";
 import type { CpuTlbs } from "./cpu-tlb.js";
 
 /** What went wrong. */
@@ -18,6 +19,7 @@ export type ViolationKind =
   | "staleTlbAfterReturn"
   | "presentAfterReturn"
   | "dirtyFlushAfterUnlock"
+  | "freesWithoutResched"
   | "modelGuard"
   | "mapcountExceedsRefcount"
   | "negativeCount";
@@ -79,6 +81,15 @@ export interface Violation {
   readonly trail: readonly TrailEvent[];
 }
 
+/**
+ * The most folios a teardown may free with no reschedule point in between: include/asm-generic/tlb.h
+ * (v6.18, and the two older trees) caps a gather at MAX_GATHER_BATCH_COUNT batches because "10K pages
+ * freed at once should be safe even without a preemption point" — 10000 entries plus the on-stack
+ * bundle. A 2022 commit added a cond_resched after every 512-entry chunk of tlb_batch_pages_flush on top
+ * (after rcu_sched starvation on 16K-page machines), so today's kernel stays far below it.
+ */
+export const FREES_WITHOUT_RESCHED_BOUND = MAX_GATHER_ENTRIES + MMU_GATHER_BUNDLE;
+
 /** Collects violations; fed by the free observer, the gather's events and the walk. */
 export class Checker {
   readonly mem: PhysMem;
@@ -95,6 +106,8 @@ export class Checker {
   private readonly dirtyUnderPtl = new Map<number, number[]>();
   /** Stop recording after this many violations (a broken run would otherwise flood). */
   readonly maxViolations: number;
+  /** Folios freed since the last reschedule point (cond_resched, system-call entry). */
+  private freesSinceResched = 0;
 
   constructor(
     mem: PhysMem,
@@ -134,6 +147,15 @@ export class Checker {
   onGatherEvent(e: GatherEvent): void {
     this.record(e);
     if (e.type === "rmapRemoved") this.onRmapRemoved(e.pfn, e.nr, e.delayed);
+    else if (e.type === "condResched") this.freesSinceResched = 0;
+  }
+
+  /**
+   * A reschedule point outside the gather: zap_pmd_range's cond_resched after each PMD (after each
+   * yield of the walk), or entering the system call.
+   */
+  onResched(): void {
+    this.freesSinceResched = 0;
   }
 
   /** Walk-side rmap removal that does not go through the gather (zap_huge_pmd). */
@@ -209,6 +231,14 @@ export class Checker {
   /** PhysMem free observer: a folio of `nr` pages at `pfn` goes back to the allocator. */
   onFree(pfn: number, nr: number): void {
     this.record({ type: "pageFreed", pfn, nr });
+    if (++this.freesSinceResched === FREES_WITHOUT_RESCHED_BOUND + 1) {
+      this.report(
+        "freesWithoutResched",
+        `more than ${FREES_WITHOUT_RESCHED_BOUND} folios freed with no reschedule point in between (a soft lockup on a non-preemptible kernel)`,
+        pfn,
+        -1,
+      );
+    }
     const t = this.tlbs;
     if (t === null) return;
     for (let i = 0; i < nr; i++) {

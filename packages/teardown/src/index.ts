@@ -8,7 +8,7 @@ export type {
   ViolationKind,
   WalkForcedFlushReason,
 } from "./checker.js";
-export { Checker } from "./checker.js";
+export { Checker, FREES_WITHOUT_RESCHED_BOUND } from "./checker.js";
 export type { CostEstimate, CostTerm } from "./cost.js";
 export { COST_TERMS, estimateCost, termCount } from "./cost.js";
 export type { CpuTlbConfig } from "./cpu-tlb.js";

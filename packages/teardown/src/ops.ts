@@ -224,6 +224,7 @@ export function* exitMmapSteps(mm: Mm, opts: TeardownOptions, r: OpResult): OpSt
   const checker = machine.checker;
   const trace = machine.traceSink();
   if (trace !== null) trace({ type: "opStarted", op: "exit", mmId: mm.id, start: 0, end: 0 });
+  checker?.onResched(); // entering the kernel: nothing freed yet
   // mm_users is 0: no user code of this mm runs anywhere again (lazy-TLB CPUs may still walk its
   // tables, so walk caches stay checked).
   machine.tlbs?.retireMm(mm.id);
@@ -332,6 +333,7 @@ function* munmapBody(mm: Mm, start: number, len: number, opts: TeardownOptions, 
   const machine = mm.machine;
   const checker = machine.checker;
   machine.traceSink()?.({ type: "opStarted", op: "munmap", mmId: mm.id, start, end: start + len });
+  checker?.onResched(); // entering the system call: nothing freed yet
   yield* mmapWriteLock(mm);
   let write = true;
   let present: [number, number] = [-1, -1];
@@ -388,6 +390,7 @@ function* madviseBody(mm: Mm, start: number, len: number, opts: TeardownOptions,
   const machine = mm.machine;
   const checker = machine.checker;
   machine.traceSink()?.({ type: "opStarted", op: "madvise", mmId: mm.id, start, end: start + len });
+  checker?.onResched(); // entering the system call: nothing freed yet
   yield* mmapReadLock(mm);
   let vmas: Vma[];
   try {

@@ -462,6 +462,7 @@ describe("explain", () => {
     ["pte-left-behind", "presentAfterReturn"],
     ["flush-after-unlock", "dirtyFlushAfterUnlock"],
     ["double-swap-free", "modelGuard"],
+    ["unbounded-free", "freesWithoutResched"],
   ])("--broken %s shows %s with its trail and exits 1", (name, kind) => {
     const r = runCli(["explain", "--broken", name]);
     expect(r.status).toBe(1);

@@ -1,12 +1,13 @@
 import { genericArch } from "@mmgather/arch-generic";
 import { s390Arch } from "@mmgather/arch-s390";
 import { PG } from "@mmgather/folio";
-import { defineArch, defineVariant, encodedNrPages, encodedPage } from "@mmgather/mmu-gather";
+import { contigRange, defineArch, defineVariant, encodedNrPages, encodedPage } from "@mmgather/mmu-gather";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   buildScenario,
   defineZapWalk,
+  FREES_WITHOUT_RESCHED_BOUND,
   folioBatchWalk,
   perPteWalk,
   pteSwapEntry,
@@ -192,6 +193,48 @@ describe("each zapped swap PTE releases exactly one swap count (final state, per
       expect(problems.some((p) => /swap entry \d+: count 0, but 1 swap PTE\(s\) hold it/.test(p))).toBe(true);
     });
   }
+});
+
+describe("bounded work between reschedule points (freesWithoutResched)", () => {
+  // 64 MiB of order-0 anon folios: 16384 frees, more than one capped gather holds.
+  const big = (variant: ScenarioSpec["variant"], op: "exit" | "munmap" | "madvise"): ScenarioSpec => ({
+    memory: 96 << 20,
+    cpus: 1,
+    variant,
+    vmas: [{ kind: "anon", size: 64 << 20 }],
+    op: { kind: op },
+  });
+  const knobs = (base: typeof encodedPage, capBatchCount: boolean, condReschedPerChunk: boolean) =>
+    defineVariant(base, {
+      name: `${base.name}-cap-${capBatchCount}-resched-${condReschedPerChunk}`,
+      policy: { capBatchCount, condReschedPerChunk },
+    });
+  for (const base of [encodedPage, contigRange, encodedNrPages]) {
+    it(`${base.name}: no cap and no cond_resched per chunk is caught; either one alone keeps the bound`, () => {
+      for (const op of ["exit", "munmap", "madvise"] as const) {
+        expect(kinds(big(base, op))).toEqual([]);
+        const unbounded = runScenario(big(knobs(base, false, false), op));
+        expect(unbounded.violations.map((v) => v.kind)).toEqual(["freesWithoutResched"]);
+        expect(unbounded.violations[0].message).toContain(`more than ${FREES_WITHOUT_RESCHED_BOUND} folios`);
+        // The cap alone (the kernel before 2022): one flush frees at most the ~10000 entries of a
+        // full gather, the bound include/asm-generic/tlb.h states.
+        const capOnly = runScenario(big(knobs(base, true, false), op));
+        expect(capOnly.violations).toEqual([]);
+        expect(capOnly.counters.gather.condResched).toBe(0);
+        expect(capOnly.counters.gather.forcedFlushes.batchLimit).toBeGreaterThan(0);
+        // cond_resched per chunk alone: one flush at the end, but ≤ 512 entries between reschedules.
+        const reschedOnly = runScenario(big(knobs(base, false, true), op));
+        expect(reschedOnly.violations).toEqual([]);
+        expect(reschedOnly.counters.gather.forcedFlushes.batchLimit).toBe(0);
+        expect(reschedOnly.counters.gather.condResched).toBeGreaterThanOrEqual(Math.ceil(16384 / 513));
+      }
+    });
+  }
+
+  it("s390 frees each page as it is zapped: zap_pmd_range's cond_resched bounds the work, the knobs do not matter", () => {
+    const spec = { ...big(knobs(encodedNrPages, false, false), "exit"), arch: s390Arch };
+    expect(runScenario(spec).violations).toEqual([]);
+  });
 });
 
 describe("deliberately broken variants are caught", () => {

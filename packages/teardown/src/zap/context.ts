@@ -147,6 +147,11 @@ export class ZapContext {
     this.splitAccounting = splitAccountingFor(counters, tlb.variant);
   }
 
+  /** cond_resched() at the end of each zap_pmd_range iteration (where the walk yields). */
+  condResched(): void {
+    if (this.checker !== null) this.checker.onResched();
+  }
+
   /** pte_offset_map_lock / pmd_lock: take the lock of the table at `tablePfn`. */
   lock(tablePfn: number): void {
     this.mm.ptlAcquisitions++;

@@ -57,6 +57,7 @@ export function* unmapPageRange(ctx: ZapContext, walk: ZapWalk, vs: number, ve: 
       // A huge PMD covering the whole step is zapped whole; a partial range would split it first.
       if (base >= vs && base + span <= ve) {
         steps.zapHugePmd(ctx, pmd, pmdId, pi, base);
+        ctx.condResched();
         yield;
         continue;
       }
@@ -76,6 +77,7 @@ export function* unmapPageRange(ctx: ZapContext, walk: ZapWalk, vs: number, ve: 
       from = steps.zapPtes(ctx, t, base, from, to);
       ctx.addMmRssVec();
       steps.endPteTable(ctx);
+      ctx.condResched();
       yield;
     }
   }
