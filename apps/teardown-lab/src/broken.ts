@@ -154,6 +154,27 @@ const unboundedFree = defineVariant(encodedNrPages, {
   policy: { capBatchCount: false, condReschedPerChunk: false },
 });
 
+/**
+ * tlb_finish_mmu's nested path as Linux had it before 2019: reset the range (`__tlb_reset_range`, which
+ * also clears freed_tables and cleared_*) and re-adjust it to the range again, instead of forcing a
+ * whole-mm flush with freed_tables set. With the bits gone, the flush finds nothing to do.
+ */
+const nestedResetRange = defineVariant(encodedNrPages, {
+  name: "nested-reset-range",
+  steps: {
+    finishMmu(ops, flushMmu) {
+      if (ops.mmTlbFlushNested()) {
+        const { start, end } = ops.view;
+        ops.tlbResetRange();
+        if (end > start) ops.tlbAdjustRange(start, end - start);
+      }
+      flushMmu();
+      ops.tlbBatchListFree();
+      ops.decTlbFlushPending();
+    },
+  },
+});
+
 const mk = (input: ScenarioInput) => () => validateScenario(input, "broken-variant scenario");
 const withSeed = (input: ScenarioInput) => (seed: number) =>
   validateScenario({ ...input, seed }, "broken-variant scenario");
@@ -283,6 +304,29 @@ export const BROKEN: Readonly<Record<string, BrokenCase>> = {
       op: { kind: "munmap", vma: 0 },
     }),
     override: { walk: doubleSwapFree },
+  },
+  "nested-reset-range": {
+    change:
+      "tlb_finish_mmu's nested path resets the range (__tlb_reset_range) and re-adjusts it instead of forcing " +
+      "a whole-mm flush: the reset also clears freed_tables and the cleared_* bits",
+    expect: "staleTlbAfterReturn",
+    consequence:
+      "with the bits cleared the final flush thinks nothing was unmapped: the racing thread's cleared PTEs stay " +
+      "cached in other CPUs' TLBs (and freed page tables in their walk caches) after MADV_DONTNEED returns — " +
+      "stale reads and lost writes in user space, as arm64 hit before the 2019 fix.",
+    realOrder:
+      "under mm_tlb_flush_nested() tlb_finish_mmu sets fullmm and freed_tables (and resets the range) so the " +
+      "flush invalidates the whole mm, walk caches included, whatever this gather itself recorded.",
+    base: "encoded-nr-pages",
+    seeds: Array.from({ length: 40 }, (_, i) => i + 1),
+    scenario: withSeed({
+      name: "nested-reset-range",
+      cpus: 2,
+      vmas: [{ name: "heap", kind: "anon", size: "64K" }],
+      op: { kind: "dontneed", vma: 0 },
+      concurrentOp: { kind: "dontneed", vma: 0 },
+    }),
+    override: { variant: nestedResetRange },
   },
   "unbounded-free": {
     change:

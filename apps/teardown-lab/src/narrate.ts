@@ -27,6 +27,16 @@ const TLB: Record<string, string> = {
   idte: "IDTE: every CPU drops all translations of this address space",
 };
 
+/** Why the gather flushed (TlbFlushReason); "caller" and "pteClear" need no words. */
+const WHY: Record<string, string> = {
+  endVma: "end of the VMA (tlb_end_vma)",
+  batchFull: "the gather was full",
+  dirtyShared: "a dirty shared page's rmap is delayed: flush before the page-table lock drops",
+  tableFree: "before page-table pages are freed (tlb_table_invalidate)",
+  nested: "tlb_finish_mmu's nested-flush rule: the whole mm",
+  finish: "tlb_finish_mmu",
+};
+
 /** One sentence for one event. */
 export function describeEvent(e: TrailEvent): string {
   switch (e.type) {
@@ -35,7 +45,7 @@ export function describeEvent(e: TrailEvent): string {
     case "pteCleared":
       return `clear ${pages(e.nr)} of PTEs at ${hex(e.addr)} (ptep_get_and_clear): the CPU can no longer walk to them, but TLBs may still hold them`;
     case "rangeRecorded":
-      return `record ${hex(e.addr)}+${hex(e.size)} (${e.level} level) in the range the next TLB flush must cover`;
+      return `record ${hex(e.addr)}+${hex(e.size)}${e.level === null ? "" : ` (${e.level} level)`} in the range the next TLB flush must cover`;
     case "rmapRemoved":
       return e.delayed
         ? `remove the rmap of pfn ${e.pfn} (${pages(e.nr)}) now that the TLB is flushed: ${RMAP[e.primitive] ?? e.primitive} — delayed, still under the page-table lock`
@@ -43,9 +53,12 @@ export function describeEvent(e: TrailEvent): string {
     case "pageQueued":
       return `queue pfn ${e.pfn} (${pages(e.nr)}) in the gather's batch${e.delayRmap ? ", marked 'delay rmap' (dirty shared file page)" : ""}; it is freed only after the TLB flush`;
     case "tlbFlushed":
-      return e.kind === "range" || e.kind === "ipte"
-        ? `${TLB[e.kind]} ${hex(e.start)}–${hex(e.end)}${e.walkCaches ? " (and page-walk caches)" : ""}`
-        : `${TLB[e.kind] ?? e.kind}${e.walkCaches ? " (and page-walk caches)" : ""}`;
+      return (
+        (e.kind === "range" || e.kind === "ipte"
+          ? `${TLB[e.kind]} ${hex(e.start)}–${hex(e.end)}${e.walkCaches ? " (and page-walk caches)" : ""}`
+          : `${TLB[e.kind] ?? e.kind}${e.walkCaches ? " (and page-walk caches)" : ""}`) +
+        (WHY[e.reason] === undefined ? "" : ` — ${WHY[e.reason]}`)
+      );
     case "tlbFlushSkipped":
       return "TLB flush skipped: nothing was cleared since the last one";
     case "rmapsFlushed":

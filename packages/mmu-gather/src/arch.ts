@@ -18,7 +18,10 @@
 //   tlbFlush(tlb, ops)             `tlb_flush()`: invalidate what was recorded; called only when a
 //                                  cleared_* bit or freed_tables is set.
 //                                  may read: start, end, fullmm, needFlushAll, freedTables, cleared*,
-//                                  vmaExec, vmaHuge, mm.         default: genericTlbFlush
+//                                  vmaExec, vmaHuge, mm, flushReason (why: endVma, batchFull,
+//                                  dirtyShared, tableFree, nested, finish, caller).
+//                                  An empty range (end 0, not fullmm) means nothing to invalidate by
+//                                  address.                      default: genericTlbFlush
 //   tableFreed(tlb, level, ops)    arch part of pte/pmd/pud/p4d_free_tlb after the generic range update.
 //                                  may read: fullmm, mm.        default: nothing
 //

@@ -37,6 +37,7 @@ import type {
   MmuGather,
   MmuGatherOptions,
   MmuGatherTrusted,
+  TlbFlushReason,
   TlbLevel,
   TlbListener,
   TlbMm,
@@ -101,6 +102,17 @@ export function createGatherCounters(): GatherCounters {
 }
 
 const alwaysAlloc: BatchAllocPolicy = () => true;
+const FLUSH_REASONS: ReadonlySet<string> = new Set<TlbFlushReason>([
+  "endVma",
+  "batchFull",
+  "dirtyShared",
+  "tableFree",
+  "nested",
+  "finish",
+  "pteClear",
+  "caller",
+]);
+
 const M = "gather";
 
 /** policy.immediateRmap as a small integer: 6.5's page_remove_rmap per page. */
@@ -214,7 +226,8 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
         : prim === "folioRemoveRmapPtes"
           ? RMAP_FOLIO_PTES
           : RMAP_FOLIO_RANGE;
-    this.flushMmuBound = () => this.flushMmu();
+    // tlb_finish_mmu's own tlb_flush_mmu: keeps the reason finish set ("finish" or "nested").
+    this.flushMmuBound = () => this.flushMmu(this.why);
     // The one object arch hooks see: getters only, frozen — assignments throw in strict mode.
     this.ro = Object.freeze(
       Object.defineProperties({} as GatherView, {
@@ -235,12 +248,29 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
         batchCount: { get: () => this.batchCount, enumerable: true },
         underPtl: { get: () => this.underPtl, enumerable: true },
         finished: { get: () => this.finished, enumerable: true },
+        flushReason: { get: () => this.flushReason, enumerable: true },
       }),
     );
     // __tlb_gather_mmu
     this.resetRange();
     this.mm.tlbFlushPending++;
     if (this.sink !== null) this.sink({ type: "gatherStarted", mmId: this.mm.id, fullmm: this.fullmm });
+  }
+
+  // ---- flush reasons ------------------------------------------------------------------------------
+  /** Why the flush now being asked for runs (TlbFlushReason); "caller" outside any known path. */
+  private why: TlbFlushReason = "caller";
+  /** `GatherView.flushReason`: `why` while the arch hook runs, null otherwise. */
+  flushReason: TlbFlushReason | null = null;
+
+  private checkReason(method: string, why: TlbFlushReason): void {
+    if (!FLUSH_REASONS.has(why))
+      throw new GatherError(
+        "BAD_ARGUMENT",
+        M,
+        method,
+        `unknown flush reason ${JSON.stringify(why)}; expected one of ${[...FLUSH_REASONS].join(", ")}`,
+      );
   }
 
   // ---- GatherView extras -------------------------------------------------------------------------
@@ -276,7 +306,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   private adjustRange(addr: number, size: number, level: TlbLevel | null): void {
     if (addr < this.start) this.start = addr;
     if (addr + size > this.end) this.end = addr + size;
-    if (this.sink !== null) this.sink({ type: "rangeRecorded", addr, size, level: level ?? "p4d" });
+    if (this.sink !== null) this.sink({ type: "rangeRecorded", addr, size, level });
   }
 
   private live(method: string): void {
@@ -296,14 +326,21 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   tlbEndVma(_vma: VmaTlbFlags): void {
     this.live("tlbEndVma");
     if (this.fullmm || this.arch.mergeVmas) return;
+    const prev = this.why;
+    this.why = "endVma";
     this.tlbFlushMmuTlbonly();
+    this.why = prev;
   }
 
   ptepGetAndClear(addr: number, nr: number): void {
     this.live("ptepGetAndClear");
     if (this.sink !== null) this.sink({ type: "pteCleared", addr, nr });
     const hook = this.pteClearHook;
-    if (hook !== null) hook(this.ro, addr, nr, this);
+    if (hook !== null) {
+      this.flushReason = "pteClear";
+      hook(this.ro, addr, nr, this);
+      this.flushReason = null;
+    }
   }
 
   tlbRemoveTlbEntry(addr: number): void {
@@ -620,11 +657,11 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   }
 
   tlbRemovePage(pfn: number): void {
-    if (this.removePage(pfn, false)) this.flushMmu();
+    if (this.removePage(pfn, false)) this.flushMmu("batchFull");
   }
 
   tlbRemovePageSize(pfn: number, pageSize: number): void {
-    if (this.removePageSize(pfn, false, pageSize)) this.flushMmu();
+    if (this.removePageSize(pfn, false, pageSize)) this.flushMmu("batchFull");
   }
 
   // ---- PTL, rmaps, flushes ------------------------------------------------------------------------
@@ -655,21 +692,32 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
     this.variant.steps.flushRmaps(this);
   }
 
-  flushMmuTlbonly(): void {
+  flushMmuTlbonly(why: TlbFlushReason = "caller"): void {
     this.live("flushMmuTlbonly");
+    this.checkReason("flushMmuTlbonly", why);
+    const prev = this.why;
+    this.why = why;
     this.tlbFlushMmuTlbonly();
+    this.why = prev;
   }
 
-  flushMmu(): void {
+  flushMmu(why: TlbFlushReason = "caller"): void {
     this.live("flushMmu");
+    this.checkReason("flushMmu", why);
     this.counters.flushMmuCalls++;
+    const prev = this.why;
+    this.why = why;
     this.variant.steps.flushMmu(this);
+    this.why = prev;
   }
 
   finish(): void {
     this.live("finish");
     const nested = this.mm.tlbFlushPending > 1;
+    // "nested" once the nested-flush rule (forceFlushAll) runs.
+    this.why = "finish";
     this.variant.steps.finishMmu(this, this.flushMmuBound);
+    this.why = "caller";
     this.finished = true;
     this.underPtl = false;
     if (this.sink !== null) this.sink({ type: "gatherFinished", nested });
@@ -683,7 +731,9 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
       return;
     }
     this.counters.tlbFlushes++;
+    this.flushReason = this.why;
     this.arch.tlbFlush(this.ro, this);
+    this.flushReason = null;
     this.resetRange();
   }
 
@@ -707,7 +757,11 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   }
 
   private tlbTableInvalidate(): void {
-    if (this.arch.tableInvalidate) this.tlbFlushMmuTlbonly();
+    if (!this.arch.tableInvalidate) return;
+    const prev = this.why;
+    this.why = "tableFree";
+    this.tlbFlushMmuTlbonly();
+    this.why = prev;
   }
 
   private putTable(pfn: number): void {
@@ -738,6 +792,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
     this.freedTables = true;
     this.counters.nestedFlushes++;
     this.forced("nestedGather");
+    if (this.why === "finish") this.why = "nested";
   }
 
   tlbBatchListFree(): void {
@@ -776,6 +831,51 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
     }
   }
 
+  tlbResetRange(): void {
+    this.resetRange();
+  }
+
+  tlbAdjustRange(addr: number, size: number): void {
+    this.checkSpan("tlbAdjustRange", addr, size);
+    this.adjustRange(addr, size, null);
+  }
+
+  tlbFlushLevelRange(level: TlbLevel, addr: number, size: number): void {
+    this.checkSpan("tlbFlushLevelRange", addr, size);
+    if (level === "pte") this.clearedPtes = true;
+    else if (level === "pmd") this.clearedPmds = true;
+    else if (level === "pud") this.clearedPuds = true;
+    else if (level === "p4d") this.clearedP4ds = true;
+    else
+      throw new GatherError(
+        "BAD_ARGUMENT",
+        M,
+        "tlbFlushLevelRange",
+        `unknown level ${JSON.stringify(level)}`,
+      );
+    this.adjustRange(addr, size, level);
+  }
+
+  setFreedTables(): void {
+    this.freedTables = true;
+  }
+
+  private checkSpan(method: string, addr: number, size: number): void {
+    if (
+      !Number.isSafeInteger(addr) ||
+      !Number.isSafeInteger(size) ||
+      addr < 0 ||
+      size <= 0 ||
+      addr + size > this.taskSize
+    )
+      throw new GatherError(
+        "BAD_ARGUMENT",
+        M,
+        method,
+        `[${addr}, ${addr} + ${size}) is not a non-empty range of user addresses`,
+      );
+  }
+
   freeTableNow(tablePfn: number): void {
     if (this.sink !== null) this.sink({ type: "tablesFreed", pfns: [tablePfn], viaRcu: false });
     this.putTable(tablePfn);
@@ -796,7 +896,16 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   flushRange(start: number, end: number, stride: number, walkCaches: boolean): void {
     this.counters.tlbFlushRange++;
     this.counters.tlbFlushRangeEntries += Math.ceil((end - start) / stride);
-    if (this.sink !== null) this.sink({ type: "tlbFlushed", kind: "range", start, end, stride, walkCaches });
+    if (this.sink !== null)
+      this.sink({
+        type: "tlbFlushed",
+        kind: "range",
+        reason: this.flushReason ?? this.why,
+        start,
+        end,
+        stride,
+        walkCaches,
+      });
     if (this.listener !== null)
       this.listener.tlbInvalidate(this.mm.id, "range", start, end, stride, walkCaches);
   }
@@ -804,7 +913,15 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   flushMm(walkCaches: boolean): void {
     this.counters.tlbFlushMm++;
     if (this.sink !== null)
-      this.sink({ type: "tlbFlushed", kind: "mm", start: 0, end: 0, stride: 0, walkCaches });
+      this.sink({
+        type: "tlbFlushed",
+        kind: "mm",
+        reason: this.flushReason ?? this.why,
+        start: 0,
+        end: 0,
+        stride: 0,
+        walkCaches,
+      });
     if (this.listener !== null) this.listener.tlbInvalidate(this.mm.id, "mm", 0, 0, 0, walkCaches);
   }
 
@@ -815,6 +932,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
       this.sink({
         type: "tlbFlushed",
         kind: "ipte",
+        reason: this.flushReason ?? this.why,
         start: addr,
         end,
         stride: this.pageSize,
@@ -833,7 +951,15 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
     this.counters.idte++;
     this.mm.flushMm = false;
     if (this.sink !== null)
-      this.sink({ type: "tlbFlushed", kind: "idte", start: 0, end: 0, stride: 0, walkCaches: true });
+      this.sink({
+        type: "tlbFlushed",
+        kind: "idte",
+        reason: this.flushReason ?? this.why,
+        start: 0,
+        end: 0,
+        stride: 0,
+        walkCaches: true,
+      });
     if (this.listener !== null) this.listener.tlbInvalidate(this.mm.id, "idte", 0, 0, 0, true);
   }
 

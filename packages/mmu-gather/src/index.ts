@@ -53,6 +53,7 @@ export type {
   RmapPrimitive,
   TableFreeMode,
   TlbFlushKind,
+  TlbFlushReason,
   TlbLevel,
   TlbListener,
   TlbMm,

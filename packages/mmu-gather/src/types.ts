@@ -62,10 +62,17 @@ export interface VmaTlbFlags {
 export interface GatherView {
   /** The mm-wide flush bookkeeping (read `flushMm`, `tlbFlushPending`). */
   readonly mm: Readonly<TlbMm>;
-  /** Byte address where the pending TLB range starts (`tlb->start`). */
+  /**
+   * Byte address where the pending TLB range starts (`tlb->start`). The range [start, end) has one
+   * meaning when empty (`end` is 0 outside fullmm, after `__tlb_reset_range`): nothing to invalidate
+   * by address — the asm-generic `tlb_flush` then does nothing unless `fullmm` or `needFlushAll` asks
+   * for the whole mm. A fullmm gather's range is [ULONG_MAX, ULONG_MAX): "the whole mm", not a range.
+   */
   readonly start: number;
   /** Byte address one past the pending range (`tlb->end`); 0 = nothing recorded (non-fullmm). */
   readonly end: number;
+  /** Why the TLB is being flushed, while `ArchTlb.tlbFlush` (or `pteClear`) runs; null otherwise. */
+  readonly flushReason: TlbFlushReason | null;
   /** Whole-mm teardown (exit/exec). */
   readonly fullmm: boolean;
   /** The arch wants a full flush regardless of range. */
@@ -95,6 +102,30 @@ export interface GatherView {
   /** `tlb_finish_mmu` has run. */
   readonly finished: boolean;
 }
+
+/**
+ * Why the gather flushes the TLB (`GatherView.flushReason`, and each `tlbFlushed` event's `reason`):
+ * - `endVma`: `tlb_end_vma` (an arch without MMU_GATHER_MERGE_VMAS flushes each VMA's range);
+ * - `batchFull`: the page batch is full, or no batch page could be allocated, or the delayed-rmap
+ *   limit was reached — zap_pte_range's force_flush from a full gather, or `tlb_remove_page`'s own;
+ * - `dirtyShared`: zap_pte_range's force_flush for a dirty shared page whose rmap was delayed, before
+ *   the page-table lock drops;
+ * - `tableFree`: `tlb_table_invalidate` before page-table pages are freed (a full table batch, the
+ *   final one, or one table freed at once when no batch could be allocated);
+ * - `nested`: `tlb_finish_mmu` under the nested-flush rule (another gather ran on this mm);
+ * - `finish`: `tlb_finish_mmu`;
+ * - `pteClear`: an arch that invalidates as it clears (s390 IPTE);
+ * - `caller`: any other `flushMmu` / `flushMmuTlbonly` a caller asks for without saying why.
+ */
+export type TlbFlushReason =
+  | "endVma"
+  | "batchFull"
+  | "dirtyShared"
+  | "tableFree"
+  | "nested"
+  | "finish"
+  | "pteClear"
+  | "caller";
 
 /**
  * TLB invalidation kinds seen by the CPU/TLB model.
@@ -336,7 +367,9 @@ export interface ArchTlb {
   pteClear(tlb: GatherView, addr: number, nr: number, ops: TlbOps): void;
   /**
    * `tlb_flush(tlb)`: invalidate what was recorded. Called only when something was cleared.
-   * May read: `start`, `end`, `fullmm`, `needFlushAll`, `freedTables`, `cleared*`, `vma*`, `mm`.
+   * May read: `start`, `end`, `fullmm`, `needFlushAll`, `freedTables`, `cleared*`, `vma*`, `mm`, and
+   * `flushReason` (why the gather flushes now). An empty range outside fullmm means nothing to
+   * invalidate by address (the asm-generic flush does nothing unless `needFlushAll`).
    */
   tlbFlush(tlb: GatherView, ops: TlbOps): void;
   /**
@@ -450,6 +483,14 @@ export interface GatherStageOps {
   tlbRemoveTable(tablePfn: number): void;
   /** Free a page-table page now, without any flush (only for broken variants / NO_TABLE_FREE). */
   freeTableNow(tablePfn: number): void;
+  /** `__tlb_reset_range`: empty range (fullmm: [ULONG_MAX, ULONG_MAX)); `freed_tables` and `cleared_*` off. */
+  tlbResetRange(): void;
+  /** `__tlb_adjust_range`: widen the range to cover [addr, addr + size). */
+  tlbAdjustRange(addr: number, size: number): void;
+  /** `tlb_flush_pte_range` / `_pmd_` / `_pud_` / `_p4d_`: widen the range and set that level's `cleared_*`. */
+  tlbFlushLevelRange(level: TlbLevel, addr: number, size: number): void;
+  /** `tlb->freed_tables = 1`: the next flush must also invalidate page-walk caches. */
+  setFreedTables(): void;
 }
 
 /**
@@ -503,7 +544,8 @@ export type GatherEvent =
       readonly type: "rangeRecorded";
       readonly addr: number;
       readonly size: number;
-      readonly level: TlbLevel;
+      /** The level whose `cleared_*` bit goes with it; null for a bare `__tlb_adjust_range` (`tlbAdjustRange`). */
+      readonly level: TlbLevel | null;
     }
   | {
       readonly type: "rmapRemoved";
@@ -516,6 +558,8 @@ export type GatherEvent =
   | {
       readonly type: "tlbFlushed";
       readonly kind: TlbFlushKind;
+      /** Why the gather flushed. */
+      readonly reason: TlbFlushReason;
       readonly start: number;
       readonly end: number;
       readonly stride: number;
@@ -704,10 +748,10 @@ export interface MmuGather extends GatherView {
   discardRmaps(): void;
   /** `tlb_flush_rmaps`: after the TLB flush, before the PTL drops. Requires `enterPtl`. */
   flushRmaps(): void;
-  /** `tlb_flush_mmu_tlbonly`. */
-  flushMmuTlbonly(): void;
-  /** `tlb_flush_mmu`: TLB → tables → pages. */
-  flushMmu(): void;
+  /** `tlb_flush_mmu_tlbonly`; `why` is what the arch hook sees as `flushReason` (default "caller"). */
+  flushMmuTlbonly(why?: TlbFlushReason): void;
+  /** `tlb_flush_mmu`: TLB → tables → pages; `why` as for `flushMmuTlbonly`. */
+  flushMmu(why?: TlbFlushReason): void;
   /** `tlb_finish_mmu`. The gather is unusable afterwards. */
   finish(): void;
 

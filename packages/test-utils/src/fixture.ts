@@ -103,6 +103,7 @@ export function zapFolios(g: MmuGather, folios: readonly MappedFolio[], base = 0
   while (fi < folios.length) {
     const tableEnd = (Math.floor(addr / (pageSize * ptrs)) + 1) * pageSize * ptrs;
     let force = false;
+    let full = false;
     g.enterPtl();
     if (g.tlbBatchRmap()) g.discardRmaps();
     while (fi < folios.length && addr < tableEnd) {
@@ -119,7 +120,7 @@ export function zapFolios(g: MmuGather, folios: readonly MappedFolio[], base = 0
         force = true;
       }
       if (!delay && !g.tlbBatchRmap()) g.removeRmap(pfn, nr);
-      const full = nr > 1 ? g.removeFolioPages(pfn, nr, delay) : g.removePage(pfn, delay);
+      full = nr > 1 ? g.removeFolioPages(pfn, nr, delay) : g.removePage(pfn, delay);
       addr += nr * pageSize;
       off += nr;
       if (off === f.nr) {
@@ -131,10 +132,11 @@ export function zapFolios(g: MmuGather, folios: readonly MappedFolio[], base = 0
         break;
       }
     }
-    if (force) g.flushMmuTlbonly();
+    const why = full ? "batchFull" : "dirtyShared";
+    if (force) g.flushMmuTlbonly(why);
     g.flushRmaps();
     g.leavePtl();
-    if (force) g.flushMmu();
+    if (force) g.flushMmu(why);
   }
 }
 

@@ -463,6 +463,7 @@ describe("explain", () => {
     ["flush-after-unlock", "dirtyFlushAfterUnlock"],
     ["double-swap-free", "modelGuard"],
     ["unbounded-free", "freesWithoutResched"],
+    ["nested-reset-range", "staleTlbAfterReturn"],
   ])("--broken %s shows %s with its trail and exits 1", (name, kind) => {
     const r = runCli(["explain", "--broken", name]);
     expect(r.status).toBe(1);

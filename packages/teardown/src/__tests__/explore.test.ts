@@ -31,6 +31,25 @@ function nestedFlushIgnored(base: GatherVariant): GatherVariant {
   });
 }
 
+/** tlb_finish_mmu's pre-2019 nested path: reset the range (and with it the bits), re-adjust, flush. */
+function nestedResetRange(base: GatherVariant): GatherVariant {
+  return defineVariant(base, {
+    name: `${base.name}-nested-reset-range`,
+    steps: {
+      finishMmu(ops, flushMmu) {
+        if (ops.mmTlbFlushNested()) {
+          const { start, end } = ops.view;
+          ops.tlbResetRange();
+          if (end > start) ops.tlbAdjustRange(start, end - start);
+        }
+        flushMmu();
+        ops.tlbBatchListFree();
+        ops.decTlbFlushPending();
+      },
+    },
+  });
+}
+
 /** Every 0/1 sequence with `a` zeros and `b` ones, bucketed by preemptions (a switch away from a thread with steps left). */
 function bruteForce(a: number, b: number, bound: number): number[] {
   const out = new Array<number>(bound + 1).fill(0);
@@ -55,7 +74,7 @@ describe("explore: systematic interleavings with a preemption bound", () => {
   it("runs every interleaving within the bound exactly once (counts per preemption match enumeration)", () => {
     // 8 MiB: four PTE tables, so each thread takes four lock sections and a finish; no mmap_lock waits
     // (both take the read side).
-    const spec: ScenarioSpec = { ...race, memory: 64 << 20, vmas: [{ kind: "anon", size: 8 << 20 }] };
+    const spec: ScenarioSpec = { ...race, memory: 24 << 20, vmas: [{ kind: "anon", size: 8 << 20 }] };
     const alone = runSchedule(spec, []);
     const a = alone.steps.filter((s) => s.thread === 0).length;
     const b = alone.steps.filter((s) => s.thread === 1).length;
@@ -69,31 +88,35 @@ describe("explore: systematic interleavings with a preemption bound", () => {
     }
     // Unbounded (5 + 5 steps: at most 9 switches, all of them preemptions at worst): C(10, 5).
     expect(explore(spec, { bound: 8 }).explored).toBe(252);
-  });
+  }, 60_000);
 
-  for (const base of [encodedPage, contigRange, encodedNrPages]) {
-    it(`finds the nested-flush race of ${base.name} deterministically at bound 1; the real design stays silent`, () => {
-      const broken = { ...race, variant: nestedFlushIgnored(base) };
-      const r = explore(broken, { bound: 2 });
-      expect(r.complete).toBe(true);
-      expect(r.failing).toBeGreaterThan(0);
-      const s = r.shortest!;
-      expect(s.preemptions).toBe(1);
-      expect(s.report.violations.map((v) => v.kind)).toContain("staleTlbAfterReturn");
-      // Same search, same answer.
-      const again = explore(broken, { bound: 2 });
-      expect(again.shortest!.schedule).toEqual(s.schedule);
-      expect(again.failing).toBe(r.failing);
-      // Replaying the schedule reproduces it; the first violation shows at the reported step.
-      const replay = runSchedule(broken, s.schedule);
-      expect(replay.report.violations.map((v) => v.kind)).toEqual(s.report.violations.map((v) => v.kind));
-      expect(replay.steps.filter((x) => x.preempted)).toHaveLength(1);
-      // Bound 0 runs only the two serial orders, which are safe.
-      expect(explore(broken, { bound: 0 })).toMatchObject({ explored: 2, failing: 0, complete: true });
-      const ok = explore({ ...race, variant: base }, { bound: 2 });
-      expect(ok).toMatchObject({ explored: r.explored, failing: 0, complete: true, shortest: null });
-    });
-  }
+  for (const [bug, make] of [
+    ["nested-flush-ignored", nestedFlushIgnored],
+    ["nested-reset-range", nestedResetRange],
+  ] as const)
+    for (const base of [encodedPage, contigRange, encodedNrPages]) {
+      it(`finds the ${bug} race of ${base.name} deterministically at bound 1; the real design stays silent`, () => {
+        const broken = { ...race, variant: make(base) };
+        const r = explore(broken, { bound: 2 });
+        expect(r.complete).toBe(true);
+        expect(r.failing).toBeGreaterThan(0);
+        const s = r.shortest!;
+        expect(s.preemptions).toBe(1);
+        expect(s.report.violations.map((v) => v.kind)).toContain("staleTlbAfterReturn");
+        // Same search, same answer.
+        const again = explore(broken, { bound: 2 });
+        expect(again.shortest!.schedule).toEqual(s.schedule);
+        expect(again.failing).toBe(r.failing);
+        // Replaying the schedule reproduces it; the first violation shows at the reported step.
+        const replay = runSchedule(broken, s.schedule);
+        expect(replay.report.violations.map((v) => v.kind)).toEqual(s.report.violations.map((v) => v.kind));
+        expect(replay.steps.filter((x) => x.preempted)).toHaveLength(1);
+        // Bound 0 runs only the two serial orders, which are safe.
+        expect(explore(broken, { bound: 0 })).toMatchObject({ explored: 2, failing: 0, complete: true });
+        const ok = explore({ ...race, variant: base }, { bound: 2 });
+        expect(ok).toMatchObject({ explored: r.explored, failing: 0, complete: true, shortest: null });
+      });
+    }
 
   it("munmap racing MADV_DONTNEED: waits for mmap_lock are not preemptions, and every order is safe", () => {
     const spec: ScenarioSpec = {

@@ -380,7 +380,8 @@ export function endPteTableDefault(ctx: ZapContext): void {
       mmId: ctx.mm.id,
       thread: ctx.thread,
     });
-  if (force) tlb.flushMmuTlbonly();
+  const why = ctx.forceFromFull ? "batchFull" : "dirtyShared";
+  if (force) tlb.flushMmuTlbonly(why);
   // 6.5 / 7.x flush delayed rmaps only when forced; the series flushes its batched rmaps always.
   if (force || ctx.deferAllRmaps) tlb.flushRmaps();
   ctx.unlock();
@@ -389,7 +390,7 @@ export function endPteTableDefault(ctx: ZapContext): void {
     else ctx.counters.forcedFlushDirtyShared++;
     ctx.forceFlush = false;
     ctx.forceFromFull = false;
-    tlb.flushMmu();
+    tlb.flushMmu(why);
   }
 }
 
