@@ -98,6 +98,23 @@ export function folioRefAdd(s: FolioState, head: number, nr: number): void {
   s.counters.metadataLines++;
 }
 
+/**
+ * A put that leaves the folio allocated must leave it at least one reference per mapping: every PTE
+ * or PMD that maps a page holds a reference (folio_ref_add at map time), so a refcount below the
+ * mapcount means some put ran before its rmap was removed, or one put too many. The kernel would go
+ * on with a folio that can reach zero — and be freed — while still mapped.
+ */
+export function checkRefsCoverMappings(s: FolioState, head: number, rc: number, method: string): void {
+  const map = folioMapcountRaw(s, head);
+  if (rc < map)
+    fail(
+      "REFCOUNT_BELOW_MAPCOUNT",
+      MODULE,
+      method,
+      `(${head}): a put left refcount ${rc} below mapcount ${map}`,
+    );
+}
+
 /** `folio_ref_sub_and_test`: one atomic subtract; true if it reached zero (the folio is NOT freed: call freeFolio). */
 export function folioRefSubAndTest(s: FolioState, head: number, nr: number): boolean {
   const m = "folioRefSubAndTest";
@@ -108,6 +125,7 @@ export function folioRefSubAndTest(s: FolioState, head: number, nr: number): boo
   s.refcount[head] = rc - nr;
   s.counters.refcountAtomics++;
   s.counters.metadataLines++;
+  if (rc !== nr) checkRefsCoverMappings(s, head, rc - nr, m);
   return rc === nr;
 }
 

@@ -7,7 +7,7 @@
 
 import { FOLIO_BATCH_SIZE, PAGEVEC_SIZE, PG, SWAP_CLUSTER_MAX } from "./constants.js";
 import { fail } from "./errors.js";
-import { folioMapcountRaw } from "./folio.js";
+import { checkRefsCoverMappings, folioMapcountRaw } from "./folio.js";
 import { unqueueDeferredSplit } from "./huge-memory.js";
 import { F_FREE, F_HEAD, F_TAIL, MEMCG_SHIFT, ORDER_MASK, ORDER_SHIFT } from "./layout.js";
 import { lruvecAdd, lruvecDel, lruvecOfHead } from "./lruvec.js";
@@ -113,6 +113,7 @@ export function folioPut(s: FolioState, head: number): void {
   s.counters.refcountAtomics++;
   s.counters.metadataLines++;
   if (rc === 1) releaseAtZero(s, head);
+  else checkRefsCoverMappings(s, head, rc - 1, m);
 }
 
 export function lruBatchHas(s: FolioState, head: number): boolean {
@@ -217,7 +218,10 @@ export function putRefsDoOne(
   s.refcount[head] = rc - refs;
   c.refcountAtomics++;
   c.metadataLines++;
-  if (rc !== refs) return;
+  if (rc !== refs) {
+    checkRefsCoverMappings(s, head, rc - refs, method);
+    return;
+  }
   if (((f >>> ORDER_SHIFT) & ORDER_MASK) !== 0) {
     ctx.lruvec = -1;
     releaseAtZero(s, head);
@@ -338,6 +342,7 @@ export function releasePagesTrusted(
       if (lv !== -1 && ++lockBatch === SWAP_CLUSTER_MAX) lv = -1;
       refcount[head] = rc - 1;
       puts++;
+      checkRefsCoverMappings(s, head, rc - 1, m);
       continue;
     }
     ctx.lruvec = lv;
@@ -505,7 +510,10 @@ export function foliosPutRefsTrusted(
       )
         assertFreeable(s, m, head);
       refcount[head] = rc - r;
-      if (rc !== r) continue;
+      if (rc !== r) {
+        checkRefsCoverMappings(s, head, rc - r, m);
+        continue;
+      }
       if (order !== 0) {
         large++;
         if (order >= 2) {

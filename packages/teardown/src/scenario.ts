@@ -301,7 +301,15 @@ function runOps(
     const checker = machine.checker;
     const guard = isMmgatherError(e) && (e.name !== "TeardownError" || e.code === "INVARIANT");
     if (checker === null || !guard) throw e;
-    checker.report("modelGuard", e.message, -1, -1);
+    // The folio count guards are the checker's count rules, caught at the put that broke them.
+    const code = (e as { code: string }).code;
+    const kind =
+      code === "REFCOUNT_BELOW_MAPCOUNT"
+        ? "mapcountExceedsRefcount"
+        : code === "REFCOUNT_UNDERFLOW" || code === "MAPCOUNT_UNDERFLOW"
+          ? "negativeCount"
+          : "modelGuard";
+    checker.report(kind, e.message, -1, -1);
   }
   const simWallNs = Math.round((performance.now() - t0) * 1e6);
   const freed = { folios: machine.freed.folios - freed0.folios, pages: machine.freed.pages - freed0.pages };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { PhysMem } from "../index.js";
 import { FOLIO_BATCH_SIZE, PAGEVEC_SIZE, PG } from "../index.js";
-import { lruSmall, mem } from "./helpers.js";
+import { lruSmall, mappedAnon, mem } from "./helpers.js";
 
 /** 7.x free_pages_and_swap_cache shape: heads in folio_batches of ≤ 31 with one ref each. */
 function putInBatches(m: PhysMem, heads: number[], refs?: number[]): void {
@@ -208,5 +208,53 @@ describe("LRU add batch", () => {
     // lock once to add both, once in release_pages to take b off the LRU again
     expect(m.counters.lruvecLockAcquisitions).toBe(2);
     m.checkInvariants();
+  });
+});
+
+describe("a put never leaves a live folio with fewer references than mappings", () => {
+  // mappedAnon(order 2): one reference per PTE (4) plus the allocation's: refcount 5, mapcount 4.
+  // Each put path refuses to go below 4 while the folio stays allocated: that put ran before its
+  // rmap was removed (or was one too many), and the folio could reach zero still mapped.
+  const paths: [string, (m: PhysMem, h: number) => void][] = [
+    [
+      "folio_put",
+      (m, h) => {
+        m.folioPut(h);
+        m.folioPut(h);
+      },
+    ],
+    ["folios_put_refs", (m, h) => m.foliosPutRefs([h], [2], 1)],
+    ["release_pages", (m, h) => m.releasePages([h, h + 1], 0, 2)],
+    [
+      "series __folios_put_refs_do_one",
+      (m, h) => {
+        m.foliosPutRefsInit();
+        m.foliosPutRefsDoOne(h, 2);
+      },
+    ],
+    ["folio_ref_sub_and_test", (m, h) => void m.folioRefSubAndTest(h, 2)],
+  ];
+  for (const [name, put] of paths) {
+    it(`${name}: REFCOUNT_BELOW_MAPCOUNT`, () => {
+      const m = mem();
+      const h = mappedAnon(m, 2);
+      let code = "";
+      try {
+        put(m, h);
+      } catch (e) {
+        code = (e as { code?: string }).code ?? "untyped";
+      }
+      expect(code).toBe("REFCOUNT_BELOW_MAPCOUNT");
+    });
+  }
+
+  it("the same puts after the rmaps are removed are fine", () => {
+    const m = mem();
+    const h = mappedAnon(m, 2);
+    m.folioRemoveRmapPtes(h, h, 4);
+    m.foliosPutRefs([h], [4], 1);
+    expect(m.folioRef(h)).toBe(1);
+    m.folioPut(h);
+    expect(m.isFree(h)).toBe(true);
   });
 });

@@ -247,7 +247,9 @@ describe("swap space under random operation sequences", () => {
               const nr = w.mem.folioNrPages(h);
               for (let r = 0; r < s.refs; r++) w.swap.swapDuplicate(e, nr);
               if (s.mapped) {
+                // Each PTE mapping holds a reference (as a fault's folio_ref_add does).
                 w.mem.folioSetAnon(h, 1, h);
+                w.mem.folioRefAdd(h, nr);
                 w.mem.folioAddRmapPtes(h, h, nr);
               }
               if (!s.keep && !s.mapped) w.mem.folioPut(h);

@@ -9,7 +9,9 @@ import {
   defineZapWalk,
   FREES_WITHOUT_RESCHED_BOUND,
   folioBatchWalk,
+  PTE_PRESENT,
   perPteWalk,
+  ptePfn,
   pteSwapEntry,
   resolveVariant,
   runBuilt,
@@ -235,6 +237,44 @@ describe("bounded work between reschedule points (freesWithoutResched)", () => {
     const spec = { ...big(knobs(encodedNrPages, false, false), "exit"), arch: s390Arch };
     expect(runScenario(spec).violations).toEqual([]);
   });
+});
+
+describe("a put that leaves a live folio with fewer references than mappings (mapcountExceedsRefcount)", () => {
+  /** A walk that drops one reference it does not own on the first large folio of each table. */
+  function extraPut(base: ZapWalk): ZapWalk {
+    return defineZapWalk(base, {
+      name: `${base.name}-extra-put`,
+      steps: {
+        zapPtes(ctx, t, vbase, from, to) {
+          for (let i = from; i < to; i++) {
+            if ((t[i] & PTE_PRESENT) === 0) continue;
+            const head = ctx.mem.folioHead(ptePfn(t[i]));
+            if (ctx.mem.folioNrPages(head) > 1) {
+              ctx.mem.folioPut(head);
+              break;
+            }
+          }
+          return base.steps.zapPtes(ctx, t, vbase, from, to);
+        },
+      },
+    });
+  }
+  for (const variant of ["encoded-page", "contig-range", "encoded-nr-pages"] as const) {
+    it(`${variant}: caught at the put, with its trail; the real walk is silent`, () => {
+      const spec: ScenarioSpec = {
+        memory: 32 << 20,
+        cpus: 1,
+        variant,
+        vmas: [{ kind: "anon", size: 1 << 20, folio: { order: 4 } }],
+        op: { kind: "munmap" },
+      };
+      expect(runScenario(spec).violations).toEqual([]);
+      const r = runScenario({ ...spec, walk: extraPut(walkForVariant(resolveVariant(variant))) });
+      expect(r.violations.map((v) => v.kind)).toEqual(["mapcountExceedsRefcount"]);
+      expect(r.violations[0].message).toMatch(/a put left refcount 15 below mapcount 16/);
+      expect(r.violations[0].trail.length).toBeGreaterThan(0);
+    });
+  }
 });
 
 describe("deliberately broken variants are caught", () => {
