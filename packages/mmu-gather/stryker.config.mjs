@@ -2,7 +2,8 @@
 /** @type {import("@stryker-mutator/api/core").PartialStrykerOptions} */
 export default {
   testRunner: "vitest",
-  vitest: { configFile: "vitest.mutation.config.ts" },
+  // related: false — the test set spans sibling packages, which vitest's related-file lookup misses.
+  vitest: { configFile: "vitest.mutation.config.ts", related: false },
   plugins: ["@stryker-mutator/vitest-runner"],
   mutate: ["src/storage.ts", "src/gather.ts", "src/variants.ts", "src/arch.ts"],
   // The vitest configs import ../../vitest.shared.ts, which a sandbox copy of one package lacks.

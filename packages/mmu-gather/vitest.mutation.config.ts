@@ -6,9 +6,10 @@ import { workspaceAlias } from "../../vitest.shared.ts";
 
 export default defineProject({
   resolve: { alias: workspaceAlias },
+  // The packages/ folder is the root, so the contract tests of the two adapters are in the project.
+  root: "..",
   test: {
     name: "mmu-gather+contracts",
-    dir: "..",
     include: [
       "mmu-gather/src/**/*.test.ts",
       "arch-generic/src/__tests__/contract.test.ts",

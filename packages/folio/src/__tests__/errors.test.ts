@@ -127,3 +127,89 @@ describe("errors", () => {
     m.checkInvariants();
   });
 });
+
+describe("release and LRU entry points refuse bad arguments, each with its code and what was wrong", () => {
+  const err = (fn: () => unknown): string => {
+    try {
+      fn();
+    } catch (e) {
+      if (isFolioError(e)) return `${e.code}: ${e.message}`;
+      throw e;
+    }
+    return "none";
+  };
+  it("release_pages", () => {
+    const m = mem();
+    const h = m.allocFolio(0);
+    expect(err(() => m.releasePages(null as unknown as number[], 0, 0))).toMatch(
+      /^EINVAL: .*array-like of pfns/,
+    );
+    expect(err(() => m.releasePages({ length: 1.5 } as unknown as number[], 0, 0))).toMatch(/^EINVAL/);
+    expect(err(() => m.releasePages([h], -1, 1))).toMatch(
+      /^EINVAL: .*start -1, nr 1.*outside pages\[0\.\.1\)/,
+    );
+    expect(err(() => m.releasePages([h], 0, 2))).toMatch(/^EINVAL: .*outside pages\[0\.\.1\)/);
+    expect(err(() => m.releasePages([h], 1, 1))).toMatch(/^EINVAL/);
+    expect(err(() => m.releasePages([h], 0, -1))).toMatch(/^EINVAL/);
+    expect(err(() => m.releasePages([h], 0.5, 0))).toMatch(/^EINVAL/);
+    expect(err(() => m.releasePages([h], 1, 0))).toBe("none"); // an empty range at the end is fine
+    expect(err(() => m.releasePages([h + 1], 0, 1))).toMatch(/^USE_AFTER_FREE: .*pfn \d+ is free memory/);
+    expect(m.folioRef(h)).toBe(1);
+    expect(err(() => m.releasePages([h], 0, 1))).toBe("none");
+    expect(m.isFree(h)).toBe(true);
+  });
+
+  it("folios_put_refs", () => {
+    const m = mem();
+    const h = m.allocFolio(0);
+    expect(err(() => m.foliosPutRefs(null as unknown as number[], [1], 1))).toMatch(
+      /^EINVAL: .*heads and refs/,
+    );
+    expect(err(() => m.foliosPutRefs([h], null as unknown as number[], 1))).toMatch(
+      /^EINVAL: .*heads and refs/,
+    );
+    expect(err(() => m.foliosPutRefs([h], [1], 2))).toMatch(/^EINVAL: .*nr 2.*within both arrays/);
+    expect(err(() => m.foliosPutRefs([h, h], [1], 2))).toMatch(/^EINVAL/);
+    expect(err(() => m.foliosPutRefs([h], [1], -1))).toMatch(/^EINVAL/);
+    const many = new Array(32).fill(h);
+    expect(err(() => m.foliosPutRefs(many, many, 32))).toMatch(/^EINVAL: .*0\.\.31/);
+    expect(err(() => m.foliosPutRefs([h], [0], 1))).toMatch(/^EINVAL: .*\(refs\[0\] = 0\)/);
+    expect(err(() => m.foliosPutRefs([h], [1.5], 1))).toMatch(/^EINVAL/);
+    expect(err(() => m.foliosPutRefs([h], [2], 1))).toMatch(
+      /^REFCOUNT_UNDERFLOW: .*dropping 2 refs from refcount 1/,
+    );
+    expect(m.folioRef(h)).toBe(1);
+    expect(err(() => m.foliosPutRefs([h], [1], 0))).toBe("none");
+    expect(m.folioRef(h)).toBe(1);
+  });
+
+  it("the series' folios_put_refs context", () => {
+    const m = mem();
+    const h = m.allocFolio(0);
+    expect(err(() => m.foliosPutRefsDoOne(h, 1))).toMatch(/^BAD_STATE: .*no open context/);
+    expect(err(() => m.foliosPutRefsComplete())).toMatch(/^BAD_STATE: .*no open context/);
+    m.foliosPutRefsInit();
+    expect(err(() => m.foliosPutRefsInit())).toMatch(/^BAD_STATE: .*already open/);
+    expect(err(() => m.foliosPutRefsDoOne(h, 0))).toMatch(/^EINVAL: .*refs must be an integer >= 1/);
+    expect(err(() => m.foliosPutRefsDoOne(h, 2))).toMatch(/^REFCOUNT_UNDERFLOW/);
+    expect(err(() => m.foliosPutRefsDoOne(h + 1, 1))).toMatch(/^USE_AFTER_FREE/);
+    m.foliosPutRefsDoOne(h, 1);
+    m.foliosPutRefsComplete();
+    expect(m.isFree(h)).toBe(true);
+  });
+
+  it("folio_put and folio_add_lru", () => {
+    const m = mem();
+    const h = m.allocFolio(0);
+    m.folioAddLru(h);
+    expect(err(() => m.folioAddLru(h))).toMatch(/^BAD_STATE: .*already in the LRU-add batch/);
+    m.lruAddDrain();
+    expect(err(() => m.folioAddLru(h))).toMatch(/^BAD_STATE: .*already on an LRU list/);
+    m.folioPut(h);
+    expect(err(() => m.folioPut(h))).toMatch(/^USE_AFTER_FREE|^REFCOUNT_UNDERFLOW/);
+    const g = m.allocFolio(0);
+    m.folioRefSubAndTest(g, 1); // refcount 0 without freeing (a caller about to free it)
+    expect(err(() => m.folioAddLru(g))).toMatch(/^BAD_STATE: .*refcount 0/);
+    expect(err(() => m.folioPut(g))).toMatch(/^REFCOUNT_UNDERFLOW: .*already 0/);
+  });
+});
