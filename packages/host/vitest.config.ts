@@ -3,5 +3,6 @@ import { workspaceAlias } from "../../vitest.shared.ts";
 
 export default defineProject({
   resolve: { alias: workspaceAlias },
-  test: { name: "host", include: ["src/**/*.test.ts"] },
+  // Property and differential runs take seconds on a loaded 2-core machine; no test asserts time.
+  test: { name: "host", include: ["src/**/*.test.ts"], testTimeout: 60_000 },
 });

@@ -31,6 +31,19 @@ export interface BrokenCase {
   scenario(seed: number): Scenario;
   /** The spec overrides that install the broken variant / walk. */
   readonly override: Partial<ScenarioSpec>;
+  /**
+   * The overrides of the correct run on the same machine (default: `override` without its variant and
+   * walk — the machine stays, the broken code goes). A case whose broken part is the arch adapter gives
+   * the correct adapter here.
+   */
+  readonly realOverride?: Partial<ScenarioSpec>;
+}
+
+/** The overrides of the correct design on a broken case's machine. */
+export function realOverrideOf(c: BrokenCase): Partial<ScenarioSpec> {
+  if (c.realOverride !== undefined) return c.realOverride;
+  const { variant: _variant, walk: _walk, ...machine } = c.override;
+  return machine;
 }
 
 const freeBeforeFlush = defineVariant(encodedPage, {
@@ -174,6 +187,25 @@ const nestedResetRange = defineVariant(encodedNrPages, {
     },
   },
 });
+
+/**
+ * x86's flush_tlb_mm_range leaves lazy-TLB CPUs out (should_flush_tlb) unless page tables were freed;
+ * `always` leaves them out every time.
+ */
+const x86LikeArch = (always: boolean) =>
+  defineArch({
+    name: always ? "x86-like, skips lazy CPUs" : "x86-like",
+    fullFlushCeiling: 33,
+    geometry: genericArch.geometry,
+    cost: genericArch.cost,
+    tlbFlush(tlb, ops) {
+      const skip = always || !tlb.freedTables;
+      const cpus = skip ? tlb.mm.cpumask.filter((c) => !tlb.mm.lazyCpus.includes(c)) : tlb.mm.cpumask;
+      if (tlb.fullmm || tlb.needFlushAll || tlb.end - tlb.start > 33 * 4096)
+        ops.flushMm(tlb.freedTables, cpus);
+      else if (tlb.end > 0) ops.flushRange(tlb.start, tlb.end, 4096, tlb.freedTables, cpus);
+    },
+  });
 
 const mk = (input: ScenarioInput) => () => validateScenario(input, "broken-variant scenario");
 const withSeed = (input: ScenarioInput) => (seed: number) =>
@@ -327,6 +359,31 @@ export const BROKEN: Readonly<Record<string, BrokenCase>> = {
       concurrentOp: { kind: "dontneed", vma: 0 },
     }),
     override: { variant: nestedResetRange },
+  },
+  "skip-lazy-cpus": {
+    change:
+      "the arch's TLB flush never sends its IPI to CPUs in lazy-TLB mode, even when the flush follows freeing " +
+      "page tables (freed_tables)",
+    expect: "tableFreedWhileWalkable",
+    consequence:
+      "a CPU that ran the process and now runs a kernel thread keeps the mm loaded; its paging-structure " +
+      "caches still point at the page tables munmap just freed. A speculative walk there reads the freed (and " +
+      "reused) page as a page table: it can load a bogus translation or trip a machine check — the reason x86 " +
+      "flushes lazy CPUs whenever tables are freed.",
+    realOrder:
+      "should_flush_tlb (arch/x86/mm/tlb.c) skips a lazy CPU only when no page tables were freed; with " +
+      "freed_tables set the IPI reaches every CPU in mm_cpumask, lazy ones included, before the tables go.",
+    base: "encoded-nr-pages",
+    seeds: [1],
+    scenario: mk({
+      name: "skip-lazy-cpus",
+      cpus: 4,
+      lazyCpus: 2,
+      vmas: [{ name: "heap", kind: "anon", size: "4M" }],
+      op: { kind: "munmap", vma: 0 },
+    }),
+    override: { arch: x86LikeArch(true) },
+    realOverride: { arch: x86LikeArch(false) },
   },
   "unbounded-free": {
     change:

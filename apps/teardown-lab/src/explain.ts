@@ -1,7 +1,7 @@
 // `teardown-lab explain`: a step-by-step narration of a tiny teardown per variant, and of the
 // deliberately broken variants with the violation the checker finds. Browser-safe.
 import type { TrailEvent } from "@mmgather/teardown";
-import { BROKEN } from "./broken.js";
+import { BROKEN, realOverrideOf } from "./broken.js";
 import { narrateEvents } from "./narrate.js";
 import { runOne } from "./run.js";
 import { type Scenario, validateScenario } from "./scenario.js";
@@ -58,8 +58,7 @@ export function explainBroken(name: string, arch: ArchName = "generic"): Explain
     const v = result.violations.find((x) => x.kind === c.expect) ?? result.violations[0];
     if (v === undefined) continue;
     // The real variant on the same machine (an arch the broken case overrides included).
-    const { variant: _broken, walk: _brokenWalk, ...machine } = c.override;
-    const ok = runOne(s, c.base, arch, { override: machine }).result;
+    const ok = runOne(s, c.base, arch, { override: realOverrideOf(c) }).result;
     const lines = [
       `== broken variant "${name}" (derived from ${c.base}, on ${c.override.arch?.name ?? arch}) ==`,
       `What it changes: ${c.change}.`,
@@ -75,7 +74,7 @@ export function explainBroken(name: string, arch: ArchName = "generic"): Explain
       "",
       `Why the real order prevents it: ${c.realOrder}`,
       "",
-      `The same scenario with the real ${c.base}: ${ok.violations.length} violations.`,
+      `The same scenario with the real ${c.base}${c.realOverride?.arch !== undefined ? ` on ${c.realOverride.arch.name}` : ""}: ${ok.violations.length} violations.`,
     ];
     return { text: lines.join("\n"), violations: result.violations.length };
   }

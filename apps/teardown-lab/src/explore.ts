@@ -2,7 +2,7 @@
 // bound (@mmgather/teardown's explore), and the shortest failing one narrated step by step with the
 // violation's trail. Browser-safe.
 import { type ExploreResult, explore, runSchedule, type ScenarioSpec } from "@mmgather/teardown";
-import { BROKEN } from "./broken.js";
+import { BROKEN, realOverrideOf } from "./broken.js";
 import { describeEvent, narrateEvents } from "./narrate.js";
 import type { Scenario } from "./scenario.js";
 import { type ArchName, toScenarioSpec, type VariantName } from "./spec.js";
@@ -144,7 +144,7 @@ export function exploreBroken(
 ): ExploreOutput[] {
   const c = BROKEN[name];
   const scenario = c.scenario(c.seeds[0]);
-  const { variant: _v, walk: _w, ...machine } = c.override;
+  const machine = realOverrideOf(c);
   return [
     exploreScenario({
       scenario,

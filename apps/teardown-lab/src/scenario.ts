@@ -188,6 +188,12 @@ export const ScenarioSchema = z
       .min(0, { error: "expected an integer from 0 to 64" })
       .max(64, { error: "expected an integer from 0 to 64" })
       .default(0),
+    lazyCpus: z
+      .number({ error: "expected an integer from 0 to 63" })
+      .int({ error: "expected an integer from 0 to 63" })
+      .min(0, { error: "expected an integer from 0 to 63" })
+      .max(63, { error: "expected an integer from 0 to 63" })
+      .default(0),
     tlbEntries: z
       .number({ error: "expected an integer from 16 to 65536" })
       .int({ error: "expected an integer from 16 to 65536" })
@@ -215,6 +221,14 @@ export const ScenarioSchema = z
   })
   .superRefine((s, ctx) => {
     checkRange(s.op, s.vmas, "op", ctx);
+    const maxLazy = Math.max(0, s.cpus - (s.concurrentOp === undefined ? 1 : 2));
+    if (s.lazyCpus > maxLazy)
+      ctx.addIssue({
+        code: "custom",
+        path: ["lazyCpus"],
+        input: s.lazyCpus,
+        message: `expected at most ${maxLazy}: CPU 0 runs the operation${s.concurrentOp === undefined ? "" : " and CPU 1 the concurrent one"}, of ${s.cpus} CPUs`,
+      });
     if (s.concurrentOp !== undefined) {
       if (s.op.kind === "exit") {
         ctx.addIssue({

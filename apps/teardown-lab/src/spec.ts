@@ -179,6 +179,7 @@ export function toScenarioSpec(s: Scenario, variant: VariantName, arch: ArchName
     target: s.target,
     exitedChildren: s.exitedChildren,
     cpus: s.cpus,
+    lazyCpus: s.lazyCpus,
     tlbEntries: s.tlbEntries,
     touch: s.touch,
     op: opSpec(s, s.op),

@@ -50,7 +50,14 @@ let nextMmId = 1;
 
 /** Create the mm-wide flush bookkeeping shared by every gather on one mm. */
 export function createTlbMm(id?: number): TlbMm {
-  return { id: id ?? nextMmId++, tlbFlushPending: 0, flushMm: false, attachedElsewhere: false };
+  return {
+    id: id ?? nextMmId++,
+    tlbFlushPending: 0,
+    flushMm: false,
+    attachedElsewhere: false,
+    cpumask: [],
+    lazyCpus: [],
+  };
 }
 
 /** Fresh zeroed counters. */
@@ -893,7 +900,14 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   }
 
   // ---- TlbOps -------------------------------------------------------------------------------------
-  flushRange(start: number, end: number, stride: number, walkCaches: boolean): void {
+  flushRange(
+    start: number,
+    end: number,
+    stride: number,
+    walkCaches: boolean,
+    cpus?: readonly number[],
+  ): void {
+    const targets = this.checkCpus("flushRange", cpus);
     this.counters.tlbFlushRange++;
     this.counters.tlbFlushRangeEntries += Math.ceil((end - start) / stride);
     if (this.sink !== null)
@@ -901,28 +915,45 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
         type: "tlbFlushed",
         kind: "range",
         reason: this.flushReason ?? this.why,
+        cpus: targets,
         start,
         end,
         stride,
         walkCaches,
       });
     if (this.listener !== null)
-      this.listener.tlbInvalidate(this.mm.id, "range", start, end, stride, walkCaches);
+      this.listener.tlbInvalidate(this.mm.id, "range", start, end, stride, walkCaches, targets);
   }
 
-  flushMm(walkCaches: boolean): void {
+  flushMm(walkCaches: boolean, cpus?: readonly number[]): void {
+    const targets = this.checkCpus("flushMm", cpus);
     this.counters.tlbFlushMm++;
     if (this.sink !== null)
       this.sink({
         type: "tlbFlushed",
         kind: "mm",
         reason: this.flushReason ?? this.why,
+        cpus: targets,
         start: 0,
         end: 0,
         stride: 0,
         walkCaches,
       });
-    if (this.listener !== null) this.listener.tlbInvalidate(this.mm.id, "mm", 0, 0, 0, walkCaches);
+    if (this.listener !== null) this.listener.tlbInvalidate(this.mm.id, "mm", 0, 0, 0, walkCaches, targets);
+  }
+
+  /** A CPU set an arch passed: null (all) when omitted; each must be in mm_cpumask. */
+  private checkCpus(method: string, cpus: readonly number[] | undefined): readonly number[] | null {
+    if (cpus === undefined) return null;
+    const mask = this.mm.cpumask;
+    if (!Array.isArray(cpus) || !cpus.every((c) => mask.includes(c)))
+      throw new GatherError(
+        "BAD_ARGUMENT",
+        M,
+        method,
+        `cpus ${JSON.stringify(cpus)} must be CPUs of the mm's cpumask [${mask.join(", ")}]`,
+      );
+    return cpus.slice();
   }
 
   ipte(addr: number, nr: number): void {
@@ -933,13 +964,14 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
         type: "tlbFlushed",
         kind: "ipte",
         reason: this.flushReason ?? this.why,
+        cpus: null,
         start: addr,
         end,
         stride: this.pageSize,
         walkCaches: false,
       });
     if (this.listener !== null)
-      this.listener.tlbInvalidate(this.mm.id, "ipte", addr, end, this.pageSize, false);
+      this.listener.tlbInvalidate(this.mm.id, "ipte", addr, end, this.pageSize, false, null);
   }
 
   invalidateLazy(nr: number): void {
@@ -955,12 +987,13 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
         type: "tlbFlushed",
         kind: "idte",
         reason: this.flushReason ?? this.why,
+        cpus: null,
         start: 0,
         end: 0,
         stride: 0,
         walkCaches: true,
       });
-    if (this.listener !== null) this.listener.tlbInvalidate(this.mm.id, "idte", 0, 0, 0, true);
+    if (this.listener !== null) this.listener.tlbInvalidate(this.mm.id, "idte", 0, 0, 0, true, null);
   }
 
   setFlushMm(value: boolean): void {

@@ -38,6 +38,20 @@ export interface TlbMm {
    * model (teardown); false when no CPU is modelled: the zapping thread is then the mm's only user.
    */
   attachedElsewhere: boolean;
+  /**
+   * `mm_cpumask`: the CPUs that have this mm loaded — running one of its threads, or lazily (see
+   * `lazyCpus`). Kept up to date by the owner of the CPU model (teardown); empty when no CPU is
+   * modelled.
+   */
+  cpumask: readonly number[];
+  /**
+   * The CPUs of `cpumask` in lazy-TLB mode: a kernel thread runs there with this mm still loaded. No
+   * user code of the mm runs there until the CPU switches back, and the switch flushes what it missed
+   * (x86 `switch_mm_irqs_off` compares `tlb_gen`), so a leaf-only flush may skip them; but their
+   * paging-structure caches can still walk the mm's page tables, so a flush after page tables were
+   * freed must reach them.
+   */
+  lazyCpus: readonly number[];
 }
 
 /** VMA attributes the gather records at `tlb_start_vma` (`vma_exec`, `vma_huge`, `vma_pfn`). */
@@ -148,6 +162,7 @@ export interface TlbListener {
    * @param end byte address one past (range/ipte), 0 for mm/idte
    * @param stride bytes between invalidated entries (range/ipte), 0 for mm/idte
    * @param walkCaches paging-structure (walk) caches were flushed too
+   * @param cpus the CPUs invalidated (range / mm); null: every CPU that has the mm loaded
    */
   tlbInvalidate(
     mmId: number,
@@ -156,6 +171,7 @@ export interface TlbListener {
     end: number,
     stride: number,
     walkCaches: boolean,
+    cpus: readonly number[] | null,
   ): void;
 }
 
@@ -164,10 +180,13 @@ export interface TlbListener {
  * emits events and forwards to the `TlbListener`.
  */
 export interface TlbOps {
-  /** Invalidate [start, end) with `stride` bytes between entries. */
-  flushRange(start: number, end: number, stride: number, walkCaches: boolean): void;
-  /** Invalidate the whole mm. */
-  flushMm(walkCaches: boolean): void;
+  /**
+   * Invalidate [start, end) with `stride` bytes between entries, on the CPUs `cpus` (a subset of
+   * `mm.cpumask`; default: all of them).
+   */
+  flushRange(start: number, end: number, stride: number, walkCaches: boolean, cpus?: readonly number[]): void;
+  /** Invalidate the whole mm on the CPUs `cpus` (default: every CPU in `mm.cpumask`). */
+  flushMm(walkCaches: boolean, cpus?: readonly number[]): void;
   /** s390 IPTE for `nr` PTEs starting at `addr` (all CPUs, before the PTE store completes). */
   ipte(addr: number, nr: number): void;
   /**
@@ -560,6 +579,8 @@ export type GatherEvent =
       readonly kind: TlbFlushKind;
       /** Why the gather flushed. */
       readonly reason: TlbFlushReason;
+      /** The CPUs a range / mm flush targeted; null: every CPU with the mm loaded (and ipte / idte). */
+      readonly cpus: readonly number[] | null;
       readonly start: number;
       readonly end: number;
       readonly stride: number;

@@ -5,8 +5,12 @@
 // page only while user code can still use it: not on a CPU whose thread of that mm is inside a
 // teardown (it cannot touch user memory until the operation returns, after its flush), and never for
 // an exiting mm (exit_mmap runs once mm_users is 0: no user code of it runs anywhere again).
-// Omits: ASID/PCID reuse, lazy-TLB CPUs, associativity (direct-mapped here), global pages,
-// speculative fills after the access phase.
+// Lazy-TLB CPUs (a kernel thread runs there with the mm still loaded) keep their entries, but no user
+// code of the mm runs there until the CPU switches back, which flushes what it missed (x86
+// switch_mm_irqs_off and tlb_gen): their TLB entries are no hazard and no stale entry after a return;
+// their walk caches stay hazards. A flush reaches the CPUs the arch targets (mm_cpumask by default).
+// Omits: ASID/PCID reuse, associativity (direct-mapped here), global pages, speculative fills after
+// the access phase.
 import type { TlbFlushKind, TlbListener } from "@mmgather/mmu-gather";
 
 /** Sizes of the modelled caches. */
@@ -56,8 +60,10 @@ export class CpuTlbs implements TlbListener {
   private readonly quiesceDepth: Int32Array;
   /** Cached walk entries per page-table pfn, over all CPUs. */
   readonly walkRefs: Uint16Array;
-  /** mm id whose thread runs on each CPU (-1 idle). */
+  /** mm id whose thread runs on each CPU, or that it keeps loaded in lazy-TLB mode (-1 idle). */
   readonly cpuMm: Int32Array;
+  /** mm id each CPU holds in lazy-TLB mode (-1 none): `cpuMm` is the same mm, no user code runs. */
+  readonly cpuLazy: Int32Array;
   /** Invalidations received, by kind. */
   readonly invalidations = { range: 0, mm: 0, ipte: 0, idte: 0 };
   /** Cached translations dropped by invalidations. */
@@ -89,6 +95,7 @@ export class CpuTlbs implements TlbListener {
     this.hazardRefs = new Uint16Array(nrPhysPages);
     this.walkRefs = new Uint16Array(nrPhysPages);
     this.cpuMm = new Int32Array(this.nrCpus).fill(-1);
+    this.cpuLazy = new Int32Array(this.nrCpus).fill(-1);
     this.cpuQuiesced = new Int32Array(this.nrCpus).fill(-1);
     this.quiesceDepth = new Int32Array(this.nrCpus);
   }
@@ -102,7 +109,7 @@ export class CpuTlbs implements TlbListener {
     this.tlbPfn[slot] = pfn;
     this.tlbNr[slot] = nr;
     this.tlbMm[slot] = mmId;
-    const live = this.cpuQuiesced[cpu] !== mmId;
+    const live = this.cpuQuiesced[cpu] !== mmId && this.cpuLazy[cpu] !== mmId;
     this.tlbLive[slot] = live ? 1 : 0;
     for (let i = 0; i < nr; i++) this.tlbRefs[pfn + i]++;
     if (live) for (let i = 0; i < nr; i++) this.hazardRefs[pfn + i]++;
@@ -128,6 +135,7 @@ export class CpuTlbs implements TlbListener {
   }
 
   private setLive(cpu: number, mmId: number, live: 0 | 1): void {
+    if (live === 1 && this.cpuLazy[cpu] === mmId) return;
     const d = live === 1 ? 1 : -1;
     for (let s = cpu * this.entries, end = s + this.entries; s < end; s++) {
       if (this.tlbVpn[s] === INVALID || this.tlbMm[s] !== mmId || this.tlbLive[s] === live) continue;
@@ -161,6 +169,30 @@ export class CpuTlbs implements TlbListener {
     }
   }
 
+  /**
+   * `cpu`, which ran a thread of `mmId`, switches to a kernel thread and keeps the mm loaded
+   * (enter_lazy_tlb): its TLB entries of the mm are no longer usable by user code; its walk caches are.
+   */
+  enterLazy(cpu: number, mmId: number): void {
+    if (this.cpuMm[cpu] !== mmId || this.cpuLazy[cpu] === mmId) return;
+    this.cpuLazy[cpu] = mmId;
+    this.setLive(cpu, mmId, 0);
+  }
+
+  /** `mm_cpumask` of `mmId`: CPUs with it loaded, running or lazy. */
+  cpumask(mmId: number): number[] {
+    const out: number[] = [];
+    for (let c = 0; c < this.nrCpus; c++) if (this.cpuMm[c] === mmId) out.push(c);
+    return out;
+  }
+
+  /** The lazy-TLB CPUs of `mmId`. */
+  lazyCpus(mmId: number): number[] {
+    const out: number[] = [];
+    for (let c = 0; c < this.nrCpus; c++) if (this.cpuLazy[c] === mmId) out.push(c);
+    return out;
+  }
+
   /** exit_mmap of `mmId` (mm_users is 0): no CPU will use its entries again. */
   retireMm(mmId: number): void {
     for (let c = 0; c < this.nrCpus; c++) this.setLive(c, mmId, 0);
@@ -173,8 +205,12 @@ export class CpuTlbs implements TlbListener {
     return false;
   }
 
-  /** Drops every cached translation of `mmId` overlapping pages [vs, ve). */
-  invalidatePages(mmId: number, vs: number, ve: number): void {
+  /** Drops every cached translation of `mmId` overlapping pages [vs, ve) (on `cpus`, default all). */
+  invalidatePages(mmId: number, vs: number, ve: number, cpus: readonly number[] | null = null): void {
+    if (cpus !== null) {
+      for (const c of cpus) this.invalidatePagesOn(c, mmId, vs, ve);
+      return;
+    }
     const n = this.tlbVpn.length;
     for (let s = 0; s < n; s++) {
       const v = this.tlbVpn[s];
@@ -185,8 +221,29 @@ export class CpuTlbs implements TlbListener {
     }
   }
 
-  /** Drops every walk-cache entry of `mmId`. */
-  invalidateWalks(mmId: number): void {
+  private invalidatePagesOn(cpu: number, mmId: number, vs: number, ve: number): void {
+    for (let s = cpu * this.entries, end = s + this.entries; s < end; s++) {
+      const v = this.tlbVpn[s];
+      if (v !== INVALID && this.tlbMm[s] === mmId && v < ve && v + this.tlbNr[s] > vs) {
+        this.dropTlbSlot(s);
+        this.entriesInvalidated++;
+      }
+    }
+  }
+
+  /** Drops every walk-cache entry of `mmId` (on `cpus`, default all). */
+  invalidateWalks(mmId: number, cpus: readonly number[] | null = null): void {
+    if (cpus !== null) {
+      for (const c of cpus)
+        for (let s = c * this.walkEntries, end = s + this.walkEntries; s < end; s++) {
+          const p = this.walkPfn[s];
+          if (p !== INVALID && this.walkMm[s] === mmId) {
+            this.walkRefs[p]--;
+            this.walkPfn[s] = INVALID;
+          }
+        }
+      return;
+    }
     const n = this.walkPfn.length;
     for (let s = 0; s < n; s++) {
       const p = this.walkPfn[s];
@@ -197,10 +254,14 @@ export class CpuTlbs implements TlbListener {
     }
   }
 
-  /** Any CPU still caches a translation of `mmId` into pages [vs, ve)? Returns the vpn or -1. */
+  /**
+   * Any CPU not in lazy-TLB mode for `mmId` still caches a translation of it into pages [vs, ve)?
+   * Returns the vpn or -1. (A lazy CPU flushes what it missed before user code of the mm runs there.)
+   */
   findCached(mmId: number, vs: number, ve: number): number {
     const n = this.tlbVpn.length;
     for (let s = 0; s < n; s++) {
+      if (this.cpuLazy[(s / this.entries) | 0] === mmId) continue;
       const v = this.tlbVpn[s];
       if (v !== INVALID && this.tlbMm[s] === mmId && v < ve && v + this.tlbNr[s] > vs) return Math.max(v, vs);
     }
@@ -227,16 +288,20 @@ export class CpuTlbs implements TlbListener {
     end: number,
     _stride: number,
     walkCaches: boolean,
+    cpus: readonly number[] | null = null,
   ): void {
     this.invalidations[kind]++;
     if (kind === "range" || kind === "mm") {
       const cpuMm = this.cpuMm;
-      for (let c = 0; c < cpuMm.length; c++) if (cpuMm[c] === mmId) this.remoteCpuFlushes++;
+      if (cpus !== null) {
+        for (const c of cpus) if (cpuMm[c] === mmId) this.remoteCpuFlushes++;
+      } else for (let c = 0; c < cpuMm.length; c++) if (cpuMm[c] === mmId) this.remoteCpuFlushes++;
     }
+    const on = kind === "range" || kind === "mm" ? cpus : null;
     if (kind === "range" || kind === "ipte")
-      this.invalidatePages(mmId, Math.floor(start / this.pageSize), Math.ceil(end / this.pageSize));
-    else this.invalidatePages(mmId, 0, Number.POSITIVE_INFINITY);
-    if (walkCaches || kind === "mm" || kind === "idte") this.invalidateWalks(mmId);
+      this.invalidatePages(mmId, Math.floor(start / this.pageSize), Math.ceil(end / this.pageSize), on);
+    else this.invalidatePages(mmId, 0, Number.POSITIVE_INFINITY, on);
+    if (walkCaches || kind === "mm" || kind === "idte") this.invalidateWalks(mmId, on);
     if (this.onInvalidate !== null) this.onInvalidate(mmId, kind, start, end);
   }
 
@@ -253,7 +318,8 @@ export class CpuTlbs implements TlbListener {
       this.hazardRefs.byteLength +
       this.tlbLive.byteLength +
       this.walkRefs.byteLength +
-      this.cpuMm.byteLength
+      this.cpuMm.byteLength +
+      this.cpuLazy.byteLength
     );
   }
 }

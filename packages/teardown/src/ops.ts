@@ -167,6 +167,8 @@ function gatherFor(mm: Mm, r: OpResult, opts: TeardownOptions, fullmm: boolean):
   r.gathers++;
   const tlbs = machine.tlbs;
   mm.tlbMm.attachedElsewhere = tlbs?.attachedElsewhere(tlbs.cpuOfThread(opts.thread ?? 0), mm.id) ?? false;
+  mm.tlbMm.cpumask = tlbs?.cpumask(mm.id) ?? [];
+  mm.tlbMm.lazyCpus = tlbs?.lazyCpus(mm.id) ?? [];
   const sink = machine.gatherSink();
   return createMmuGather({
     mem: machine.mem,
@@ -256,8 +258,10 @@ export function* exitMmapSteps(mm: Mm, opts: TeardownOptions, r: OpResult): OpSt
   r.walkCounters.mmsFreed++;
   mm.dead = true;
   if (machine.tlbs !== null) {
-    for (let c = 0; c < machine.tlbs.nrCpus; c++)
+    for (let c = 0; c < machine.tlbs.nrCpus; c++) {
       if (machine.tlbs.cpuMm[c] === mm.id) machine.tlbs.cpuMm[c] = -1;
+      if (machine.tlbs.cpuLazy[c] === mm.id) machine.tlbs.cpuLazy[c] = -1;
+    }
   }
   if (trace !== null) trace({ type: "opReturned", op: "exit", mmId: mm.id });
 }

@@ -98,6 +98,12 @@ export interface ScenarioSpec {
   readonly exitedChildren?: number;
   /** CPUs running threads of the target mm (default 0). */
   readonly cpus?: number;
+  /**
+   * Of those CPUs, how many (the last ones) switched to a kernel thread before the operation and keep
+   * the mm loaded in lazy-TLB mode (default 0). CPU 0 runs the operation (and CPU 1 `concurrentOp`),
+   * so at most `cpus` − 1 (− 2 with a concurrent operation).
+   */
+  readonly lazyCpus?: number;
   /** TLB entries per CPU (default 2048). */
   readonly tlbEntries?: number;
   /** Fraction of mapped pages each CPU accesses before the teardown (default 1). */
@@ -209,6 +215,13 @@ export function buildScenario(spec: ScenarioSpec): BuiltScenario {
   const target = spec.target === "child" ? (child ?? fail("target 'child' needs fork: true")) : parent;
   const cpus = spec.cpus ?? 0;
   for (let c = 0; c < cpus; c++) touch(target, c, spec.touch ?? 1, rng);
+  const lazy = spec.lazyCpus ?? 0;
+  const maxLazy = Math.max(0, cpus - (spec.concurrentOp === undefined ? 1 : 2));
+  if (!Number.isInteger(lazy) || lazy < 0 || lazy > maxLazy)
+    fail(
+      `lazyCpus must be an integer in [0, ${maxLazy}] (CPU 0 runs the operation${spec.concurrentOp === undefined ? "" : ", CPU 1 the concurrent one"}), got ${lazy}`,
+    );
+  for (let c = cpus - lazy; c < cpus; c++) machine.tlbs!.enterLazy(c, target.id);
   return { machine, parent, child, target, vmas, rng };
 }
 

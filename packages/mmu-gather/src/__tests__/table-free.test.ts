@@ -52,7 +52,7 @@ describe("freeing page tables", () => {
     expect(flush).toBeGreaterThanOrEqual(0);
     expect(flush).toBeLessThan(freed);
     expect(events[freed]).toMatchObject({ viaRcu: true });
-    expect((events[freed] as { pfns: number[] }).pfns).toHaveLength(max);
+    expect((events[freed] as unknown as { pfns: number[] }).pfns).toHaveLength(max);
     expect(events.find((e) => e.type === "forcedFlush")).toMatchObject({ reason: "tableBatchFull" });
     expect([g.end, g.freedTables]).toEqual([0, false]);
     g.finish();

@@ -277,6 +277,80 @@ describe("a put that leaves a live folio with fewer references than mappings (ma
   }
 });
 
+describe("lazy-TLB CPUs and per-CPU flush targets", () => {
+  // 4 CPUs run the process; the last 2 switched to kernel threads (lazy TLB) before the munmap, which
+  // frees the 4 MiB range's page tables.
+  const spec = (arch: ScenarioSpec["arch"], variant: ScenarioSpec["variant"]): ScenarioSpec => ({
+    memory: 32 << 20,
+    cpus: 4,
+    lazyCpus: 2,
+    arch,
+    variant,
+    vmas: [{ kind: "anon", size: 4 << 20 }],
+    op: { kind: "munmap" },
+  });
+  /** x86 should_flush_tlb: lazy CPUs are skipped unless page tables were freed. */
+  const x86Like = (skipLazyAlways: boolean) =>
+    defineArch({
+      name: skipLazyAlways ? "skips-lazy-always" : "x86-like",
+      fullFlushCeiling: 33,
+      tlbFlush(tlb, ops) {
+        const skip = skipLazyAlways || !tlb.freedTables;
+        const cpus = skip ? tlb.mm.cpumask.filter((c) => !tlb.mm.lazyCpus.includes(c)) : tlb.mm.cpumask;
+        if (tlb.fullmm || tlb.end - tlb.start > 33 * 4096) ops.flushMm(tlb.freedTables, cpus);
+        else if (tlb.end > 0) ops.flushRange(tlb.start, tlb.end, 4096, tlb.freedTables, cpus);
+      },
+    });
+  for (const variant of ["encoded-page", "contig-range", "encoded-nr-pages"] as const) {
+    it(`${variant}: skipping lazy CPUs on leaf-only flushes is safe; skipping them after freeing tables is caught`, () => {
+      const ok = runScenario(spec(x86Like(false), variant));
+      expect(ok.violations).toEqual([]);
+      const generic = runScenario(spec(undefined, variant));
+      expect(generic.violations).toEqual([]);
+      // Fewer CPUs reached than the flush-everyone generic adapter.
+      expect(ok.counters.cpu!.remoteCpuFlushes).toBeLessThan(generic.counters.cpu!.remoteCpuFlushes);
+      const broken = runScenario(spec(x86Like(true), variant));
+      expect([...new Set(broken.violations.map((v) => v.kind))]).toEqual(["tableFreedWhileWalkable"]);
+    });
+  }
+
+  it("a lazy CPU's stale leaf entries are no hazard: it flushes before running the mm's user code again", () => {
+    const arch = defineArch({
+      name: "leaf-flush-skips-lazy",
+      tlbFlush(tlb, ops) {
+        const cpus = tlb.mm.cpumask.filter((c) => !tlb.mm.lazyCpus.includes(c));
+        if (tlb.end > 0) ops.flushRange(tlb.start, tlb.end, 4096, tlb.freedTables, cpus);
+      },
+    });
+    // MADV_DONTNEED frees no page table: no walk cache matters, and the lazy CPUs' entries stay stale.
+    const r = runScenario({ ...spec(arch, "encoded-nr-pages"), op: { kind: "madvise" } });
+    expect(r.violations).toEqual([]);
+  });
+
+  it("skipping a CPU that runs the mm's threads is caught", () => {
+    const arch = defineArch({
+      name: "skips-cpu-1",
+      tlbFlush(tlb, ops) {
+        const cpus = tlb.mm.cpumask.filter((c) => c !== 1);
+        if (tlb.end > 0) ops.flushRange(tlb.start, tlb.end, 4096, tlb.freedTables, cpus);
+      },
+    });
+    const kinds = new Set(
+      runScenario({ ...spec(arch, "encoded-nr-pages"), op: { kind: "madvise" } }).violations.map(
+        (v) => v.kind,
+      ),
+    );
+    expect(kinds.has("useAfterFree")).toBe(true);
+  });
+
+  it("lazyCpus is validated: CPU 0 runs the operation", () => {
+    expect(() => runScenario({ ...spec(undefined, "encoded-nr-pages"), lazyCpus: 4 })).toThrow(
+      /lazyCpus must be an integer in \[0, 3\]/,
+    );
+    expect(() => runScenario({ ...spec(undefined, "encoded-nr-pages"), lazyCpus: 1.5 })).toThrow(/lazyCpus/);
+  });
+});
+
 describe("deliberately broken variants are caught", () => {
   it("free before flush → useAfterFree", () => {
     const v = defineVariant(encodedPage, {
@@ -410,15 +484,28 @@ describe("differential: all variants reach the same final state with no violatio
       swap: fc.double({ min: 0, max: 0.5, noNaN: true }),
       keep: fc.boolean(),
     });
-    const tally = { cases: 0, withCpus: 0, partial: 0, partiallyMappedSet: 0 };
+    const tally = { cases: 0, withCpus: 0, lazy: 0, partial: 0, partiallyMappedSet: 0 };
+    // x86's rule for lazy-TLB CPUs: leave them out of leaf-only flushes, reach them once tables are freed.
+    const x86Like = defineArch({
+      name: "x86-like",
+      fullFlushCeiling: 33,
+      tlbFlush(tlb, ops) {
+        const cpus = tlb.freedTables
+          ? tlb.mm.cpumask
+          : tlb.mm.cpumask.filter((c) => !tlb.mm.lazyCpus.includes(c));
+        if (tlb.fullmm || tlb.needFlushAll || tlb.end - tlb.start > 33 * 4096)
+          ops.flushMm(tlb.freedTables, cpus);
+        else if (tlb.end > 0) ops.flushRange(tlb.start, tlb.end, 4096, tlb.freedTables, cpus);
+      },
+    });
     fc.assert(
       fc.property(
         fc.array(vmaArb, { minLength: 1, maxLength: 3 }),
         fc.boolean(),
-        fc.integer({ min: 0, max: 2 }),
+        fc.integer({ min: 0, max: 3 }),
         fc.constantFrom("exit", "munmap", "madvise" as const),
         fc.integer({ min: 1, max: 1e6 }),
-        fc.constantFrom(genericArch, s390Arch),
+        fc.constantFrom(genericArch, s390Arch, x86Like),
         // Range inside / across the VMAs, in pages: start as a fraction of VMA 0, length as a
         // fraction of everything mapped from there (so ranges cut through large folios and PMDs).
         fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }),
@@ -437,6 +524,8 @@ describe("differential: all variants reach the same final state with no violatio
             variant,
             fork,
             cpus,
+            // Some of the CPUs went lazy-TLB before the operation (never CPU 0, which runs it).
+            lazyCpus: cpus > 1 ? seed % cpus : 0,
             vmas: vs.map((v) => ({
               kind: v.kind as "anon",
               size: v.tables * span,
@@ -458,6 +547,7 @@ describe("differential: all variants reach the same final state with no violatio
           });
           tally.cases++;
           if (cpus > 0) tally.withCpus++;
+          if (cpus > 1 && seed % cpus > 0) tally.lazy++;
           if (op !== "exit" && (offPages % (span / 4096) !== 0 || lenPages % (span / 4096) !== 0))
             tally.partial++;
           const digests = (["encoded-page", "contig-range", "encoded-nr-pages"] as const).map((variant) => {
