@@ -39,9 +39,11 @@ export function folioRemoveRmapRangeTrusted(
   // An order-0 folio still mapped: small enough for the callers' compilers to inline.
   // Copied in the three unchecked removals on purpose: a shared helper costs hot callers an inline level.
   const f = s.flags[head];
+  // Stryker disable next-line ConditionalExpression,EqualityOperator,LogicalOperator,BooleanLiteral,BlockStatement: fast-path guard; the general path gives the same state and counters (fastpaths tests), so taking it is equivalent
   if ((f & (F_HEAD | (ORDER_MASK << ORDER_SHIFT))) === F_HEAD && !vmaLocked && !DEBUG_VM) {
     const mc = s.mapcount;
     const v0 = mc[pfn];
+    // Stryker disable next-line ConditionalExpression,EqualityOperator,BlockStatement: fast path (still mapped) or the general path: same state and counters; equivalent
     if (v0 >= 0) {
       mc[pfn] = v0 - 1;
       const c = s.counters;
@@ -95,5 +97,6 @@ export function folioRemoveRmapRangeAny(
     if (large && (f & PG.anon) !== 0 && nrMapped !== 0) deferredSplit65(s, head);
   }
   if (vmaLocked && !large) munlock(s, head);
+  // Stryker disable next-line all: DEBUG_VM is off in the model (a debug-build self-check); equivalent
   if (DEBUG_VM) checkFolio(s, m, head);
 }

@@ -58,6 +58,7 @@ export function pageRemoveRmap(s: FolioState, pfn: number, compound: boolean, vm
     if (order > 0 && (f & PG.anon) !== 0 && nr < nrPmd) deferredSplit65(s, head);
   }
   if (vmaLocked) munlock(s, head);
+  // Stryker disable next-line all: DEBUG_VM is off in the model (a debug-build self-check); equivalent
   if (DEBUG_VM) checkFolio(s, m, head);
 }
 
@@ -87,9 +88,11 @@ export function pageRemoveRmapPtesTrusted(
   // An order-0 folio still mapped: small enough for the callers' compilers to inline.
   // Copied in the three unchecked removals on purpose: a shared helper costs hot callers an inline level.
   const f = s.flags[head];
+  // Stryker disable next-line ConditionalExpression,EqualityOperator,LogicalOperator,BooleanLiteral,BlockStatement: fast-path guard; the general path gives the same state and counters (fastpaths tests), so taking it is equivalent
   if ((f & (ORDER_MASK << ORDER_SHIFT)) === 0 && nr === 1 && !vmaLocked && !DEBUG_VM) {
     const mc = s.mapcount;
     const v0 = mc[pfn];
+    // Stryker disable next-line ConditionalExpression,EqualityOperator,BlockStatement: fast path (still mapped) or the general path: same state and counters; equivalent
     if (v0 >= 0) {
       mc[pfn] = v0 - 1;
       const c = s.counters;
@@ -114,6 +117,7 @@ export function pageRemoveRmapPtesAny(
   vmaLocked = false,
 ): void {
   // A large folio's PTE removals never munlock in v6.5 (munlock_vma_folio: compound || small).
+  // Stryker disable next-line BooleanLiteral: DEBUG_VM is off in the model (debug builds take the per-page path); equivalent
   if (((f >>> ORDER_SHIFT) & ORDER_MASK) === 0 || nr === 1 || DEBUG_VM) {
     for (let j = 0; j < nr; j++) pageRemoveRmapPte(s, "pageRemoveRmap", head, pfn + j, vmaLocked);
     return;
@@ -215,5 +219,6 @@ export function pageRemoveRmapPte(
     if (order > 0 && (f & PG.anon) !== 0) deferredSplit65(s, head);
   }
   if (vmaLocked && order === 0) munlock(s, head);
+  // Stryker disable next-line all: DEBUG_VM is off in the model (a debug-build self-check); equivalent
   if (DEBUG_VM) checkFolio(s, m, head);
 }

