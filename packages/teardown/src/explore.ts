@@ -274,7 +274,6 @@ export function runSchedule(spec: ScenarioSpec, schedule: readonly number[]): Sc
   if (!Array.isArray(schedule) || !schedule.every((t) => t === 0 || t === 1))
     bad("runSchedule", "schedule must be an array of thread numbers (0 or 1)");
   const steps: { thread: number; preempted: boolean; waited: boolean; events: TrailEvent[] }[] = [];
-  let current: TrailEvent[] = [];
   const outside: TrailEvent[] = [];
   const b = buildScenario(spec);
   const checker = b.machine.checker;
@@ -284,10 +283,9 @@ export function runSchedule(spec: ScenarioSpec, schedule: readonly number[]): Sc
   const report = runBuiltWith(b, { ...spec, events: (e) => sink.push(e) }, (threads) => {
     // Route each step's events to it: wrap each thread so a step opens a new bucket.
     const wrapped = threads.map((g, i) =>
-      stepRecorder(g, i, () => {
-        current = [];
-        sink = current;
-        steps.push({ thread: i, preempted: false, waited: false, events: current });
+      stepRecorder(g, () => {
+        sink = [];
+        steps.push({ thread: i, preempted: false, waited: false, events: sink });
       }),
     );
     inner(wrapped);
@@ -302,7 +300,7 @@ export function runSchedule(spec: ScenarioSpec, schedule: readonly number[]): Sc
 }
 
 /** A generator that calls `onStep` before each step of `g`. */
-function* stepRecorder(g: OpSteps, _thread: number, onStep: () => void): OpSteps {
+function* stepRecorder(g: OpSteps, onStep: () => void): OpSteps {
   try {
     for (;;) {
       onStep();
