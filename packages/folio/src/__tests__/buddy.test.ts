@@ -26,7 +26,7 @@ describe("buddy allocator", () => {
           const m = mem({ nrPages: 8192 });
           const total = m.nrFreePages();
           const heads = orders.map((o) => m.allocFolio(o));
-          const pages = orders.reduce((n, o) => n + (1 << o), 0);
+          const pages = orders.reduce((n: number, o) => n + (1 << o), 0);
           expect(m.nrFreePages()).toBe(total - pages);
           expect(m.counters.foliosAllocated).toBe(orders.length);
           expect(m.counters.pagesAllocated).toBe(pages);
