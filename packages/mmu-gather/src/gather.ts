@@ -333,10 +333,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   tlbEndVma(_vma: VmaTlbFlags): void {
     this.live("tlbEndVma");
     if (this.fullmm || this.arch.mergeVmas) return;
-    const prev = this.why;
-    this.why = "endVma";
-    this.tlbFlushMmuTlbonly();
-    this.why = prev;
+    this.tlbFlushMmuTlbonlyFor("endVma");
   }
 
   ptepGetAndClear(addr: number, nr: number): void {
@@ -702,10 +699,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   flushMmuTlbonly(why: TlbFlushReason = "caller"): void {
     this.live("flushMmuTlbonly");
     this.checkReason("flushMmuTlbonly", why);
-    const prev = this.why;
-    this.why = why;
-    this.tlbFlushMmuTlbonly();
-    this.why = prev;
+    this.tlbFlushMmuTlbonlyFor(why);
   }
 
   flushMmu(why: TlbFlushReason = "caller"): void {
@@ -764,9 +758,13 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   }
 
   private tlbTableInvalidate(): void {
-    if (!this.arch.tableInvalidate) return;
+    if (this.arch.tableInvalidate) this.tlbFlushMmuTlbonlyFor("tableFree");
+  }
+
+  /** `tlb_flush_mmu_tlbonly` with `why` as the reason the arch hook sees, restored afterwards. */
+  private tlbFlushMmuTlbonlyFor(why: TlbFlushReason): void {
     const prev = this.why;
-    this.why = "tableFree";
+    this.why = why;
     this.tlbFlushMmuTlbonly();
     this.why = prev;
   }
