@@ -207,18 +207,8 @@ export class CpuTlbs implements TlbListener {
 
   /** Drops every cached translation of `mmId` overlapping pages [vs, ve) (on `cpus`, default all). */
   invalidatePages(mmId: number, vs: number, ve: number, cpus: readonly number[] | null = null): void {
-    if (cpus !== null) {
-      for (const c of cpus) this.invalidatePagesOn(c, mmId, vs, ve);
-      return;
-    }
-    const n = this.tlbVpn.length;
-    for (let s = 0; s < n; s++) {
-      const v = this.tlbVpn[s];
-      if (v !== INVALID && this.tlbMm[s] === mmId && v < ve && v + this.tlbNr[s] > vs) {
-        this.dropTlbSlot(s);
-        this.entriesInvalidated++;
-      }
-    }
+    if (cpus === null) for (let c = 0; c < this.nrCpus; c++) this.invalidatePagesOn(c, mmId, vs, ve);
+    else for (const c of cpus) this.invalidatePagesOn(c, mmId, vs, ve);
   }
 
   private invalidatePagesOn(cpu: number, mmId: number, vs: number, ve: number): void {
@@ -233,19 +223,12 @@ export class CpuTlbs implements TlbListener {
 
   /** Drops every walk-cache entry of `mmId` (on `cpus`, default all). */
   invalidateWalks(mmId: number, cpus: readonly number[] | null = null): void {
-    if (cpus !== null) {
-      for (const c of cpus)
-        for (let s = c * this.walkEntries, end = s + this.walkEntries; s < end; s++) {
-          const p = this.walkPfn[s];
-          if (p !== INVALID && this.walkMm[s] === mmId) {
-            this.walkRefs[p]--;
-            this.walkPfn[s] = INVALID;
-          }
-        }
-      return;
-    }
-    const n = this.walkPfn.length;
-    for (let s = 0; s < n; s++) {
+    if (cpus === null) for (let c = 0; c < this.nrCpus; c++) this.invalidateWalksOn(c, mmId);
+    else for (const c of cpus) this.invalidateWalksOn(c, mmId);
+  }
+
+  private invalidateWalksOn(cpu: number, mmId: number): void {
+    for (let s = cpu * this.walkEntries, end = s + this.walkEntries; s < end; s++) {
       const p = this.walkPfn[s];
       if (p !== INVALID && this.walkMm[s] === mmId) {
         this.walkRefs[p]--;
@@ -259,11 +242,13 @@ export class CpuTlbs implements TlbListener {
    * Returns the vpn or -1. (A lazy CPU flushes what it missed before user code of the mm runs there.)
    */
   findCached(mmId: number, vs: number, ve: number): number {
-    const n = this.tlbVpn.length;
-    for (let s = 0; s < n; s++) {
-      if (this.cpuLazy[(s / this.entries) | 0] === mmId) continue;
-      const v = this.tlbVpn[s];
-      if (v !== INVALID && this.tlbMm[s] === mmId && v < ve && v + this.tlbNr[s] > vs) return Math.max(v, vs);
+    for (let c = 0; c < this.nrCpus; c++) {
+      if (this.cpuLazy[c] === mmId) continue;
+      for (let s = c * this.entries, end = s + this.entries; s < end; s++) {
+        const v = this.tlbVpn[s];
+        if (v !== INVALID && this.tlbMm[s] === mmId && v < ve && v + this.tlbNr[s] > vs)
+          return Math.max(v, vs);
+      }
     }
     return -1;
   }
