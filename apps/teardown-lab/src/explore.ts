@@ -23,17 +23,11 @@ export interface ExploreRequest {
   readonly timing?: boolean;
 }
 
-/** The documented JSON of one exploration. */
-export interface ExploreJson {
+/** The documented JSON of one exploration: the search's figures, with the failure in words. */
+export interface ExploreJson extends Omit<ExploreResult, "shortest"> {
   readonly scenario: string;
   readonly variant: string;
   readonly arch: string;
-  readonly bound: number;
-  readonly explored: number;
-  readonly exploredByPreemptions: readonly number[];
-  readonly failing: number;
-  readonly complete: boolean;
-  readonly elapsedMs: number;
   /** The failing interleaving with the fewest preemptions, then the fewest steps; null when none. */
   readonly shortest: {
     /** Thread (0 = op, 1 = concurrentOp) of each step. */

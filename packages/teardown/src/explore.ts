@@ -89,8 +89,6 @@ interface Trace {
   readonly threads: number[];
   /** Bit i set: thread i could run at that step. */
   readonly enabled: number[];
-  /** Preemptions in steps [0, i) at index i. */
-  readonly preemptionsBefore: number[];
   readonly waited: boolean[];
   /** Step at which the first violation was reported (-1: none during the steps). */
   firstViolation: number;
@@ -107,7 +105,6 @@ function scheduler(prefix: readonly number[], trace: Trace, violations: () => nu
     const waiting = new Array<boolean>(n).fill(false);
     const v0 = violations();
     let cur = -1;
-    let preemptions = 0;
     try {
       for (let step = 0; ; step++) {
         let mask = 0;
@@ -134,8 +131,6 @@ function scheduler(prefix: readonly number[], trace: Trace, violations: () => nu
               `schedule step ${step} names thread ${t}, which ${done[t] ? "has finished" : "cannot run"}`,
             );
         } else t = cur >= 0 && ((mask >> cur) & 1) !== 0 ? cur : 31 - Math.clz32(mask & -mask);
-        trace.preemptionsBefore.push(preemptions);
-        if (cur >= 0 && t !== cur && ((mask >> cur) & 1) !== 0) preemptions++;
         trace.threads.push(t);
         trace.enabled.push(mask);
         cur = t;
@@ -155,7 +150,7 @@ function scheduler(prefix: readonly number[], trace: Trace, violations: () => nu
 }
 
 function emptyTrace(): Trace {
-  return { threads: [], enabled: [], preemptionsBefore: [], waited: [], firstViolation: -1 };
+  return { threads: [], enabled: [], waited: [], firstViolation: -1 };
 }
 
 function runPrefix(spec: ScenarioSpec, prefix: readonly number[]): { report: TeardownReport; trace: Trace } {
@@ -235,6 +230,7 @@ export function explore(spec: ScenarioSpec, opts: ExploreOptions = {}): ExploreR
         }
       }
       // Children: leave this schedule at a step after the prefix, for another thread that could run.
+      // The steps after the prefix add no preemption, so before any of them there were exactly p.
       const th = trace.threads;
       for (let j = th.length - 1; j >= prefix.length; j--) {
         const others = trace.enabled[j] & ~(1 << th[j]);
@@ -243,7 +239,7 @@ export function explore(spec: ScenarioSpec, opts: ExploreOptions = {}): ExploreR
         for (let a = 0; a < 31; a++) {
           if (((others >> a) & 1) === 0) continue;
           const switches = prev >= 0 && a !== prev && ((trace.enabled[j] >> prev) & 1) !== 0;
-          const pre = trace.preemptionsBefore[j] + (switches ? 1 : 0);
+          const pre = p + (switches ? 1 : 0);
           if (pre > bound) continue;
           const child = th.slice(0, j);
           child.push(a);
