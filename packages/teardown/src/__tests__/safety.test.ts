@@ -1,7 +1,14 @@
 import { genericArch } from "@mmgather/arch-generic";
 import { s390Arch } from "@mmgather/arch-s390";
 import { PG } from "@mmgather/folio";
-import { contigRange, defineArch, defineVariant, encodedNrPages, encodedPage } from "@mmgather/mmu-gather";
+import {
+  type ArchTlb,
+  contigRange,
+  defineArch,
+  defineVariant,
+  encodedNrPages,
+  encodedPage,
+} from "@mmgather/mmu-gather";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
@@ -34,6 +41,24 @@ const shared: ScenarioSpec = {
 
 function kinds(spec: ScenarioSpec): ViolationKind[] {
   return [...new Set(runScenario(spec).violations.map((v) => v.kind))];
+}
+
+/**
+ * x86's should_flush_tlb: lazy-TLB CPUs are left out of a flush unless page tables were freed;
+ * `skipLazyAlways` leaves them out every time (the bug).
+ */
+function x86LikeArch(skipLazyAlways: boolean): ArchTlb {
+  return defineArch({
+    name: skipLazyAlways ? "skips-lazy-always" : "x86-like",
+    fullFlushCeiling: 33,
+    tlbFlush(tlb, ops) {
+      const skip = skipLazyAlways || !tlb.freedTables;
+      const cpus = skip ? tlb.mm.cpumask.filter((c) => !tlb.mm.lazyCpus.includes(c)) : tlb.mm.cpumask;
+      if (tlb.fullmm || tlb.needFlushAll || tlb.end - tlb.start > 33 * 4096)
+        ops.flushMm(tlb.freedTables, cpus);
+      else if (tlb.end > 0) ops.flushRange(tlb.start, tlb.end, 4096, tlb.freedTables, cpus);
+    },
+  });
 }
 
 /** A walk whose PTE loop stops one entry short of the end of each range it is given (an off-by-one). */
@@ -289,27 +314,15 @@ describe("lazy-TLB CPUs and per-CPU flush targets", () => {
     vmas: [{ kind: "anon", size: 4 << 20 }],
     op: { kind: "munmap" },
   });
-  /** x86 should_flush_tlb: lazy CPUs are skipped unless page tables were freed. */
-  const x86Like = (skipLazyAlways: boolean) =>
-    defineArch({
-      name: skipLazyAlways ? "skips-lazy-always" : "x86-like",
-      fullFlushCeiling: 33,
-      tlbFlush(tlb, ops) {
-        const skip = skipLazyAlways || !tlb.freedTables;
-        const cpus = skip ? tlb.mm.cpumask.filter((c) => !tlb.mm.lazyCpus.includes(c)) : tlb.mm.cpumask;
-        if (tlb.fullmm || tlb.end - tlb.start > 33 * 4096) ops.flushMm(tlb.freedTables, cpus);
-        else if (tlb.end > 0) ops.flushRange(tlb.start, tlb.end, 4096, tlb.freedTables, cpus);
-      },
-    });
   for (const variant of ["encoded-page", "contig-range", "encoded-nr-pages"] as const) {
     it(`${variant}: skipping lazy CPUs on leaf-only flushes is safe; skipping them after freeing tables is caught`, () => {
-      const ok = runScenario(spec(x86Like(false), variant));
+      const ok = runScenario(spec(x86LikeArch(false), variant));
       expect(ok.violations).toEqual([]);
       const generic = runScenario(spec(undefined, variant));
       expect(generic.violations).toEqual([]);
       // Fewer CPUs reached than the flush-everyone generic adapter.
       expect(ok.counters.cpu!.remoteCpuFlushes).toBeLessThan(generic.counters.cpu!.remoteCpuFlushes);
-      const broken = runScenario(spec(x86Like(true), variant));
+      const broken = runScenario(spec(x86LikeArch(true), variant));
       expect([...new Set(broken.violations.map((v) => v.kind))]).toEqual(["tableFreedWhileWalkable"]);
     });
   }
@@ -485,19 +498,7 @@ describe("differential: all variants reach the same final state with no violatio
       keep: fc.boolean(),
     });
     const tally = { cases: 0, withCpus: 0, lazy: 0, partial: 0, partiallyMappedSet: 0 };
-    // x86's rule for lazy-TLB CPUs: leave them out of leaf-only flushes, reach them once tables are freed.
-    const x86Like = defineArch({
-      name: "x86-like",
-      fullFlushCeiling: 33,
-      tlbFlush(tlb, ops) {
-        const cpus = tlb.freedTables
-          ? tlb.mm.cpumask
-          : tlb.mm.cpumask.filter((c) => !tlb.mm.lazyCpus.includes(c));
-        if (tlb.fullmm || tlb.needFlushAll || tlb.end - tlb.start > 33 * 4096)
-          ops.flushMm(tlb.freedTables, cpus);
-        else if (tlb.end > 0) ops.flushRange(tlb.start, tlb.end, 4096, tlb.freedTables, cpus);
-      },
-    });
+    const x86Like = x86LikeArch(false);
     fc.assert(
       fc.property(
         fc.array(vmaArb, { minLength: 1, maxLength: 3 }),
