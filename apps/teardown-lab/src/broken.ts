@@ -3,7 +3,7 @@
 // scenario on which the checker catches it and the story of what a real kernel would suffer.
 // Browser-safe.
 import { genericArch } from "@mmgather/arch-generic";
-import { defineArch, defineVariant, encodedNrPages, encodedPage } from "@mmgather/mmu-gather";
+import { defineArch, defineVariant, encodedNrPages, encodedPage, TLB_FLUSH_ALL } from "@mmgather/mmu-gather";
 import {
   defineZapWalk,
   folioBatchWalk,
@@ -201,9 +201,46 @@ const x86LikeArch = (always: boolean) =>
     tlbFlush(tlb, ops) {
       const skip = always || !tlb.freedTables;
       const cpus = skip ? tlb.mm.cpumask.filter((c) => !tlb.mm.lazyCpus.includes(c)) : tlb.mm.cpumask;
-      if (tlb.fullmm || tlb.needFlushAll || tlb.end - tlb.start > 33 * 4096)
+      if (tlb.fullmm || tlb.needFlushAll) {
         ops.flushMm(tlb.freedTables, cpus);
-      else if (tlb.end > 0) ops.flushRange(tlb.start, tlb.end, 4096, tlb.freedTables, cpus);
+        ops.invalidateSecondaryTlbs(0, TLB_FLUSH_ALL);
+      } else if (tlb.end > 0) {
+        if (tlb.end - tlb.start > 33 * 4096) ops.flushMm(tlb.freedTables, cpus);
+        else ops.flushRange(tlb.start, tlb.end, 4096, tlb.freedTables, cpus);
+        ops.invalidateSecondaryTlbs(tlb.start, tlb.end);
+      }
+    },
+  });
+
+/**
+ * The x86 flush of v6.6 with the devices told what the CPUs got: a range above the 33-entry ceiling
+ * becomes [0, TLB_FLUSH_ALL) for both. `secondary` says what the devices then receive:
+ * - "none": nothing — an arch flush without the mmu_notifier_arch_invalidate_secondary_tlbs call;
+ * - "overflow": the flush-all with its end rounded up to a page, which wraps to 0 — the range the
+ *   VT-d driver computed until commit e7ad6c2a4b1a (Linux 6.7-rc3): an empty invalidation;
+ * - "same": the range itself (correct).
+ */
+const sixSixArch = (secondary: "none" | "overflow" | "same") =>
+  defineArch({
+    name:
+      secondary === "same"
+        ? "x86-v6.6"
+        : `x86-v6.6, devices get ${secondary === "none" ? "nothing" : "an overflowed range"}`,
+    fullFlushCeiling: 33,
+    geometry: genericArch.geometry,
+    cost: genericArch.cost,
+    tlbFlush(tlb, ops) {
+      let start = tlb.start;
+      let end = tlb.end;
+      if (tlb.fullmm || tlb.needFlushAll || (end > 0 && end - start > 33 * 4096)) {
+        start = 0;
+        end = TLB_FLUSH_ALL;
+        ops.flushMm(tlb.freedTables);
+      } else if (end > 0) ops.flushRange(start, end, 4096, tlb.freedTables);
+      else return;
+      if (secondary === "none") return;
+      if (secondary === "overflow" && end === TLB_FLUSH_ALL) end = 0; // ALIGN(-1UL, PAGE_SIZE) == 0
+      ops.invalidateSecondaryTlbs(start, end);
     },
   });
 
@@ -384,6 +421,58 @@ export const BROKEN: Readonly<Record<string, BrokenCase>> = {
     }),
     override: { arch: x86LikeArch(true) },
     realOverride: { arch: x86LikeArch(false) },
+  },
+  "skip-secondary-tlbs": {
+    change:
+      "the arch's TLB flush invalidates the CPUs but never calls mmu_notifier_arch_invalidate_secondary_tlbs, " +
+      "so a device that shares the process's page tables through its IOMMU keeps its cached translations",
+    expect: "secondaryTlbUseAfterFree",
+    consequence:
+      "a GPU or accelerator bound to the process (shared virtual addressing) still translates the unmapped " +
+      "addresses through its IOTLB after munmap freed the pages: its next DMA reads or writes memory that now " +
+      "belongs to someone else — a use-after-free no CPU-side check can see. (Exit is safe even so: " +
+      "mmu_notifier_release detaches the device before anything is zapped.)",
+    realOrder:
+      "since v6.6 the arch's flush ends by telling the secondary TLBs the same range (x86 flush_tlb_mm_range, " +
+      "arm64 __flush_tlb_range): the devices drop their entries with the CPUs, before tlb_flush_mmu frees a " +
+      "page; before v6.6 tlb_flush_mmu_tlbonly called the notifier itself.",
+    base: "encoded-nr-pages",
+    seeds: [1],
+    scenario: mk({
+      name: "skip-secondary-tlbs",
+      cpus: 1,
+      devices: 1,
+      vmas: [{ name: "buffer", kind: "anon", size: "64K" }],
+      op: { kind: "munmap", vma: 0 },
+    }),
+    override: { arch: sixSixArch("none") },
+    realOverride: { arch: sixSixArch("same") },
+  },
+  "secondary-flush-all-overflow": {
+    change:
+      "a range flush above the 33-page ceiling reaches the devices as a flush of everything, [0, -1UL), and " +
+      "the IOMMU driver rounds that end up to a page boundary: it wraps to 0, so the devices invalidate an " +
+      "empty range",
+    expect: "secondaryTlbUseAfterFree",
+    consequence:
+      "what Intel VT-d did on v6.6 (fixed by commit e7ad6c2a4b1a in 6.7-rc3): after an MADV_DONTNEED or munmap " +
+      "of more than 33 pages, the IOTLB and the device's ATS cache keep translations to pages that go back to " +
+      "the allocator — a device using shared virtual addressing DMAs into freed memory. Small ranges are " +
+      "flushed by address and stay correct, which is why it went unnoticed.",
+    realOrder:
+      "the driver must treat an end of -1UL as 'the whole address space' (the fix invalidates every address of " +
+      "the PASID then) before it rounds anything; the devices then drop all entries before the pages are freed.",
+    base: "encoded-nr-pages",
+    seeds: [1],
+    scenario: mk({
+      name: "secondary-flush-all-overflow",
+      cpus: 1,
+      devices: 1,
+      vmas: [{ name: "buffer", kind: "anon", size: "256K" }],
+      op: { kind: "dontneed", vma: 0 },
+    }),
+    override: { arch: sixSixArch("overflow") },
+    realOverride: { arch: sixSixArch("same") },
   },
   "unbounded-free": {
     change:

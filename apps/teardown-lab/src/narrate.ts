@@ -1,5 +1,6 @@
 // Turns teardown trail events into sentences a student can follow, and groups them into the
 // phases the visualizer's timeline draws. Browser-safe.
+import { TLB_FLUSH_ALL } from "@mmgather/mmu-gather";
 import type { TrailEvent } from "@mmgather/teardown";
 
 const hex = (n: number) => (Number.isFinite(n) ? `0x${n.toString(16)}` : "the end");
@@ -59,6 +60,12 @@ export function describeEvent(e: TrailEvent): string {
           : `${TLB[e.kind] ?? e.kind}${e.walkCaches ? " (and page-walk caches)" : ""}`) +
         (WHY[e.reason] === undefined ? "" : ` — ${WHY[e.reason]}`)
       );
+    case "secondaryTlbsInvalidated":
+      return e.end >= TLB_FLUSH_ALL
+        ? "mmu_notifier_arch_invalidate_secondary_tlbs: every device sharing the page tables drops all its translations of this mm"
+        : `mmu_notifier_arch_invalidate_secondary_tlbs: every device sharing the page tables drops its translations of ${hex(e.start)}–${hex(e.end)} (and its cached walks)`;
+    case "mmuNotifierRelease":
+      return `mmu_notifier_release: ${e.devices === 1 ? "the device" : `${e.devices} devices`} sharing mm ${e.mmId}'s page tables ${e.devices === 1 ? "is" : "are"} detached and drop every translation before anything is zapped`;
     case "tlbFlushSkipped":
       return "TLB flush skipped: nothing was cleared since the last one";
     case "rmapsFlushed":
@@ -130,6 +137,8 @@ export function laneOf(e: TrailEvent): Lane | null {
       return "forced";
     case "tlbFlushed":
     case "tlbInvalidated":
+    case "secondaryTlbsInvalidated":
+    case "mmuNotifierRelease":
       return "tlb";
     case "pagesFreed":
     case "pageFreed":

@@ -194,6 +194,12 @@ export const ScenarioSchema = z
       .min(0, { error: "expected an integer from 0 to 63" })
       .max(63, { error: "expected an integer from 0 to 63" })
       .default(0),
+    devices: z
+      .number({ error: "expected an integer from 0 to 8" })
+      .int({ error: "expected an integer from 0 to 8" })
+      .min(0, { error: "expected an integer from 0 to 8" })
+      .max(8, { error: "expected an integer from 0 to 8" })
+      .default(0),
     tlbEntries: z
       .number({ error: "expected an integer from 16 to 65536" })
       .int({ error: "expected an integer from 16 to 65536" })
@@ -228,6 +234,13 @@ export const ScenarioSchema = z
         path: ["lazyCpus"],
         input: s.lazyCpus,
         message: `expected at most ${maxLazy}: CPU 0 runs the operation${s.concurrentOp === undefined ? "" : " and CPU 1 the concurrent one"}, of ${s.cpus} CPUs`,
+      });
+    if (s.devices > 0 && s.cpus < 1)
+      ctx.addIssue({
+        code: "custom",
+        path: ["devices"],
+        input: s.devices,
+        message: "devices are checked with the CPU model: expected cpus ≥ 1",
       });
     if (s.concurrentOp !== undefined) {
       if (s.op.kind === "exit") {

@@ -163,6 +163,11 @@ export function toScenarioSpec(s: Scenario, variant: VariantName, arch: ArchName
     splitAt: v.splitAt,
     sharedFraction: v.shared,
   }));
+  if (s.devices > 0 && !ARCH_TLB[arch].invalidatesSecondaryTlbs) {
+    throw new SpecError(
+      `devices: ${arch} has no shared-virtual-addressing IOMMU (its TLB flush never invalidates secondary TLBs)`,
+    );
+  }
   const swap = s.swap ?? autoSwapBytes(s);
   if (swap === 0 && s.vmas.some((v) => v.swap > 0)) {
     throw new SpecError("swap: a VMA swaps pages out but swap is 0; omit swap to size it automatically");
@@ -180,6 +185,7 @@ export function toScenarioSpec(s: Scenario, variant: VariantName, arch: ArchName
     exitedChildren: s.exitedChildren,
     cpus: s.cpus,
     lazyCpus: s.lazyCpus,
+    devices: s.devices,
     tlbEntries: s.tlbEntries,
     touch: s.touch,
     op: opSpec(s, s.op),

@@ -63,6 +63,8 @@ export const s390Arch: ArchTlb = defineArch({
   batchRmap: false,
   tableFree: "rcu",
   tableInvalidate: true,
+  // No shared-virtual-addressing IOMMU on s390: nothing calls mmu_notifier_arch_invalidate_secondary_tlbs.
+  invalidatesSecondaryTlbs: false,
   fullFlushCeiling: 0,
   geometry: {
     pageShift: 12,

@@ -31,7 +31,11 @@
 //   delayRmap  tlb_delay_rmap()         dirty file rmaps removed after the flush (6.5, 7.x).
 //   batchRmap  tlb_batch_rmap()         every rmap removed at tlb_flush_rmaps (the series).
 //   tableFree  "rcu" | "direct"         MMU_GATHER_RCU_TABLE_FREE or free after the flush.
+//   invalidatesSecondaryTlbs            tlbFlush also calls ops.invalidateSecondaryTlbs for what it
+//                                       invalidated (mmu_notifier_arch_invalidate_secondary_tlbs, from
+//                                       the arch flush since v6.6): devices sharing the page tables.
 
+import { TLB_FLUSH_ALL } from "./constants.js";
 import { ArchConfigError } from "./errors.js";
 import type {
   ArchConfigErrorCode,
@@ -59,8 +63,9 @@ export const defaultGeometry: ArchGeometry = {
  * Default cost profile: the documented priors for a ~2.4–3.2 GHz x86-64 server core, in ns, from
  * public micro-benchmark orders of magnitude (uncontended locked RMW on an L1 line ~5–20 ns; spinlock
  * round trip ~20–40 ns; L2/L3 line fill ~10–40 ns; INVLPG ~50–200 ns; an IPI-based remote shootdown
- * ~1–3 µs). Uncalibrated: the calibrated profiles (`x86-64-4210r`, `arm64-altra`) start from these
- * values and fit a few terms to published measurements (`teardown-lab calibrate`).
+ * ~1–3 µs; an IOMMU invalidation with its completion wait ~1–5 µs). Uncalibrated: the calibrated
+ * profiles (`x86-64-4210r`, `arm64-altra`) start from these values and fit a few terms to published
+ * measurements (`teardown-lab calibrate`).
  */
 export const defaultCost: CostProfile = {
   name: "default-priors",
@@ -118,6 +123,7 @@ export const defaultCost: CostProfile = {
   tableFree: 100,
   rcuCall: 50,
   tableSyncOne: 3000,
+  secondaryTlbInvalidate: 3000,
 };
 
 /** No TLB effect at PTE clear: the invalidation waits for the flush (asm-generic). */
@@ -143,7 +149,9 @@ export function tlbGetUnmapShift(tlb: GatherView, geometry: ArchGeometry): numbe
 /**
  * Build the asm-generic / x86 `tlb_flush`: fullmm or need_flush_all → whole mm; otherwise the
  * recorded range with the unmap stride, promoted to a whole-mm flush above `ceiling` entries
- * (x86 `flush_tlb_mm_range`, ceiling 0 = never). Walk caches are flushed iff `freedTables`.
+ * (x86 `flush_tlb_mm_range`, ceiling 0 = never). Walk caches are flushed iff `freedTables`. Then, as
+ * x86 `flush_tlb_mm_range` (v6.6 to v6.18) ends, the secondary TLBs: [0, TLB_FLUSH_ALL) for a
+ * whole-mm flush, the recorded range otherwise.
  */
 export function makeGenericTlbFlush(
   geometry: ArchGeometry,
@@ -152,6 +160,7 @@ export function makeGenericTlbFlush(
   return (tlb, ops) => {
     if (tlb.fullmm || tlb.needFlushAll) {
       ops.flushMm(tlb.freedTables);
+      ops.invalidateSecondaryTlbs(0, TLB_FLUSH_ALL);
       return;
     }
     if (tlb.end === 0) return;
@@ -160,6 +169,9 @@ export function makeGenericTlbFlush(
     const entries = Math.ceil((tlb.end - tlb.start) / stride);
     if (ceiling > 0 && entries > ceiling) ops.flushMm(tlb.freedTables);
     else ops.flushRange(tlb.start, tlb.end, stride, tlb.freedTables);
+    // flush_tlb_mm_range's last step: the devices get the range asked for, even when the CPUs got a
+    // whole-mm flush instead.
+    ops.invalidateSecondaryTlbs(tlb.start, tlb.end);
   };
 }
 
@@ -174,6 +186,7 @@ export const genericArchDefaults: Omit<ArchTlb, "name"> = {
   batchRmap: true,
   tableFree: "rcu",
   tableInvalidate: true,
+  invalidatesSecondaryTlbs: true,
   fullFlushCeiling: 0,
   geometry: defaultGeometry,
   cost: defaultCost,

@@ -34,6 +34,9 @@ export const MAX_ENCODABLE_PFN = 2 ** 29;
 /** `ULONG_MAX` sentinel for the fullmm range `[~0, ~0)`. */
 export const TLB_RANGE_ULONG_MAX = Number.MAX_SAFE_INTEGER;
 
+/** `TLB_FLUSH_ALL` (`-1UL`): the end of a flush of the whole address space. */
+export const TLB_FLUSH_ALL = TLB_RANGE_ULONG_MAX;
+
 /** Batch capacities of one variant for a given batch-page size. */
 export interface BatchGeometry {
   /** Entries in the on-stack `local` batch. */

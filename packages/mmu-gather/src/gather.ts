@@ -57,6 +57,7 @@ export function createTlbMm(id?: number): TlbMm {
     attachedElsewhere: false,
     cpumask: [],
     lazyCpus: [],
+    hasNotifiers: false,
   };
 }
 
@@ -996,6 +997,21 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
 
   setFlushMm(value: boolean): void {
     this.mm.flushMm = value;
+  }
+
+  invalidateSecondaryTlbs(start: number, end: number): void {
+    if (!this.mm.hasNotifiers) return; // mm_has_notifiers() is false: the call is a no-op
+    if (!Number.isFinite(start) || !Number.isFinite(end) || start < 0 || end < start)
+      throw new GatherError(
+        "BAD_ARGUMENT",
+        M,
+        "invalidateSecondaryTlbs",
+        `range [${start}, ${end}) must be 0 <= start <= end (end TLB_FLUSH_ALL for everything)`,
+      );
+    if (this.sink !== null)
+      this.sink({ type: "secondaryTlbsInvalidated", reason: this.flushReason ?? this.why, start, end });
+    if (this.listener?.secondaryTlbInvalidate !== undefined)
+      this.listener.secondaryTlbInvalidate(this.mm.id, start, end);
   }
 
   // ---- page-table freeing ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@ export {
   MMU_GATHER_BUNDLE,
   maxQueuedEntries,
   maxTableBatch,
+  TLB_FLUSH_ALL,
   TLB_RANGE_ULONG_MAX,
 } from "./constants.js";
 export { ArchConfigError, GatherError, isArchConfigError, isGatherError } from "./errors.js";

@@ -52,6 +52,14 @@ export interface TlbMm {
    * freed must reach them.
    */
   lazyCpus: readonly number[];
+  /**
+   * `mm_has_notifiers(mm)`: a secondary MMU subscribed to the mm's notifiers — here a device that shares
+   * the process's page tables through its IOMMU (shared virtual addressing, `iommu_sva_bind_device`) and
+   * caches their translations in its own TLB. While false, `TlbOps.invalidateSecondaryTlbs` does nothing,
+   * as `mmu_notifier_arch_invalidate_secondary_tlbs` does. Kept up to date by the owner of the device
+   * model (teardown); false by default.
+   */
+  hasNotifiers: boolean;
 }
 
 /** VMA attributes the gather records at `tlb_start_vma` (`vma_exec`, `vma_huge`, `vma_pfn`). */
@@ -173,6 +181,11 @@ export interface TlbListener {
     walkCaches: boolean,
     cpus: readonly number[] | null,
   ): void;
+  /**
+   * The secondary TLBs of the mm's notifier subscribers were told to invalidate [start, end) bytes
+   * (`end` = `TLB_FLUSH_ALL`: everything). Called only while `TlbMm.hasNotifiers`.
+   */
+  secondaryTlbInvalidate?(mmId: number, start: number, end: number): void;
 }
 
 /**
@@ -198,6 +211,15 @@ export interface TlbOps {
   idte(): void;
   /** Set s390's lazy `mm->context.flush_mm`. */
   setFlushMm(value: boolean): void;
+  /**
+   * `mmu_notifier_arch_invalidate_secondary_tlbs(mm, start, end)`: tell every secondary TLB sharing the
+   * mm's page tables (an IOMMU's, for shared virtual addressing) to drop its translations of [start, end)
+   * bytes, its paging-structure caches included; `end` = `TLB_FLUSH_ALL` for the whole address space.
+   * Since v6.6 the arch's own TLB flush calls it after invalidating the CPUs (x86 `flush_tlb_mm_range`,
+   * arm64 `__flush_tlb_range` / `flush_tlb_mm`, powerpc radix, riscv): a range the CPUs no longer cache
+   * but a device still does is as stale as a CPU's. Does nothing unless `mm.hasNotifiers`.
+   */
+  invalidateSecondaryTlbs(start: number, end: number): void;
 }
 
 /**
@@ -345,6 +367,11 @@ export interface CostProfile {
   readonly rcuCall: number;
   /** ns per synchronous single-table free, `tlb_remove_table_one` (`gather.tableSyncOne`). */
   readonly tableSyncOne: number;
+  /**
+   * ns per secondary-TLB invalidation a device receives (`cpu.secondaryTlbInvalidations`): an IOMMU
+   * invalidation command for the process's address space and the wait for its completion.
+   */
+  readonly secondaryTlbInvalidate: number;
 }
 
 /** The numeric (per-primitive ns) fields of a `CostProfile`. */
@@ -372,6 +399,12 @@ export interface ArchTlb {
   readonly tableFree: TableFreeMode;
   /** `tlb_needs_table_invalidate()`: flush the TLB again before freeing a table batch. */
   readonly tableInvalidate: boolean;
+  /**
+   * The adapter's `tlbFlush` calls `invalidateSecondaryTlbs` for everything it invalidates on the CPUs
+   * (x86, arm64, powerpc radix and riscv do, from their flush functions): devices sharing a process's page
+   * tables (IOMMU SVA) can only be used on such an arch. s390 has no such devices and never calls it.
+   */
+  readonly invalidatesSecondaryTlbs: boolean;
   /** Range flushes larger than this many pages become whole-mm flushes (x86 `tlb_single_page_flush_ceiling` = 33); 0 = no ceiling. */
   readonly fullFlushCeiling: number;
   /** Page-table geometry. */
@@ -585,6 +618,15 @@ export type GatherEvent =
       readonly end: number;
       readonly stride: number;
       readonly walkCaches: boolean;
+    }
+  | {
+      /** `mmu_notifier_arch_invalidate_secondary_tlbs` reached the mm's notifier subscribers. */
+      readonly type: "secondaryTlbsInvalidated";
+      /** Why the gather flushed (the CPU flush this call belongs to). */
+      readonly reason: TlbFlushReason;
+      readonly start: number;
+      /** One past the last byte, or `TLB_FLUSH_ALL`. */
+      readonly end: number;
     }
   | { readonly type: "tlbFlushSkipped" }
   | { readonly type: "rmapsFlushed"; readonly entries: number }

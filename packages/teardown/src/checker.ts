@@ -5,7 +5,10 @@
 // invariants (mapcount ≤ refcount, nothing negative) — checked against the CPU/TLB model at the
 // moment each event happens. A cached translation is a use-after-free hazard only while user code
 // can use it (CpuTlbs.hazardRefs): not an exiting mm's, not the zapping CPU's own while its thread is
-// in the kernel; walk-cache entries always are (lazy-TLB CPUs walk freed tables). Omits: gup-fast readers (walk caches stand in for them), KSM, hugetlb.
+// in the kernel; walk-cache entries always are (lazy-TLB CPUs walk freed tables). A device sharing the
+// page tables (SecondaryTlbs) never enters the kernel: its cached translations and walks are hazards
+// until mmu_notifier_arch_invalidate_secondary_tlbs (or exit's mmu_notifier_release) drops them.
+// Omits: gup-fast readers (walk caches stand in for them), KSM, hugetlb.
 import type { PhysMem } from "@mmgather/folio";
 import { type GatherEvent, MAX_GATHER_ENTRIES, MMU_GATHER_BUNDLE } from "@mmgather/mmu-gather";
 import type { CpuTlbs } from "./cpu-tlb.js";
@@ -17,6 +20,8 @@ export type ViolationKind =
   | "rmapOutsidePtl"
   | "tableFreedWhileWalkable"
   | "staleTlbAfterReturn"
+  | "secondaryTlbUseAfterFree"
+  | "staleSecondaryTlbAfterReturn"
   | "presentAfterReturn"
   | "dirtyFlushAfterUnlock"
   | "freesWithoutResched"
@@ -56,6 +61,12 @@ export type TeardownEvent =
       readonly thread: number;
     }
   | { readonly type: "pageFreed"; readonly pfn: number; readonly nr: number }
+  | {
+      /** exit_mmap's `mmu_notifier_release`: `devices` devices detached from the address space. */
+      readonly type: "mmuNotifierRelease";
+      readonly mmId: number;
+      readonly devices: number;
+    }
   | {
       readonly type: "tlbInvalidated";
       readonly mmId: number;
@@ -241,8 +252,21 @@ export class Checker {
     }
     const t = this.tlbs;
     if (t === null) return;
+    const d = t.secondary;
     for (let i = 0; i < nr; i++) {
       const p = pfn + i;
+      if (d !== null && (d.tlbRefs[p] > 0 || d.walkRefs[p] > 0)) {
+        const table = d.tlbRefs[p] === 0;
+        this.report(
+          table ? "tableFreedWhileWalkable" : "secondaryTlbUseAfterFree",
+          table
+            ? `page-table page pfn ${p} freed while a device's IOMMU walk cache can still reach it`
+            : `pfn ${p} returned to the allocator while a device's TLB still translates to it`,
+          p,
+          -1,
+        );
+        return;
+      }
       if (t.hazardRefs[p] > 0) {
         this.report(
           "useAfterFree",
@@ -299,6 +323,19 @@ export class Checker {
     }
     const t = this.tlbs;
     if (t === null) return;
+    const d = t.secondary;
+    for (let i = 0; d !== null && i + 1 < ranges.length; i += 2) {
+      const v = d.findCached(mmId, ranges[i], ranges[i + 1]);
+      if (v >= 0) {
+        this.report(
+          "staleSecondaryTlbAfterReturn",
+          `${op} returned while a device's TLB still translates ${hex(v * t.pageSize)} in the zapped range`,
+          d.cachedPfn(mmId, v),
+          v * t.pageSize,
+        );
+        return;
+      }
+    }
     for (let i = 0; i + 1 < ranges.length; i += 2) {
       const v = t.findCached(mmId, ranges[i], ranges[i + 1]);
       if (v >= 0) {

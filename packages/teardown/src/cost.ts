@@ -117,6 +117,11 @@ export const COST_TERMS: readonly CostTerm[] = [
   { name: "tableFree", counters: ["gather.tablesFreed"], unit: "page-table page freed" },
   { name: "rcuCall", counters: ["gather.rcuCalls"], unit: "call_rcu of a table batch" },
   { name: "tableSyncOne", counters: ["gather.tableSyncOne"], unit: "tlb_remove_table_one fallback" },
+  {
+    name: "secondaryTlbInvalidate",
+    counters: ["cpu.secondaryTlbInvalidations"],
+    unit: "device TLB invalidation (IOMMU command + completion wait)",
+  },
 ];
 
 /** An estimate: the profile used, the total and every term's share (ns). */

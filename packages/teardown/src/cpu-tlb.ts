@@ -12,6 +12,7 @@
 // Omits: ASID/PCID reuse, associativity (direct-mapped here), global pages, speculative fills after
 // the access phase.
 import type { TlbFlushKind, TlbListener } from "@mmgather/mmu-gather";
+import type { SecondaryTlbs } from "./secondary-tlb.js";
 
 /** Sizes of the modelled caches. */
 export interface CpuTlbConfig {
@@ -74,6 +75,8 @@ export class CpuTlbs implements TlbListener {
    * (the instruction itself purges every CPU).
    */
   remoteCpuFlushes = 0;
+  /** The devices sharing page tables of the machine's mms (IOMMU SVA), if any are modelled. */
+  secondary: SecondaryTlbs | null = null;
   /** Hook run after each invalidation (the checker's trail). */
   onInvalidate: ((mmId: number, kind: TlbFlushKind, start: number, end: number) => void) | null = null;
 
@@ -290,9 +293,15 @@ export class CpuTlbs implements TlbListener {
     if (this.onInvalidate !== null) this.onInvalidate(mmId, kind, start, end);
   }
 
-  /** Model bytes. */
+  /** TlbListener: `mmu_notifier_arch_invalidate_secondary_tlbs` reached the mm's devices. */
+  secondaryTlbInvalidate(mmId: number, start: number, end: number): void {
+    if (this.secondary !== null) this.secondary.invalidate(mmId, start, end);
+  }
+
+  /** Model bytes (the devices' caches included). */
   stateBytes(): number {
     return (
+      (this.secondary?.stateBytes() ?? 0) +
       this.tlbVpn.byteLength +
       this.tlbPfn.byteLength +
       this.tlbNr.byteLength +
@@ -309,7 +318,8 @@ export class CpuTlbs implements TlbListener {
   }
 }
 
-function roundPow2(n: number): number {
+/** The smallest power of two ≥ n (cache sizes). */
+export function roundPow2(n: number): number {
   let p = 1;
   while (p < n) p *= 2;
   return p;

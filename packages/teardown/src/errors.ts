@@ -16,6 +16,7 @@ export type TeardownErrorCode =
   | "BAD_ARCH"
   | "DEAD_MM"
   | "BAD_CPU"
+  | "BAD_DEVICE"
   | "DEADLOCK"
   | "INVARIANT";
 

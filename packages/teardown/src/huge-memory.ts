@@ -15,8 +15,10 @@
 // 7.x `folio_remove_rmap_pmd` (the add side is 7.x's in both: the same counts either way).
 // Removing the PMD mapping of a VM_LOCKED VMA munlocks the folio (munlock_vma_folio).
 // Omits: huge zero pages, migration entries and freeze (not teardown), soft-dirty / uffd-wp bits, the
-// anon PG_dirty transfer (anon dirtiness is not modelled), mmu notifiers; s390 invalidates the
-// segment with IDTE where this flushes the PMD's range.
+// anon PG_dirty transfer (anon dirtiness is not modelled), mmu_notifier_invalidate_range_start/end
+// (their subscribers are not modelled; devices sharing the page tables get the PMD's range from the
+// flush, as x86 flush_tlb_mm_range sends it); s390 invalidates the segment with IDTE where this
+// flushes the PMD's range.
 import { PG, type PhysMem } from "@mmgather/folio";
 import { TeardownError } from "./errors.js";
 import type { Mm } from "./mm.js";
@@ -67,7 +69,10 @@ export function splitHugePmd(
   const tlbs = machine.tlbs;
   if (tlbs !== null) {
     const addr = base * machine.pageSize;
-    tlbs.tlbInvalidate(mm.id, "range", addr, addr + nr * machine.pageSize, nr * machine.pageSize, false);
+    const end = addr + nr * machine.pageSize;
+    tlbs.tlbInvalidate(mm.id, "range", addr, end, nr * machine.pageSize, false);
+    // flush_tlb_mm_range ends with mmu_notifier_arch_invalidate_secondary_tlbs for the same range.
+    tlbs.secondary?.invalidate(mm.id, addr, end);
   }
   const folioRmap = acct === null || acct.folioRmap;
   if (vma.kind !== "anon") {

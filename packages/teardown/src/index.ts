@@ -54,10 +54,21 @@ export type { Rng } from "./rng.js";
 export { createRng } from "./rng.js";
 export type { BuiltScenario, OpSpec, ScenarioSpec, VmaSpec } from "./scenario.js";
 export { buildScenario, interleave, runBuilt, runScenario } from "./scenario.js";
+export { SecondaryTlbs } from "./secondary-tlb.js";
 export type { Vma, VmaKind } from "./vma.js";
 export { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, NR_MM_COUNTERS } from "./vma.js";
 export type { FaultOptions, FolioPolicy } from "./workload.js";
-export { faultIn, forEachPresent, forkMm, mlockVma, mmapVma, swapOut, touch } from "./workload.js";
+export {
+  bindDevice,
+  faultIn,
+  forEachPresent,
+  forkMm,
+  mlockVma,
+  mmapVma,
+  swapOut,
+  touch,
+  touchDevice,
+} from "./workload.js";
 export type { WalkCounters } from "./zap/context.js";
 export { ZapContext } from "./zap/context.js";
 export type { ZapWalk, ZapWalkOverrides, ZapWalkSteps } from "./zap/steps.js";

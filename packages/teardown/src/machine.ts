@@ -10,6 +10,7 @@ import { CpuTlbs } from "./cpu-tlb.js";
 import { TeardownError } from "./errors.js";
 import { Mm } from "./mm.js";
 import { PTE_MAX_PFN } from "./pte.js";
+import { SecondaryTlbs } from "./secondary-tlb.js";
 
 /** How to build a machine. */
 export interface MachineConfig {
@@ -23,6 +24,11 @@ export interface MachineConfig {
   readonly cpus?: number;
   /** TLB entries per CPU (default 2048). */
   readonly tlbEntries?: number;
+  /**
+   * Devices that can share an mm's page tables through their IOMMU (shared virtual addressing), each
+   * with its own TLB (default 0). Needs CPUs and an arch whose flush invalidates secondary TLBs.
+   */
+  readonly devices?: number;
   /** Walk-cache entries per CPU (default 64). */
   readonly walkEntries?: number;
   /** Run the safety checker (default: true when CPUs are modelled). */
@@ -151,6 +157,32 @@ export class Machine {
             pages,
           )
         : null;
+    const devices = config.devices ?? 0;
+    if (!Number.isInteger(devices) || devices < 0 || devices > 64) {
+      throw new TeardownError(
+        "BAD_DEVICE",
+        "machine",
+        "createMachine",
+        `devices must be an integer in [0, 64], got ${devices}`,
+      );
+    }
+    if (devices > 0) {
+      if (this.tlbs === null)
+        throw new TeardownError(
+          "BAD_DEVICE",
+          "machine",
+          "createMachine",
+          "devices need the CPU model (cpus >= 1): their TLBs are checked with the CPUs'",
+        );
+      if (!arch.invalidatesSecondaryTlbs)
+        throw new TeardownError(
+          "BAD_ARCH",
+          "machine",
+          "createMachine",
+          `arch "${arch.name}" never invalidates secondary TLBs (no shared-virtual-addressing IOMMU): no device can share its page tables`,
+        );
+      this.tlbs.secondary = new SecondaryTlbs({ nrDevices: devices, pageShift: geometry.pageShift }, pages);
+    }
     const wantChecker = config.checker ?? cpus > 0;
     this.checker = wantChecker ? new Checker(this.mem, this.tlbs, pages, config.trailLength ?? 32) : null;
     const checker = this.checker;

@@ -169,6 +169,7 @@ function gatherFor(mm: Mm, r: OpResult, opts: TeardownOptions, fullmm: boolean):
   mm.tlbMm.attachedElsewhere = tlbs?.attachedElsewhere(tlbs.cpuOfThread(opts.thread ?? 0), mm.id) ?? false;
   mm.tlbMm.cpumask = tlbs?.cpumask(mm.id) ?? [];
   mm.tlbMm.lazyCpus = tlbs?.lazyCpus(mm.id) ?? [];
+  mm.tlbMm.hasNotifiers = (tlbs?.secondary?.boundTo(mm.id) ?? 0) > 0;
   const sink = machine.gatherSink();
   return createMmuGather({
     mem: machine.mem,
@@ -230,6 +231,12 @@ export function* exitMmapSteps(mm: Mm, opts: TeardownOptions, r: OpResult): OpSt
   // mm_users is 0: no user code of this mm runs anywhere again (lazy-TLB CPUs may still walk its
   // tables, so walk caches stay checked).
   machine.tlbs?.retireMm(mm.id);
+  // mmu_notifier_release: every device sharing the page tables is detached before anything is zapped.
+  const devices = machine.tlbs?.secondary ?? null;
+  if (devices !== null && devices.boundTo(mm.id) > 0) {
+    const n = devices.release(mm.id);
+    if (trace !== null) trace({ type: "mmuNotifierRelease", mmId: mm.id, devices: n });
+  }
   yield* mmapReadLock(mm);
   const vmas = mm.vmas.slice();
   machine.mem.lruAddDrain();

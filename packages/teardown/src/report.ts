@@ -108,6 +108,8 @@ export interface CpuCounters {
   readonly invalidations: Record<string, number>;
   readonly entriesInvalidated: number;
   readonly remoteCpuFlushes: number;
+  /** Invalidation commands devices sharing the page tables received (`SecondaryTlbs.invalidations`; 0 without devices). */
+  readonly secondaryTlbInvalidations: number;
 }
 
 /** Machine-lifetime counters of the folio, swap and CPU layers at one instant. */
@@ -129,6 +131,7 @@ export function snapshotLayers(machine: Machine): LayerSnapshot {
             invalidations: { ...t.invalidations },
             entriesInvalidated: t.entriesInvalidated,
             remoteCpuFlushes: t.remoteCpuFlushes,
+            secondaryTlbInvalidations: t.secondary?.invalidations ?? 0,
           }
         : null,
   };

@@ -22,7 +22,17 @@ import {
 import { buildReport, type LayerSnapshot, snapshotLayers, type TeardownReport } from "./report.js";
 import { createRng, type Rng } from "./rng.js";
 import type { Vma, VmaKind } from "./vma.js";
-import { type FolioPolicy, faultIn, forkMm, mlockVma, mmapVma, swapOut, touch } from "./workload.js";
+import {
+  bindDevice,
+  type FolioPolicy,
+  faultIn,
+  forkMm,
+  mlockVma,
+  mmapVma,
+  swapOut,
+  touch,
+  touchDevice,
+} from "./workload.js";
 import type { ZapWalk } from "./zap/steps.js";
 
 /** One VMA of a scenario. */
@@ -104,6 +114,13 @@ export interface ScenarioSpec {
    * so at most `cpus` − 1 (− 2 with a concurrent operation).
    */
   readonly lazyCpus?: number;
+  /**
+   * Devices sharing the target mm's page tables through their IOMMU (shared virtual addressing: a GPU
+   * or accelerator bound with `iommu_sva_bind_device`), each with its own TLB (default 0). Bound after
+   * the CPUs' accesses, each then accesses `touch` of the mapped pages too. Needs `cpus` ≥ 1 and an
+   * arch that invalidates secondary TLBs (not s390).
+   */
+  readonly devices?: number;
   /** TLB entries per CPU (default 2048). */
   readonly tlbEntries?: number;
   /** Fraction of mapped pages each CPU accesses before the teardown (default 1). */
@@ -155,6 +172,7 @@ export function buildScenario(spec: ScenarioSpec): BuiltScenario {
     swapBytes: spec.swap,
     arch: spec.arch,
     cpus: spec.cpus,
+    devices: spec.devices,
     tlbEntries: spec.tlbEntries,
     checker: spec.checker,
     pcpPolicy: spec.pcpPolicy,
@@ -222,6 +240,10 @@ export function buildScenario(spec: ScenarioSpec): BuiltScenario {
       `lazyCpus must be an integer in [0, ${maxLazy}] (CPU 0 runs the operation${spec.concurrentOp === undefined ? "" : ", CPU 1 the concurrent one"}), got ${lazy}`,
     );
   for (let c = cpus - lazy; c < cpus; c++) machine.tlbs!.enterLazy(c, target.id);
+  for (let d = 0; d < (spec.devices ?? 0); d++) {
+    bindDevice(target, d);
+    touchDevice(target, d, spec.touch ?? 1, rng);
+  }
   return { machine, parent, child, target, vmas, rng };
 }
 

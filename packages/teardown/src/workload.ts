@@ -24,6 +24,7 @@ import {
   pteSwapEntry,
 } from "./pte.js";
 import type { Rng } from "./rng.js";
+import type { SecondaryTlbs } from "./secondary-tlb.js";
 import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, type Vma } from "./vma.js";
 
 /** Folio sizes to fault in: one order, or a weighted mix (deterministic for a seed). */
@@ -447,6 +448,76 @@ export function touch(mm: Mm, cpu: number, fraction: number, rng: Rng): void {
     );
   }
   tlbs.cpuMm[cpu] = mm.id;
+  const id = mm.id;
+  accessMapped(
+    mm,
+    fraction,
+    rng,
+    (table) => tlbs.fillWalk(cpu, id, table),
+    (vpn, pfn, nr) => tlbs.fillTlb(cpu, id, vpn, pfn, nr),
+  );
+}
+
+/** The machine's devices, checking that `device` is one of them. */
+function deviceOf(mm: Mm, device: number, method: string): SecondaryTlbs {
+  const dev = mm.machine.tlbs?.secondary ?? null;
+  if (dev === null)
+    throw new TeardownError("BAD_DEVICE", "workload", method, "the machine models no devices");
+  if (!Number.isInteger(device) || device < 0 || device >= dev.nrDevices) {
+    throw new TeardownError(
+      "BAD_DEVICE",
+      "workload",
+      method,
+      `device ${device} does not exist (${dev.nrDevices} devices)`,
+    );
+  }
+  return dev;
+}
+
+/**
+ * `iommu_sva_bind_device`: `device` shares `mm`'s page tables from now on (its IOMMU walks them, its
+ * TLB caches their translations) and subscribes to the mm's notifiers.
+ */
+export function bindDevice(mm: Mm, device: number): void {
+  if (mm.dead) throw new TeardownError("DEAD_MM", "workload", "bindDevice", `mm ${mm.id} has exited`);
+  deviceOf(mm, device, "bindDevice").bind(device, mm.id);
+}
+
+/**
+ * Bound `device` DMAs to about `fraction` of `mm`'s mapped pages: its IOMMU walks the page tables
+ * (caching the table pages) and its TLB caches each translation.
+ */
+export function touchDevice(mm: Mm, device: number, fraction: number, rng: Rng): void {
+  const dev = deviceOf(mm, device, "touchDevice");
+  if (dev.deviceMm[device] !== mm.id) {
+    throw new TeardownError(
+      "BAD_DEVICE",
+      "workload",
+      "touchDevice",
+      `device ${device} is not bound to mm ${mm.id}`,
+    );
+  }
+  accessMapped(
+    mm,
+    fraction,
+    rng,
+    (table) => dev.fillWalk(device, table),
+    (vpn, pfn, nr) => dev.fillTlb(device, vpn, pfn, nr),
+  );
+}
+
+/**
+ * Accesses about `fraction` of `mm`'s mapped pages in address order: for each, `walk` receives the
+ * table pages a hardware walk goes through (PUD, PMD and, below a PMD table, PTE table pages) and
+ * `translation` the cached translation (`nr` pages at `vpn` → `pfn`; a huge PMD is one entry).
+ */
+function accessMapped(
+  mm: Mm,
+  fraction: number,
+  rng: Rng,
+  walk: (tablePfn: number) => void,
+  translation: (vpn: number, pfn: number, nr: number) => void,
+): void {
   const pt = mm.pt;
   const span = pt.span[0];
   for (const v of mm.vmas) {
@@ -458,9 +529,9 @@ export function touch(mm: Mm, cpu: number, fraction: number, rng: Rng): void {
       const pudId = pt.pmdParent(base);
       if ((e & PTE_PRESENT) !== 0) {
         if (rng.next() < fraction) {
-          tlbs.fillWalk(cpu, mm.id, pt.tablePfn[pudId]);
-          tlbs.fillWalk(cpu, mm.id, pt.tablePfn[pmdId]);
-          tlbs.fillTlb(cpu, mm.id, base, ptePfn(e), span);
+          walk(pt.tablePfn[pudId]);
+          walk(pt.tablePfn[pmdId]);
+          translation(base, ptePfn(e), span);
         }
         continue;
       }
@@ -470,10 +541,10 @@ export function touch(mm: Mm, cpu: number, fraction: number, rng: Rng): void {
       const to = Math.min(v.end, base + span) - base;
       for (let i = from; i < to; i++) {
         if (t[i] > 0 && (fraction >= 1 || rng.next() < fraction)) {
-          tlbs.fillWalk(cpu, mm.id, pt.tablePfn[pudId]);
-          tlbs.fillWalk(cpu, mm.id, pt.tablePfn[pmdId]);
-          tlbs.fillWalk(cpu, mm.id, pt.tablePfn[tid]);
-          tlbs.fillTlb(cpu, mm.id, base + i, ptePfn(t[i]), 1);
+          walk(pt.tablePfn[pudId]);
+          walk(pt.tablePfn[pmdId]);
+          walk(pt.tablePfn[tid]);
+          translation(base + i, ptePfn(t[i]), 1);
         }
       }
     }

@@ -20,7 +20,7 @@ import {
   recordEvents,
   zapFolios,
 } from "./fixture.js";
-import { checkFlushOrder } from "./order.js";
+import { checkFlushOrder, checkSecondaryTlbOrder } from "./order.js";
 
 function mixedFolios(fx: ReturnType<typeof createGatherFixture>): MappedFolio[] {
   const out: MappedFolio[] = [];
@@ -161,6 +161,25 @@ export function describeArchContract(arch: ArchTlb): void {
       }
       g.finish();
       for (const f of folios) expect(fx.mem.isFree(f.head)).toBe(true);
+    });
+
+    it("secondary TLBs: told about every cleared address before its page is freed, or never called", () => {
+      for (const variant of [encodedPage, contigRange, encodedNrPages]) {
+        const fx = createGatherFixture(arch);
+        fx.mm.hasNotifiers = true; // a device shares the page tables
+        const folios = mixedFolios(fx);
+        const rec = recordEvents();
+        const g = gatherOn(fx, variant, { events: rec.sink });
+        zapFolios(g, folios);
+        g.finish();
+        const told = rec.events.filter((e) => e.type === "secondaryTlbsInvalidated");
+        if (!arch.invalidatesSecondaryTlbs) {
+          expect(told).toEqual([]);
+          continue;
+        }
+        expect(told.length).toBeGreaterThan(0);
+        expect(checkSecondaryTlbOrder(rec.events, 2 ** arch.geometry.pageShift)).toEqual([]);
+      }
     });
 
     it("hooks receive a read-only view; a third adapter built on the public API passes the contract", () => {

@@ -9,4 +9,4 @@ export {
   recordEvents,
   zapFolios,
 } from "./fixture.js";
-export { checkFlushOrder } from "./order.js";
+export { checkFlushOrder, checkSecondaryTlbOrder } from "./order.js";

@@ -68,3 +68,42 @@ export function checkFlushOrder(
   });
   return out;
 }
+
+/**
+ * The secondary-TLB half of the ordering rule (mmu_notifier_arch_invalidate_secondary_tlbs, called
+ * from the arch's flush since v6.6): every page queued after its PTEs were cleared is freed only once a
+ * `secondaryTlbsInvalidated` event covered the cleared addresses. Returns violations (empty = ok).
+ */
+export function checkSecondaryTlbOrder(events: readonly GatherEvent[], pageSize: number): string[] {
+  const out: string[] = [];
+  let cleared: [number, number] = [-1, -1];
+  /** pfn → [start, end) bytes of the PTEs it was mapped by, until the devices are told. */
+  const pending = new Map<number, [number, number]>();
+  events.forEach((e, seq) => {
+    switch (e.type) {
+      case "pteCleared":
+        cleared = [e.addr, e.addr + e.nr * pageSize];
+        break;
+      case "pageQueued":
+        pending.set(e.pfn, cleared);
+        break;
+      case "secondaryTlbsInvalidated":
+        for (const [pfn, [s, t]] of pending) if (e.start <= s && t <= e.end) pending.delete(pfn);
+        break;
+      case "pagesFreed":
+        e.pfns.forEach((first, k) => {
+          for (const [pfn, r] of pending) {
+            if (pfn < first || pfn >= first + e.nrs[k]) continue;
+            out.push(
+              `page ${pfn} freed before the secondary TLBs were told about ${r[0]}–${r[1]} (event ${seq})`,
+            );
+            pending.delete(pfn);
+          }
+        });
+        break;
+      default:
+        break;
+    }
+  });
+  return out;
+}

@@ -11,6 +11,7 @@ import {
   type GatherView,
   isArchConfigError,
   makeGenericTlbFlush,
+  TLB_FLUSH_ALL,
   type TlbOps,
   tlbGetUnmapShift,
 } from "../index.js";
@@ -35,6 +36,8 @@ function recorder() {
     flushRange: (s: number, e: number, stride: number, w: boolean) =>
       calls.push(`range ${s}-${e}/${stride}${w ? " +walk" : ""}`),
     flushMm: (w: boolean) => calls.push(`mm${w ? " +walk" : ""}`),
+    invalidateSecondaryTlbs: (s: number, e: number) =>
+      calls.push(`devices ${s}-${e === TLB_FLUSH_ALL ? "all" : e}`),
   } as unknown as TlbOps;
   return { calls, ops };
 }
@@ -68,28 +71,35 @@ describe("asm-generic tlb_flush", () => {
     return r.calls;
   };
   it("fullmm or need_flush_all: the whole mm, with walk caches when tables were freed", () => {
-    expect(run({ fullmm: true, start: 0x1000, end: 0x2000, clearedPtes: true })).toEqual(["mm"]);
+    expect(run({ fullmm: true, start: 0x1000, end: 0x2000, clearedPtes: true })).toEqual([
+      "mm",
+      "devices 0-all",
+    ]);
     expect(
       run({ needFlushAll: true, start: 0x1000, end: 0x2000, clearedPtes: true, freedTables: true }),
-    ).toEqual(["mm +walk"]);
+    ).toEqual(["mm +walk", "devices 0-all"]);
   });
   it("an empty range flushes nothing", () => {
     expect(run({ clearedPtes: true })).toEqual([]);
   });
   it("a range: per-page stride up to the ceiling, the whole mm above it, the PMD stride for PMD clears", () => {
+    // After the CPUs, the devices sharing the page tables get the range asked for (x86
+    // flush_tlb_mm_range), even when the CPUs got the whole mm.
     expect(run({ start: 0x400000, end: 0x400000 + 33 * 4096, clearedPtes: true })).toEqual([
       `range ${0x400000}-${0x400000 + 33 * 4096}/4096`,
+      `devices ${0x400000}-${0x400000 + 33 * 4096}`,
     ]);
     expect(run({ start: 0x400000, end: 0x400000 + 34 * 4096, clearedPtes: true, freedTables: true })).toEqual(
-      ["mm +walk"],
+      ["mm +walk", `devices ${0x400000}-${0x400000 + 34 * 4096}`],
     );
     expect(run({ start: 0x400000, end: 0x400000 + 8 * 0x200000, clearedPmds: true })).toEqual([
       `range ${0x400000}-${0x400000 + 8 * 0x200000}/2097152`,
+      `devices ${0x400000}-${0x400000 + 8 * 0x200000}`,
     ]);
     const noCeiling = makeGenericTlbFlush(defaultGeometry, 0);
     const r = recorder();
     noCeiling(view({ start: 0, end: 1000 * 4096, clearedPtes: true }), r.ops);
-    expect(r.calls).toEqual([`range 0-${1000 * 4096}/4096`]);
+    expect(r.calls).toEqual([`range 0-${1000 * 4096}/4096`, `devices 0-${1000 * 4096}`]);
   });
 });
 

@@ -8,6 +8,7 @@ import {
   defineVariant,
   encodedNrPages,
   encodedPage,
+  TLB_FLUSH_ALL,
 } from "@mmgather/mmu-gather";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -54,9 +55,14 @@ function x86LikeArch(skipLazyAlways: boolean): ArchTlb {
     tlbFlush(tlb, ops) {
       const skip = skipLazyAlways || !tlb.freedTables;
       const cpus = skip ? tlb.mm.cpumask.filter((c) => !tlb.mm.lazyCpus.includes(c)) : tlb.mm.cpumask;
-      if (tlb.fullmm || tlb.needFlushAll || tlb.end - tlb.start > 33 * 4096)
+      if (tlb.fullmm || tlb.needFlushAll) {
         ops.flushMm(tlb.freedTables, cpus);
-      else if (tlb.end > 0) ops.flushRange(tlb.start, tlb.end, 4096, tlb.freedTables, cpus);
+        ops.invalidateSecondaryTlbs(0, TLB_FLUSH_ALL);
+      } else if (tlb.end > 0) {
+        if (tlb.end - tlb.start > 33 * 4096) ops.flushMm(tlb.freedTables, cpus);
+        else ops.flushRange(tlb.start, tlb.end, 4096, tlb.freedTables, cpus);
+        ops.invalidateSecondaryTlbs(tlb.start, tlb.end);
+      }
     },
   });
 }
@@ -364,6 +370,141 @@ describe("lazy-TLB CPUs and per-CPU flush targets", () => {
   });
 });
 
+describe("secondary TLBs: devices sharing the page tables (mmu notifiers)", () => {
+  /**
+   * The generic (x86 v6.18) flush on the CPUs; the devices get `secondary`: "same" the CPU flush's
+   * range, "none" nothing, "first-page" only its first page, "overflow" an empty range whenever the
+   * call means everything (end TLB_FLUSH_ALL rounded up to a page wraps to 0).
+   */
+  const archWith = (secondary: "same" | "none" | "first-page" | "overflow"): ArchTlb =>
+    defineArch({
+      name: `devices-${secondary}`,
+      fullFlushCeiling: 33,
+      tlbFlush(tlb, ops) {
+        const all = tlb.fullmm || tlb.needFlushAll || (tlb.end > 0 && tlb.end - tlb.start > 33 * 4096);
+        if (all) ops.flushMm(tlb.freedTables);
+        else if (tlb.end > 0) ops.flushRange(tlb.start, tlb.end, 4096, tlb.freedTables);
+        else return;
+        const [start, end] = all ? [0, TLB_FLUSH_ALL] : [tlb.start, tlb.end];
+        if (secondary === "same") ops.invalidateSecondaryTlbs(start, end);
+        else if (secondary === "first-page") ops.invalidateSecondaryTlbs(start, start + 4096);
+        else if (secondary === "overflow")
+          ops.invalidateSecondaryTlbs(start, end === TLB_FLUSH_ALL ? 0 : end);
+      },
+    });
+  const spec = (
+    arch: ArchTlb | undefined,
+    variant: ScenarioSpec["variant"],
+    op: "exit" | "munmap" | "madvise",
+    size = 256 << 10,
+  ): ScenarioSpec => ({
+    memory: 32 << 20,
+    cpus: 2,
+    devices: 1,
+    arch,
+    variant,
+    vmas: [
+      {
+        kind: "anon",
+        size,
+        folio: {
+          mix: [
+            { order: 0, weight: 1 },
+            { order: 4, weight: 1 },
+          ],
+        },
+      },
+      { kind: "file-shared", size: 64 << 10, dirtyFraction: 1 },
+    ],
+    op: op === "exit" ? { kind: "exit" } : { kind: op, vma: 0 },
+  });
+  const variants = ["encoded-page", "contig-range", "encoded-nr-pages"] as const;
+
+  for (const variant of variants) {
+    for (const op of ["exit", "munmap", "madvise"] as const) {
+      it(`${variant}, ${op}: the generic flush tells the devices every range; nothing stale, nothing left`, () => {
+        const b = buildScenario(spec(undefined, variant, op));
+        const dev = b.machine.tlbs!.secondary!;
+        expect(dev.boundTo(b.target.id)).toBe(1);
+        const cached = dev.tlbRefs.reduce((a, n) => a + n, 0);
+        expect(cached).toBeGreaterThan(0);
+        const events: string[] = [];
+        const r = runBuilt(b, { ...spec(undefined, variant, op), events: (e) => events.push(e.type) });
+        expect(r.violations).toEqual([]);
+        if (op === "exit") {
+          // mmu_notifier_release detached the device before the zap: no invalidation reaches it.
+          expect(events.indexOf("mmuNotifierRelease")).toBeLessThan(events.indexOf("pteCleared"));
+          expect(events).not.toContain("secondaryTlbsInvalidated");
+          expect(r.counters.cpu!.secondaryTlbInvalidations).toBe(0);
+          expect(dev.boundTo(b.target.id)).toBe(0);
+        } else {
+          // One device command per CPU flush that reached the notifiers.
+          const flushes = events.filter((t) => t === "tlbFlushed").length;
+          expect(r.counters.cpu!.secondaryTlbInvalidations).toBe(flushes);
+          expect(events.filter((t) => t === "secondaryTlbsInvalidated").length).toBe(flushes);
+          expect(dev.findCached(b.target.id, b.vmas[0].start, b.vmas[0].end)).toBe(-1);
+        }
+        // The anon VMA's pages are gone from the device (the file VMA's stay mapped and cached).
+        expect(dev.tlbRefs.every((n, pfn) => n === 0 || !b.machine.mem.isFree(pfn))).toBe(true);
+      });
+    }
+
+    it(`${variant}: a flush without the device call is caught on munmap and MADV_DONTNEED, not at exit`, () => {
+      for (const op of ["munmap", "madvise"] as const) {
+        const k = kinds(spec(archWith("none"), variant, op));
+        expect(k).toContain("secondaryTlbUseAfterFree");
+        const deviceKinds = [
+          "secondaryTlbUseAfterFree",
+          "tableFreedWhileWalkable",
+          "staleSecondaryTlbAfterReturn",
+        ];
+        expect(k.filter((x) => !deviceKinds.includes(x))).toEqual([]);
+      }
+      expect(kinds(spec(archWith("none"), variant, "exit"))).toEqual([]);
+      for (const op of ["exit", "munmap", "madvise"] as const)
+        expect(kinds(spec(archWith("same"), variant, op))).toEqual([]);
+    });
+
+    it(`${variant}: telling the devices only the first page of the range is caught`, () => {
+      // 16 pages: flushed by range, the devices hear of one page.
+      const k = kinds(spec(archWith("first-page"), variant, "madvise", 64 << 10));
+      expect(k).toEqual(["secondaryTlbUseAfterFree", "staleSecondaryTlbAfterReturn"]);
+    });
+
+    it(`${variant}: a flush-all that reaches the devices as an empty range is caught above the ceiling only`, () => {
+      expect(kinds(spec(archWith("overflow"), variant, "madvise", 256 << 10))).toContain(
+        "secondaryTlbUseAfterFree",
+      );
+      // 16 pages stay below the 33-entry ceiling: flushed by address, the devices get the real range.
+      expect(kinds(spec(archWith("overflow"), variant, "madvise", 64 << 10))).toEqual([]);
+    });
+  }
+
+  it("a device entry left after return is reported (staleSecondaryTlbAfterReturn) even when no page is freed", () => {
+    // A forked child keeps every page mapped: the parent's MADV_DONTNEED frees none, so only the
+    // return check can see that the device still translates the range.
+    const r = runScenario({ ...spec(archWith("none"), "encoded-nr-pages", "madvise"), fork: true });
+    expect([...new Set(r.violations.map((v) => v.kind))]).toEqual(["staleSecondaryTlbAfterReturn"]);
+    expect(r.violations[0].message).toMatch(/device's TLB still translates 0x/);
+    expect(runScenario({ ...spec(undefined, "encoded-nr-pages", "madvise"), fork: true }).violations).toEqual(
+      [],
+    );
+  });
+
+  it("devices are refused where they cannot exist", () => {
+    const base = spec(undefined, "encoded-nr-pages", "munmap");
+    expect(() => runScenario({ ...base, arch: s390Arch })).toThrow(/s390.*never invalidates secondary TLBs/);
+    expect(() => runScenario({ ...base, cpus: 0 })).toThrow(/devices need the CPU model/);
+    expect(() => runScenario({ ...base, devices: 65 })).toThrow(/devices must be an integer in \[0, 64\]/);
+    try {
+      runScenario({ ...base, devices: 1.5 });
+      expect.unreachable();
+    } catch (e) {
+      expect((e as { code?: string }).code).toBe("BAD_DEVICE");
+    }
+  });
+});
+
 describe("deliberately broken variants are caught", () => {
   it("free before flush → useAfterFree", () => {
     const v = defineVariant(encodedPage, {
@@ -497,7 +638,7 @@ describe("differential: all variants reach the same final state with no violatio
       swap: fc.double({ min: 0, max: 0.5, noNaN: true }),
       keep: fc.boolean(),
     });
-    const tally = { cases: 0, withCpus: 0, lazy: 0, partial: 0, partiallyMappedSet: 0 };
+    const tally = { cases: 0, withCpus: 0, lazy: 0, devices: 0, partial: 0, partiallyMappedSet: 0 };
     const x86Like = x86LikeArch(false);
     fc.assert(
       fc.property(
@@ -527,6 +668,8 @@ describe("differential: all variants reach the same final state with no violatio
             cpus,
             // Some of the CPUs went lazy-TLB before the operation (never CPU 0, which runs it).
             lazyCpus: cpus > 1 ? seed % cpus : 0,
+            // Devices sharing the page tables, where the arch has them (not s390).
+            devices: arch === s390Arch || cpus === 0 ? 0 : (seed >> 2) % 3,
             vmas: vs.map((v) => ({
               kind: v.kind as "anon",
               size: v.tables * span,
@@ -549,6 +692,7 @@ describe("differential: all variants reach the same final state with no violatio
           tally.cases++;
           if (cpus > 0) tally.withCpus++;
           if (cpus > 1 && seed % cpus > 0) tally.lazy++;
+          if (spec("encoded-page").devices! > 0) tally.devices++;
           if (op !== "exit" && (offPages % (span / 4096) !== 0 || lenPages % (span / 4096) !== 0))
             tally.partial++;
           const digests = (["encoded-page", "contig-range", "encoded-nr-pages"] as const).map((variant) => {
@@ -576,6 +720,7 @@ describe("differential: all variants reach the same final state with no violatio
     expect(tally.withCpus).toBeGreaterThan(tally.cases / 2);
     expect(tally.partial).toBeGreaterThan(tally.cases / 4);
     expect(tally.partiallyMappedSet).toBeGreaterThan(0);
+    expect(tally.devices).toBeGreaterThan(tally.cases / 5);
     if (LONG) console.log("differential tally", tally);
   }, 600_000);
 });
@@ -625,6 +770,7 @@ describe("differential: VMA splits through THPs, mlock and concurrent operations
             variant,
             fork,
             cpus,
+            devices: arch === s390Arch ? 0 : (seed >> 2) % 3,
             vmas: vs.map((v) => {
               const pages = (v.tables * span) / 4096;
               const at = v.split === null ? undefined : Math.max(1, Math.floor(v.split * pages)) * 4096;
