@@ -244,6 +244,21 @@ const sixSixArch = (secondary: "none" | "overflow" | "same") =>
     },
   });
 
+/**
+ * An arch whose range / whole-mm flushes are a hardware broadcast (arm64 `TLBI …IS`, x86 INVLPGB): no
+ * IPI, so a CPU inside a gup_fast walk (interrupts off) is not waited for. `tableFree` says how it frees
+ * page tables: "rcu" after a grace period (MMU_GATHER_RCU_TABLE_FREE), "direct" right after the flush.
+ */
+const broadcastArch = (tableFree: "rcu" | "direct") =>
+  defineArch({
+    name: tableFree === "rcu" ? "broadcast-tlbi" : "broadcast-tlbi, tables freed directly",
+    tlbFlushIpi: false,
+    tableFree,
+    fullFlushCeiling: 33,
+    geometry: genericArch.geometry,
+    cost: genericArch.cost,
+  });
+
 const mk = (input: ScenarioInput) => () => validateScenario(input, "broken-variant scenario");
 const withSeed = (input: ScenarioInput) => (seed: number) =>
   validateScenario({ ...input, seed }, "broken-variant scenario");
@@ -473,6 +488,34 @@ export const BROKEN: Readonly<Record<string, BrokenCase>> = {
     }),
     override: { arch: sixSixArch("overflow") },
     realOverride: { arch: sixSixArch("same") },
+  },
+  "gup-fast-direct-table-free": {
+    change:
+      "an arch whose TLB flush is a hardware broadcast (no IPI: arm64 TLBI …IS, x86 INVLPGB) frees page " +
+      "tables right after the flush, as an IPI-flushing arch may, instead of after an RCU grace period",
+    expect: "tableFreedUnderGupFast",
+    consequence:
+      "another thread of the process is inside get_user_pages_fast with interrupts off, reading the page " +
+      "table munmap just unlinked: the broadcast flush does not wait for it, the table is freed and reused, " +
+      "and the walk reads garbage as PTEs — it can pin and hand out a random page (a use-after-free the " +
+      "kernel cannot detect). This is why arm64 frees page tables through RCU, and why x86 made RCU table " +
+      "free unconditional (commit a37259732a7d, v6.15) before it flushed with INVLPGB instead of IPIs.",
+    realOrder:
+      "with MMU_GATHER_RCU_TABLE_FREE the table batch goes to call_rcu: gup_fast's interrupts-off walk is an " +
+      "RCU read-side critical section, so the tables are freed only after it ended; an IPI-based flush gets " +
+      "the same by waiting for every target CPU to take the interrupt; a table freed alone when no batch page " +
+      "can be allocated waits for tlb_remove_table_sync_one's IPI.",
+    base: "encoded-nr-pages",
+    seeds: [1],
+    scenario: mk({
+      name: "gup-fast-direct-table-free",
+      cpus: 2,
+      gupFast: 1,
+      vmas: [{ name: "heap", kind: "anon", size: "4M" }],
+      op: { kind: "munmap", vma: 0 },
+    }),
+    override: { arch: broadcastArch("direct") },
+    realOverride: { arch: broadcastArch("rcu") },
   },
   "unbounded-free": {
     change:

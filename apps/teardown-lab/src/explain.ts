@@ -87,7 +87,8 @@ export function explainBroken(name: string, arch: ArchName = "generic"): Explain
 function describeScenario(s: Scenario): string {
   const vmas = s.vmas.map((v) => `${v.kind} ${v.size / 1024} KiB`).join(" + ");
   const cpus = `${s.cpus} CPU${s.cpus === 1 ? "" : "s"}${s.lazyCpus > 0 ? ` (${s.lazyCpus} lazy-TLB)` : ""}`;
+  const gup = s.gupFast > 0 ? `, ${s.gupFast} thread${s.gupFast === 1 ? "" : "s"} in gup_fast` : "";
   const devices =
     s.devices > 0 ? `, ${s.devices} device${s.devices === 1 ? "" : "s"} sharing the page tables` : "";
-  return `${vmas}, ${cpus}${devices}, ${s.op.kind}${s.concurrentOp ? ` racing a concurrent ${s.concurrentOp.kind}` : ""}`;
+  return `${vmas}, ${cpus}${gup}${devices}, ${s.op.kind}${s.concurrentOp ? ` racing a concurrent ${s.concurrentOp.kind}` : ""}`;
 }

@@ -38,6 +38,13 @@ const WHY: Record<string, string> = {
   finish: "tlb_finish_mmu",
 };
 
+/** What let a lockless walk end before a table it read could go. */
+const WALK_END: Record<string, string> = {
+  flushIpi: " — the TLB flush's IPI waits for it",
+  syncOne: " — tlb_remove_table_sync_one's IPI waits for it",
+  gracePeriod: " — the RCU grace period waits for it",
+};
+
 /** One sentence for one event. */
 export function describeEvent(e: TrailEvent): string {
   switch (e.type) {
@@ -64,6 +71,10 @@ export function describeEvent(e: TrailEvent): string {
       return e.end >= TLB_FLUSH_ALL
         ? "mmu_notifier_arch_invalidate_secondary_tlbs: every device sharing the page tables drops all its translations of this mm"
         : `mmu_notifier_arch_invalidate_secondary_tlbs: every device sharing the page tables drops its translations of ${hex(e.start)}–${hex(e.end)} (and its cached walks)`;
+    case "locklessWalkDone":
+      return `the gup_fast walk on CPU ${e.cpu} ends (interrupts back on)${WALK_END[e.by] ?? ""}`;
+    case "rcuGracePeriod":
+      return `RCU grace period over: ${e.callbacks} page-table free${e.callbacks === 1 ? "" : "s"} that waited for the lockless walks run now`;
     case "mmuNotifierRelease":
       return `mmu_notifier_release: ${e.devices === 1 ? "the device" : `${e.devices} devices`} sharing mm ${e.mmId}'s page tables ${e.devices === 1 ? "is" : "are"} detached and drop every translation before anything is zapped`;
     case "tlbFlushSkipped":
@@ -139,7 +150,10 @@ export function laneOf(e: TrailEvent): Lane | null {
     case "tlbInvalidated":
     case "secondaryTlbsInvalidated":
     case "mmuNotifierRelease":
+    case "locklessWalkDone":
       return "tlb";
+    case "rcuGracePeriod":
+      return "table";
     case "pagesFreed":
     case "pageFreed":
       return "free";

@@ -200,6 +200,12 @@ export const ScenarioSchema = z
       .min(0, { error: "expected an integer from 0 to 8" })
       .max(8, { error: "expected an integer from 0 to 8" })
       .default(0),
+    gupFast: z
+      .number({ error: "expected an integer from 0 to 62" })
+      .int({ error: "expected an integer from 0 to 62" })
+      .min(0, { error: "expected an integer from 0 to 62" })
+      .max(62, { error: "expected an integer from 0 to 62" })
+      .default(0),
     tlbEntries: z
       .number({ error: "expected an integer from 16 to 65536" })
       .int({ error: "expected an integer from 16 to 65536" })
@@ -234,6 +240,22 @@ export const ScenarioSchema = z
         path: ["lazyCpus"],
         input: s.lazyCpus,
         message: `expected at most ${maxLazy}: CPU 0 runs the operation${s.concurrentOp === undefined ? "" : " and CPU 1 the concurrent one"}, of ${s.cpus} CPUs`,
+      });
+    const maxGup = Math.max(0, s.cpus - s.lazyCpus - (s.concurrentOp === undefined ? 1 : 2));
+    if (s.gupFast > maxGup)
+      ctx.addIssue({
+        code: "custom",
+        path: ["gupFast"],
+        input: s.gupFast,
+        message: `expected at most ${maxGup}: the walks run on CPUs that neither run the operation${s.concurrentOp === undefined ? "" : "s"} nor are lazy`,
+      });
+    if (s.gupFast > 0 && s.op.kind === "exit")
+      ctx.addIssue({
+        code: "custom",
+        path: ["gupFast"],
+        input: s.gupFast,
+        message:
+          "gup_fast walks the calling thread's mm: no thread of an exiting process runs, use munmap or dontneed",
       });
     if (s.devices > 0 && s.cpus < 1)
       ctx.addIssue({

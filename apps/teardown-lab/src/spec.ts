@@ -186,6 +186,7 @@ export function toScenarioSpec(s: Scenario, variant: VariantName, arch: ArchName
     cpus: s.cpus,
     lazyCpus: s.lazyCpus,
     devices: s.devices,
+    gupFast: s.gupFast,
     tlbEntries: s.tlbEntries,
     touch: s.touch,
     op: opSpec(s, s.op),

@@ -65,6 +65,9 @@ export const s390Arch: ArchTlb = defineArch({
   tableInvalidate: true,
   // No shared-virtual-addressing IOMMU on s390: nothing calls mmu_notifier_arch_invalidate_secondary_tlbs.
   invalidatesSecondaryTlbs: false,
+  // IPTE / IDTE purge every CPU's TLB in hardware: no interrupt, so gup_fast walks are waited for by
+  // RCU table free alone.
+  tlbFlushIpi: false,
   fullFlushCeiling: 0,
   geometry: {
     pageShift: 12,

@@ -31,6 +31,8 @@
 //   delayRmap  tlb_delay_rmap()         dirty file rmaps removed after the flush (6.5, 7.x).
 //   batchRmap  tlb_batch_rmap()         every rmap removed at tlb_flush_rmaps (the series).
 //   tableFree  "rcu" | "direct"         MMU_GATHER_RCU_TABLE_FREE or free after the flush.
+//   tlbFlushIpi                         range / mm flushes interrupt the remote CPUs (x86 IPIs), so they
+//                                       wait out gup_fast walks; false for broadcast invalidation.
 //   invalidatesSecondaryTlbs            tlbFlush also calls ops.invalidateSecondaryTlbs for what it
 //                                       invalidated (mmu_notifier_arch_invalidate_secondary_tlbs, from
 //                                       the arch flush since v6.6): devices sharing the page tables.
@@ -187,6 +189,7 @@ export const genericArchDefaults: Omit<ArchTlb, "name"> = {
   tableFree: "rcu",
   tableInvalidate: true,
   invalidatesSecondaryTlbs: true,
+  tlbFlushIpi: true,
   fullFlushCeiling: 0,
   geometry: defaultGeometry,
   cost: defaultCost,

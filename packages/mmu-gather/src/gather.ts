@@ -37,6 +37,7 @@ import type {
   MmuGather,
   MmuGatherOptions,
   MmuGatherTrusted,
+  TableFreeSync,
   TlbFlushReason,
   TlbLevel,
   TlbListener,
@@ -47,6 +48,17 @@ import type {
 import { getVariant } from "./variants.js";
 
 let nextMmId = 1;
+
+/**
+ * The default `TableFreeSync` of a gather used on its own: no lockless walker exists, so a grace period
+ * is over at once and the IPI finds no one to wait for.
+ */
+export const IMMEDIATE_TABLE_FREE_SYNC: TableFreeSync = Object.freeze({
+  callRcu(free: () => void): void {
+    free();
+  },
+  syncOne(): void {},
+});
 
 /** Create the mm-wide flush bookkeeping shared by every gather on one mm. */
 export function createTlbMm(id?: number): TlbMm {
@@ -149,6 +161,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   readonly condReschedPerChunk: boolean;
   readonly batchRmap: boolean;
   private readonly listener: TlbListener | null;
+  private readonly tableSync: TableFreeSync;
   private readonly alloc: BatchAllocPolicy;
   private allocOrdinal = 0;
   private readonly storage: Storage | null;
@@ -202,6 +215,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
     this.variant = typeof o.variant === "string" ? getVariant(o.variant) : o.variant;
     this.sink = o.events ?? null;
     this.listener = o.tlbListener ?? null;
+    this.tableSync = o.tableSync ?? IMMEDIATE_TABLE_FREE_SYNC;
     this.alloc = o.alloc ?? alwaysAlloc;
     this.fullmm = o.fullmm === true;
     const policy = this.variant.policy;
@@ -744,18 +758,25 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
     if (batch === null) return;
     this.tlbTableInvalidate();
     const n = this.tableNr;
-    const rcu = this.arch.tableFree === "rcu";
-    if (rcu) this.counters.rcuCalls++;
-    // The RCU grace period is modelled as complete before the callback frees: no walker of this
-    // single-threaded model can still hold the tables.
-    if (this.sink !== null) {
-      const list: number[] = [];
-      for (let i = 0; i < n; i++) list.push(batch[i]);
-      this.sink({ type: "tablesFreed", pfns: list, viaRcu: rcu });
-    }
-    for (let i = 0; i < n; i++) this.putTable(batch[i]);
     this.tableNr = 0;
     this.tableBatch = null;
+    if (this.arch.tableFree !== "rcu") {
+      if (this.sink !== null)
+        this.sink({ type: "tablesFreed", pfns: Array.from(batch.subarray(0, n)), viaRcu: false });
+      for (let i = 0; i < n; i++) this.putTable(batch[i]);
+      return;
+    }
+    // tlb_remove_table_free → call_rcu: the tables go once the grace period is over (counted now, when
+    // they leave the gather; the callback may run after tlb_finish_mmu).
+    this.counters.rcuCalls++;
+    this.counters.tablesFreed += n;
+    const pfns = batch.slice(0, n);
+    const mem = this.mem;
+    const sink = this.sink;
+    this.tableSync.callRcu(() => {
+      if (sink !== null) sink({ type: "tablesFreed", pfns: Array.from(pfns), viaRcu: true });
+      for (let i = 0; i < pfns.length; i++) mem.folioPut(pfns[i]);
+    });
   }
 
   private tlbTableInvalidate(): void {
@@ -820,6 +841,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
         this.forced("tableAllocFailed");
         this.tlbTableInvalidate();
         this.counters.tableSyncOne++;
+        this.tableSync.syncOne();
         if (this.sink !== null) this.sink({ type: "tablesFreed", pfns: [tablePfn], viaRcu: false });
         this.putTable(tablePfn);
         return;

@@ -28,7 +28,7 @@ export {
   TLB_RANGE_ULONG_MAX,
 } from "./constants.js";
 export { ArchConfigError, GatherError, isArchConfigError, isGatherError } from "./errors.js";
-export { createGatherCounters, createMmuGather, createTlbMm } from "./gather.js";
+export { createGatherCounters, createMmuGather, createTlbMm, IMMEDIATE_TABLE_FREE_SYNC } from "./gather.js";
 export type {
   ArchConfigErrorCode,
   ArchGeometry,
@@ -53,6 +53,7 @@ export type {
   MmuGatherOptions,
   RmapPrimitive,
   TableFreeMode,
+  TableFreeSync,
   TlbFlushKind,
   TlbFlushReason,
   TlbLevel,

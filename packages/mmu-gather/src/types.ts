@@ -189,6 +189,21 @@ export interface TlbListener {
 }
 
 /**
+ * What page-table freeing waits for, so that no lockless walker (`gup_fast`, which walks with interrupts
+ * disabled and takes no lock) can still read a table when it is freed (mm/mmu_gather.c, v6.18):
+ * with MMU_GATHER_RCU_TABLE_FREE a batch is freed by an RCU callback (`tlb_remove_table_free` →
+ * `call_rcu`), and a table freed alone when no batch page could be allocated waits for an IPI to every
+ * CPU first (`tlb_remove_table_one` → `tlb_remove_table_sync_one`: an interrupts-off walk holds the IPI
+ * up until it is done).
+ */
+export interface TableFreeSync {
+  /** `call_rcu`: run `free` once every CPU that was in a read-side critical section has left it. */
+  callRcu(free: () => void): void;
+  /** `tlb_remove_table_sync_one`: IPI every CPU and wait for each (`smp_call_function(…, 1)`). */
+  syncOne(): void;
+}
+
+/**
  * What an arch hook may do to the TLB. The gather implements it: it counts,
  * emits events and forwards to the `TlbListener`.
  */
@@ -405,6 +420,13 @@ export interface ArchTlb {
    * tables (IOMMU SVA) can only be used on such an arch. s390 has no such devices and never calls it.
    */
   readonly invalidatesSecondaryTlbs: boolean;
+  /**
+   * Range and whole-mm flushes reach remote CPUs by interrupt (x86's `flush_tlb_multi` IPIs): a CPU
+   * with interrupts disabled — inside a `gup_fast` walk — holds the flush up until its walk is done, so
+   * after the flush no such walk can still hold a table it unlinked. False for hardware broadcast
+   * invalidation (arm64 `TLBI …IS`, x86 INVLPGB, s390 IPTE / IDTE): those archs need RCU table free.
+   */
+  readonly tlbFlushIpi: boolean;
   /** Range flushes larger than this many pages become whole-mm flushes (x86 `tlb_single_page_flush_ceiling` = 33); 0 = no ceiling. */
   readonly fullFlushCeiling: number;
   /** Page-table geometry. */
@@ -710,7 +732,10 @@ export interface GatherCounters {
   pagesFreedOnQueue: number;
   /** Page-table pages queued through `*_free_tlb`. */
   tablesQueued: number;
-  /** Page-table pages freed. */
+  /**
+   * Page-table pages freed — with RCU table free, counted when their batch is handed to `call_rcu`
+   * (the pages themselves go back to the allocator when the grace period ends, see `TableFreeSync`).
+   */
   tablesFreed: number;
   /** Table batch pages allocated. */
   tableBatchAllocated: number;
@@ -718,7 +743,7 @@ export interface GatherCounters {
   tableBatchAllocFailed: number;
   /** `tlb_remove_table_one` fallbacks (sync + free one). */
   tableSyncOne: number;
-  /** RCU callbacks queued for table batches (each completes after one modelled grace period). */
+  /** RCU callbacks queued for table batches (`call_rcu` of `tlb_remove_table_free`). */
   rcuCalls: number;
   /** Nested gathers detected at finish (forced full flush). */
   nestedFlushes: number;
@@ -751,6 +776,11 @@ export interface MmuGatherOptions {
   readonly events?: GatherEventSink;
   /** CPU/TLB model listener. */
   readonly tlbListener?: TlbListener;
+  /**
+   * The grace period and IPI page-table freeing waits on (default `IMMEDIATE_TABLE_FREE_SYNC`: no
+   * lockless walker exists, a grace period is over at once).
+   */
+  readonly tableSync?: TableFreeSync;
 }
 
 /**

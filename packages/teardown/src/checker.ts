@@ -8,10 +8,12 @@
 // in the kernel; walk-cache entries always are (lazy-TLB CPUs walk freed tables). A device sharing the
 // page tables (SecondaryTlbs) never enters the kernel: its cached translations and walks are hazards
 // until mmu_notifier_arch_invalidate_secondary_tlbs (or exit's mmu_notifier_release) drops them.
-// Omits: gup-fast readers (walk caches stand in for them), KSM, hugetlb.
+// A lockless walk (gup_fast) holds the tables on its path until an IPI, a grace period or its own end
+// lets it finish (CpuTlbs.locklessRefs): a table freed under one is reported.
+// Omits: KSM, hugetlb.
 import type { PhysMem } from "@mmgather/folio";
 import { type GatherEvent, MAX_GATHER_ENTRIES, MMU_GATHER_BUNDLE } from "@mmgather/mmu-gather";
-import type { CpuTlbs } from "./cpu-tlb.js";
+import type { CpuTlbs, LocklessWalkEnd } from "./cpu-tlb.js";
 
 /** What went wrong. */
 export type ViolationKind =
@@ -19,6 +21,7 @@ export type ViolationKind =
   | "dirtyRmapBeforeFlush"
   | "rmapOutsidePtl"
   | "tableFreedWhileWalkable"
+  | "tableFreedUnderGupFast"
   | "staleTlbAfterReturn"
   | "secondaryTlbUseAfterFree"
   | "staleSecondaryTlbAfterReturn"
@@ -61,6 +64,17 @@ export type TeardownEvent =
       readonly thread: number;
     }
   | { readonly type: "pageFreed"; readonly pfn: number; readonly nr: number }
+  | {
+      /** A lockless walk (gup_fast) on `cpu` ended, `by` what let it finish (see `LocklessWalkEnd`). */
+      readonly type: "locklessWalkDone";
+      readonly cpu: number;
+      readonly by: LocklessWalkEnd;
+    }
+  | {
+      /** The RCU grace period ended and `callbacks` table frees that waited for it ran. */
+      readonly type: "rcuGracePeriod";
+      readonly callbacks: number;
+    }
   | {
       /** exit_mmap's `mmu_notifier_release`: `devices` devices detached from the address space. */
       readonly type: "mmuNotifierRelease";
@@ -255,6 +269,15 @@ export class Checker {
     const d = t.secondary;
     for (let i = 0; i < nr; i++) {
       const p = pfn + i;
+      if (t.locklessRefs[p] > 0) {
+        this.report(
+          "tableFreedUnderGupFast",
+          `page-table page pfn ${p} freed while a lockless walk (gup_fast, interrupts off) on another CPU still reads it`,
+          p,
+          -1,
+        );
+        return;
+      }
       if (d !== null && (d.tlbRefs[p] > 0 || d.walkRefs[p] > 0)) {
         const table = d.tlbRefs[p] === 0;
         this.report(

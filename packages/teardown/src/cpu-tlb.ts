@@ -9,10 +9,19 @@
 // code of the mm runs there until the CPU switches back, which flushes what it missed (x86
 // switch_mm_irqs_off and tlb_gen): their TLB entries are no hazard and no stale entry after a return;
 // their walk caches stay hazards. A flush reaches the CPUs the arch targets (mm_cpumask by default).
+// A lockless walk (gup_fast: interrupts off, no lock) holds the page-table pages on its path until it
+// re-enables interrupts; an IPI-based flush to its CPU (x86) waits for that, a broadcast one (arm64
+// TLBI, INVLPGB, s390 IPTE) does not — there only an RCU grace period or tlb_remove_table_sync_one does.
 // Omits: ASID/PCID reuse, associativity (direct-mapped here), global pages, speculative fills after
 // the access phase.
 import type { TlbFlushKind, TlbListener } from "@mmgather/mmu-gather";
 import type { SecondaryTlbs } from "./secondary-tlb.js";
+
+/**
+ * What let a lockless walk finish before a table it read could go: the flush's IPI, the IPI of
+ * `tlb_remove_table_sync_one`, the end of an RCU grace period, or nothing (it simply ended).
+ */
+export type LocklessWalkEnd = "flushIpi" | "syncOne" | "gracePeriod" | "done";
 
 /** Sizes of the modelled caches. */
 export interface CpuTlbConfig {
@@ -75,6 +84,19 @@ export class CpuTlbs implements TlbListener {
    * (the instruction itself purges every CPU).
    */
   remoteCpuFlushes = 0;
+  /**
+   * Page-table pages a lockless walk (`gup_fast`, interrupts disabled, no lock) is reading, per pfn over
+   * all CPUs: each walk holds the tables on its path until it re-enables interrupts.
+   */
+  readonly locklessRefs: Uint16Array;
+  /** Per CPU ×3: the tables its lockless walk holds (-1 none). */
+  private readonly walkHeld: Int32Array;
+  /** CPUs inside a lockless walk now. */
+  locklessWalkers = 0;
+  /** Range / whole-mm flushes interrupt the target CPUs (`ArchTlb.tlbFlushIpi`): a walk there ends first. */
+  flushIpi = true;
+  /** Hook run when a lockless walk ends (the checker's trail). */
+  onWalkDone: ((cpu: number, by: LocklessWalkEnd) => void) | null = null;
   /** The devices sharing page tables of the machine's mms (IOMMU SVA), if any are modelled. */
   secondary: SecondaryTlbs | null = null;
   /** Hook run after each invalidation (the checker's trail). */
@@ -101,6 +123,50 @@ export class CpuTlbs implements TlbListener {
     this.cpuLazy = new Int32Array(this.nrCpus).fill(-1);
     this.cpuQuiesced = new Int32Array(this.nrCpus).fill(-1);
     this.quiesceDepth = new Int32Array(this.nrCpus);
+    this.locklessRefs = new Uint16Array(nrPhysPages);
+    this.walkHeld = new Int32Array(this.nrCpus * 3).fill(INVALID);
+  }
+
+  /**
+   * A thread of `mmId` on `cpu` is inside `gup_fast` (`lockless_pages_from_mm`): interrupts are off and
+   * it reads `tables` (the page-table pages on its path, up to 3) until it is done.
+   */
+  locklessWalkStart(cpu: number, tables: readonly number[]): void {
+    this.locklessWalkEnd(cpu, "done");
+    for (let i = 0; i < tables.length && i < 3; i++) {
+      this.walkHeld[cpu * 3 + i] = tables[i];
+      this.locklessRefs[tables[i]]++;
+    }
+    if (tables.length > 0) this.locklessWalkers++;
+  }
+
+  /** The walk on `cpu` ends (`local_irq_restore`), `by` what let it finish first. */
+  locklessWalkEnd(cpu: number, by: LocklessWalkEnd): void {
+    let held = false;
+    for (let i = cpu * 3; i < cpu * 3 + 3; i++) {
+      const p = this.walkHeld[i];
+      if (p === INVALID) continue;
+      this.locklessRefs[p]--;
+      this.walkHeld[i] = INVALID;
+      held = true;
+    }
+    if (!held) return;
+    this.locklessWalkers--;
+    if (this.onWalkDone !== null) this.onWalkDone(cpu, by);
+  }
+
+  /** Whether `cpu` is inside a lockless walk. */
+  inLocklessWalk(cpu: number): boolean {
+    return this.walkHeld[cpu * 3] !== INVALID;
+  }
+
+  /**
+   * An IPI reaches every CPU and is waited for (`tlb_remove_table_sync_one`), or a grace period ends
+   * (`by`): no lockless walk that began before is still running.
+   */
+  endLocklessWalks(by: LocklessWalkEnd): void {
+    if (this.locklessWalkers === 0) return;
+    for (let c = 0; c < this.nrCpus; c++) this.locklessWalkEnd(c, by);
   }
 
   /** Caches a translation of `nr` pages at `vpn` → `pfn` on `cpu` (evicting the slot's entry). */
@@ -284,6 +350,13 @@ export class CpuTlbs implements TlbListener {
       if (cpus !== null) {
         for (const c of cpus) if (cpuMm[c] === mmId) this.remoteCpuFlushes++;
       } else for (let c = 0; c < cpuMm.length; c++) if (cpuMm[c] === mmId) this.remoteCpuFlushes++;
+      // An IPI is taken only once interrupts are back on: the initiator waits out each target's walk.
+      if (this.flushIpi && this.locklessWalkers > 0) {
+        if (cpus !== null) {
+          for (const c of cpus) if (cpuMm[c] === mmId) this.locklessWalkEnd(c, "flushIpi");
+        } else
+          for (let c = 0; c < cpuMm.length; c++) if (cpuMm[c] === mmId) this.locklessWalkEnd(c, "flushIpi");
+      }
     }
     const on = kind === "range" || kind === "mm" ? cpus : null;
     if (kind === "range" || kind === "ipte")
@@ -313,7 +386,9 @@ export class CpuTlbs implements TlbListener {
       this.tlbLive.byteLength +
       this.walkRefs.byteLength +
       this.cpuMm.byteLength +
-      this.cpuLazy.byteLength
+      this.cpuLazy.byteLength +
+      this.locklessRefs.byteLength +
+      this.walkHeld.byteLength
     );
   }
 }

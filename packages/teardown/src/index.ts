@@ -12,7 +12,7 @@ export { Checker, FREES_WITHOUT_RESCHED_BOUND } from "./checker.js";
 export type { CostEstimate, CostTerm } from "./cost.js";
 export { COST_TERMS, estimateCost, termCount } from "./cost.js";
 export type { CpuTlbConfig } from "./cpu-tlb.js";
-export { CpuTlbs } from "./cpu-tlb.js";
+export { CpuTlbs, type LocklessWalkEnd } from "./cpu-tlb.js";
 export type { TeardownErrorCode } from "./errors.js";
 export { isTeardownError, TeardownError } from "./errors.js";
 export type {
@@ -48,6 +48,7 @@ export {
   ptePfn,
   pteSwapEntry,
 } from "./pte.js";
+export { TableFreeRcu } from "./rcu.js";
 export type { CpuCounters, FinalStateChecks, LayerSnapshot, TeardownReport } from "./report.js";
 export { checkFinalState, flattenCounters, snapshotLayers } from "./report.js";
 export type { Rng } from "./rng.js";
@@ -63,6 +64,7 @@ export {
   faultIn,
   forEachPresent,
   forkMm,
+  gupFastWalk,
   mlockVma,
   mmapVma,
   swapOut,

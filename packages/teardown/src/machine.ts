@@ -10,6 +10,7 @@ import { CpuTlbs } from "./cpu-tlb.js";
 import { TeardownError } from "./errors.js";
 import { Mm } from "./mm.js";
 import { PTE_MAX_PFN } from "./pte.js";
+import { TableFreeRcu } from "./rcu.js";
 import { SecondaryTlbs } from "./secondary-tlb.js";
 
 /** How to build a machine. */
@@ -65,6 +66,8 @@ export class Machine {
   readonly pageSize: number;
   readonly nrPages: number;
   readonly tlbs: CpuTlbs | null;
+  /** The RCU page-table freeing waits on (lockless walks are its readers). */
+  readonly rcu: TableFreeRcu;
   readonly checker: Checker | null;
   readonly mms: Mm[] = [];
   /**
@@ -183,6 +186,8 @@ export class Machine {
         );
       this.tlbs.secondary = new SecondaryTlbs({ nrDevices: devices, pageShift: geometry.pageShift }, pages);
     }
+    if (this.tlbs !== null) this.tlbs.flushIpi = arch.tlbFlushIpi;
+    this.rcu = new TableFreeRcu(this.tlbs);
     const wantChecker = config.checker ?? cpus > 0;
     this.checker = wantChecker ? new Checker(this.mem, this.tlbs, pages, config.trailLength ?? 32) : null;
     const checker = this.checker;
@@ -194,6 +199,13 @@ export class Machine {
     };
     this.events = null;
     if (this.tlbs !== null) {
+      this.tlbs.onWalkDone = (cpu, by) => {
+        const ev = this.events;
+        if (checker === null && ev === null) return;
+        const e: TrailEvent = { type: "locklessWalkDone", cpu, by };
+        if (checker !== null) checker.record(e);
+        if (ev !== null) ev(e);
+      };
       this.tlbs.onInvalidate = (mmId, kind, start, end) => {
         const ev = this.events;
         if (checker === null && ev === null) return;

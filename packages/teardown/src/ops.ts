@@ -18,7 +18,7 @@ import type {
 } from "@mmgather/mmu-gather";
 import { createGatherCounters, createMmuGather, getVariant, isGatherError } from "@mmgather/mmu-gather";
 import { TeardownError } from "./errors.js";
-import { createMachine } from "./machine.js";
+import { createMachine, type Machine } from "./machine.js";
 import type { Mm } from "./mm.js";
 import {
   mmapReadLock,
@@ -181,6 +181,7 @@ function gatherFor(mm: Mm, r: OpResult, opts: TeardownOptions, fullmm: boolean):
     alloc: opts.alloc,
     events: sink ?? undefined,
     tlbListener: machine.tlbs ?? undefined,
+    tableSync: machine.rcu,
   });
 }
 
@@ -271,6 +272,7 @@ export function* exitMmapSteps(mm: Mm, opts: TeardownOptions, r: OpResult): OpSt
     }
   }
   if (trace !== null) trace({ type: "opReturned", op: "exit", mmId: mm.id });
+  rcuGracePeriod(machine);
 }
 
 /**
@@ -286,6 +288,16 @@ function opReturn(
   const machine = mm.machine;
   if (machine.events !== null) machine.events({ type: "opReturned", op, mmId: mm.id });
   if (machine.checker !== null) machine.checker.onOpReturn(op, mm.id, ranges, present[0], present[1]);
+  rcuGracePeriod(machine);
+}
+
+/**
+ * After the operation the RCU grace period runs its course: lockless walks still running end, and the
+ * table frees that waited for them go (with the event, when any did).
+ */
+function rcuGracePeriod(machine: Machine): void {
+  const n = machine.rcu.gracePeriod();
+  if (n > 0) machine.traceSink()?.({ type: "rcuGracePeriod", callbacks: n });
 }
 
 /**

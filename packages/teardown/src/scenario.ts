@@ -27,6 +27,7 @@ import {
   type FolioPolicy,
   faultIn,
   forkMm,
+  gupFastWalk,
   mlockVma,
   mmapVma,
   swapOut,
@@ -121,6 +122,13 @@ export interface ScenarioSpec {
    * arch that invalidates secondary TLBs (not s390).
    */
   readonly devices?: number;
+  /**
+   * Threads of the target mm inside a `gup_fast` walk of the operation's range when it starts
+   * (default 0): interrupts off, no lock, each holding the page-table pages on its path until an IPI,
+   * an RCU grace period or its own end lets it finish. They run on the CPUs after the operation's (and
+   * the concurrent one's), which must not be lazy; not with `exit`.
+   */
+  readonly gupFast?: number;
   /** TLB entries per CPU (default 2048). */
   readonly tlbEntries?: number;
   /** Fraction of mapped pages each CPU accesses before the teardown (default 1). */
@@ -244,7 +252,35 @@ export function buildScenario(spec: ScenarioSpec): BuiltScenario {
     bindDevice(target, d);
     touchDevice(target, d, spec.touch ?? 1, rng);
   }
-  return { machine, parent, child, target, vmas, rng };
+  const built: BuiltScenario = { machine, parent, child, target, vmas, rng };
+  startGupFast(built, spec, cpus, lazy);
+  return built;
+}
+
+/**
+ * `spec.gupFast` threads of the target mm, on the CPUs after the operations' ones, are inside a
+ * gup_fast walk when the operation starts: walk k at page (k + ½)·len/n of the operation's range.
+ */
+function startGupFast(b: BuiltScenario, spec: ScenarioSpec, cpus: number, lazy: number): void {
+  const n = spec.gupFast ?? 0;
+  const first = spec.concurrentOp === undefined ? 1 : 2;
+  const max = Math.max(0, cpus - lazy - first);
+  if (!Number.isInteger(n) || n < 0 || n > max)
+    fail(
+      `gupFast must be an integer in [0, ${max}]: the walks run on CPUs of the target mm that neither run the operation${spec.concurrentOp === undefined ? "" : "s"} nor are lazy, got ${n}`,
+    );
+  if (n === 0) return;
+  if (spec.op.kind === "exit")
+    fail(
+      "gupFast needs munmap or madvise: gup_fast walks the calling thread's mm, and no thread of an exiting mm runs",
+    );
+  const [start, len] = opRange(b, spec, spec.op);
+  const ps = b.machine.pageSize;
+  const pages = Math.ceil(len / ps);
+  for (let k = 0; k < n; k++) {
+    const page = Math.floor(start / ps) + Math.floor(((k + 0.5) * pages) / n);
+    gupFastWalk(b.target, first + k, page * ps);
+  }
 }
 
 function opRange(b: BuiltScenario, spec: ScenarioSpec, op: OpSpec): [number, number] {

@@ -458,6 +458,45 @@ export function touch(mm: Mm, cpu: number, fraction: number, rng: Rng): void {
   );
 }
 
+/**
+ * A thread of `mm` on `cpu` is inside `get_user_pages_fast` at byte address `addr`
+ * (`lockless_pages_from_mm`): interrupts are off, no lock is held, and it reads the page-table pages on
+ * the address's path — the PUD and PMD tables, and the PTE table when the PMD points to one — until it
+ * re-enables interrupts. Returns the tables it holds.
+ */
+export function gupFastWalk(mm: Mm, cpu: number, addr: number): number[] {
+  const tlbs = mm.machine.tlbs;
+  if (tlbs === null)
+    throw new TeardownError("BAD_CPU", "workload", "gupFastWalk", "the machine models no CPUs");
+  if (!Number.isInteger(cpu) || cpu < 0 || cpu >= tlbs.nrCpus)
+    throw new TeardownError(
+      "BAD_CPU",
+      "workload",
+      "gupFastWalk",
+      `cpu ${cpu} does not exist (${tlbs.nrCpus} CPUs)`,
+    );
+  const ps = mm.machine.pageSize;
+  if (!Number.isSafeInteger(addr) || addr < 0 || addr % ps !== 0)
+    throw new TeardownError(
+      "MISALIGNED",
+      "workload",
+      "gupFastWalk",
+      `addr must be page aligned, got ${addr}`,
+    );
+  const pt = mm.pt;
+  const vpn = addr / ps;
+  const tables: number[] = [];
+  const pmdId = pt.pmdTable(vpn, false);
+  if (pmdId >= 0) {
+    tables.push(pt.tablePfn[pt.pmdParent(vpn)], pt.tablePfn[pmdId]);
+    const e = pt.entries[pmdId]![pt.index(vpn, LEVEL_PMD)];
+    if (e !== 0 && (e & PTE_PRESENT) === 0) tables.push(pt.tablePfn[pmdTableId(e)]);
+  }
+  tlbs.cpuMm[cpu] = mm.id;
+  tlbs.locklessWalkStart(cpu, tables);
+  return tables;
+}
+
 /** The machine's devices, checking that `device` is one of them. */
 function deviceOf(mm: Mm, device: number, method: string): SecondaryTlbs {
   const dev = mm.machine.tlbs?.secondary ?? null;

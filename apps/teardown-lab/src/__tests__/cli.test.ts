@@ -467,6 +467,7 @@ describe("explain", () => {
     ["skip-lazy-cpus", "tableFreedWhileWalkable"],
     ["skip-secondary-tlbs", "secondaryTlbUseAfterFree"],
     ["secondary-flush-all-overflow", "secondaryTlbUseAfterFree"],
+    ["gup-fast-direct-table-free", "tableFreedUnderGupFast"],
   ])("--broken %s shows %s with its trail and exits 1", (name, kind) => {
     const r = runCli(["explain", "--broken", name]);
     expect(r.status).toBe(1);

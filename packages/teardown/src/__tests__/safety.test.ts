@@ -505,6 +505,76 @@ describe("secondary TLBs: devices sharing the page tables (mmu notifiers)", () =
   });
 });
 
+describe("lockless walkers (gup_fast) and the RCU grace period of page-table freeing", () => {
+  // Two threads of the process are inside gup_fast over the range munmap frees the tables of.
+  const arch = (ipi: boolean, tableFree: "direct" | "rcu"): ArchTlb =>
+    defineArch({ name: `ipi-${ipi}-${tableFree}`, tlbFlushIpi: ipi, tableFree, fullFlushCeiling: 33 });
+  const spec = (a: ArchTlb | undefined, variant: ScenarioSpec["variant"]): ScenarioSpec => ({
+    memory: 32 << 20,
+    cpus: 3,
+    gupFast: 2,
+    arch: a,
+    variant,
+    vmas: [{ kind: "anon", size: 4 << 20 }],
+    op: { kind: "munmap" },
+  });
+  for (const variant of ["encoded-page", "contig-range", "encoded-nr-pages"] as const) {
+    it(`${variant}: a broadcast flush with direct table free frees a table under a walk; RCU or an IPI flush does not`, () => {
+      const walkEnds = (a: ArchTlb) => {
+        const ends: string[] = [];
+        const r = runScenario({
+          ...spec(a, variant),
+          events: (e) => {
+            if (e.type === "locklessWalkDone") ends.push(e.by);
+            if (e.type === "rcuGracePeriod") ends.push(`gp:${e.callbacks}`);
+          },
+        });
+        return { kinds: [...new Set(r.violations.map((v) => v.kind))], ends, r };
+      };
+      const broken = walkEnds(arch(false, "direct"));
+      expect(broken.kinds).toEqual(["tableFreedUnderGupFast"]);
+      expect(broken.r.violations[0].message).toMatch(/lockless walk \(gup_fast, interrupts off\)/);
+      // RCU: the table batch waits for the grace period, which ends the walks first.
+      const rcu = walkEnds(arch(false, "rcu"));
+      expect(rcu.kinds).toEqual([]);
+      expect(rcu.ends).toEqual(["gracePeriod", "gracePeriod", "gp:1"]);
+      // The same tables freed, only later.
+      expect(rcu.r.counters.gather.tablesFreed).toBe(broken.r.counters.gather.tablesFreed);
+      // An IPI flush waits out each walk before the tables can go, RCU or not.
+      for (const tf of ["direct", "rcu"] as const) {
+        const ipi = walkEnds(arch(true, tf));
+        expect(ipi.kinds).toEqual([]);
+        expect(ipi.ends).toEqual(["flushIpi", "flushIpi"]);
+      }
+    });
+  }
+
+  it("s390 (IPTE / IDTE, no IPI) is safe through RCU table free", () => {
+    expect(runScenario({ ...spec(s390Arch, "encoded-nr-pages") }).violations).toEqual([]);
+  });
+
+  it("a table freed alone when no table batch can be allocated waits for tlb_remove_table_sync_one", () => {
+    const ends: string[] = [];
+    const r = runScenario({
+      ...spec(arch(false, "rcu"), "encoded-nr-pages"),
+      alloc: () => false,
+      events: (e) => {
+        if (e.type === "locklessWalkDone") ends.push(e.by);
+      },
+    });
+    expect(r.violations).toEqual([]);
+    expect(r.counters.gather.tableSyncOne).toBeGreaterThan(0);
+    expect(ends).toEqual(["syncOne", "syncOne"]);
+  });
+
+  it("gupFast is validated", () => {
+    const base = spec(undefined, "encoded-nr-pages");
+    expect(() => runScenario({ ...base, gupFast: 3 })).toThrow(/gupFast must be an integer in \[0, 2\]/);
+    expect(() => runScenario({ ...base, lazyCpus: 1 })).toThrow(/gupFast must be an integer in \[0, 1\]/);
+    expect(() => runScenario({ ...base, op: { kind: "exit" } })).toThrow(/no thread of an exiting mm runs/);
+  });
+});
+
 describe("deliberately broken variants are caught", () => {
   it("free before flush → useAfterFree", () => {
     const v = defineVariant(encodedPage, {
@@ -638,7 +708,15 @@ describe("differential: all variants reach the same final state with no violatio
       swap: fc.double({ min: 0, max: 0.5, noNaN: true }),
       keep: fc.boolean(),
     });
-    const tally = { cases: 0, withCpus: 0, lazy: 0, devices: 0, partial: 0, partiallyMappedSet: 0 };
+    const tally = {
+      cases: 0,
+      withCpus: 0,
+      lazy: 0,
+      devices: 0,
+      gupFast: 0,
+      partial: 0,
+      partiallyMappedSet: 0,
+    };
     const x86Like = x86LikeArch(false);
     fc.assert(
       fc.property(
@@ -670,6 +748,8 @@ describe("differential: all variants reach the same final state with no violatio
             lazyCpus: cpus > 1 ? seed % cpus : 0,
             // Devices sharing the page tables, where the arch has them (not s390).
             devices: arch === s390Arch || cpus === 0 ? 0 : (seed >> 2) % 3,
+            // A thread inside gup_fast over the range, on a CPU that neither runs the op nor is lazy.
+            gupFast: op !== "exit" && cpus - (cpus > 1 ? seed % cpus : 0) - 1 >= 1 ? (seed >> 4) % 2 : 0,
             vmas: vs.map((v) => ({
               kind: v.kind as "anon",
               size: v.tables * span,
@@ -693,6 +773,7 @@ describe("differential: all variants reach the same final state with no violatio
           if (cpus > 0) tally.withCpus++;
           if (cpus > 1 && seed % cpus > 0) tally.lazy++;
           if (spec("encoded-page").devices! > 0) tally.devices++;
+          if (spec("encoded-page").gupFast! > 0) tally.gupFast++;
           if (op !== "exit" && (offPages % (span / 4096) !== 0 || lenPages % (span / 4096) !== 0))
             tally.partial++;
           const digests = (["encoded-page", "contig-range", "encoded-nr-pages"] as const).map((variant) => {
@@ -721,6 +802,7 @@ describe("differential: all variants reach the same final state with no violatio
     expect(tally.partial).toBeGreaterThan(tally.cases / 4);
     expect(tally.partiallyMappedSet).toBeGreaterThan(0);
     expect(tally.devices).toBeGreaterThan(tally.cases / 5);
+    expect(tally.gupFast).toBeGreaterThan(tally.cases / 20);
     if (LONG) console.log("differential tally", tally);
   }, 600_000);
 });
@@ -771,6 +853,7 @@ describe("differential: VMA splits through THPs, mlock and concurrent operations
             fork,
             cpus,
             devices: arch === s390Arch ? 0 : (seed >> 2) % 3,
+            gupFast: Math.max(0, Math.min(cpus - (b === null ? 1 : 2), (seed >> 4) % 2)),
             vmas: vs.map((v) => {
               const pages = (v.tables * span) / 4096;
               const at = v.split === null ? undefined : Math.max(1, Math.floor(v.split * pages)) * 4096;
