@@ -45,8 +45,12 @@ const WALK_END: Record<string, string> = {
   gracePeriod: " — the RCU grace period waits for it",
 };
 
-/** One sentence for one event. */
-export function describeEvent(e: TrailEvent): string {
+/**
+ * One sentence for one event. `flushed` says whether a TLB flush came after the last PTE clear (known
+ * when the sentence is part of a narrated sequence): a delayed rmap removal then says which side of the
+ * flush it is on.
+ */
+export function describeEvent(e: TrailEvent, flushed?: boolean): string {
   switch (e.type) {
     case "gatherStarted":
       return `tlb_gather_mmu: start a gather for mm ${e.mmId}${e.fullmm ? " (fullmm: the whole address space goes)" : ""}`;
@@ -55,9 +59,11 @@ export function describeEvent(e: TrailEvent): string {
     case "rangeRecorded":
       return `record ${hex(e.addr)}+${hex(e.size)}${e.level === null ? "" : ` (${e.level} level)`} in the range the next TLB flush must cover`;
     case "rmapRemoved":
-      return e.delayed
-        ? `remove the rmap of pfn ${e.pfn} (${pages(e.nr)}) now that the TLB is flushed: ${RMAP[e.primitive] ?? e.primitive} — delayed, still under the page-table lock`
-        : `remove the rmap of pfn ${e.pfn} (${pages(e.nr)}) right away: ${RMAP[e.primitive] ?? e.primitive}`;
+      if (!e.delayed)
+        return `remove the rmap of pfn ${e.pfn} (${pages(e.nr)}) right away: ${RMAP[e.primitive] ?? e.primitive}`;
+      return flushed === false
+        ? `remove the rmap of pfn ${e.pfn} (${pages(e.nr)}) at the end of the PTE table, before the TLB flush: ${RMAP[e.primitive] ?? e.primitive} — batched (tlb_flush_rmaps), still under the page-table lock; the page stays allocated until the flush`
+        : `remove the rmap of pfn ${e.pfn} (${pages(e.nr)})${flushed === true ? " now that the TLB is flushed" : ""}: ${RMAP[e.primitive] ?? e.primitive} — delayed, still under the page-table lock`;
     case "pageQueued":
       return `queue pfn ${e.pfn} (${pages(e.nr)}) in the gather's batch${e.delayRmap ? ", marked 'delay rmap' (dirty shared file page)" : ""}; it is freed only after the TLB flush`;
     case "tlbFlushed":
@@ -80,7 +86,7 @@ export function describeEvent(e: TrailEvent): string {
     case "tlbFlushSkipped":
       return "TLB flush skipped: nothing was cleared since the last one";
     case "rmapsFlushed":
-      return `tlb_flush_rmaps: ${e.entries} delayed rmap entr${e.entries === 1 ? "y" : "ies"} processed, after the TLB flush and before the lock is dropped`;
+      return `tlb_flush_rmaps: ${e.entries} delayed rmap entr${e.entries === 1 ? "y" : "ies"} processed${flushed === false ? " at the end of the PTE table, before the lock is dropped (the TLB flush comes later)" : flushed === true ? ", after the TLB flush and before the lock is dropped" : ", before the lock is dropped"}`;
     case "pagesFreed": {
       const total = e.nrs.reduce((a, b) => a + b, 0);
       return `free_pages_and_swap_cache: drop the gather's references to ${e.pfns.length} entr${e.pfns.length === 1 ? "y" : "ies"} (${pages(total)}); pages whose last reference this was go back to the allocator`;
@@ -174,11 +180,20 @@ const BOOKKEEPING = new Set(["ptlLocked", "ptlUnlocked", "condResched", "batchRe
 export function narrateEvents(events: readonly TrailEvent[], verbose = false): string[] {
   const lines: string[] = [];
   const shown = verbose ? events : events.filter((e) => !BOOKKEEPING.has(e.type));
+  // Whether a TLB flush came after the last PTE clear, at each shown event (in order).
+  const flushedAt: boolean[] = [];
+  let flushed = true;
+  for (const e of shown) {
+    if (e.type === "pteCleared" || e.type === "hugePmdZapped") flushed = false;
+    else if (e.type === "tlbFlushed") flushed = true;
+    flushedAt.push(flushed);
+  }
   let n = 0;
   for (let i = 0; i < shown.length; ) {
     const period = verbose ? 0 : repeatPeriod(shown, i);
     const cycle = period === 0 ? 1 : period;
-    for (let j = i; j < i + cycle; j++) lines.push(`${String(++n).padStart(3)}. ${describeEvent(shown[j])}`);
+    for (let j = i; j < i + cycle; j++)
+      lines.push(`${String(++n).padStart(3)}. ${describeEvent(shown[j], flushedAt[j])}`);
     i += cycle;
     if (period === 0) continue;
     // The same steps again for the next pages: one line instead of a page-by-page repeat.

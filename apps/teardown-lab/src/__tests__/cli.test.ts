@@ -451,6 +451,14 @@ describe("explain", () => {
     expect(at("tlb_flush_rmaps")).toBeGreaterThan(at("flush_tlb_mm"));
     expect(at("free_pages_and_swap_cache")).toBeGreaterThan(at("tlb_flush_rmaps"));
     expect(r.stdout).toContain("0 violations");
+    // The series removes every rmap at the end of the PTE table, before any flush: the narration says so
+    // (and says "now that the TLB is flushed" only after a flush).
+    const cr = r.stdout.split("== contig-range")[1].split("== encoded-nr-pages")[0];
+    const firstFlush = cr.indexOf("flush_tlb_");
+    expect(cr.indexOf("at the end of the PTE table, before the TLB flush")).toBeGreaterThan(0);
+    expect(cr.indexOf("at the end of the PTE table, before the TLB flush")).toBeLessThan(firstFlush);
+    expect(cr.indexOf("now that the TLB is flushed")).toBeGreaterThan(firstFlush);
+    expect(cr.slice(0, firstFlush)).not.toContain("after the TLB flush and before the lock is dropped");
   });
 
   it.each([
