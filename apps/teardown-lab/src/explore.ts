@@ -79,7 +79,7 @@ function toJson(r: ExploreRequest, res: ExploreResult): ExploreJson {
             violations: s.report.violations.map((v) => ({
               kind: v.kind,
               message: v.message,
-              trail: v.trail.map(describeEvent),
+              trail: v.trail.map((e) => describeEvent(e)),
             })),
             finalStateProblems: s.report.finalState.problems,
           },

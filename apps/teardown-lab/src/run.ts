@@ -60,7 +60,7 @@ export function violationJson(v: TeardownReport["violations"][number]): Violatio
     message: v.message,
     pfn: v.pfn,
     address: v.address,
-    trail: v.trail.map(describeEvent),
+    trail: v.trail.map((e) => describeEvent(e)),
   };
 }
 

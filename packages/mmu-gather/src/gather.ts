@@ -217,6 +217,28 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
     this.listener = o.tlbListener ?? null;
     this.tableSync = o.tableSync ?? IMMEDIATE_TABLE_FREE_SYNC;
     this.alloc = o.alloc ?? alwaysAlloc;
+    const fn = (x: unknown, k: string) => typeof (x as Record<string, unknown> | null)?.[k] === "function";
+    if (this.listener !== null && !fn(this.listener, "tlbInvalidate"))
+      throw new GatherError(
+        "BAD_ARGUMENT",
+        M,
+        "createMmuGather",
+        "tlbListener.tlbInvalidate must be a function",
+      );
+    if (!fn(this.tableSync, "callRcu") || !fn(this.tableSync, "syncOne"))
+      throw new GatherError(
+        "BAD_ARGUMENT",
+        M,
+        "createMmuGather",
+        "tableSync must have callRcu(free) and syncOne() functions",
+      );
+    if (typeof this.alloc !== "function")
+      throw new GatherError(
+        "BAD_ARGUMENT",
+        M,
+        "createMmuGather",
+        "alloc must be a function (ordinal, what) => boolean",
+      );
     this.fullmm = o.fullmm === true;
     const policy = this.variant.policy;
     this.limitBatchesWhileDelayed = policy.limitBatchesWhileDelayed;

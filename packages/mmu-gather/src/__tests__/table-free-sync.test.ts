@@ -9,6 +9,7 @@ import {
   encodedNrPages,
   type GatherEvent,
   IMMEDIATE_TABLE_FREE_SYNC,
+  isGatherError,
   type TableFreeSync,
 } from "../index.js";
 
@@ -88,5 +89,24 @@ describe("TableFreeSync", () => {
     expect(ran).toBe(true);
     expect(() => IMMEDIATE_TABLE_FREE_SYNC.syncOne()).not.toThrow();
     expect(Object.isFrozen(IMMEDIATE_TABLE_FREE_SYNC)).toBe(true);
+  });
+
+  it("refuses a synchronisation, listener or allocator that is not one, with a typed error", () => {
+    const fx = createGatherFixture(defineArch({ name: "rcu" }));
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ tableSync: {} }, /tableSync must have callRcu/],
+      [{ tableSync: { callRcu: () => {} } }, /tableSync must have callRcu/],
+      [{ tlbListener: {} }, /tlbListener.tlbInvalidate must be a function/],
+      [{ alloc: true }, /alloc must be a function/],
+    ];
+    for (const [extra, msg] of bad) {
+      try {
+        gatherOn(fx, encodedNrPages, extra as never);
+        expect.unreachable();
+      } catch (e) {
+        expect(isGatherError(e) && e.code).toBe("BAD_ARGUMENT");
+        expect(String(e)).toMatch(msg);
+      }
+    }
   });
 });
