@@ -166,64 +166,35 @@ function checkRange(
   }
 }
 
+/** An integer in [lo, hi] whose every refusal says so. */
+function intIn(lo: number, hi: number) {
+  const error = `expected an integer from ${lo} to ${hi}`;
+  return z.number({ error }).int({ error }).min(lo, { error }).max(hi, { error });
+}
+
 export const ScenarioSchema = z
   .strictObject({
     name: z.string().min(1).max(100).default("scenario"),
     description: z.string().max(2000).optional(),
-    seed: z
-      .number({ error: "expected an integer from 0 to 4294967295" })
-      .int({ error: "expected an integer from 0 to 4294967295" })
-      .min(0, { error: "expected an integer from 0 to 4294967295" })
-      .max(2 ** 32 - 1, { error: "expected an integer from 0 to 4294967295" })
-      .default(1),
+    seed: intIn(0, 2 ** 32 - 1).default(1),
     memory: PageSize.refine((b) => b <= MAX_MEMORY_BYTES, {
       error: `expected at most ${formatSize(MAX_MEMORY_BYTES)} (the model's PTEs hold page frame numbers below 2^26)`,
     }).optional(),
     swap: Size.refine((b) => b % 4096 === 0 && b <= MAX_VMA_BYTES, {
       error: `expected a multiple of 4K, at most ${formatSize(MAX_VMA_BYTES)}`,
     }).optional(),
-    cpus: z
-      .number({ error: "expected an integer from 0 to 64" })
-      .int({ error: "expected an integer from 0 to 64" })
-      .min(0, { error: "expected an integer from 0 to 64" })
-      .max(64, { error: "expected an integer from 0 to 64" })
-      .default(0),
-    lazyCpus: z
-      .number({ error: "expected an integer from 0 to 63" })
-      .int({ error: "expected an integer from 0 to 63" })
-      .min(0, { error: "expected an integer from 0 to 63" })
-      .max(63, { error: "expected an integer from 0 to 63" })
-      .default(0),
-    devices: z
-      .number({ error: "expected an integer from 0 to 8" })
-      .int({ error: "expected an integer from 0 to 8" })
-      .min(0, { error: "expected an integer from 0 to 8" })
-      .max(8, { error: "expected an integer from 0 to 8" })
-      .default(0),
-    gupFast: z
-      .number({ error: "expected an integer from 0 to 62" })
-      .int({ error: "expected an integer from 0 to 62" })
-      .min(0, { error: "expected an integer from 0 to 62" })
-      .max(62, { error: "expected an integer from 0 to 62" })
-      .default(0),
-    tlbEntries: z
-      .number({ error: "expected an integer from 16 to 65536" })
-      .int({ error: "expected an integer from 16 to 65536" })
-      .min(16, { error: "expected an integer from 16 to 65536" })
-      .max(65536, { error: "expected an integer from 16 to 65536" })
-      .default(2048),
+    cpus: intIn(0, 64).default(0),
+    lazyCpus: intIn(0, 63).default(0),
+    devices: intIn(0, 8).default(0),
+    gupFast: intIn(0, 62).default(0),
+    tlbEntries: intIn(16, 65536).default(2048),
     touch: Fraction.default(1),
     kernel: z
       .enum(NR_PAGES_KERNELS, { error: `expected one of ${NR_PAGES_KERNELS.join(", ")}` })
       .default("6.18"),
     fork: Bool.default(false),
     target: z.enum(["parent", "child"], { error: "expected parent or child" }).default("parent"),
-    exitedChildren: z
-      .number({ error: "expected an integer from 0 to 8" })
-      .int({ error: "expected an integer from 0 to 8" })
-      .min(0, { error: "expected an integer from 0 to 8" })
-      .max(8, { error: "expected an integer from 0 to 8" })
-      .default(0),
+    exitedChildren: intIn(0, 8).default(0),
     vmas: z
       .array(Vma, { error: "expected a list of VMAs" })
       .min(1, { error: "expected at least one VMA" })
