@@ -259,6 +259,28 @@ const broadcastArch = (tableFree: "rcu" | "direct") =>
     cost: genericArch.cost,
   });
 
+/**
+ * Last-level-only invalidation (arm64 `TLBI VALE1IS`) even when page tables were freed, and no
+ * promotion to a whole-mm flush: walk caches are never invalidated by munmap. `real` keeps the rule
+ * arm64's tlb_flush follows: last-level only when `freed_tables` is clear.
+ */
+const leafOnlyArch = (real: boolean) =>
+  defineArch({
+    name: real ? "last-level-unless-tables" : "last-level-always",
+    tlbFlushIpi: false,
+    geometry: genericArch.geometry,
+    cost: genericArch.cost,
+    tlbFlush(tlb, ops) {
+      if (tlb.fullmm || tlb.needFlushAll) ops.flushMm(tlb.freedTables);
+      else if (tlb.end > 0) ops.flushRange(tlb.start, tlb.end, 4096, real && tlb.freedTables);
+      else return;
+      ops.invalidateSecondaryTlbs(
+        tlb.fullmm || tlb.needFlushAll ? 0 : tlb.start,
+        tlb.fullmm || tlb.needFlushAll ? TLB_FLUSH_ALL : tlb.end,
+      );
+    },
+  });
+
 const mk = (input: ScenarioInput) => () => validateScenario(input, "broken-variant scenario");
 const withSeed = (input: ScenarioInput) => (seed: number) =>
   validateScenario({ ...input, seed }, "broken-variant scenario");
@@ -516,6 +538,32 @@ export const BROKEN: Readonly<Record<string, BrokenCase>> = {
     }),
     override: { arch: broadcastArch("direct") },
     realOverride: { arch: broadcastArch("rcu") },
+  },
+  "last-level-only-invalidate": {
+    change:
+      "the arch's flush always invalidates last-level entries only (arm64 TLBI VALE1IS), even when page tables " +
+      "were freed: paging-structure caches are never invalidated by munmap",
+    expect: "tableFreedWhileWalkable",
+    consequence:
+      "no thread of the process touched the memory, yet every CPU with the mm loaded may have walked its page " +
+      "tables speculatively and cached the table pages: munmap frees and reuses them while those caches still " +
+      "point at them, and the next walk there reads whatever the new owner wrote as page-table entries — " +
+      "bogus translations, or a machine check.",
+    realOrder:
+      "arm64's tlb_flush uses last-level TLBIs only when tlb->freed_tables is clear; once tables were freed it " +
+      "invalidates all levels (and x86 flushes the paging-structure caches with the range), before the tables " +
+      "go.",
+    base: "encoded-nr-pages",
+    seeds: [1],
+    scenario: mk({
+      name: "last-level-only-invalidate",
+      cpus: 2,
+      touch: 0,
+      vmas: [{ name: "heap", kind: "anon", size: "4M" }],
+      op: { kind: "munmap", vma: 0 },
+    }),
+    override: { arch: leafOnlyArch(false) },
+    realOverride: { arch: leafOnlyArch(true) },
   },
   "unbounded-free": {
     change:

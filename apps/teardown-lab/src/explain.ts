@@ -86,7 +86,11 @@ export function explainBroken(name: string, arch: ArchName = "generic"): Explain
 
 function describeScenario(s: Scenario): string {
   const vmas = s.vmas.map((v) => `${v.kind} ${v.size / 1024} KiB`).join(" + ");
-  const cpus = `${s.cpus} CPU${s.cpus === 1 ? "" : "s"}${s.lazyCpus > 0 ? ` (${s.lazyCpus} lazy-TLB)` : ""}`;
+  const touched =
+    s.cpus > 0 && s.touch < 1
+      ? `, ${s.touch === 0 ? "none" : `${Math.round(s.touch * 100)} %`} of the memory touched`
+      : "";
+  const cpus = `${s.cpus} CPU${s.cpus === 1 ? "" : "s"}${s.lazyCpus > 0 ? ` (${s.lazyCpus} lazy-TLB)` : ""}${touched}`;
   const gup = s.gupFast > 0 ? `, ${s.gupFast} thread${s.gupFast === 1 ? "" : "s"} in gup_fast` : "";
   const devices =
     s.devices > 0 ? `, ${s.devices} device${s.devices === 1 ? "" : "s"} sharing the page tables` : "";

@@ -269,6 +269,8 @@ export class Checker {
     const d = t.secondary;
     for (let i = 0; i < nr; i++) {
       const p = pfn + i;
+      // Consumed for every freed page, so no later free of the same pfn sees a stale unlink.
+      const c = t.speculativeWalker(p);
       if (t.locklessRefs[p] > 0) {
         this.report(
           "tableFreedUnderGupFast",
@@ -303,6 +305,15 @@ export class Checker {
         this.report(
           "tableFreedWhileWalkable",
           `page-table page pfn ${p} freed while a CPU's walk cache can still reach it`,
+          p,
+          -1,
+        );
+        return;
+      }
+      if (c >= 0) {
+        this.report(
+          "tableFreedWhileWalkable",
+          `page-table page pfn ${p} freed while CPU ${c}, which has the mm loaded, got no walk-cache invalidation since the table was unlinked (a speculative walk may have cached it)`,
           p,
           -1,
         );

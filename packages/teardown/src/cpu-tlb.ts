@@ -9,11 +9,14 @@
 // code of the mm runs there until the CPU switches back, which flushes what it missed (x86
 // switch_mm_irqs_off and tlb_gen): their TLB entries are no hazard and no stale entry after a return;
 // their walk caches stay hazards. A flush reaches the CPUs the arch targets (mm_cpumask by default).
+// Walks are speculative too: while a table is reachable any CPU with the mm loaded may cache it, so a
+// table unlinked from its parent stays a hazard on each such CPU until a walk-cache invalidation of the
+// mm reaches it, whatever the access phase touched (s390 included: IDTE is that invalidation).
 // A lockless walk (gup_fast: interrupts off, no lock) holds the page-table pages on its path until it
 // re-enables interrupts; an IPI-based flush to its CPU (x86) waits for that, a broadcast one (arm64
 // TLBI, INVLPGB, s390 IPTE) does not — there only an RCU grace period or tlb_remove_table_sync_one does.
-// Omits: ASID/PCID reuse, associativity (direct-mapped here), global pages, speculative fills after
-// the access phase.
+// Omits: ASID/PCID reuse, associativity (direct-mapped here), global pages, speculative leaf (TLB)
+// fills after the access phase.
 import type { TlbFlushKind, TlbListener } from "@mmgather/mmu-gather";
 import type { SecondaryTlbs } from "./secondary-tlb.js";
 
@@ -97,6 +100,17 @@ export class CpuTlbs implements TlbListener {
   flushIpi = true;
   /** Hook run when a lockless walk ends (the checker's trail). */
   onWalkDone: ((cpu: number, by: LocklessWalkEnd) => void) | null = null;
+  /**
+   * Speculative walks: while a page-table page is reachable, any CPU with its mm loaded (lazy ones
+   * included) may have walked it — touched or not — and cached it. Per CPU, the count of walk-cache
+   * invalidations of its mm it has received (an epoch); per table unlinked from its parent and not yet
+   * freed, the epoch at its unlink. A table is safe to free once every CPU of the mm got a walk-cache
+   * invalidation after the unlink.
+   */
+  private readonly walkFlushedAt: Float64Array;
+  private walkEpoch = 0;
+  private readonly unlinkedAt = new Map<number, number>();
+  private readonly unlinkedFrom = new Map<number, number>();
   /** The devices sharing page tables of the machine's mms (IOMMU SVA), if any are modelled. */
   secondary: SecondaryTlbs | null = null;
   /** Hook run after each invalidation (the checker's trail). */
@@ -125,6 +139,29 @@ export class CpuTlbs implements TlbListener {
     this.quiesceDepth = new Int32Array(this.nrCpus);
     this.locklessRefs = new Uint16Array(nrPhysPages);
     this.walkHeld = new Int32Array(this.nrCpus * 3).fill(INVALID);
+    this.walkFlushedAt = new Float64Array(this.nrCpus);
+  }
+
+  /** `tablePfn` of `mmId` was just unlinked from its parent table (pmd_clear / pud_clear before *_free_tlb). */
+  noteTableUnlinked(mmId: number, tablePfn: number): void {
+    this.unlinkedAt.set(tablePfn, ++this.walkEpoch);
+    this.unlinkedFrom.set(tablePfn, mmId);
+  }
+
+  /**
+   * A CPU that may still hold the unlinked table `tablePfn` in its paging-structure cache from a
+   * speculative walk — one with the table's mm loaded that no walk-cache invalidation of that mm reached
+   * since the unlink —, or -1 (also for a page that is no unlinked table). Forgets the table (it is
+   * being freed).
+   */
+  speculativeWalker(tablePfn: number): number {
+    const at = this.unlinkedAt.get(tablePfn);
+    if (at === undefined) return -1;
+    const mmId = this.unlinkedFrom.get(tablePfn)!;
+    this.unlinkedAt.delete(tablePfn);
+    this.unlinkedFrom.delete(tablePfn);
+    for (let c = 0; c < this.nrCpus; c++) if (this.cpuMm[c] === mmId && this.walkFlushedAt[c] < at) return c;
+    return -1;
   }
 
   /**
@@ -292,11 +329,13 @@ export class CpuTlbs implements TlbListener {
 
   /** Drops every walk-cache entry of `mmId` (on `cpus`, default all). */
   invalidateWalks(mmId: number, cpus: readonly number[] | null = null): void {
-    if (cpus === null) for (let c = 0; c < this.nrCpus; c++) this.invalidateWalksOn(c, mmId);
-    else for (const c of cpus) this.invalidateWalksOn(c, mmId);
+    const epoch = ++this.walkEpoch;
+    if (cpus === null) for (let c = 0; c < this.nrCpus; c++) this.invalidateWalksOn(c, mmId, epoch);
+    else for (const c of cpus) this.invalidateWalksOn(c, mmId, epoch);
   }
 
-  private invalidateWalksOn(cpu: number, mmId: number): void {
+  private invalidateWalksOn(cpu: number, mmId: number, epoch: number): void {
+    if (this.cpuMm[cpu] === mmId) this.walkFlushedAt[cpu] = epoch;
     for (let s = cpu * this.walkEntries, end = s + this.walkEntries; s < end; s++) {
       const p = this.walkPfn[s];
       if (p !== INVALID && this.walkMm[s] === mmId) {

@@ -476,6 +476,7 @@ describe("explain", () => {
     ["skip-secondary-tlbs", "secondaryTlbUseAfterFree"],
     ["secondary-flush-all-overflow", "secondaryTlbUseAfterFree"],
     ["gup-fast-direct-table-free", "tableFreedUnderGupFast"],
+    ["last-level-only-invalidate", "tableFreedWhileWalkable"],
   ])("--broken %s shows %s with its trail and exits 1", (name, kind) => {
     const r = runCli(["explain", "--broken", name]);
     expect(r.status).toBe(1);

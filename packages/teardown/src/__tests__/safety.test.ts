@@ -505,6 +505,55 @@ describe("secondary TLBs: devices sharing the page tables (mmu notifiers)", () =
   });
 });
 
+describe("speculative walks: a reachable table may be cached by any CPU with the mm loaded", () => {
+  // Last-level-only invalidation (arm64 TLBI VALE1IS) even after page tables were freed, and never a
+  // whole-mm flush (no ceiling): the paging-structure caches are never invalidated on munmap.
+  const leafOnly = defineArch({
+    name: "leaf-only",
+    tlbFlush(tlb, ops) {
+      if (tlb.fullmm || tlb.needFlushAll) ops.flushMm(tlb.freedTables);
+      else if (tlb.end > 0) ops.flushRange(tlb.start, tlb.end, 4096, false);
+    },
+  });
+  const spec = (
+    arch: ArchTlb | undefined,
+    variant: ScenarioSpec["variant"],
+    touch: number,
+  ): ScenarioSpec => ({
+    memory: 32 << 20,
+    cpus: 3,
+    lazyCpus: 1,
+    touch,
+    arch,
+    variant,
+    vmas: [{ kind: "anon", size: 4 << 20 }],
+    op: { kind: "munmap" },
+  });
+  for (const variant of ["encoded-page", "contig-range", "encoded-nr-pages"] as const) {
+    it(`${variant}: caught even when no thread touched the memory; the real flush is silent`, () => {
+      for (const touch of [1, 0]) {
+        const r = runScenario(spec(leafOnly, variant, touch));
+        expect([...new Set(r.violations.map((v) => v.kind))]).toEqual(["tableFreedWhileWalkable"]);
+        if (touch === 0) expect(r.violations[0].message).toMatch(/speculative walk may have cached it/);
+        expect(runScenario(spec(undefined, variant, touch)).violations).toEqual([]);
+      }
+    });
+  }
+
+  it("a lazy-TLB CPU left out of the walk-cache flush is caught without any access phase", () => {
+    const skipLazy = defineArch({
+      name: "skips-lazy",
+      tlbFlush(tlb, ops) {
+        const cpus = tlb.mm.cpumask.filter((c) => !tlb.mm.lazyCpus.includes(c));
+        if (tlb.fullmm || tlb.needFlushAll) ops.flushMm(tlb.freedTables, cpus);
+        else if (tlb.end > 0) ops.flushRange(tlb.start, tlb.end, 4096, tlb.freedTables, cpus);
+      },
+    });
+    const r = runScenario(spec(skipLazy, "encoded-nr-pages", 0));
+    expect(r.violations[0].message).toMatch(/CPU 2, which has the mm loaded/);
+  });
+});
+
 describe("lockless walkers (gup_fast) and the RCU grace period of page-table freeing", () => {
   // Two threads of the process are inside gup_fast over the range munmap frees the tables of.
   const arch = (ipi: boolean, tableFree: "direct" | "rcu"): ArchTlb =>

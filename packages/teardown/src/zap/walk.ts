@@ -133,6 +133,8 @@ function freeLevel(
     if (cb >= floor && cb + childSpan <= ceiling) {
       t[i] = 0;
       const pfn = pt.tablePfn[cid];
+      // Unlinked: from now on no walk reaches it, but a CPU may still cache it from an earlier one.
+      if (ctx.checker !== null) ctx.mm.machine.tlbs?.noteTableUnlinked(ctx.mm.id, pfn);
       if (level - 1 === LEVEL_PMD && ctx.mm.deposits[cid] !== undefined) ctx.mm.deposits[cid] = null;
       pt.releaseId(cid);
       ctx.counters.tablesFreed[level - 1]++;
