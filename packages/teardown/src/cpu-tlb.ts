@@ -155,6 +155,7 @@ export class CpuTlbs implements TlbListener {
    * being freed).
    */
   speculativeWalker(tablePfn: number): number {
+    if (this.unlinkedAt.size === 0) return -1;
     const at = this.unlinkedAt.get(tablePfn);
     if (at === undefined) return -1;
     const mmId = this.unlinkedFrom.get(tablePfn)!;
