@@ -213,8 +213,9 @@ const x86LikeArch = (always: boolean) =>
   });
 
 /**
- * The x86 flush of v6.6 with the devices told what the CPUs got: a range above the 33-entry ceiling
- * becomes [0, TLB_FLUSH_ALL) for both. `secondary` says what the devices then receive:
+ * The x86 flush of v6.6 to v6.14 with the devices told what the CPUs got: a range above the 33-entry
+ * ceiling becomes [0, TLB_FLUSH_ALL) for both (flush_tlb_mm_range rewrote start and end before the
+ * notifier call until v6.15). `secondary` says what the devices then receive:
  * - "none": nothing — an arch flush without the mmu_notifier_arch_invalidate_secondary_tlbs call;
  * - "overflow": the flush-all with its end rounded up to a page, which wraps to 0 — the range the
  *   VT-d driver computed until commit e7ad6c2a4b1a (Linux 6.7-rc3): an empty invalidation;

@@ -152,8 +152,10 @@ export function tlbGetUnmapShift(tlb: GatherView, geometry: ArchGeometry): numbe
  * Build the asm-generic / x86 `tlb_flush`: fullmm or need_flush_all → whole mm; otherwise the
  * recorded range with the unmap stride, promoted to a whole-mm flush above `ceiling` entries
  * (x86 `flush_tlb_mm_range`, ceiling 0 = never). Walk caches are flushed iff `freedTables`. Then, as
- * x86 `flush_tlb_mm_range` (v6.6 to v6.18) ends, the secondary TLBs: [0, TLB_FLUSH_ALL) for a
- * whole-mm flush, the recorded range otherwise.
+ * x86 `flush_tlb_mm_range` of v6.18 ends, the secondary TLBs: [0, TLB_FLUSH_ALL) for a whole-mm flush,
+ * the recorded range otherwise — also above the ceiling: since v6.15 (4a02ed8e1cc3, "x86/mm:
+ * Consolidate full flush threshold decision") the promotion lives in get_flush_tlb_info and the
+ * devices get the range asked for; v6.6 to v6.14 told them [0, TLB_FLUSH_ALL) then.
  */
 export function makeGenericTlbFlush(
   geometry: ArchGeometry,
@@ -171,8 +173,8 @@ export function makeGenericTlbFlush(
     const entries = Math.ceil((tlb.end - tlb.start) / stride);
     if (ceiling > 0 && entries > ceiling) ops.flushMm(tlb.freedTables);
     else ops.flushRange(tlb.start, tlb.end, stride, tlb.freedTables);
-    // flush_tlb_mm_range's last step: the devices get the range asked for, even when the CPUs got a
-    // whole-mm flush instead.
+    // flush_tlb_mm_range's last step (v6.15+): the devices get the range asked for, even when the CPUs
+    // got a whole-mm flush instead.
     ops.invalidateSecondaryTlbs(tlb.start, tlb.end);
   };
 }

@@ -84,7 +84,7 @@ describe("asm-generic tlb_flush", () => {
   });
   it("a range: per-page stride up to the ceiling, the whole mm above it, the PMD stride for PMD clears", () => {
     // After the CPUs, the devices sharing the page tables get the range asked for (x86
-    // flush_tlb_mm_range), even when the CPUs got the whole mm.
+    // flush_tlb_mm_range since v6.15), even when the CPUs got the whole mm.
     expect(run({ start: 0x400000, end: 0x400000 + 33 * 4096, clearedPtes: true })).toEqual([
       `range ${0x400000}-${0x400000 + 33 * 4096}/4096`,
       `devices ${0x400000}-${0x400000 + 33 * 4096}`,

@@ -1,7 +1,8 @@
 // mmu_notifier_arch_invalidate_secondary_tlbs as the gather offers it to arch hooks (TlbOps), and the
-// generic flush's use of it: x86 flush_tlb_mm_range (v6.6 to v6.18) ends with the call for the range it
-// was asked to flush — [0, TLB_FLUSH_ALL) for a whole-mm flush, the recorded range otherwise, even when
-// the CPUs got a whole-mm flush above the ceiling. A no-op while the mm has no notifier subscriber.
+// generic flush's use of it: x86 flush_tlb_mm_range (v6.18; since v6.15's 4a02ed8e1cc3) ends with the
+// call for the range it was asked to flush — [0, TLB_FLUSH_ALL) for a whole-mm flush, the recorded range
+// otherwise, even when the CPUs got a whole-mm flush above the ceiling. A no-op while the mm has no
+// notifier subscriber.
 
 import { createGatherFixture, gatherOn, mapAnonFolio, zapFolios } from "@mmgather/test-utils";
 import { describe, expect, it } from "vitest";
