@@ -108,6 +108,7 @@ interface CommonOpts {
   size?: string;
   op?: OpName;
   cpus?: number;
+  devices?: number;
   seed?: number;
   kernel?: "6.9" | "6.18";
   json?: boolean;
@@ -126,6 +127,7 @@ function presetOptions(o: CommonOpts, folio?: string, op?: OpName): PresetOption
     size: o.size,
     op: op ?? o.op,
     cpus: o.cpus,
+    devices: o.devices,
     seed: o.seed,
     kernel: o.kernel,
   };
@@ -147,7 +149,11 @@ function loadScenario(file: string | undefined, o: CommonOpts, folio?: string, o
   }
   const built = p.build(po);
   return validateScenario(
-    po.kernel === undefined ? built : { ...built, kernel: po.kernel },
+    {
+      ...built,
+      ...(po.kernel === undefined ? {} : { kernel: po.kernel }),
+      ...(po.devices === undefined ? {} : { devices: po.devices }),
+    },
     `preset ${o.preset}`,
   );
 }
@@ -233,6 +239,11 @@ const commonOptions = (cmd: Command): Command =>
     .option("--pmd", "map PMD-sized folios with a PMD (default: PTE-mapped)")
     .option("--size <size>", "size of the main VMA (e.g. 64M, 1G)", sizeArg)
     .option("--cpus <n>", "CPUs running threads of the process", intArg(0, 64))
+    .option(
+      "--devices <n>",
+      "devices sharing the process's page tables through their IOMMU (SVA), each with its own TLB; needs --cpus ≥ 1",
+      intArg(0, 8),
+    )
     .option("--seed <n>", "seed for every random choice", intArg(0, 2 ** 32 - 1))
     .addOption(
       new Option(

@@ -9,6 +9,8 @@ export interface PresetOptions {
   readonly size?: string;
   readonly op?: "exit" | "munmap" | "dontneed";
   readonly cpus?: number;
+  /** Devices sharing the page tables (SVA), each with its own TLB. */
+  readonly devices?: number;
   readonly seed?: number;
   readonly kernel?: "6.9" | "6.18";
   /** Fraction of the main VMA's pages written (file and shmem VMAs; anon pages are always dirty). */
@@ -159,6 +161,7 @@ export function applyOverrides(raw: Record<string, unknown>, o: PresetOptions): 
     out.op = { ...op, kind: o.op };
   }
   if (o.cpus !== undefined) out.cpus = o.cpus;
+  if (o.devices !== undefined) out.devices = o.devices;
   if (o.seed !== undefined) out.seed = o.seed;
   if (o.dirty !== undefined && Array.isArray(out.vmas) && out.vmas.length > 0)
     out.vmas = [{ ...(out.vmas[0] as Record<string, unknown>), dirty: o.dirty }, ...out.vmas.slice(1)];

@@ -57,6 +57,30 @@ describe("run", () => {
     expect(r.stdout).toMatch(/^(gather|folio|walk|swap|cpu|teardown)\.\w+\s+[\d.k]+\s+[\d.k]+\s+[\d.k]+$/m);
   });
 
+  it("--devices: a device sharing the page tables gets one invalidation per CPU flush, costed; s390 is skipped", () => {
+    const args = ["run", "--preset", "munmap-1g", "--size", "8M", "--folio", "64K", "--cpus", "2"];
+    const rs = json([...args, "--devices", "1", "--arch", "all"]);
+    expect(rs.map((r) => `${r.variant}/${r.arch}`)).toEqual([
+      "encoded-page/generic",
+      "contig-range/generic",
+      "encoded-nr-pages/generic",
+    ]);
+    const plain = json(args);
+    for (const [i, r] of rs.entries()) {
+      expect(r.violations).toEqual([]);
+      const n = r.counters["cpu.secondaryTlbInvalidations"];
+      expect(n).toBe(r.counters["gather.tlbFlushRange"] + r.counters["gather.tlbFlushMm"]);
+      expect(n).toBeGreaterThan(0);
+      expect(plain[i].counters["cpu.secondaryTlbInvalidations"]).toBe(0);
+      // The only difference in the estimate is the devices' invalidations.
+      expect(r.estimate.terms.secondaryTlbInvalidate).toBe(n * 3000); // the 3 µs prior
+      expect(r.estimatedNs - plain[i].estimatedNs).toBeCloseTo(r.estimate.terms.secondaryTlbInvalidate, 6);
+    }
+    const bad = runCli(["run", "--preset", "munmap-1g", "--size", "8M", "--devices", "1"]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("devices: devices are checked with the CPU model: expected cpus ≥ 1");
+  });
+
   it("--json: one documented object per (variant, arch), exact counts", () => {
     const rs = json(["run", "--preset", "munmap-1g", "--size", "8M", "--folio", "64K", "--arch", "all"]);
     expect(rs.map((r) => `${r.variant}/${r.arch}`)).toEqual([
