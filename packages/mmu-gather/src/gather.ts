@@ -178,6 +178,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   needFlushAll = false;
   freedTables = false;
   delayedRmap = false;
+  // Stryker disable next-line BooleanLiteral: the constructor's resetRange() clears it before any use
   clearedPtes = false;
   clearedPmds = false;
   clearedPuds = false;
@@ -311,7 +312,9 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   }
 
   private adjustRange(addr: number, size: number, level: TlbLevel | null): void {
+    // Stryker disable next-line EqualityOperator: at equality the assignment changes nothing
     if (addr < this.start) this.start = addr;
+    // Stryker disable next-line EqualityOperator: at equality the assignment changes nothing
     if (addr + size > this.end) this.end = addr + size;
     if (this.sink !== null) this.sink({ type: "rangeRecorded", addr, size, level });
   }
@@ -395,6 +398,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   }
 
   removeRmapTrusted(head: number, pfn: number, nr: number): void {
+    // Stryker disable next-line ConditionalExpression: live() checks finished itself; the guard only saves a call
     if (this.finished) this.live("removeRmap");
     this.rmapNow(head, pfn, nr);
     if (this.sink !== null)
@@ -435,8 +439,10 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
    * what tlb_remove_tlb_entries records for a run of cleared PTEs.
    */
   private adjustPteRange(addr: number, nr: number): void {
+    // Stryker disable next-line EqualityOperator: at equality the assignment changes nothing
     if (addr < this.start) this.start = addr;
     const e = addr + nr * this.pageSize;
+    // Stryker disable next-line EqualityOperator: at equality the assignment changes nothing
     if (e > this.end) this.end = e;
     this.clearedPtes = true;
   }
@@ -471,6 +477,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   }
 
   zapPresentTrusted(head: number, pfn: number, nr: number, addr: number, rmapNow: boolean): boolean {
+    // Stryker disable next-line ConditionalExpression: live() checks finished itself; the guard only saves a call
     if (this.finished) this.live("ptepGetAndClear");
     // ptepGetAndClear: no sink, asm-generic pte_clear (fastZap) — nothing to do.
     this.adjustPteRange(addr, nr);
@@ -496,6 +503,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   }
 
   zapSinglesRunTrusted(pfns: Int32Array, nr: number, addr: number): number {
+    // Stryker disable next-line ConditionalExpression: live() checks finished itself; the guard only saves a call
     if (this.finished) this.live("ptepGetAndClear");
     const en = this.encNr;
     if (en === null || this.immPrim !== RMAP_FOLIO_PTES || this.vmaLocked) {
@@ -521,6 +529,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   }
 
   zapPresentRunPerPageTrusted(head: number, pfn: number, nr: number, addr: number, rmapNow: boolean): number {
+    // Stryker disable next-line ConditionalExpression: live() checks finished itself; the guard only saves a call
     if (this.finished) this.live("ptepGetAndClear");
     const ep = this.encPage;
     const cr = this.contig;
@@ -529,6 +538,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
     if (ep !== null) {
       k = ep.addRun(pfn, nr);
       full = ep.runFull;
+      // Stryker disable next-line ConditionalExpression: the per-page loop below is this run's documented equal (same state, gather and folio counters)
     } else if (cr !== null) {
       k = cr.addRunHead(pfn, head, nr);
       full = cr.runFull;
@@ -541,6 +551,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
     this.adjustPteRange(addr, k);
     // A per-PTE walk: k rmap calls of one page each (6.5's page loop is already one call per page).
     if (rmapNow) {
+      // Stryker disable next-line ConditionalExpression: k one-page page_remove_rmap calls equal one k-page call (same state and counters)
       if (this.immPrim === RMAP_PAGE) this.rmapNow(head, pfn, k);
       else for (let j = 0; j < k; j++) this.rmapNow(head, pfn + j, 1);
     }
@@ -553,6 +564,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
 
   // ---- queueing ----------------------------------------------------------------------------------
   private queue(method: string, pfn: number, nr: number, delay: boolean): boolean {
+    // Stryker disable next-line ConditionalExpression: live() checks finished itself; the guard only saves a call
     if (this.finished) this.live(method);
     if (this.end === 0)
       throw new GatherError(
@@ -573,6 +585,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
     if (this.sink !== null) this.sink({ type: "pageQueued", pfn, nr, delayRmap: delay });
     let full: boolean;
     if (storage instanceof EncodedNrPagesStorage) full = storage.add(pfn, nr, delay);
+    // Stryker disable next-line ConditionalExpression: ContigRangeStorage.add ignores a second argument, so the call is the same
     else if (storage instanceof EncodedPageStorage) full = storage.add(pfn, delay);
     else full = storage.add(pfn);
     if (full) this.forced(storage.fullReason);
