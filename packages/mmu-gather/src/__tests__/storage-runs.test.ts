@@ -715,3 +715,72 @@ describe("tlb_batch_pages_flush: chunks of ≤ 512 entries (64 KiB batch pages: 
     for (const f of folios) expect(fx.mem.isFree(f.head)).toBe(true);
   });
 });
+
+describe("tlb_batch_pages_flush details", () => {
+  it("batch pages left empty after a flush are skipped: one chunk per batch that holds entries", () => {
+    const fx = createGatherFixture(arch);
+    const g = trusted(fx, encodedPage);
+    const big = mapAnonFolio(fx, 5);
+    expect(g.zapPresentRunPerPageTrusted(big.head, big.head, 32, BASE, true)).toBe(32);
+    g.flushMmu();
+    expect(g.counters.chunksFreed).toBe(2);
+    const small = mapAnonFolio(fx, 1);
+    expect(g.zapPresentRunPerPageTrusted(small.head, small.head, 2, BASE, true)).toBe(2);
+    g.flushMmu();
+    // only `local` held entries: one more chunk, one more cond_resched
+    expect([g.counters.chunksFreed, g.counters.condResched, g.counters.releaseCalls]).toEqual([3, 3, 3]);
+    g.finish();
+    expect(g.counters.chunksFreed).toBe(3);
+  });
+
+  it("v6.5 free_pages_and_swap_cache calls lru_add_drain() once per chunk; v6.18's never", () => {
+    for (const [v, per] of [
+      [encodedPage, 1],
+      [encodedNrPages, 0],
+    ] as const) {
+      const fx = createGatherFixture(arch);
+      const g = trusted(fx, v);
+      const f = mapAnonFolio(fx, 4);
+      const drains = fx.mem.counters.lruAddDrainCalls;
+      if (v === encodedPage) g.zapPresentRunPerPageTrusted(f.head, f.head, 16, BASE, true);
+      else g.zapPresentTrusted(f.head, f.head, 16, BASE, true);
+      g.finish();
+      expect(fx.mem.counters.lruAddDrainCalls - drains).toBe(per * g.counters.chunksFreed);
+      expect(g.counters.lruAddDrain).toBe(per * g.counters.chunksFreed);
+    }
+  });
+
+  it("v6.18: a chunk of exactly 31 folios is one folios_put_refs call, not two", () => {
+    const fx = createGatherFixture(arch);
+    const pfns = Int32Array.from({ length: 7 + 31 }, () => mapAnonFolio(fx, 0).head);
+    const g = trusted(fx, encodedNrPages);
+    const calls = fx.mem.counters.freeListCalls;
+    expect(g.zapSinglesRunTrusted(pfns, 38, BASE)).toBe(38);
+    g.finish();
+    expect(g.counters).toMatchObject({ chunksFreed: 2, releaseCalls: 2, pagesReleased: 38 });
+    expect(fx.mem.counters.freeListCalls - calls).toBe(2);
+  });
+
+  it("v6.18: a delayed nr_pages pair flushed, then another delayed page: the pair's rmap is not removed twice", () => {
+    const fx = createGatherFixture(arch);
+    const pair = mapFileFolio(fx, 2, true);
+    const single = mapFileFolio(fx, 0, true);
+    const g = gatherOn(fx, encodedNrPages);
+    g.enterPtl();
+    g.tlbRemoveTlbEntries(BASE, 5);
+    expect(g.tlbDelayRmap()).toBe(true);
+    g.removeFolioPages(pair.head, 4, true);
+    g.flushMmuTlbonly("dirtyShared");
+    g.flushRmaps();
+    expect(g.tlbDelayRmap()).toBe(true);
+    g.tlbRemoveTlbEntry(BASE + 4 * PAGE);
+    g.removePage(single.head, true);
+    g.flushMmuTlbonly("dirtyShared");
+    g.flushRmaps();
+    g.leavePtl();
+    expect(g.counters).toMatchObject({ rmapCallsDelayed: 2, rmapPages: 5, rmapFlushes: 2 });
+    expect([fx.mem.folioMapcount(pair.head), fx.mem.folioMapcount(single.head)]).toEqual([0, 0]);
+    g.finish();
+    fx.mem.checkInvariants();
+  });
+});
