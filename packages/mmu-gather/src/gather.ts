@@ -538,7 +538,6 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
     if (ep !== null) {
       k = ep.addRun(pfn, nr);
       full = ep.runFull;
-      // Stryker disable next-line ConditionalExpression: the per-page loop below is this run's documented equal (same state, gather and folio counters)
     } else if (cr !== null) {
       k = cr.addRunHead(pfn, head, nr);
       full = cr.runFull;
@@ -585,7 +584,6 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
     if (this.sink !== null) this.sink({ type: "pageQueued", pfn, nr, delayRmap: delay });
     let full: boolean;
     if (storage instanceof EncodedNrPagesStorage) full = storage.add(pfn, nr, delay);
-    // Stryker disable next-line ConditionalExpression: ContigRangeStorage.add ignores a second argument, so the call is the same
     else if (storage instanceof EncodedPageStorage) full = storage.add(pfn, delay);
     else full = storage.add(pfn);
     if (full) this.forced(storage.fullReason);
