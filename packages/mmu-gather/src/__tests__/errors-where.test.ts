@@ -94,6 +94,14 @@ describe("refusals name the refusing function and the offending value", () => {
       /nr 0 must be >= 1/,
     );
     expectRefusal(() => g.removeRmap(f.head, -2), "BAD_NR", "removeRmap", /nr -2 must be >= 1/);
+    // a negative pfn is not a pfn at all, before any look-up in memory
+    expectRefusal(() => g.removeRmap(-1, 1), "BAD_PFN", "removeRmap", /pfn -1 is not a page frame number/);
+    expectRefusal(
+      () => g.removeFolioPages(1.5, 1, false),
+      "BAD_PFN",
+      "removeFolioPages",
+      /pfn 1\.5 is not a page/,
+    );
     expectRefusal(
       () => g.removeRmap(5000, 1),
       "BAD_PFN",
