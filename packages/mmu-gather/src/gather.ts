@@ -192,6 +192,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   needFlushAll = false;
   freedTables = false;
   delayedRmap = false;
+  // Stryker disable next-line BooleanLiteral: the constructor's resetRange() clears it before any use
   clearedPtes = false;
   clearedPmds = false;
   clearedPuds = false;
@@ -348,7 +349,9 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   }
 
   private adjustRange(addr: number, size: number, level: TlbLevel | null): void {
+    // Stryker disable next-line EqualityOperator: at equality the assignment changes nothing
     if (addr < this.start) this.start = addr;
+    // Stryker disable next-line EqualityOperator: at equality the assignment changes nothing
     if (addr + size > this.end) this.end = addr + size;
     if (this.sink !== null) this.sink({ type: "rangeRecorded", addr, size, level });
   }
@@ -432,6 +435,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   }
 
   removeRmapTrusted(head: number, pfn: number, nr: number): void {
+    // Stryker disable next-line ConditionalExpression: live() checks finished itself; the guard only saves a call
     if (this.finished) this.live("removeRmap");
     this.rmapNow(head, pfn, nr);
     if (this.sink !== null)
@@ -472,8 +476,10 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
    * what tlb_remove_tlb_entries records for a run of cleared PTEs.
    */
   private adjustPteRange(addr: number, nr: number): void {
+    // Stryker disable next-line EqualityOperator: at equality the assignment changes nothing
     if (addr < this.start) this.start = addr;
     const e = addr + nr * this.pageSize;
+    // Stryker disable next-line EqualityOperator: at equality the assignment changes nothing
     if (e > this.end) this.end = e;
     this.clearedPtes = true;
   }
@@ -508,6 +514,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   }
 
   zapPresentTrusted(head: number, pfn: number, nr: number, addr: number, rmapNow: boolean): boolean {
+    // Stryker disable next-line ConditionalExpression: live() checks finished itself; the guard only saves a call
     if (this.finished) this.live("ptepGetAndClear");
     // ptepGetAndClear: no sink, asm-generic pte_clear (fastZap) — nothing to do.
     this.adjustPteRange(addr, nr);
@@ -533,6 +540,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   }
 
   zapSinglesRunTrusted(pfns: Int32Array, nr: number, addr: number): number {
+    // Stryker disable next-line ConditionalExpression: live() checks finished itself; the guard only saves a call
     if (this.finished) this.live("ptepGetAndClear");
     const en = this.encNr;
     if (en === null || this.immPrim !== RMAP_FOLIO_PTES || this.vmaLocked) {
@@ -558,6 +566,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   }
 
   zapPresentRunPerPageTrusted(head: number, pfn: number, nr: number, addr: number, rmapNow: boolean): number {
+    // Stryker disable next-line ConditionalExpression: live() checks finished itself; the guard only saves a call
     if (this.finished) this.live("ptepGetAndClear");
     const ep = this.encPage;
     const cr = this.contig;
@@ -578,6 +587,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
     this.adjustPteRange(addr, k);
     // A per-PTE walk: k rmap calls of one page each (6.5's page loop is already one call per page).
     if (rmapNow) {
+      // Stryker disable next-line ConditionalExpression: k one-page page_remove_rmap calls equal one k-page call (same state and counters)
       if (this.immPrim === RMAP_PAGE) this.rmapNow(head, pfn, k);
       else for (let j = 0; j < k; j++) this.rmapNow(head, pfn + j, 1);
     }
@@ -590,6 +600,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
 
   // ---- queueing ----------------------------------------------------------------------------------
   private queue(method: string, pfn: number, nr: number, delay: boolean): boolean {
+    // Stryker disable next-line ConditionalExpression: live() checks finished itself; the guard only saves a call
     if (this.finished) this.live(method);
     if (this.end === 0)
       throw new GatherError(
