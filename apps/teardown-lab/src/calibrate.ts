@@ -143,7 +143,7 @@ export function pointCounters(pt: PointSpec, variant: VariantName, kernel: Table
   ]);
   let c = cache.get(key);
   if (c === undefined) {
-    const p = PRESETS[pt.preset];
+    const p = Object.hasOwn(PRESETS, pt.preset) ? PRESETS[pt.preset] : undefined;
     if (p === undefined) throw new Error(`calibration point uses unknown preset ${pt.preset}`);
     const s = validateScenario(
       p.build({ folio: pt.folio, pmd: pt.pmd, op: pt.op, size: pt.size, dirty: pt.dirty }),

@@ -143,7 +143,7 @@ function loadScenario(file: string | undefined, o: CommonOpts, folio?: string, o
   if (o.preset === undefined) {
     throw new UsageError(`give a SCENARIO_FILE or --preset NAME (presets: ${PRESET_NAMES.join(", ")})`);
   }
-  const p = PRESETS[o.preset];
+  const p = Object.hasOwn(PRESETS, o.preset) ? PRESETS[o.preset] : undefined;
   if (p === undefined) {
     throw new UsageError(`unknown preset "${o.preset}"; expected one of ${PRESET_NAMES.join(", ")}`);
   }

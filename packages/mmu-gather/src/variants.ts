@@ -145,7 +145,8 @@ export const variants: Readonly<Record<VariantName, GatherVariant>> = Object.fre
 
 /** Look a variant up by name; throws `GatherError('BAD_VARIANT')` for an unknown name. */
 export function getVariant(name: VariantName): GatherVariant {
-  const v = (variants as Record<string, GatherVariant | undefined>)[name];
+  // Own properties only: "toString" or "constructor" is no variant.
+  const v = Object.hasOwn(variants, name) ? (variants as Record<string, GatherVariant>)[name] : undefined;
   if (v === undefined)
     throw new GatherError("BAD_VARIANT", "variants", "getVariant", `unknown variant "${name}"`);
   return v;

@@ -366,6 +366,7 @@ describe("bad command-line input exits 2 with a clear message", () => {
   it.each([
     [["run"], "give a SCENARIO_FILE or --preset NAME"],
     [["run", "--preset", "nope"], 'unknown preset "nope"'],
+    [["run", "--preset", "constructor"], 'unknown preset "constructor"'],
     [["run", "--preset", "munmap-1g", "--folio", "3K"], "expected a folio size, one of 4K, 8K"],
     [["run", "--preset", "munmap-1g", "--kernel", "6.1"], "6.9, 6.18"],
     [["run", "--preset", "munmap-1g", "--folio", "4M"], "expected a folio size"],

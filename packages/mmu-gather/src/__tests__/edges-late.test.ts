@@ -27,7 +27,7 @@ function codeOf(fn: () => unknown): string {
 }
 
 describe("late edges", () => {
-  it("createTlbMm: nothing pending, no CPU has the mm, ids distinct unless given", () => {
+  it("createTlbMm: nothing pending, no CPU has the mm, no notifier subscriber, ids distinct unless given", () => {
     const a = createTlbMm();
     const b = createTlbMm();
     expect(b.id).not.toBe(a.id);
@@ -38,6 +38,7 @@ describe("late edges", () => {
       attachedElsewhere: false,
       cpumask: [],
       lazyCpus: [],
+      hasNotifiers: false,
     });
     expect(createTlbMm(42).id).toBe(42);
   });

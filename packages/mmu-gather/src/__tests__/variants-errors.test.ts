@@ -295,3 +295,16 @@ describe("defineVariant", () => {
     g.finish();
   });
 });
+
+describe("getVariant looks up own names only", () => {
+  it("refuses an inherited property name with BAD_VARIANT", () => {
+    for (const name of ["toString", "constructor", "__proto__", "hasOwnProperty"]) {
+      try {
+        getVariant(name as never);
+        expect.unreachable(name);
+      } catch (e) {
+        expect(isGatherError(e) && e.code).toBe("BAD_VARIANT");
+      }
+    }
+  });
+});
