@@ -3,7 +3,16 @@
 // scenario on which the checker catches it and the story of what a real kernel would suffer.
 // Browser-safe.
 import { genericArch } from "@mmgather/arch-generic";
-import { defineArch, defineVariant, encodedNrPages, encodedPage, TLB_FLUSH_ALL } from "@mmgather/mmu-gather";
+import {
+  type ArchOverrides,
+  defineArch,
+  defineVariant,
+  encodedNrPages,
+  encodedPage,
+  makeGenericTlbFlush,
+  TLB_FLUSH_ALL,
+  withTlbOps,
+} from "@mmgather/mmu-gather";
 import {
   defineZapWalk,
   folioBatchWalk,
@@ -57,18 +66,16 @@ const freeBeforeFlush = defineVariant(encodedPage, {
   },
 });
 
+/** The generic adapter (x86-64 geometry, its cost profile, the 33-entry ceiling) under another name. */
+const likeGeneric = (name: string, overrides: Omit<ArchOverrides, "name"> = {}) =>
+  defineArch({ ...genericArch, name, ...overrides });
+
 /**
  * The generic adapter with MMU_GATHER_MERGE_VMAS (as x86 and s390 select it): no TLB flush at
  * tlb_end_vma, so a munmap's pages are still queued, unflushed, at tlb_finish_mmu — where the order
  * of tlb_flush_mmu decides. (At exit the order would not matter: no user code of a dying mm runs.)
  */
-const mergeVmasArch = defineArch({
-  name: "generic+merge-vmas",
-  mergeVmas: true,
-  fullFlushCeiling: 33,
-  geometry: genericArch.geometry,
-  cost: genericArch.cost,
-});
+const mergeVmasArch = likeGeneric("generic+merge-vmas", { mergeVmas: true });
 
 const delayedRmapIgnored = defineVariant(encodedNrPages, {
   name: "delayed-rmap-ignored",
@@ -193,57 +200,59 @@ const nestedResetRange = defineVariant(encodedNrPages, {
  * `always` leaves them out every time.
  */
 const x86LikeArch = (always: boolean) =>
-  defineArch({
-    name: always ? "x86-like, skips lazy CPUs" : "x86-like",
-    fullFlushCeiling: 33,
-    geometry: genericArch.geometry,
-    cost: genericArch.cost,
+  likeGeneric(always ? "x86-like, skips lazy CPUs" : "x86-like", {
     tlbFlush(tlb, ops) {
       const skip = always || !tlb.freedTables;
       const cpus = skip ? tlb.mm.cpumask.filter((c) => !tlb.mm.lazyCpus.includes(c)) : tlb.mm.cpumask;
-      if (tlb.fullmm || tlb.needFlushAll) {
-        ops.flushMm(tlb.freedTables, cpus);
-        ops.invalidateSecondaryTlbs(0, TLB_FLUSH_ALL);
-      } else if (tlb.end > 0) {
-        if (tlb.end - tlb.start > 33 * 4096) ops.flushMm(tlb.freedTables, cpus);
-        else ops.flushRange(tlb.start, tlb.end, 4096, tlb.freedTables, cpus);
-        ops.invalidateSecondaryTlbs(tlb.start, tlb.end);
-      }
+      genericArch.tlbFlush(
+        tlb,
+        withTlbOps(ops, {
+          flushRange: (start, end, stride, walkCaches) =>
+            ops.flushRange(start, end, stride, walkCaches, cpus),
+          flushMm: (walkCaches) => ops.flushMm(walkCaches, cpus),
+        }),
+      );
     },
   });
 
 /**
- * The x86 flush of v6.6 to v6.14 with the devices told what the CPUs got: a range above the 33-entry
- * ceiling becomes [0, TLB_FLUSH_ALL) for both (flush_tlb_mm_range rewrote start and end before the
- * notifier call until v6.15). `secondary` says what the devices then receive:
+ * The x86 flush of v6.6 to v6.14: a range above the 33-entry ceiling becomes [0, TLB_FLUSH_ALL) for the
+ * devices too (flush_tlb_mm_range rewrote start and end before the notifier call until v6.15).
+ * `secondary` says what the devices then receive:
  * - "none": nothing — an arch flush without the mmu_notifier_arch_invalidate_secondary_tlbs call;
  * - "overflow": the flush-all with its end rounded up to a page, which wraps to 0 — the range the
  *   VT-d driver computed until commit e7ad6c2a4b1a (Linux 6.7-rc3): an empty invalidation;
  * - "same": the range itself (correct).
  */
 const sixSixArch = (secondary: "none" | "overflow" | "same") =>
-  defineArch({
-    name:
-      secondary === "same"
-        ? "x86-v6.6"
-        : `x86-v6.6, devices get ${secondary === "none" ? "nothing" : "an overflowed range"}`,
-    fullFlushCeiling: 33,
-    geometry: genericArch.geometry,
-    cost: genericArch.cost,
-    tlbFlush(tlb, ops) {
-      let start = tlb.start;
-      let end = tlb.end;
-      if (tlb.fullmm || tlb.needFlushAll || (end > 0 && end - start > 33 * 4096)) {
-        start = 0;
-        end = TLB_FLUSH_ALL;
-        ops.flushMm(tlb.freedTables);
-      } else if (end > 0) ops.flushRange(start, end, 4096, tlb.freedTables);
-      else return;
-      if (secondary === "none") return;
-      if (secondary === "overflow" && end === TLB_FLUSH_ALL) end = 0; // ALIGN(-1UL, PAGE_SIZE) == 0
-      ops.invalidateSecondaryTlbs(start, end);
+  likeGeneric(
+    secondary === "same"
+      ? "x86-v6.6"
+      : `x86-v6.6, devices get ${secondary === "none" ? "nothing" : "an overflowed range"}`,
+    {
+      tlbFlush(tlb, ops) {
+        let wholeMm = false;
+        genericArch.tlbFlush(
+          tlb,
+          withTlbOps(ops, {
+            flushMm(walkCaches, cpus) {
+              wholeMm = true;
+              ops.flushMm(walkCaches, cpus);
+            },
+            invalidateSecondaryTlbs(start, end) {
+              if (secondary === "none") return;
+              const e = wholeMm ? TLB_FLUSH_ALL : end;
+              // ALIGN(-1UL, PAGE_SIZE) == 0
+              ops.invalidateSecondaryTlbs(
+                wholeMm ? 0 : start,
+                secondary === "overflow" && e === TLB_FLUSH_ALL ? 0 : e,
+              );
+            },
+          }),
+        );
+      },
     },
-  });
+  );
 
 /**
  * An arch whose range / whole-mm flushes are a hardware broadcast (arm64 `TLBI …IS`, x86 INVLPGB): no
@@ -251,36 +260,33 @@ const sixSixArch = (secondary: "none" | "overflow" | "same") =>
  * page tables: "rcu" after a grace period (MMU_GATHER_RCU_TABLE_FREE), "direct" right after the flush.
  */
 const broadcastArch = (tableFree: "rcu" | "direct") =>
-  defineArch({
-    name: tableFree === "rcu" ? "broadcast-tlbi" : "broadcast-tlbi, tables freed directly",
+  likeGeneric(tableFree === "rcu" ? "broadcast-tlbi" : "broadcast-tlbi, tables freed directly", {
     tlbFlushIpi: false,
     tableFree,
-    fullFlushCeiling: 33,
-    geometry: genericArch.geometry,
-    cost: genericArch.cost,
   });
 
 /**
- * Last-level-only invalidation (arm64 `TLBI VALE1IS`) even when page tables were freed, and no
- * promotion to a whole-mm flush: walk caches are never invalidated by munmap. `real` keeps the rule
- * arm64's tlb_flush follows: last-level only when `freed_tables` is clear.
+ * A broadcast flush without the whole-mm promotion whose range flushes are last-level only (arm64
+ * `TLBI VALE1IS`) even when page tables were freed: walk caches are never invalidated by munmap.
+ * `real` keeps the rule arm64's tlb_flush follows: last-level only when `freed_tables` is clear.
  */
-const leafOnlyArch = (real: boolean) =>
-  defineArch({
-    name: real ? "last-level-unless-tables" : "last-level-always",
+const leafOnlyArch = (real: boolean) => {
+  const flush = makeGenericTlbFlush(genericArch.geometry, 0);
+  return likeGeneric(real ? "last-level-unless-tables" : "last-level-always", {
     tlbFlushIpi: false,
-    geometry: genericArch.geometry,
-    cost: genericArch.cost,
-    tlbFlush(tlb, ops) {
-      if (tlb.fullmm || tlb.needFlushAll) ops.flushMm(tlb.freedTables);
-      else if (tlb.end > 0) ops.flushRange(tlb.start, tlb.end, 4096, real && tlb.freedTables);
-      else return;
-      ops.invalidateSecondaryTlbs(
-        tlb.fullmm || tlb.needFlushAll ? 0 : tlb.start,
-        tlb.fullmm || tlb.needFlushAll ? TLB_FLUSH_ALL : tlb.end,
-      );
-    },
+    fullFlushCeiling: 0,
+    tlbFlush: real
+      ? flush
+      : (tlb, ops) =>
+          flush(
+            tlb,
+            withTlbOps(ops, {
+              flushRange: (start, end, stride, _walkCaches, cpus) =>
+                ops.flushRange(start, end, stride, false, cpus),
+            }),
+          ),
   });
+};
 
 const mk = (input: ScenarioInput) => () => validateScenario(input, "broken-variant scenario");
 const withSeed = (input: ScenarioInput) => (seed: number) =>

@@ -179,6 +179,25 @@ export function makeGenericTlbFlush(
   };
 }
 
+/**
+ * `ops` with some operations replaced, for an adapter that reuses a flush (e.g. `genericArch.tlbFlush`)
+ * but changes what one operation does — which CPUs it targets, what it tells the devices. The others
+ * still reach the gather (its `TlbOps` are methods of one object, so they are bound, not copied).
+ */
+export function withTlbOps(ops: TlbOps, replace: Partial<TlbOps>): TlbOps {
+  return {
+    flushRange: (start, end, stride, walkCaches, cpus) =>
+      ops.flushRange(start, end, stride, walkCaches, cpus),
+    flushMm: (walkCaches, cpus) => ops.flushMm(walkCaches, cpus),
+    ipte: (addr, nr) => ops.ipte(addr, nr),
+    invalidateLazy: (nr) => ops.invalidateLazy(nr),
+    idte: () => ops.idte(),
+    setFlushMm: (value) => ops.setFlushMm(value),
+    invalidateSecondaryTlbs: (start, end) => ops.invalidateSecondaryTlbs(start, end),
+    ...replace,
+  };
+}
+
 /** asm-generic `tlb_flush` on the default geometry without a ceiling. */
 export const genericTlbFlush = makeGenericTlbFlush(defaultGeometry, 0);
 

@@ -10,6 +10,7 @@ export {
   genericTlbFlush,
   makeGenericTlbFlush,
   tlbGetUnmapShift,
+  withTlbOps,
 } from "./arch.js";
 export type { BatchGeometry } from "./constants.js";
 export {

@@ -16,10 +16,6 @@ export class TableFreeRcu implements TableFreeSync {
   private pending: (() => void)[] = [];
   /** Callbacks that had to wait for a grace period (a lockless walk was running when queued). */
   deferredCallbacks = 0;
-  /** Grace periods that ended with callbacks waiting. */
-  gracePeriods = 0;
-  /** `tlb_remove_table_sync_one` calls. */
-  syncs = 0;
 
   constructor(tlbs: CpuTlbs | null) {
     this.tlbs = tlbs;
@@ -35,7 +31,6 @@ export class TableFreeRcu implements TableFreeSync {
   }
 
   syncOne(): void {
-    this.syncs++;
     this.tlbs?.endLocklessWalks("syncOne");
   }
 
@@ -51,7 +46,6 @@ export class TableFreeRcu implements TableFreeSync {
   gracePeriod(): number {
     this.tlbs?.endLocklessWalks("gracePeriod");
     if (this.pending.length === 0) return 0;
-    this.gracePeriods++;
     const run = this.pending;
     this.pending = [];
     for (const f of run) f();

@@ -3,7 +3,7 @@ import {
   encodedNrPages,
   TLB_FLUSH_ALL,
   TLB_RANGE_ULONG_MAX,
-  type TlbOps,
+  withTlbOps,
 } from "@mmgather/mmu-gather";
 import {
   checkSecondaryTlbOrder,
@@ -36,12 +36,14 @@ describe("the secondary-TLB order check", () => {
       const arch = defineArch({
         name: `devices-${secondary}`,
         tlbFlush(tlb, ops) {
-          genericArch.tlbFlush(tlb, {
-            ...bind(ops),
-            invalidateSecondaryTlbs(start: number) {
-              if (secondary === "first-page") ops.invalidateSecondaryTlbs(start, start + 4096);
-            },
-          });
+          genericArch.tlbFlush(
+            tlb,
+            withTlbOps(ops, {
+              invalidateSecondaryTlbs(start: number) {
+                if (secondary === "first-page") ops.invalidateSecondaryTlbs(start, start + 4096);
+              },
+            }),
+          );
         },
       });
       const fx = createGatherFixture(arch);
@@ -66,19 +68,6 @@ describe("the secondary-TLB order check", () => {
     expect(rec.events.some((e) => e.type === "secondaryTlbsInvalidated")).toBe(false);
   });
 });
-
-/** The TlbOps methods of a gather as a plain object (so one can be replaced). */
-function bind(ops: TlbOps): TlbOps {
-  return {
-    flushRange: ops.flushRange.bind(ops),
-    flushMm: ops.flushMm.bind(ops),
-    ipte: ops.ipte.bind(ops),
-    invalidateLazy: ops.invalidateLazy.bind(ops),
-    idte: ops.idte.bind(ops),
-    setFlushMm: ops.setFlushMm.bind(ops),
-    invalidateSecondaryTlbs: ops.invalidateSecondaryTlbs.bind(ops),
-  };
-}
 
 describe("genericArch", () => {
   it("is asm-generic on x86-64 geometry with the x86 33-entry ceiling", () => {

@@ -15,6 +15,7 @@ import {
   makeGenericTlbFlush,
   TLB_FLUSH_ALL,
   type TlbListener,
+  withTlbOps,
 } from "../index.js";
 
 /** A listener that keeps what reaches the CPUs and the devices, in order. */
@@ -137,5 +138,28 @@ describe("secondary TLBs (mmu_notifier_arch_invalidate_secondary_tlbs)", () => {
     const start = 0x400000;
     const end = start + 40 * 4096;
     expect(calls).toEqual([`cpu range ${start}-${end}`, `devices ${start}-${end}`]);
+  });
+
+  it("withTlbOps replaces the operations given and forwards the others to the gather", () => {
+    const arch = defineArch({
+      name: "cpus-0-only",
+      tlbFlush(tlb, ops) {
+        genericTlbFlush(
+          tlb,
+          withTlbOps(ops, { flushRange: (s, e, stride, w) => ops.flushRange(s, e, stride, w, [0]) }),
+        );
+      },
+    });
+    const fx = createGatherFixture(arch);
+    fx.mm.hasNotifiers = true;
+    fx.mm.cpumask = [0, 1];
+    const events: GatherEvent[] = [];
+    const g = gatherOn(fx, encodedNrPages, { events: (e) => events.push(e) });
+    zapFolios(g, [mapAnonFolio(fx, 0)]);
+    g.finish();
+    const flushed = events.filter((e) => e.type === "tlbFlushed");
+    expect(flushed.map((e) => e.type === "tlbFlushed" && e.cpus)).toEqual([[0]]);
+    // Not replaced: still reaches the gather, which emits the event.
+    expect(events.some((e) => e.type === "secondaryTlbsInvalidated")).toBe(true);
   });
 });

@@ -9,6 +9,7 @@ import {
   encodedNrPages,
   encodedPage,
   TLB_FLUSH_ALL,
+  withTlbOps,
 } from "@mmgather/mmu-gather";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -381,15 +382,24 @@ describe("secondary TLBs: devices sharing the page tables (mmu notifiers)", () =
       name: `devices-${secondary}`,
       fullFlushCeiling: 33,
       tlbFlush(tlb, ops) {
-        const all = tlb.fullmm || tlb.needFlushAll || (tlb.end > 0 && tlb.end - tlb.start > 33 * 4096);
-        if (all) ops.flushMm(tlb.freedTables);
-        else if (tlb.end > 0) ops.flushRange(tlb.start, tlb.end, 4096, tlb.freedTables);
-        else return;
-        const [start, end] = all ? [0, TLB_FLUSH_ALL] : [tlb.start, tlb.end];
-        if (secondary === "same") ops.invalidateSecondaryTlbs(start, end);
-        else if (secondary === "first-page") ops.invalidateSecondaryTlbs(start, start + 4096);
-        else if (secondary === "overflow")
-          ops.invalidateSecondaryTlbs(start, end === TLB_FLUSH_ALL ? 0 : end);
+        // v6.6-style: a flush promoted to the whole mm tells the devices [0, TLB_FLUSH_ALL) too.
+        let all = false;
+        genericArch.tlbFlush(
+          tlb,
+          withTlbOps(ops, {
+            flushMm(walkCaches, cpus) {
+              all = true;
+              ops.flushMm(walkCaches, cpus);
+            },
+            invalidateSecondaryTlbs(s, e) {
+              const [start, end] = all ? [0, TLB_FLUSH_ALL] : [s, e];
+              if (secondary === "same") ops.invalidateSecondaryTlbs(start, end);
+              else if (secondary === "first-page") ops.invalidateSecondaryTlbs(start, start + 4096);
+              else if (secondary === "overflow")
+                ops.invalidateSecondaryTlbs(start, end === TLB_FLUSH_ALL ? 0 : end);
+            },
+          }),
+        );
       },
     });
   const spec = (
