@@ -335,6 +335,31 @@ export const BROKEN: Readonly<Record<string, BrokenCase>> = {
     }),
     override: { variant: delayedRmapIgnored },
   },
+  "delayed-rmap-ignored-writeback": {
+    change:
+      "as delayed-rmap-ignored, with a flusher thread writing the file back on another CPU: the zap removes a " +
+      "dirty shared page's rmap at once, before the TLB flush",
+    expect: "cleanedWhileWritable",
+    consequence:
+      "folio_mkclean finds the folio unmapped and returns at once, so writeback cleans it and writes it to disk " +
+      "while the other CPUs still cache a writable, dirty translation: the program's next store through it " +
+      "lands in a clean page after the I/O and is never written — silent data loss, the bug 5df397dec7c4 " +
+      "fixed in Linux 6.2.",
+    realOrder:
+      "the rmap of a dirty shared page stays until tlb_flush_rmaps runs after the TLB flush, under the " +
+      "page-table lock: folio_mkclean sees the folio mapped, takes that lock, and so waits until no CPU can " +
+      "still write through the old translation.",
+    base: "encoded-nr-pages",
+    seeds: [3, 5, 6, 9, 10],
+    scenario: withSeed({
+      name: "delayed-rmap-ignored-writeback",
+      cpus: 3,
+      vmas: [{ name: "file", kind: "file-shared", size: "64K", dirty: 1 }],
+      op: { kind: "munmap", vma: 0 },
+      concurrentOp: { kind: "writeback", vma: 0 },
+    }),
+    override: { variant: delayedRmapIgnored },
+  },
   "rmap-after-unlock": {
     change: "the walk drops the page-table lock before tlb_flush_rmaps removes the delayed rmaps",
     expect: "rmapOutsidePtl",

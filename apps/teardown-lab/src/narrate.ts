@@ -125,6 +125,10 @@ export function describeEvent(e: TrailEvent, flushed?: boolean): string {
         : `zap_pte_range flushes at the end of this PTE table: a dirty shared file page's rmap was delayed and must be removed after the TLB flush, before the lock is dropped (thread ${e.thread})`;
     case "pageFreed":
       return `pfn ${e.pfn} (${pages(e.nr)}) goes back to the page allocator`;
+    case "folioWrittenBack":
+      return e.cleanedPtes > 0
+        ? `writeback (thread ${e.thread}): folio_mkclean write-protects and flushes ${e.cleanedPtes} mapping${e.cleanedPtes === 1 ? "" : "s"} of the dirty folio at pfn ${e.pfn}, then cleans it and writes its ${pages(e.nr)} to disk`
+        : `writeback (thread ${e.thread}): folio_mkclean finds no writable mapping of the dirty folio at pfn ${e.pfn} (not mapped, or only by PTEs already gone), so it cleans it and writes its ${pages(e.nr)} to disk at once`;
     case "tlbInvalidated":
       return e.kind === "range" || e.kind === "ipte"
         ? `the CPUs drop their cached translations (${e.kind}) of mm ${e.mmId} for ${hex(e.start)}–${hex(e.end)}`

@@ -63,8 +63,11 @@ const FolioPolicy = z.union([
 
 export const VMA_KINDS = ["anon", "file-shared", "file-private", "shmem"] as const;
 export const OPS = ["exit", "munmap", "dontneed"] as const;
-/** Operations a second thread may run concurrently (exit takes the whole mm). */
-export const CONCURRENT_OPS = ["munmap", "dontneed"] as const;
+/**
+ * What a second thread may run concurrently: munmap / dontneed of the same mm (not next to exit, which
+ * takes the whole mm), or writeback of a file VMA's dirty page cache (a flusher thread, next to any op).
+ */
+export const CONCURRENT_OPS = ["munmap", "dontneed", "writeback"] as const;
 
 const Bool = z.boolean({ error: "expected true or false" });
 
@@ -126,7 +129,7 @@ const ConcurrentOp = Op.extend({
   kind: z.enum(CONCURRENT_OPS, { error: `expected one of ${CONCURRENT_OPS.join(", ")}` }),
 });
 
-type OpInput = z.output<typeof Op>;
+type OpInput = z.output<typeof Op> | z.output<typeof ConcurrentOp>;
 
 function checkRange(
   op: OpInput,
@@ -236,7 +239,22 @@ export const ScenarioSchema = z
         message: "devices are checked with the CPU model: expected cpus ≥ 1",
       });
     if (s.concurrentOp !== undefined) {
-      if (s.op.kind === "exit") {
+      const wbVma =
+        s.concurrentOp.kind === "writeback"
+          ? typeof s.concurrentOp.vma === "number"
+            ? s.vmas[s.concurrentOp.vma]
+            : s.vmas.find((v) => v.name === s.concurrentOp?.vma)
+          : undefined;
+      if (wbVma !== undefined && wbVma.kind !== "file-shared" && wbVma.kind !== "file-private") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["concurrentOp", "vma"],
+          input: s.concurrentOp.vma,
+          message: `writeback needs a file VMA (file-shared or file-private), got ${wbVma.kind}${wbVma.kind === "shmem" ? " (shmem is never written back)" : ""}`,
+        });
+      }
+      if (s.concurrentOp.kind === "writeback") checkRange(s.concurrentOp, s.vmas, "concurrentOp", ctx);
+      else if (s.op.kind === "exit") {
         ctx.addIssue({
           code: "custom",
           path: ["concurrentOp"],

@@ -4,7 +4,7 @@
 import { genericArch } from "@mmgather/arch-generic";
 import { s390Arch } from "@mmgather/arch-s390";
 import { type ArchTlb, encodedNrPagesFor } from "@mmgather/mmu-gather";
-import type { FolioPolicy, OpSpec, ScenarioSpec, VmaSpec } from "@mmgather/teardown";
+import type { ConcurrentOpSpec, FolioPolicy, OpSpec, ScenarioSpec, VmaSpec } from "@mmgather/teardown";
 import type { Scenario } from "./scenario.js";
 import { FOLIO_SIZES, folioOrder, formatSize, parseSize } from "./size.js";
 
@@ -148,6 +148,15 @@ function opSpec(s: Scenario, op: Scenario["op"]): OpSpec {
   };
 }
 
+function concurrentOpSpec(s: Scenario, op: NonNullable<Scenario["concurrentOp"]>): ConcurrentOpSpec {
+  return {
+    kind: op.kind === "dontneed" ? "madvise" : op.kind,
+    vma: vmaIndex(s, op.vma),
+    offset: op.offset,
+    length: op.length,
+  };
+}
+
 /** The teardown spec of a scenario for one variant on one arch. */
 export function toScenarioSpec(s: Scenario, variant: VariantName, arch: ArchName): ScenarioSpec {
   const vmas: VmaSpec[] = s.vmas.map((v, i) => ({
@@ -190,6 +199,6 @@ export function toScenarioSpec(s: Scenario, variant: VariantName, arch: ArchName
     tlbEntries: s.tlbEntries,
     touch: s.touch,
     op: opSpec(s, s.op),
-    concurrentOp: s.concurrentOp === undefined ? undefined : opSpec(s, s.concurrentOp),
+    concurrentOp: s.concurrentOp === undefined ? undefined : concurrentOpSpec(s, s.concurrentOp),
   };
 }

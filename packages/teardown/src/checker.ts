@@ -30,7 +30,8 @@ export type ViolationKind =
   | "freesWithoutResched"
   | "modelGuard"
   | "mapcountExceedsRefcount"
-  | "negativeCount";
+  | "negativeCount"
+  | "cleanedWhileWritable";
 
 /** Why zap_pte_range set force_flush: the gather filled, or a dirty shared file page delayed its rmap. */
 export type WalkForcedFlushReason = "batchFull" | "dirtyShared";
@@ -80,6 +81,17 @@ export type TeardownEvent =
       readonly type: "mmuNotifierRelease";
       readonly mmId: number;
       readonly devices: number;
+    }
+  | {
+      /**
+       * Writeback (folio_clear_dirty_for_io) cleaned the dirty folio at `pfn` (`nr` pages) and wrote it;
+       * its folio_mkclean write-protected `cleanedPtes` mappings first (0: none left, or not mapped).
+       */
+      readonly type: "folioWrittenBack";
+      readonly pfn: number;
+      readonly nr: number;
+      readonly cleanedPtes: number;
+      readonly thread: number;
     }
   | {
       readonly type: "tlbInvalidated";
@@ -314,6 +326,28 @@ export class Checker {
         this.report(
           "tableFreedWhileWalkable",
           `page-table page pfn ${p} freed while CPU ${c}, which has the mm loaded, got no walk-cache invalidation since the table was unlinked (a speculative walk may have cached it)`,
+          p,
+          -1,
+        );
+        return;
+      }
+    }
+  }
+
+  /**
+   * Writeback cleaned the folio of `nr` pages at `head` and sent it to disk: no CPU may still cache a
+   * writable, dirty translation to it, or a store through that entry lands after the I/O and leaves the
+   * folio clean — the data is never written (folio_mkclean found the folio unmapped, or did not wait
+   * for the zap's flush: 5df397dec7c4).
+   */
+  onFolioCleaned(head: number, nr: number): void {
+    const t = this.tlbs;
+    if (t === null) return;
+    for (let p = head; p < head + nr; p++) {
+      if (t.writeHazardRefs[p] > 0) {
+        this.report(
+          "cleanedWhileWritable",
+          `writeback cleaned dirty file pfn ${p} while a CPU still caches a writable, dirty translation to it: a store through it after the I/O is lost`,
           p,
           -1,
         );

@@ -68,6 +68,14 @@ export class CpuTlbs implements TlbListener {
   readonly hazardRefs: Uint16Array;
   /** 1 while a slot's entry counts in `hazardRefs`; 0 while its CPU is quiesced for the entry's mm. */
   readonly tlbLive: Uint8Array;
+  /**
+   * 1 when the slot caches a writable translation whose dirty bit is already set (filled from a PTE or
+   * PMD with both): a store through it needs no page walk, so it reaches the page even after the PTE is
+   * gone or write-protected, until an invalidation drops the entry.
+   */
+  readonly tlbWrite: Uint8Array;
+  /** The part of `hazardRefs` from writable, dirty entries (`tlbWrite`): user code can store through them. */
+  readonly writeHazardRefs: Uint16Array;
   /** Per CPU: the mm whose teardown threads are running there (-1 none) and how many (`quiesce`). */
   readonly cpuQuiesced: Int32Array;
   private readonly quiesceDepth: Int32Array;
@@ -127,11 +135,13 @@ export class CpuTlbs implements TlbListener {
     this.tlbNr = new Int32Array(n);
     this.tlbMm = new Int32Array(n);
     this.tlbLive = new Uint8Array(n);
+    this.tlbWrite = new Uint8Array(n);
     const w = this.nrCpus * this.walkEntries;
     this.walkPfn = new Int32Array(w).fill(INVALID);
     this.walkMm = new Int32Array(w);
     this.tlbRefs = new Uint16Array(nrPhysPages);
     this.hazardRefs = new Uint16Array(nrPhysPages);
+    this.writeHazardRefs = new Uint16Array(nrPhysPages);
     this.walkRefs = new Uint16Array(nrPhysPages);
     this.cpuMm = new Int32Array(this.nrCpus).fill(-1);
     this.cpuLazy = new Int32Array(this.nrCpus).fill(-1);
@@ -207,19 +217,32 @@ export class CpuTlbs implements TlbListener {
     for (let c = 0; c < this.nrCpus; c++) this.locklessWalkEnd(c, by);
   }
 
-  /** Caches a translation of `nr` pages at `vpn` → `pfn` on `cpu` (evicting the slot's entry). */
-  fillTlb(cpu: number, mmId: number, vpn: number, pfn: number, nr: number): void {
+  /**
+   * Caches a translation of `nr` pages at `vpn` → `pfn` on `cpu` (evicting the slot's entry);
+   * `writable`: the entry is writable with its dirty bit set (see `tlbWrite`).
+   */
+  fillTlb(cpu: number, mmId: number, vpn: number, pfn: number, nr: number, writable = false): void {
     const slot = cpu * this.entries + (Math.floor(vpn / nr) % this.entries);
-    if (this.tlbVpn[slot] === vpn && this.tlbMm[slot] === mmId) return;
+    if (this.tlbVpn[slot] === vpn && this.tlbMm[slot] === mmId) {
+      if (writable && this.tlbWrite[slot] === 0) {
+        this.tlbWrite[slot] = 1;
+        if (this.tlbLive[slot] !== 0) for (let i = 0; i < nr; i++) this.writeHazardRefs[pfn + i]++;
+      }
+      return;
+    }
     this.dropTlbSlot(slot);
     this.tlbVpn[slot] = vpn;
     this.tlbPfn[slot] = pfn;
     this.tlbNr[slot] = nr;
     this.tlbMm[slot] = mmId;
+    this.tlbWrite[slot] = writable ? 1 : 0;
     const live = this.cpuQuiesced[cpu] !== mmId && this.cpuLazy[cpu] !== mmId;
     this.tlbLive[slot] = live ? 1 : 0;
     for (let i = 0; i < nr; i++) this.tlbRefs[pfn + i]++;
-    if (live) for (let i = 0; i < nr; i++) this.hazardRefs[pfn + i]++;
+    if (live) {
+      for (let i = 0; i < nr; i++) this.hazardRefs[pfn + i]++;
+      if (writable) for (let i = 0; i < nr; i++) this.writeHazardRefs[pfn + i]++;
+    }
   }
 
   /** Caches a walk entry for the page-table page `tablePfn` on `cpu`. */
@@ -237,8 +260,12 @@ export class CpuTlbs implements TlbListener {
     const pfn = this.tlbPfn[slot];
     const nr = this.tlbNr[slot];
     for (let i = 0; i < nr; i++) this.tlbRefs[pfn + i]--;
-    if (this.tlbLive[slot] !== 0) for (let i = 0; i < nr; i++) this.hazardRefs[pfn + i]--;
+    if (this.tlbLive[slot] !== 0) {
+      for (let i = 0; i < nr; i++) this.hazardRefs[pfn + i]--;
+      if (this.tlbWrite[slot] !== 0) for (let i = 0; i < nr; i++) this.writeHazardRefs[pfn + i]--;
+    }
     this.tlbVpn[slot] = INVALID;
+    this.tlbWrite[slot] = 0;
   }
 
   private setLive(cpu: number, mmId: number, live: 0 | 1): void {
@@ -249,6 +276,8 @@ export class CpuTlbs implements TlbListener {
       this.tlbLive[s] = live;
       const pfn = this.tlbPfn[s];
       for (let i = 0, nr = this.tlbNr[s]; i < nr; i++) this.hazardRefs[pfn + i] += d;
+      if (this.tlbWrite[s] !== 0)
+        for (let i = 0, nr = this.tlbNr[s]; i < nr; i++) this.writeHazardRefs[pfn + i] += d;
     }
   }
 
@@ -424,6 +453,8 @@ export class CpuTlbs implements TlbListener {
       this.tlbRefs.byteLength +
       this.hazardRefs.byteLength +
       this.tlbLive.byteLength +
+      this.tlbWrite.byteLength +
+      this.writeHazardRefs.byteLength +
       this.walkRefs.byteLength +
       this.cpuMm.byteLength +
       this.cpuLazy.byteLength +

@@ -53,7 +53,7 @@ export type { CpuCounters, FinalStateChecks, LayerSnapshot, TeardownReport } fro
 export { checkFinalState, flattenCounters, snapshotLayers } from "./report.js";
 export type { Rng } from "./rng.js";
 export { createRng } from "./rng.js";
-export type { BuiltScenario, OpSpec, ScenarioSpec, VmaSpec } from "./scenario.js";
+export type { BuiltScenario, ConcurrentOpSpec, OpSpec, ScenarioSpec, VmaSpec } from "./scenario.js";
 export { buildScenario, interleave, runBuilt, runScenario } from "./scenario.js";
 export { SecondaryTlbs } from "./secondary-tlb.js";
 export type { Vma, VmaKind } from "./vma.js";
@@ -71,6 +71,7 @@ export {
   touch,
   touchDevice,
 } from "./workload.js";
+export type { WritebackCounters } from "./writeback.js";
 export type { WalkCounters } from "./zap/context.js";
 export { ZapContext } from "./zap/context.js";
 export type { ZapWalk, ZapWalkOverrides, ZapWalkSteps } from "./zap/steps.js";

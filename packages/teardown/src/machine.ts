@@ -12,6 +12,13 @@ import { Mm } from "./mm.js";
 import { PTE_MAX_PFN } from "./pte.js";
 import { TableFreeRcu } from "./rcu.js";
 import { SecondaryTlbs } from "./secondary-tlb.js";
+import type { Vma } from "./vma.js";
+
+/** One VMA in a file's `i_mmap` tree, with the mm it belongs to. */
+export interface IMmapEntry {
+  readonly mm: Mm;
+  readonly vma: Vma;
+}
 
 /** How to build a machine. */
 export interface MachineConfig {
@@ -70,6 +77,13 @@ export class Machine {
   readonly rcu: TableFreeRcu;
   readonly checker: Checker | null;
   readonly mms: Mm[] = [];
+  /**
+   * `address_space->i_mmap` of every file and shmem mapping: the VMAs that map it, by mapping id
+   * (vma_interval_tree_insert at mmap, __split_vma and fork; unlink_file_vma in free_pgtables). A VMA
+   * munmap has detached from its mm stays here until its page tables go, so rmap walks (folio_mkclean)
+   * still find it while it is being zapped.
+   */
+  readonly iMmap = new Map<number, IMmapEntry[]>();
   /**
    * Folios and pages returned to the allocator since creation (PhysMem's lifetime totals, which
    * `mem.resetCounters()` leaves alone).
@@ -241,6 +255,27 @@ export class Machine {
       checker.onGatherEvent(e);
       ev(e);
     };
+  }
+
+  /** vma_interval_tree_insert: `vma` of `mm` now maps its file (no-op for anon VMAs). */
+  iMmapInsert(mm: Mm, vma: Vma): void {
+    if (vma.mapping < 0) return;
+    let list = this.iMmap.get(vma.mapping);
+    if (list === undefined) {
+      list = [];
+      this.iMmap.set(vma.mapping, list);
+    }
+    list.push({ mm, vma });
+  }
+
+  /** unlink_file_vma: `vma` leaves its file's i_mmap (no-op for anon VMAs). */
+  iMmapRemove(vma: Vma): void {
+    if (vma.mapping < 0) return;
+    const list = this.iMmap.get(vma.mapping);
+    if (list === undefined) return;
+    const i = list.findIndex((e) => e.vma === vma);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.iMmap.delete(vma.mapping);
   }
 
   /** A new empty mm on this machine. */

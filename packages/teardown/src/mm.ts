@@ -65,6 +65,7 @@ export class Mm {
       );
     }
     this.vmas.splice(i, 0, vma);
+    this.machine.iMmapInsert(this, vma);
   }
 
   /**
@@ -89,6 +90,7 @@ export class Mm {
     };
     v.end = vpn;
     this.vmas.splice(this.vmas.indexOf(v) + 1, 0, upper);
+    this.machine.iMmapInsert(this, upper);
     return upper;
   }
 

@@ -16,6 +16,7 @@ import type { Machine } from "./machine.js";
 import type { Mm } from "./mm.js";
 import type { OpResult } from "./ops.js";
 import { PTE_PRESENT, pmdTableId, ptePfn, pteSwapEntry } from "./pte.js";
+import type { WritebackCounters } from "./writeback.js";
 import type { WalkCounters } from "./zap/context.js";
 
 /** Final-state checks after the operation. Each is true when it holds. */
@@ -97,6 +98,11 @@ export interface TeardownReport {
   readonly finalState: FinalStateChecks;
   /** Wall-clock nanoseconds the simulator spent in the teardown phase alone. */
   readonly simWallNs: number;
+  /**
+   * What a concurrent writeback thread did (`concurrentOp.kind` "writeback"), or null. Its TLB flushes
+   * are its own: `counters.cpu` and the estimate leave them out.
+   */
+  readonly writeback: WritebackCounters | null;
   /** Model bytes of the machine (memory, swap, tables, CPUs) at the start of the teardown. */
   readonly stateBytes: number;
   /** `stateBytes` divided by the pages mapped when the teardown started (0 if none). */
@@ -134,6 +140,17 @@ export function snapshotLayers(machine: Machine): LayerSnapshot {
             secondaryTlbInvalidations: t.secondary?.invalidations ?? 0,
           }
         : null,
+  };
+}
+
+/** The teardown's share of the CPU counters: the concurrent writeback's flushes taken out. */
+function withoutWriteback(cpu: CpuCounters, wb: WritebackCounters | null): CpuCounters {
+  if (wb === null) return cpu;
+  return {
+    invalidations: { ...cpu.invalidations, range: (cpu.invalidations.range ?? 0) - wb.tlbFlushes },
+    entriesInvalidated: cpu.entriesInvalidated - wb.entriesInvalidated,
+    remoteCpuFlushes: cpu.remoteCpuFlushes - wb.remoteCpuFlushes,
+    secondaryTlbInvalidations: cpu.secondaryTlbInvalidations - wb.secondaryTlbInvalidations,
   };
 }
 
@@ -346,6 +363,7 @@ export function buildReport(
   violationsBefore: number,
   before: LayerSnapshot,
   cost: CostProfile,
+  writeback: WritebackCounters | null = null,
 ): TeardownReport {
   const g = r.gather;
   const w = r.walkCounters;
@@ -382,11 +400,15 @@ export function buildReport(
       folio: delta(now.folio, before.folio),
       swap: now.swap !== null && before.swap !== null ? delta(now.swap, before.swap) : null,
       walk: { ...w, tablesFreed: [...w.tablesFreed] as [number, number, number] },
-      cpu: now.cpu !== null && before.cpu !== null ? delta(now.cpu, before.cpu) : null,
+      cpu:
+        now.cpu !== null && before.cpu !== null
+          ? withoutWriteback(delta(now.cpu, before.cpu), writeback)
+          : null,
     },
     violations: machine.checker !== null ? machine.checker.violations.slice(violationsBefore) : [],
     finalState: checkFinalState(machine, r.op === "exit" ? mm : null),
     simWallNs,
+    writeback: writeback === null ? null : { ...writeback },
     stateBytes,
     stateBytesPerMappedPage: mappedPages > 0 ? stateBytes / mappedPages : 0,
   };

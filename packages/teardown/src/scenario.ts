@@ -34,6 +34,12 @@ import {
   touch,
   touchDevice,
 } from "./workload.js";
+import {
+  checkWritebackVma,
+  createWritebackCounters,
+  type WritebackCounters,
+  writebackSteps,
+} from "./writeback.js";
 import type { ZapWalk } from "./zap/steps.js";
 
 /** One VMA of a scenario. */
@@ -76,6 +82,16 @@ export interface OpSpec {
   readonly offset?: number;
   /** Length in bytes (default: the rest of the VMA). */
   readonly length?: number;
+}
+
+/**
+ * What a second thread runs concurrently with `op`: munmap / madvise of a range, or writeback of the
+ * file pages a file VMA maps in [offset, offset + length) (a flusher thread writing the file's dirty
+ * folios, see writeback.ts).
+ */
+export interface ConcurrentOpSpec extends Omit<OpSpec, "kind"> {
+  /** munmap, madvise or writeback ("exit" is refused: it takes the whole mm). */
+  readonly kind: TeardownOp | "writeback";
 }
 
 /** A whole experiment. */
@@ -141,8 +157,11 @@ export interface ScenarioSpec {
   readonly pcpFreeHighBatch?: boolean;
   /** The operation. */
   readonly op: OpSpec;
-  /** A second thread's operation, run concurrently with `op` on another CPU (munmap / madvise only). */
-  readonly concurrentOp?: OpSpec;
+  /**
+   * A second thread, run concurrently with `op` on another CPU: munmap / madvise of the target mm, or
+   * writeback of a file VMA's pages (also next to `exit`).
+   */
+  readonly concurrentOp?: ConcurrentOpSpec;
   /** Batch-page allocation outcomes. */
   readonly alloc?: BatchAllocPolicy;
   /**
@@ -283,7 +302,7 @@ function startGupFast(b: BuiltScenario, spec: ScenarioSpec, cpus: number, lazy: 
   }
 }
 
-function opRange(b: BuiltScenario, spec: ScenarioSpec, op: OpSpec): [number, number] {
+function opRange(b: BuiltScenario, spec: ScenarioSpec, op: OpSpec | ConcurrentOpSpec): [number, number] {
   if (op.kind === "exit") return [0, 0];
   const vi = op.vma ?? 0;
   if (!Number.isInteger(vi) || vi < 0 || vi >= spec.vmas.length) fail(`op.vma ${vi} is not a VMA index`);
@@ -351,13 +370,21 @@ function runOps(
   const t0 = performance.now();
   const a = startOp(target, spec.op.kind, s0, l0, { ...opts, thread: 0 });
   let result: OpResult = a.result;
+  let writeback: WritebackCounters | null = null;
   try {
     if (spec.concurrentOp === undefined) {
       for (let s = a.steps.next(); s.done !== true; s = a.steps.next()) {
         /* run */
       }
+    } else if (spec.concurrentOp.kind === "writeback") {
+      const wb = createWritebackCounters();
+      writeback = wb;
+      schedule([a.steps, startWriteback(b, spec, spec.concurrentOp, wb)]);
     } else {
-      if (spec.op.kind === "exit" || spec.concurrentOp.kind === "exit") fail("exit cannot run concurrently");
+      const kind = spec.concurrentOp.kind as string;
+      if (spec.op.kind === "exit" || kind === "exit") fail("exit cannot run concurrently");
+      if (kind !== "munmap" && kind !== "madvise")
+        fail(`concurrentOp.kind must be munmap, madvise or writeback, got "${kind}"`);
       const [s1, l1] = opRange(b, spec, spec.concurrentOp);
       const c = startOp(target, spec.concurrentOp.kind, s1, l1, { ...opts, thread: 1 });
       schedule([a.steps, c.steps]);
@@ -396,7 +423,30 @@ function runOps(
     v0,
     layers0,
     spec.costProfile ?? machine.arch.cost,
+    writeback,
   );
+}
+
+/**
+ * The writeback thread of `op`: the file pages its VMA maps in [offset, offset + length), as file
+ * indices (the VMA's pgoff onwards), written on thread 1.
+ */
+function startWriteback(
+  b: BuiltScenario,
+  spec: ScenarioSpec,
+  op: ConcurrentOpSpec,
+  wb: WritebackCounters,
+): OpSteps {
+  const [start, len] = opRange(b, spec, op);
+  const vi = op.vma ?? 0;
+  const v = b.vmas[vi];
+  checkWritebackVma(v.kind);
+  const ps = b.machine.pageSize;
+  if (start % ps !== 0 || !Number.isSafeInteger(len) || len <= 0)
+    fail("concurrentOp: writeback needs a page-aligned offset and a positive length");
+  const vs = start / ps;
+  const first = v.pgoff + (vs - v.start);
+  return writebackSteps(b.machine, v.mapping, first, first + Math.ceil(len / ps), 1, wb);
 }
 
 /**

@@ -186,6 +186,8 @@ function mapPteFolio(mm: Mm, vma: Vma, vpn: number, order: number, dirty: boolea
   if (vma.locked) mem.mlockFolio(head);
   let bits = PTE_YOUNG;
   if (vma.shared) bits |= dirty ? PTE_WRITE | PTE_DIRTY : 0;
+  // do_shared_fault → fault_dirty_shared_page: a write fault dirties the page-cache folio too.
+  if (vma.shared && dirty) mem.folioSet(head, PG.dirty);
   const t = mm.pt.entries[tid]!;
   const i0 = vpn % mm.pt.geo.ptrsPerPte;
   for (let i = 0; i < nr; i++) t[i0 + i] = mkPte(pfn + i, bits);
@@ -221,6 +223,7 @@ function mapPmdFolio(mm: Mm, vma: Vma, vpn: number, dirty: boolean): void {
     mem.folioAddRmapPmd(head);
     mem.folioRefAdd(head, 1);
     bits = PTE_YOUNG | (dirty ? PTE_WRITE | PTE_DIRTY : 0);
+    if (dirty) mem.folioSet(head, PG.dirty); // fault_dirty_shared_page
     mm.rss[rssIndex(vma)] += nr;
   }
   if (vma.locked) mem.mlockFolio(head);
@@ -454,7 +457,7 @@ export function touch(mm: Mm, cpu: number, fraction: number, rng: Rng): void {
     fraction,
     rng,
     (table) => tlbs.fillWalk(cpu, id, table),
-    (vpn, pfn, nr) => tlbs.fillTlb(cpu, id, vpn, pfn, nr),
+    (vpn, pfn, nr, writable) => tlbs.fillTlb(cpu, id, vpn, pfn, nr, writable),
   );
 }
 
@@ -550,12 +553,15 @@ export function touchDevice(mm: Mm, device: number, fraction: number, rng: Rng):
  * table pages a hardware walk goes through (PUD, PMD and, below a PMD table, PTE table pages) and
  * `translation` the cached translation (`nr` pages at `vpn` → `pfn`; a huge PMD is one entry).
  */
+/** A PTE / PMD a store can go through without a walk: writable and already dirty. */
+const WRITABLE_DIRTY = PTE_WRITE | PTE_DIRTY;
+
 function accessMapped(
   mm: Mm,
   fraction: number,
   rng: Rng,
   walk: (tablePfn: number) => void,
-  translation: (vpn: number, pfn: number, nr: number) => void,
+  translation: (vpn: number, pfn: number, nr: number, writable: boolean) => void,
 ): void {
   const pt = mm.pt;
   const span = pt.span[0];
@@ -570,7 +576,7 @@ function accessMapped(
         if (rng.next() < fraction) {
           walk(pt.tablePfn[pudId]);
           walk(pt.tablePfn[pmdId]);
-          translation(base, ptePfn(e), span);
+          translation(base, ptePfn(e), span, (e & WRITABLE_DIRTY) === WRITABLE_DIRTY);
         }
         continue;
       }
@@ -583,7 +589,7 @@ function accessMapped(
           walk(pt.tablePfn[pudId]);
           walk(pt.tablePfn[pmdId]);
           walk(pt.tablePfn[tid]);
-          translation(base + i, ptePfn(t[i]), 1);
+          translation(base + i, ptePfn(t[i]), 1, (t[i] & WRITABLE_DIRTY) === WRITABLE_DIRTY);
         }
       }
     }

@@ -489,6 +489,7 @@ describe("explain", () => {
   it.each([
     ["free-before-flush", "useAfterFree"],
     ["delayed-rmap-ignored", "dirtyRmapBeforeFlush"],
+    ["delayed-rmap-ignored-writeback", "cleanedWhileWritable"],
     ["rmap-after-unlock", "rmapOutsidePtl"],
     ["table-freed-early", "tableFreedWhileWalkable"],
     ["nested-flush-ignored", "staleTlbAfterReturn"],

@@ -102,7 +102,10 @@ export function freePgtables(
     const v = vmas[i];
     // unlink_anon_vmas / unlink_file_vma(_batch): the VMA leaves the rmap trees before its tables go.
     if (v.anonVma >= 0) counters.anonVmaUnlinks++;
-    if (v.mapping >= 0) counters.fileVmaUnlinks++;
+    if (v.mapping >= 0) {
+      counters.fileVmaUnlinks++;
+      ctx.mm.machine.iMmapRemove(v);
+    }
     const c = i + 1 < vmas.length ? vmas[i + 1].start : ceiling;
     freeLevel(ctx, walk, pt, pt.pgd, LEVEL_PGD, 0, v.start, v.end, floor, c);
   }
