@@ -16,7 +16,9 @@ import {
 import {
   defineZapWalk,
   folioBatchWalk,
+  MM_ANONPAGES,
   perPteWalk,
+  ptePfn,
   pteSwapEntry,
   type ScenarioSpec,
 } from "@mmgather/teardown";
@@ -150,6 +152,41 @@ const pteLeftBehind = defineZapWalk(folioBatchWalk, {
       const end = to - from > 1 ? to - 1 : to;
       const reached = folioBatchWalk.steps.zapPtes(ctx, t, base, from, end);
       return reached < end ? reached : to;
+    },
+  },
+});
+
+/**
+ * zap_huge_pmd without its is_huge_zero_pmd branch: a PMD mapping the huge zero folio takes the THP path —
+ * rss drops by HPAGE_PMD_NR, the PMD rmap is removed and the folio queued with tlb_remove_page_size.
+ */
+const hugeZeroAsThp = defineZapWalk(folioBatchWalk, {
+  name: "huge-zero-as-thp",
+  steps: {
+    zapHugePmd(ctx, pmd, pmdTableId, index, base) {
+      const head = ptePfn(pmd[index]);
+      if (head !== ctx.hugeZeroFolio) {
+        folioBatchWalk.steps.zapHugePmd(ctx, pmd, pmdTableId, index, base);
+        return;
+      }
+      const mm = ctx.mm;
+      const nr = mm.pt.geo.ptrsPerPte;
+      const addr = base * ctx.pageSize;
+      ctx.lock(mm.pt.tablePfn[pmdTableId]);
+      pmd[index] = 0;
+      ctx.tlb.ptepGetAndClear(addr, 1);
+      ctx.tlb.tlbRemovePmdTlbEntry(addr);
+      const d = mm.deposits[pmdTableId];
+      if (d !== null && d !== undefined && d[index] >= 0) {
+        ctx.mem.folioPut(d[index]);
+        d[index] = -1;
+      }
+      mm.rss[MM_ANONPAGES] -= nr;
+      // The THP branch's rmap removal, in the design's generation: the huge zero folio was never mapped.
+      if (ctx.splitAccounting.folioRmap) ctx.mem.folioRemoveRmapPmd(head, false);
+      else ctx.mem.pageRemoveRmap(head, true, false);
+      ctx.unlock();
+      ctx.tlb.tlbRemovePageSize(head, nr * ctx.pageSize);
     },
   },
 });
@@ -642,6 +679,34 @@ export const BROKEN: Readonly<Record<string, BrokenCase>> = {
       op: { kind: "dontneed", vma: 0 },
     }),
     override: { walk: pteLeftBehind },
+  },
+  "huge-zero-as-thp": {
+    change:
+      "zap_huge_pmd forgets is_huge_zero_pmd: a PMD mapping the huge zero folio is torn down like a THP — " +
+      "rss -= HPAGE_PMD_NR, the PMD rmap removed, the folio queued to be put after the flush",
+    expect: "negativeCount",
+    consequence:
+      "the huge zero folio was mapped without a mapcount or a reference of its own (one huge_zero_refcount " +
+      "reference per mm stands for all its mappings): removing an rmap drives its mapcount negative, and the " +
+      "put after the flush would drop the last page reference of a folio every process still maps read-only — " +
+      "it goes back to the allocator, is reused, and every later read of untouched anonymous memory returns " +
+      "someone else's data. The rss counters go negative too (a 'Bad rss-counter state' at exit). Paths that " +
+      "forgot the huge zero page are a recurring class: the 2016-2017 fixes around its refcounting and " +
+      "release_pages.",
+    realOrder:
+      "zap_huge_pmd tests is_huge_zero_pmd right after clearing the PMD and recording its TLB entry: for the " +
+      "huge zero folio it only frees the deposited table (zap_deposited_table) and unlocks — no rss, no rmap, " +
+      "no tlb_remove_page_size. The mm's huge-zero reference is dropped once, by mm_put_huge_zero_folio in " +
+      "__mmput.",
+    base: "encoded-nr-pages",
+    seeds: [1],
+    scenario: mk({
+      name: "huge-zero-as-thp",
+      cpus: 1,
+      vmas: [{ name: "heap", kind: "anon", size: "2M", folio: "2M", pmd: true, readFraction: 1 }],
+      op: { kind: "munmap", vma: 0 },
+    }),
+    override: { walk: hugeZeroAsThp },
   },
   "nested-flush-ignored": {
     change:

@@ -85,6 +85,8 @@ const Vma = z
     keepInSwapCache: Bool.default(false),
     mlock: Bool.default(false),
     populate: Fraction.default(1),
+    /** Anon VMAs: the fraction of fault-ins that are read faults (the zero page / huge zero folio). */
+    readFraction: Fraction.default(0),
     splitAt: Size.optional(),
     /** With fork: the fraction of this VMA's private pages the forked child still maps. */
     shared: Fraction.default(1),
@@ -96,6 +98,14 @@ const Vma = z
         path: ["swap"],
         input: v.swap,
         message: `swap-out applies to anon VMAs only, this one is "${v.kind}"; use 0`,
+      });
+    }
+    if (v.readFraction > 0 && v.kind !== "anon") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["readFraction"],
+        input: v.readFraction,
+        message: `read faults map the zero page in anon VMAs only (a read fault of a ${v.kind} VMA maps its page cache); use 0`,
       });
     }
     if (v.dirty > 0 && v.kind === "anon") {

@@ -169,6 +169,7 @@ export function toScenarioSpec(s: Scenario, variant: VariantName, arch: ArchName
     keepInSwapCache: v.keepInSwapCache,
     mlock: v.mlock,
     populate: v.populate,
+    readFraction: v.readFraction,
     splitAt: v.splitAt,
     sharedFraction: v.shared,
   }));

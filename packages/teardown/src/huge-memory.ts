@@ -14,7 +14,13 @@
 // The rmap generation follows the operation's design: v6.5-era `page_remove_rmap(page, vma, true)` or
 // 7.x `folio_remove_rmap_pmd` (the add side is 7.x's in both: the same counts either way).
 // Removing the PMD mapping of a VM_LOCKED VMA munlocks the folio (munlock_vma_folio).
-// Omits: huge zero pages, migration entries and freeze (not teardown), soft-dirty / uffd-wp bits, the
+//   huge zero PMD  __split_huge_zero_page_pmd (anon VMAs only): pmdp_huge_clear_flush, the deposited
+//         table withdrawn and filled with read-only special PTEs of the zero page (my_zero_pfn),
+//         pmd_populate: no rmap, no reference, no rss change (the huge zero folio was never counted).
+// mm_get_huge_zero_folio / mm_put_huge_zero_folio: an mm takes one reference on huge_zero_refcount
+// the first time it maps the huge zero folio (MMF_HUGE_ZERO_FOLIO) and drops it in __mmput, as v6.18
+// does without CONFIG_PERSISTENT_HUGE_ZERO_FOLIO (the default; with it both return at once).
+// Omits: migration entries and freeze (not teardown), soft-dirty / uffd-wp bits, the
 // anon PG_dirty transfer (anon dirtiness is not modelled), mmu_notifier_invalidate_range_start/end
 // (their subscribers are not modelled; devices sharing the page tables get the PMD's range from the
 // flush, as x86 flush_tlb_mm_range sends it); s390 invalidates the segment with IDTE where this
@@ -23,7 +29,7 @@ import { PG, type PhysMem } from "@mmgather/folio";
 import { TeardownError } from "./errors.js";
 import type { Mm } from "./mm.js";
 import { LEVEL_PMD, LEVEL_PTE } from "./page-tables.js";
-import { mkPmdTable, mkPte, PTE_DIRTY, PTE_PRESENT, PTE_YOUNG, ptePfn } from "./pte.js";
+import { mkPmdTable, mkPte, PTE_DIRTY, PTE_PRESENT, PTE_YOUNG, ptePfn, ZERO_PTE_BITS } from "./pte.js";
 import { MM_FILEPAGES, MM_SHMEMPAGES, type Vma } from "./vma.js";
 import type { WalkCounters } from "./zap/context.js";
 
@@ -42,6 +48,30 @@ export interface SplitAccounting {
 export function removePmdRmap(mem: PhysMem, folioRmap: boolean, head: number, locked: boolean): void {
   if (folioRmap) mem.folioRemoveRmapPmd(head, locked);
   else mem.pageRemoveRmap(head, true, locked);
+}
+
+/**
+ * mm_get_huge_zero_folio: the huge zero folio's head pfn; the mm's first call takes a reference on
+ * huge_zero_refcount and sets MMF_HUGE_ZERO_FOLIO, later ones take nothing.
+ */
+export function mmGetHugeZeroFolio(mm: Mm): number {
+  const machine = mm.machine;
+  if (mm.hugeZeroFolio) return machine.hugeZeroFolio;
+  const head = machine.getHugeZeroFolio();
+  mm.hugeZeroFolio = true;
+  return head;
+}
+
+/** mm_put_huge_zero_folio (from __mmput): drops the mm's reference if it took one. */
+export function mmPutHugeZeroFolio(mm: Mm): void {
+  if (!mm.hugeZeroFolio) return;
+  mm.hugeZeroFolio = false;
+  mm.machine.putHugeZeroFolio();
+}
+
+/** is_huge_zero_pmd for the head pfn of a present huge PMD. */
+export function isHugeZeroPfn(mm: Mm, head: number): boolean {
+  return head === mm.machine.hugeZeroFolio;
 }
 
 /**
@@ -75,6 +105,14 @@ export function splitHugePmd(
     tlbs.secondary?.invalidate(mm.id, addr, end);
   }
   const folioRmap = acct === null || acct.folioRmap;
+  if (vma.kind === "anon" && head === machine.hugeZeroFolio) {
+    // __split_huge_zero_page_pmd: the huge zero folio itself is never split, only its PMD mapping.
+    pmd[pi] = 0; // pmdp_huge_clear_flush (the flush is above)
+    const ztid = withdrawDeposit(mm, pmdId, pi, base);
+    pt.entries[ztid]!.fill(mkPte(machine.myZeroPfn(), ZERO_PTE_BITS));
+    pmd[pi] = mkPmdTable(ztid); // pmd_populate
+    return;
+  }
   if (vma.kind !== "anon") {
     pmd[pi] = 0;
     if ((e & PTE_DIRTY) !== 0) mem.folioSet(head, PG.dirty);
@@ -87,23 +125,31 @@ export function splitHugePmd(
   }
   mem.folioRefAdd(head, nr - 1);
   mem.folioAddRmapPtes(head, head, nr);
-  // pgtable_trans_huge_withdraw: every anon PMD mapping has its deposit (fault and fork both make one).
+  const tid = withdrawDeposit(mm, pmdId, pi, base);
+  const t = pt.entries[tid]!;
+  const bits = e & 0xe; // write / dirty / young
+  for (let i = 0; i < nr; i++) t[i] = mkPte(head + i, bits);
+  removePmdRmap(mem, folioRmap, head, vma.locked);
+  pmd[pi] = mkPmdTable(tid); // pmd_populate
+}
+
+/**
+ * pgtable_trans_huge_withdraw: every anon PMD mapping has its deposit (fault and fork both make one, for
+ * a THP and for the huge zero folio); installs it as a PTE table and returns the table id.
+ */
+function withdrawDeposit(mm: Mm, pmdId: number, pi: number, base: number): number {
   const d = mm.deposits[pmdId];
   if (d === null || d === undefined || d[pi] < 0) {
     throw new TeardownError(
       "INVARIANT",
       "huge-memory",
       "splitHugePmd",
-      `anon PMD at 0x${(base * machine.pageSize).toString(16)} of mm ${mm.id} has no deposited page table`,
+      `anon PMD at 0x${(base * mm.machine.pageSize).toString(16)} of mm ${mm.id} has no deposited page table`,
     );
   }
-  const tid = pt.installTable(LEVEL_PTE, d[pi]);
+  const tid = mm.pt.installTable(LEVEL_PTE, d[pi]);
   d[pi] = -1;
-  const t = pt.entries[tid]!;
-  const bits = e & 0xe; // write / dirty / young
-  for (let i = 0; i < nr; i++) t[i] = mkPte(head + i, bits);
-  removePmdRmap(mem, folioRmap, head, vma.locked);
-  pmd[pi] = mkPmdTable(tid); // pmd_populate
+  return tid;
 }
 
 /**

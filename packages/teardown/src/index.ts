@@ -47,6 +47,7 @@ export {
   PTE_YOUNG,
   ptePfn,
   pteSwapEntry,
+  ZERO_PTE_BITS,
 } from "./pte.js";
 export { TableFreeRcu } from "./rcu.js";
 export type { CpuCounters, FinalStateChecks, LayerSnapshot, TeardownReport } from "./report.js";

@@ -1,5 +1,11 @@
 // Models: the machine a process runs on — physical memory (PhysMem), swap devices (SwapSpace), the
-// CPUs with their TLBs, and the arch adapter (asm/tlb.h). Omits: NUMA placement, memcg limits.
+// CPUs with their TLBs, and the arch adapter (asm/tlb.h); the shared zero page (ZERO_PAGE /
+// my_zero_pfn) and the huge zero folio with its huge_zero_refcount (get_huge_zero_folio /
+// put_huge_zero_folio, mm/huge_memory.c of Linux v6.18, default config: not
+// CONFIG_PERSISTENT_HUGE_ZERO_FOLIO). Both are real folios, allocated the first time a read fault
+// needs them and never freed. Omits: NUMA placement, memcg limits, the huge zero folio's shrinker
+// (which would free it once only its own reference is left), per-node zero pages (MIPS / s390
+// colouring of my_zero_pfn).
 import { genericArch } from "@mmgather/arch-generic";
 import { createPhysMem, type PcpPolicy, type PhysMem, type RmapPolicy } from "@mmgather/folio";
 import { folioState } from "@mmgather/folio/internal";
@@ -106,6 +112,18 @@ export class Machine {
     this.mem.setFreeObserver(this.checker !== null || sink !== null ? this.freeObserver : null);
   }
   private readonly freeObserver: (head: number, order: number) => void;
+  /**
+   * pfn of the shared zero page (ZERO_PAGE(0), `my_zero_pfn`): -1 until a read fault first maps it
+   * (`myZeroPfn()`). It is never freed, never on an rmap, and its refcount stays the allocation's.
+   */
+  zeroPfn = -1;
+  /** Head pfn of the huge zero folio (PMD order), -1 until the first `getHugeZeroFolio()`. */
+  hugeZeroFolio = -1;
+  /**
+   * huge_zero_refcount: one per mm that took the huge zero folio (MMF_HUGE_ZERO_FOLIO) plus the
+   * shrinker's own once it exists (get_huge_zero_folio sets it to 2). The folio's page refcount is not it.
+   */
+  hugeZeroRefcount = 0;
   nextVmaId = 1;
   nextAnonVma = 1;
   private nextMmId = 1;
@@ -276,6 +294,55 @@ export class Machine {
     const i = list.findIndex((e) => e.vma === vma);
     if (i >= 0) list.splice(i, 1);
     if (list.length === 0) this.iMmap.delete(vma.mapping);
+  }
+
+  /** `my_zero_pfn`: the shared zero page, allocated (order 0) the first time it is needed. */
+  myZeroPfn(): number {
+    if (this.zeroPfn < 0) this.zeroPfn = this.allocZero(0);
+    return this.zeroPfn;
+  }
+
+  /**
+   * get_huge_zero_folio: one more reference on huge_zero_refcount; the first call allocates the PMD-order
+   * folio and sets the count to 2 (the caller's and the shrinker's). Also makes sure the small zero page
+   * exists, which a later split of a huge zero PMD fills its PTE table with.
+   */
+  getHugeZeroFolio(): number {
+    if (this.hugeZeroFolio < 0) {
+      this.myZeroPfn();
+      this.hugeZeroFolio = this.allocZero(this.geometry.pmdOrder);
+      this.hugeZeroRefcount = 2;
+      return this.hugeZeroFolio;
+    }
+    this.hugeZeroRefcount++;
+    return this.hugeZeroFolio;
+  }
+
+  /** put_huge_zero_folio: drops a reference; only the shrinker may drop the last one (BUG_ON). */
+  putHugeZeroFolio(): void {
+    if (this.hugeZeroRefcount <= 1) {
+      throw new TeardownError(
+        "INVARIANT",
+        "machine",
+        "putHugeZeroFolio",
+        `huge_zero_refcount would drop to ${this.hugeZeroRefcount - 1}: only the shrinker puts the last reference`,
+      );
+    }
+    this.hugeZeroRefcount--;
+  }
+
+  private allocZero(order: number): number {
+    try {
+      return this.mem.allocFolio(order);
+    } catch (e) {
+      throw new TeardownError(
+        "ENOMEM",
+        "machine",
+        order === 0 ? "myZeroPfn" : "getHugeZeroFolio",
+        `out of memory allocating the ${order === 0 ? "zero page" : "huge zero folio"}`,
+        { cause: e },
+      );
+    }
   }
 
   /** A new empty mm on this machine. */

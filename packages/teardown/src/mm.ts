@@ -1,7 +1,7 @@
 // Models: struct mm_struct as teardown sees it (include/linux/mm_types.h): the VMA set, the page
 // tables, rss counters (add_mm_rss_vec), mm->tlb_flush_pending via the gather's TlbMm, the split
-// PTE lock (acquisitions counted), mmap_lock's state (taken and released in mmap-lock.ts) and
-// __split_vma (mm/vma.c). Omits: the maple tree, hiwater_rss, mm_users/mm_count.
+// PTE lock (acquisitions counted), mmap_lock's state (taken and released in mmap-lock.ts), the
+// MMF_HUGE_ZERO_FOLIO flag and __split_vma (mm/vma.c). Omits: the maple tree, hiwater_rss, mm_users/mm_count.
 import type { TlbMm } from "@mmgather/mmu-gather";
 import { TeardownError } from "./errors.js";
 import { type SplitAccounting, splitHugePmdIfNeeded } from "./huge-memory.js";
@@ -26,6 +26,8 @@ export class Mm {
   readonly deposits: (Int32Array | null)[] = [];
   /** mmap_lock: 0 free, -1 held for write, n > 0 held by n readers (see mmap-lock.ts). */
   mmapLock = 0;
+  /** MMF_HUGE_ZERO_FOLIO: this mm holds a reference on the huge zero folio (mm_get_huge_zero_folio). */
+  hugeZeroFolio = false;
   /** exit_mmap has run. */
   dead = false;
 

@@ -7,6 +7,7 @@
 // under the downgraded read lock; MADV_DONTNEED looks its VMAs up and zaps under the read lock; exit
 // unmaps under the read lock and frees page tables under the write lock.
 // Zapping a VM_LOCKED VMA munlocks its folios through rmap removal (munlock_vma_folio; folio layer).
+// After exit_mmap, __mmput's mm_put_huge_zero_folio drops the mm's huge-zero reference (v6.18).
 // Omits: mmu notifiers, VM_ACCOUNT, uprobes, hugetlb, the OOM reaper, -ENOMEM for holes in a madvise
 // range (holes are skipped).
 import type {
@@ -18,6 +19,7 @@ import type {
 } from "@mmgather/mmu-gather";
 import { createGatherCounters, createMmuGather, getVariant, isGatherError } from "@mmgather/mmu-gather";
 import { TeardownError } from "./errors.js";
+import { mmPutHugeZeroFolio } from "./huge-memory.js";
 import { createMachine, type Machine } from "./machine.js";
 import type { Mm } from "./mm.js";
 import {
@@ -265,6 +267,8 @@ export function* exitMmapSteps(mm: Mm, opts: TeardownOptions, r: OpResult): OpSt
   r.walkCounters.pgdsFreed++;
   r.walkCounters.mmsFreed++;
   mm.dead = true;
+  // __mmput: mm_put_huge_zero_folio right after exit_mmap.
+  mmPutHugeZeroFolio(mm);
   if (machine.tlbs !== null) {
     for (let c = 0; c < machine.tlbs.nrCpus; c++) {
       if (machine.tlbs.cpuMm[c] === mm.id) machine.tlbs.cpuMm[c] = -1;

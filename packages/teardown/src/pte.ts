@@ -6,8 +6,9 @@
 //   0            pte_none
 //   > 0          present: pfn << PTE_PFN_SHIFT | PTE_* bits (PTE_PRESENT always set)
 //   < 0          swap entry: -(entry + 1), entry from @mmgather/swapcache swpEntry()
-// A PMD slot uses the same present encoding plus PMD_HUGE for a PMD-mapped THP; a PMD slot that
-// points to a PTE table holds (tableId + 1) << 1 (bit 0 clear, so never "present").
+// A PMD slot uses the same present encoding plus PMD_HUGE for a PMD-mapped THP (or the huge zero
+// folio); a PMD slot that points to a PTE table holds (tableId + 1) << 1 (bit 0 clear, so never
+// "present"). A zero-page PTE is a present entry whose pfn is the machine's zero page (no special bit).
 
 /** Entry maps a page. */
 export const PTE_PRESENT = 1;
@@ -23,6 +24,13 @@ export const PMD_HUGE = 16;
 export const PTE_PFN_SHIFT = 5;
 /** Largest pfn a present entry can hold (the int32 stays positive). */
 export const PTE_MAX_PFN = (1 << (31 - PTE_PFN_SHIFT)) - 1;
+
+/**
+ * Bits of a zero-page PTE (do_anonymous_page's read fault, __split_huge_zero_page_pmd): read-only,
+ * clean, accessed (x86's vm_page_prot has _PAGE_ACCESSED). Its pfn, the machine's `zeroPfn`, is what
+ * makes it special (pte_special: vm_normal_page returns NULL for it).
+ */
+export const ZERO_PTE_BITS = PTE_YOUNG;
 
 /** Present entry for `pfn` with `bits`. */
 export function mkPte(pfn: number, bits: number): number {

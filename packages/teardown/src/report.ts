@@ -1,6 +1,8 @@
 // Models: the numbers a kernel engineer would collect around one teardown (perf counters, the
 // "Bad rss-counter state" check of check_mm, /proc/vmstat deltas) as one JSON-serialisable object.
-// Omits: nothing the model counts.
+// The final-state checks leave the zero page and the huge zero folio out of rss and mapcounts (the
+// kernel never counts them) and check huge_zero_refcount: the shrinker's reference plus one per live
+// mm with MMF_HUGE_ZERO_FOLIO. Omits: nothing the model counts.
 //
 // Every counter in a report is a teardown-phase count. The gather and walk counters belong to the
 // operation already; the folio, swap and CPU layers count for the machine's whole life (the workload
@@ -223,9 +225,13 @@ export function checkFinalState(machine: Machine, exited: Mm | null): FinalState
   const tablePages = new Uint8Array(nr);
   let rssOk = true;
   let swapPtes = 0;
+  const zero = machine.zeroPfn;
+  const hugeZero = machine.hugeZeroFolio;
+  let hugeZeroUsers = 0;
   // Swap PTEs per swap entry over every live mm (a final check, not a hot path).
   const swapRefs = new Map<number, number>();
   for (const mm of machine.mms) {
+    if (mm.hugeZeroFolio) hugeZeroUsers++;
     if (mm.dead) continue;
     const pt = mm.pt;
     for (let id = 0; id < pt.entries.length; id++)
@@ -247,11 +253,13 @@ export function checkFinalState(machine: Machine, exited: Mm | null): FinalState
             swapRefs.set(entry, (swapRefs.get(entry) ?? 0) + 1);
             continue;
           }
+          if (ptePfn(e) === zero) continue; // a special PTE: no folio counted
           const h = mem.folioHead(ptePfn(e));
           mapRefs[h]++;
           count[counterOf(machine, h)]++;
         } else if (level === 1 && (e & PTE_PRESENT) !== 0) {
           const h = ptePfn(e);
+          if (h === hugeZero) continue; // the huge zero folio: no rss, no mapcount
           mapRefs[h]++;
           count[counterOf(machine, h)] += pt.span[0];
         } else if (pmdTableId(e) < 0) {
@@ -279,6 +287,15 @@ export function checkFinalState(machine: Machine, exited: Mm | null): FinalState
     const n = mem.folioNrPages(h);
     if (h !== pfn) {
       pfn++;
+      continue;
+    }
+    if (h === zero || h === hugeZero) {
+      // Allocated once per machine and never freed: the allocation's reference only.
+      if (mem.folioRef(h) !== 1) {
+        accounted = false;
+        if (problems.length < 20) problems.push(`zero folio ${h}: refcount ${mem.folioRef(h)}, expected 1`);
+      }
+      pfn += n;
       continue;
     }
     const ref = mem.folioRef(h);
@@ -324,6 +341,13 @@ export function checkFinalState(machine: Machine, exited: Mm | null): FinalState
         `${inUse} swap slots in use, only ${swapPtes} swap PTEs and ${swapCachePages} swap-cache pages`,
       );
     }
+  }
+  const hugeZeroRefs = hugeZero < 0 ? 0 : 1 + hugeZeroUsers;
+  if (machine.hugeZeroRefcount !== hugeZeroRefs) {
+    accounted = false;
+    problems.push(
+      `huge_zero_refcount ${machine.hugeZeroRefcount}, expected ${hugeZeroRefs} (the shrinker's and one per mm with MMF_HUGE_ZERO_FOLIO)`,
+    );
   }
   let invOk = true;
   try {

@@ -62,6 +62,12 @@ export interface VmaSpec {
   readonly mlock?: boolean;
   /** Fraction of pages faulted in (default 1). */
   readonly populate?: number;
+  /**
+   * Anon VMAs only: fraction of the fault-ins that are read faults (default 0). A read fault maps the
+   * shared zero page (a special PTE per page: no rss, no rmap) or, for a PMD-mapped folio's range, the
+   * huge zero folio (one PMD and a deposited table; the mm's huge-zero reference is dropped at exit).
+   */
+  readonly readFraction?: number;
   /** Split the VMA at this byte offset after fault-in (a VMA boundary through a large folio). */
   readonly splitAt?: number;
   /**
@@ -209,7 +215,17 @@ export function buildScenario(spec: ScenarioSpec): BuiltScenario {
   });
   const parent = machine.createMm();
   const vmas: Vma[] = [];
-  for (const vs of spec.vmas) {
+  for (let i = 0; i < spec.vmas.length; i++) {
+    const vs = spec.vmas[i];
+    const rf = vs.readFraction;
+    if (rf !== undefined) {
+      if (typeof rf !== "number" || !(rf >= 0 && rf <= 1))
+        fail(`vmas[${i}].readFraction must be in [0, 1], got ${String(rf)}`);
+      if (rf > 0 && vs.kind !== "anon")
+        fail(
+          `vmas[${i}].readFraction applies to anon VMAs only (a read fault of a ${vs.kind} VMA maps its page cache), got ${rf}`,
+        );
+    }
     const v = mmapVma(parent, vs.kind, vs.size);
     faultIn(
       parent,
@@ -219,6 +235,7 @@ export function buildScenario(spec: ScenarioSpec): BuiltScenario {
         pmdMapped: vs.pmdMapped,
         dirtyFraction: vs.dirtyFraction,
         populate: vs.populate,
+        readFraction: vs.readFraction,
       },
       rng,
     );

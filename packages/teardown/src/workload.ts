@@ -6,9 +6,21 @@
 // swap-out (add_to_swap, try_to_unmap, pageout, __remove_mapping), and CPU accesses that fill TLBs
 // and walk caches. Anonymous folios take the orders of THP_ORDERS_ALL_ANON (include/linux/huge_mm.h,
 // v6.8 to 7.x: every order up to PMD_ORDER except 1; alloc_anon_folio falls back past order 1 to 0);
-// page-cache folios may be order 1. Omits: readahead, khugepaged, mTHP sysfs policy, zero page, uffd, KSM.
+// page-cache folios may be order 1.
+// Read faults on anon memory (Linux v6.18): do_anonymous_page maps the shared zero page (a special
+// PTE of my_zero_pfn: no folio, no rmap, no reference, no rss, and no anon_vma — vmf_anon_prepare
+// comes after the zero-page branch), one PTE per faulted page; do_huge_pmd_anonymous_page maps the
+// huge zero folio for a PMD-mapped range (vmf_anon_prepare, pte_alloc_one + mm_get_huge_zero_folio,
+// set_huge_zero_folio: a special PMD and a deposited PTE table; no rmap, no rss). fork copies a zero
+// PTE as it is (copy_present_ptes: vm_normal_page is NULL) and a huge zero PMD with
+// mm_get_huge_zero_folio for the child and a deposit (copy_huge_pmd); vma_needs_copy skips an anon
+// VMA without an anon_vma (only zero pages: the child refaults them). mlock and reclaim never see
+// the zero pages (vm_normal_folio is NULL; they are not on the LRU).
+// Omits: readahead, khugepaged, mTHP sysfs policy, uffd, KSM, mm_forbids_zeropage (s390 KVM guests),
+// the use_zero_page sysfs switch (always on), write faults on a zero PTE or huge zero PMD (COW).
 import { PG } from "@mmgather/folio";
 import { TeardownError } from "./errors.js";
+import { mmGetHugeZeroFolio } from "./huge-memory.js";
 import type { Mm } from "./mm.js";
 import { LEVEL_PMD } from "./page-tables.js";
 import {
@@ -22,6 +34,7 @@ import {
   pmdTableId,
   ptePfn,
   pteSwapEntry,
+  ZERO_PTE_BITS,
 } from "./pte.js";
 import type { Rng } from "./rng.js";
 import type { SecondaryTlbs } from "./secondary-tlb.js";
@@ -42,6 +55,12 @@ export interface FaultOptions {
   readonly dirtyFraction?: number;
   /** Fraction of the VMA's pages to fault in (1 = all; holes otherwise). */
   readonly populate?: number;
+  /**
+   * Anon VMAs: fraction of the faults that are read faults (default 0). A read fault maps the zero page
+   * (one zero PTE per page of the folio it would have allocated) or, where a PMD-sized folio would be
+   * PMD-mapped, the huge zero folio.
+   */
+  readonly readFraction?: number;
 }
 
 function pickOrder(policy: FolioPolicy, rng: Rng): number {
@@ -80,6 +99,23 @@ export function faultIn(mm: Mm, vma: Vma, opts: FaultOptions, rng: Rng): void {
   const populate = opts.populate ?? 1;
   const dirtyFraction = opts.dirtyFraction ?? 0;
   const anon = vma.kind === "anon";
+  const readFraction = opts.readFraction ?? 0;
+  if (typeof readFraction !== "number" || !(readFraction >= 0 && readFraction <= 1)) {
+    throw new TeardownError(
+      "BAD_SPEC",
+      "workload",
+      "faultIn",
+      `readFraction must be in [0, 1], got ${String(readFraction)}`,
+    );
+  }
+  if (readFraction > 0 && !anon) {
+    throw new TeardownError(
+      "BAD_SPEC",
+      "workload",
+      "faultIn",
+      `readFraction applies to anon VMAs only (a read fault of a ${vma.kind} VMA maps its page cache)`,
+    );
+  }
   if ("order" in opts.policy) checkOrder(opts.policy.order, pmdOrder, anon);
   else for (const m of opts.policy.mix) checkOrder(m.order, pmdOrder, anon);
   let vpn = vma.start;
@@ -96,6 +132,17 @@ export function faultIn(mm: Mm, vma: Vma, opts: FaultOptions, rng: Rng): void {
     if (order === 1 && anon) order = 0;
     const nr = 1 << order;
     if (populate < 1 && rng.next() >= populate) {
+      vpn += nr;
+      continue;
+    }
+    // Drawn only when asked for, so a spec without read faults builds the same image as before.
+    if (readFraction > 0 && rng.next() < readFraction) {
+      const pmdEmpty =
+        order === pmdOrder &&
+        opts.pmdMapped === true &&
+        mm.pt.entries[mm.pt.pmdTable(vpn, true)]![mm.pt.index(vpn, LEVEL_PMD)] === 0;
+      if (pmdEmpty) mapHugeZeroPmd(mm, vma, vpn);
+      else mapZeroPtes(mm, vpn, nr);
       vpn += nr;
       continue;
     }
@@ -150,6 +197,29 @@ function mapAnonPtes(mm: Mm, vma: Vma, vpn: number, order: number): void {
   const i0 = vpn % mm.pt.geo.ptrsPerPte;
   for (let i = 0; i < nr; i++) t[i0 + i] = mkPte(head + i, PTE_WRITE | PTE_DIRTY | PTE_YOUNG);
   mm.rss[MM_ANONPAGES] += nr;
+}
+
+/** `nr` read faults at `vpn`: do_anonymous_page's zero-page branch, one special PTE each. */
+function mapZeroPtes(mm: Mm, vpn: number, nr: number): void {
+  const zero = mkPte(mm.machine.myZeroPfn(), ZERO_PTE_BITS);
+  const t = mm.pt.entries[mm.pt.pteTable(vpn, true)]!;
+  const i0 = vpn % mm.pt.geo.ptrsPerPte;
+  for (let i = 0; i < nr; i++) t[i0 + i] = zero;
+}
+
+/**
+ * A read fault of a PMD-mapped anon range (do_huge_pmd_anonymous_page → set_huge_zero_folio): the huge
+ * zero folio, read-only, by one PMD, with a deposited PTE table; no rmap, no rss.
+ */
+function mapHugeZeroPmd(mm: Mm, vma: Vma, vpn: number): void {
+  const pt = mm.pt;
+  ensureAnonVma(mm, vma); // vmf_anon_prepare runs before the zero-folio branch
+  const pmdId = pt.pmdTable(vpn, true);
+  const pi = pt.index(vpn, LEVEL_PMD);
+  const deposit = alloc(mm, 0, "faultIn"); // pte_alloc_one
+  const head = mmGetHugeZeroFolio(mm);
+  setDeposit(mm, pmdId, pi, deposit);
+  pt.entries[pmdId]![pi] = mkPte(head, ZERO_PTE_BITS) | PMD_HUGE;
 }
 
 /** The page-cache folio of `order` at file index `index`, created (clean, on the LRU) if absent. */
@@ -247,8 +317,12 @@ function setDeposit(mm: Mm, pmdId: number, index: number, pfn: number): void {
 export function mlockVma(mm: Mm, vma: Vma): void {
   vma.locked = true;
   const mem = mm.machine.mem;
+  const zero = mm.machine.zeroPfn;
+  const hugeZero = mm.machine.hugeZeroFolio;
   let last = -1;
   forEachPresent(mm, vma.start, vma.end, (pfn) => {
+    // mlock_pte_range: vm_normal_folio is NULL for the zero page, and the huge zero folio is skipped.
+    if (pfn === zero || pfn === hugeZero) return;
     const head = mem.folioHead(pfn);
     if (head === last) return;
     last = head;
@@ -290,11 +364,13 @@ export function forkMm(parent: Mm): Mm {
   const pt = parent.pt;
   const cpt = child.pt;
   const span = pt.span[0];
+  const zero = machine.zeroPfn;
   for (const v of parent.vmas) {
     const cv: Vma = { ...v, id: machine.nextVmaId++, locked: false };
     child.insertVma(cv);
-    // vma_needs_copy: shared mappings without anon pages are refaulted on demand instead.
-    if (v.shared) continue;
+    // vma_needs_copy: shared mappings without anon pages are refaulted on demand instead, and so is
+    // an anon VMA without an anon_vma (it maps nothing but the zero page).
+    if (v.shared || (v.kind === "anon" && v.anonVma < 0)) continue;
     for (let base = Math.floor(v.start / span) * span; base < v.end; base += span) {
       const pmdId = pt.pmdTable(base, false);
       if (pmdId < 0) continue;
@@ -306,8 +382,17 @@ export function forkMm(parent: Mm): Mm {
         // copy_huge_pmd returns at once for a VMA that is not anonymous (a file PMD, here the page
         // cache of a private file mapping): the child refaults it (v6.18 mm/huge_memory.c).
         if (v.kind !== "anon") continue;
-        // copy_huge_pmd: folio_get + folio_dup_anon_rmap_pmd, both write-protected, a deposit for the child.
         const head = ptePfn(e);
+        if (head === machine.hugeZeroFolio) {
+          // copy_huge_pmd, is_huge_zero_pmd: mm_get_huge_zero_folio for the child (it never allocates
+          // here), the child's deposit, both PMDs write-protected (they already are), the child's old.
+          mmGetHugeZeroFolio(child);
+          const cpmdId = cpt.pmdTable(base, true);
+          cpt.entries[cpmdId]![pi] = e & ~(PTE_WRITE | PTE_YOUNG);
+          setDeposit(child, cpmdId, pi, alloc(child, 0, "fork"));
+          continue;
+        }
+        // copy_huge_pmd: folio_get + folio_dup_anon_rmap_pmd, both write-protected, a deposit for the child.
         mem.folioRefAdd(head, 1);
         mem.folioAddRmapPmd(head);
         pmd[pi] = e & ~PTE_WRITE;
@@ -335,8 +420,15 @@ export function forkMm(parent: Mm): Mm {
           i++;
           continue;
         }
-        // copy_present_ptes: one run of consecutive pages of one folio at a time.
         const pfn = ptePfn(pte);
+        if (pfn === zero) {
+          // copy_present_ptes: vm_normal_page is NULL, so __copy_present_ptes copies the PTE alone
+          // (read-only already; the child's old): no folio, no rss.
+          ct[i] = pte & ~(PTE_WRITE | PTE_YOUNG);
+          i++;
+          continue;
+        }
+        // copy_present_ptes: one run of consecutive pages of one folio at a time.
         const head = mem.folioHead(pfn);
         const fend = head + mem.folioNrPages(head);
         let n = 1;
@@ -369,12 +461,14 @@ export function swapOut(mm: Mm, fraction: number, keepInSwapCache: boolean, rng:
   if (swap === null)
     throw new TeardownError("BAD_SPEC", "workload", "swapOut", "the machine has no swap device");
   const mem = machine.mem;
+  const zero = machine.zeroPfn;
   const heads: number[] = [];
   const vpns: number[] = [];
   for (const v of mm.vmas) {
     if (v.kind !== "anon") continue;
     forEachPresent(mm, v.start, v.end, (pfn, vpn, huge) => {
-      if (huge) return;
+      // Reclaim never sees the zero page (not on the LRU, not anon) nor a huge PMD here.
+      if (huge || pfn === zero) return;
       const head = mem.folioHead(pfn);
       if (pfn === head && mem.folioTest(head, PG.anon) && !mem.folioTest(head, PG.swapcache)) {
         if (rng.next() < fraction) {

@@ -503,6 +503,7 @@ describe("explain", () => {
     ["secondary-flush-all-overflow", "secondaryTlbUseAfterFree"],
     ["gup-fast-direct-table-free", "tableFreedUnderGupFast"],
     ["last-level-only-invalidate", "tableFreedWhileWalkable"],
+    ["huge-zero-as-thp", "negativeCount"],
   ])("--broken %s shows %s with its trail and exits 1", (name, kind) => {
     const r = runCli(["explain", "--broken", name]);
     expect(r.status).toBe(1);

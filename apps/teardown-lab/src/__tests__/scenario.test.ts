@@ -90,6 +90,16 @@ const BAD: [string, string, string][] = [
     "vmas[0].dirty: dirty applies to file and shmem VMAs",
   ],
   [
+    "read-file.json",
+    JSON.stringify({ ...ok, vmas: [{ kind: "file-private", size: "1M", readFraction: 0.5 }] }),
+    "vmas[0].readFraction: read faults map the zero page in anon VMAs only",
+  ],
+  [
+    "read-range.json",
+    JSON.stringify({ ...ok, vmas: [{ kind: "anon", size: "1M", readFraction: 2 }] }),
+    "vmas[0].readFraction: expected a number from 0 to 1; got 2",
+  ],
+  [
     "swap-file.json",
     JSON.stringify({ ...ok, vmas: [{ kind: "shmem", size: "1M", swap: 0.5 }] }),
     'vmas[0].swap: swap-out applies to anon VMAs only, this one is "shmem"',

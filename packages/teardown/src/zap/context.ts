@@ -115,6 +115,13 @@ export class ZapContext {
   readonly fs: FolioState;
   /** `PAGE_SIZE` of the arch: a PTE's virtual address is its page number × pageSize. */
   readonly pageSize: number;
+  /**
+   * The machine's zero page (-1: none exists yet, so no PTE maps it): a present PTE with this pfn is
+   * one vm_normal_page returns NULL for. One integer compare on the walk's hot path.
+   */
+  readonly zeroPfn: number;
+  /** Head pfn of the machine's huge zero folio (-1: none yet): is_huge_zero_pmd. */
+  readonly hugeZeroFolio: number;
   /** The VMA being zapped. */
   vma: Vma | null = null;
   /** The on-stack rss[] deltas of the current PTE table. */
@@ -136,6 +143,8 @@ export class ZapContext {
     this.fs = folioState(this.mem);
     this.swap = mm.machine.swap;
     this.pageSize = mm.machine.pageSize;
+    this.zeroPfn = mm.machine.zeroPfn;
+    this.hugeZeroFolio = mm.machine.hugeZeroFolio;
     this.tlb = gatherTrusted(tlb);
     this.checker = checker;
     this.trace = mm.machine.traceSink();

@@ -7,6 +7,12 @@
 // (mm/huge_memory.c, with zap_deposited_table) and the pte/pmd/pud_free_tlb hand-off of free_pgtables.
 // mark_page_accessed / folio_mark_accessed of young file PTEs are counted (markAccessedCalls), their
 // LRU effect (PG_referenced, activation) is not modelled.
+// The zero page (Linux v6.18 zap_present_ptes, and v6.5's zap_pte_range alike): vm_normal_page
+// returns NULL, so the PTE is cleared and its TLB entry recorded (ptep_get_and_clear_full,
+// tlb_remove_tlb_entry) one PTE at a time — no rss, no rmap, nothing queued; the fused fast paths stop
+// their runs at it. A huge zero PMD (zap_huge_pmd, is_huge_zero_pmd): cleared, its TLB entry recorded
+// (tlb_remove_pmd_tlb_entry comes before the branch), the deposited table freed (zap_deposited_table:
+// no DAX VMAs here), and nothing else: no rss, no rmap, no tlb_remove_page_size.
 // Omits: uffd-wp markers, device/migration/hwpoison entries,
 // need_resched breaks (they change no state), PMD-level IDTE on s390 (one IPTE stands in for it).
 import { PG } from "@mmgather/folio";
@@ -92,6 +98,18 @@ function zapSwapPte(ctx: ZapContext, t: Int32Array, i: number): void {
   ctx.swap!.freeSwapAndCache(pteSwapEntry(pte));
 }
 
+/**
+ * A zero-page PTE (vm_normal_page is NULL): ptep_get_and_clear_full and tlb_remove_tlb_entry, nothing
+ * else — no rss, no rmap, no gather entry. One zap_present_ptes call of one PTE.
+ */
+function zapZeroPte(ctx: ZapContext, t: Int32Array, i: number, addr: number): void {
+  t[i] = 0;
+  ctx.tlb.ptepGetAndClear(addr, 1);
+  ctx.tlb.tlbRemoveTlbEntry(addr);
+  ctx.counters.ptesCleared++;
+  ctx.counters.presentBatches++;
+}
+
 /** v6.5 zap_pte_range loop: one PTE, one rmap call, one gather entry at a time. */
 export function zapPtesPerPte(
   ctx: ZapContext,
@@ -109,12 +127,17 @@ export function zapPtesPerPte(
   const deferAll = ctx.deferAllRmaps;
   const fused = ctx.fused;
   const pageSize = ctx.pageSize;
+  const zero = ctx.zeroPfn;
   for (let i = from; i < to; i++) {
     const pte = t[i];
     if (pte === 0) continue;
     const addr = (base + i) * pageSize;
     if (pte > 0) {
       const pfn = ptePfn(pte);
+      if (pfn === zero) {
+        zapZeroPte(ctx, t, i, addr);
+        continue;
+      }
       if (fused) {
         const head = folioHeadTrusted(fs, pfn);
         const idx = rssIndexOf(ctx, head);
@@ -207,6 +230,7 @@ function zapOrder0Run(
   const rss = ctx.rss;
   const c = ctx.counters;
   const pfns = ctx.runPfns;
+  const zero = ctx.zeroPfn;
   let n = 0;
   let anonN = 0;
   let shmemN = 0;
@@ -221,7 +245,7 @@ function zapOrder0Run(
     if ((f & PG.anon) === 0 && (p & PTE_YOUNG) !== 0) youngFileN++;
     if (++j === to) break;
     p = t[j];
-    if (p <= 0) break;
+    if (p <= 0 || ptePfn(p) === zero) break;
     f = folioFlagsTrusted(fs, ptePfn(p));
     if (!flagsOrder0(f) || ((f & PG.anon) === 0 && (p & PTE_DIRTY) !== 0)) break;
   }
@@ -271,6 +295,7 @@ export function zapPtesFolioBatch(
   const fused = ctx.fused;
   const pageSize = ctx.pageSize;
   const swapBatch = tlb.variant.policy.walkBatchesSwapPtes;
+  const zero = ctx.zeroPfn;
   let i = from;
   while (i < to) {
     const pte = t[i];
@@ -282,6 +307,12 @@ export function zapPtesFolioBatch(
     const addr = (base + i) * pageSize;
     if (pte > 0) {
       const pfn = ptePfn(pte);
+      if (pfn === zero) {
+        // zap_present_ptes: no page, so no folio_pte_batch — one PTE per call.
+        zapZeroPte(ctx, t, i, addr);
+        i++;
+        continue;
+      }
       if (fused) {
         const f0 = folioFlagsTrusted(fs, pfn);
         if (flagsOrder0(f0) && ((f0 & PG.anon) !== 0 || (pte & PTE_DIRTY) === 0)) {
@@ -394,7 +425,20 @@ export function endPteTableDefault(ctx: ZapContext): void {
   }
 }
 
-/** zap_huge_pmd: clear the PMD, drop the rmap at once, free the deposit, queue the THP. */
+/** zap_deposited_table: pgtable_trans_huge_withdraw + pte_free of the PMD's deposited table. */
+function zapDepositedTable(ctx: ZapContext, pmdTableId: number, index: number): void {
+  const d = ctx.mm.deposits[pmdTableId];
+  if (d !== null && d !== undefined && d[index] >= 0) {
+    ctx.mem.folioPut(d[index]);
+    d[index] = -1;
+    ctx.counters.depositsFreed++;
+  }
+}
+
+/**
+ * zap_huge_pmd: clear the PMD, drop the rmap at once, free the deposit, queue the THP; a huge zero PMD
+ * only frees its deposit.
+ */
 export function zapHugePmdDefault(
   ctx: ZapContext,
   pmd: Int32Array,
@@ -413,16 +457,17 @@ export function zapHugePmdDefault(
   pmd[index] = 0;
   tlb.ptepGetAndClear(addr, 1);
   tlb.tlbRemovePmdTlbEntry(addr);
+  if (head === ctx.hugeZeroFolio) {
+    // is_huge_zero_pmd: zap_deposited_table, spin_unlock, and nothing else.
+    zapDepositedTable(ctx, pmdTableId, index);
+    if (ctx.trace !== null) ctx.trace({ type: "hugePmdZapped", mmId: mm.id, addr, pfn: head });
+    ctx.counters.hugePmdsZapped++;
+    ctx.unlock();
+    return;
+  }
   const idx = rssIndexOf(ctx, head);
   if (idx !== MM_ANONPAGES && (e & PTE_DIRTY) !== 0) mem.folioSet(head, PG.dirty);
-  if (idx === MM_ANONPAGES) {
-    const d = mm.deposits[pmdTableId];
-    if (d !== null && d !== undefined && d[index] >= 0) {
-      mem.folioPut(d[index]);
-      d[index] = -1;
-      ctx.counters.depositsFreed++;
-    }
-  }
+  if (idx === MM_ANONPAGES) zapDepositedTable(ctx, pmdTableId, index);
   mm.rss[idx] -= nr;
   removePmdRmap(mem, ctx.splitAccounting.folioRmap, head, ctx.vma?.locked === true);
   if (ctx.trace !== null) ctx.trace({ type: "hugePmdZapped", mmId: mm.id, addr, pfn: head });
