@@ -17,10 +17,12 @@ import {
   defineZapWalk,
   folioBatchWalk,
   MM_ANONPAGES,
+  MM_SWAPENTS,
   perPteWalk,
   ptePfn,
   pteSwapEntry,
   type ScenarioSpec,
+  type ZapWalk,
 } from "@mmgather/teardown";
 import { type Scenario, type ScenarioInput, validateScenario } from "./scenario.js";
 import type { VariantName } from "./spec.js";
@@ -143,6 +145,29 @@ const doubleSwapFree = defineZapWalk(folioBatchWalk, {
     },
   },
 });
+
+/**
+ * free_swap_and_cache as it was before 82b1c07a0af6 (Linux 6.9): the swap PTEs of each range are
+ * zapped with the device looked up but not pinned (no get_swap_device), then the walk goes on as usual.
+ */
+export const unpinnedSwapFree = (base: ZapWalk): ZapWalk =>
+  defineZapWalk(base, {
+    name: "swap-free-unpinned",
+    steps: {
+      zapPtes(ctx, t, vbase, from, to) {
+        for (let i = from; i < to; i++) {
+          if (t[i] >= 0) continue;
+          const entry = pteSwapEntry(t[i]);
+          t[i] = 0;
+          ctx.rss[MM_SWAPENTS]--;
+          ctx.counters.swapPtesCleared++;
+          ctx.counters.swapBatches++;
+          ctx.swap?.freeSwapAndCacheNr(entry, 1, { pinDevice: false });
+        }
+        return base.steps.zapPtes(ctx, t, vbase, from, to);
+      },
+    },
+  });
 
 /** The PTE loop stops one entry short of the end of each range (an off-by-one in the end address). */
 const pteLeftBehind = defineZapWalk(folioBatchWalk, {
@@ -396,6 +421,30 @@ export const BROKEN: Readonly<Record<string, BrokenCase>> = {
       concurrentOp: { kind: "writeback", vma: 0 },
     }),
     override: { variant: delayedRmapIgnored },
+  },
+  "swap-free-unpinned": {
+    change:
+      "free_swap_and_cache drops a zapped swap PTE's count without pinning the device (no get_swap_device), " +
+      "as before 82b1c07a0af6, while swapoff runs on another CPU",
+    expect: "swapDeviceUseAfterFree",
+    consequence:
+      "swapoff's try_to_unuse cannot see the VMA munmap detached; it waits for inuse_pages to reach 0. The zap " +
+      "drops the last swap count, swapoff frees the slot's swap cache, finds the device empty and frees swap_map — " +
+      "then free_swap_and_cache reads swap_map again (swap_page_trans_huge_swapped, __try_to_reclaim_swap): " +
+      "a use-after-free of the swap device's memory.",
+    realOrder:
+      "since Linux 6.9 free_swap_and_cache_nr holds get_swap_device for the whole call: swapoff's " +
+      "percpu_ref_kill waits (wait_for_completion) until put_swap_device, so swap_map outlives every reader.",
+    base: "encoded-nr-pages",
+    seeds: [2, 7, 11, 14],
+    scenario: withSeed({
+      name: "swap-free-unpinned",
+      cpus: 2,
+      vmas: [{ name: "heap", kind: "anon", size: "4M", swap: 1, keepInSwapCache: true }],
+      op: { kind: "munmap", vma: 0 },
+      concurrentOp: { kind: "swapoff" },
+    }),
+    override: { walk: unpinnedSwapFree(folioBatchWalk) },
   },
   "rmap-after-unlock": {
     change: "the walk drops the page-table lock before tlb_flush_rmaps removes the delayed rmaps",

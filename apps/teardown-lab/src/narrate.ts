@@ -125,6 +125,10 @@ export function describeEvent(e: TrailEvent, flushed?: boolean): string {
         : `zap_pte_range flushes at the end of this PTE table: a dirty shared file page's rmap was delayed and must be removed after the TLB flush, before the lock is dropped (thread ${e.thread})`;
     case "pageFreed":
       return `pfn ${e.pfn} (${pages(e.nr)}) goes back to the page allocator`;
+    case "swapoffProgress":
+      return e.stage === "waiting"
+        ? `swapoff (another CPU): try_to_unuse swapped in every entry it could find; it waits for the ${e.device === 0 ? "" : `device ${e.device}'s `}slots the teardown still holds`
+        : `swapoff (another CPU): inuse_pages is 0 and nothing pins the device — percpu_ref_kill, then swap_map is freed`;
     case "folioWrittenBack":
       return e.cleanedPtes > 0
         ? `writeback (thread ${e.thread}): folio_mkclean write-protects and flushes ${e.cleanedPtes} mapping${e.cleanedPtes === 1 ? "" : "s"} of the dirty folio at pfn ${e.pfn}, then cleans it and writes its ${pages(e.nr)} to disk`

@@ -65,9 +65,10 @@ export const VMA_KINDS = ["anon", "file-shared", "file-private", "shmem"] as con
 export const OPS = ["exit", "munmap", "dontneed"] as const;
 /**
  * What a second thread may run concurrently: munmap / dontneed of the same mm (not next to exit, which
- * takes the whole mm), or writeback of a file VMA's dirty page cache (a flusher thread, next to any op).
+ * takes the whole mm), writeback of a file VMA's dirty page cache (a flusher thread), or swapoff of the
+ * swap device (both next to any op).
  */
-export const CONCURRENT_OPS = ["munmap", "dontneed", "writeback"] as const;
+export const CONCURRENT_OPS = ["munmap", "dontneed", "writeback", "swapoff"] as const;
 
 const Bool = z.boolean({ error: "expected true or false" });
 
@@ -264,7 +265,15 @@ export const ScenarioSchema = z
         });
       }
       if (s.concurrentOp.kind === "writeback") checkRange(s.concurrentOp, s.vmas, "concurrentOp", ctx);
-      else if (s.op.kind === "exit") {
+      else if (s.concurrentOp.kind === "swapoff") {
+        if (s.swap === 0 || (s.swap === undefined && !s.vmas.some((v) => v.swap > 0)))
+          ctx.addIssue({
+            code: "custom",
+            path: ["concurrentOp", "kind"],
+            input: s.concurrentOp.kind,
+            message: "swapoff needs a swap device: give swap, or a VMA that swaps pages out",
+          });
+      } else if (s.op.kind === "exit") {
         ctx.addIssue({
           code: "custom",
           path: ["concurrentOp"],

@@ -32,7 +32,9 @@ export type SwapErrorCode =
   /** Deleting from the swap cache would drop the folio's last reference; the caller must hold one. */
   | "NO_CALLER_REF"
   /** checkInvariants found a broken rule. */
-  | "INVARIANT";
+  | "INVARIANT"
+  /** The device's swap_map was freed by swapoff and is read again (a use-after-free). */
+  | "DEVICE_FREED";
 
 /** The one error class of @mmgather/swapcache. */
 export class SwapError extends MmgatherError<SwapErrorCode> {

@@ -8,7 +8,7 @@ import type { PhysMem } from "@mmgather/folio";
 import type { SwapCounters } from "./counters.js";
 import { SWAP_HAS_CACHE, SWP_OFFSET_BITS, SWP_OFFSET_MASK } from "./entry.js";
 import { SwapError } from "./errors.js";
-import type { SwapDevice } from "./swap-device.js";
+import { SWAP_FREED, type SwapDevice } from "./swap-device.js";
 
 /** Everything the swap model mutates: the devices, the exact counters, and the folio layer it calls. */
 export interface SwapState {
@@ -20,6 +20,12 @@ export interface SwapState {
   readonly totalUsable: number;
   /** Exact work counters. */
   readonly counters: SwapCounters;
+  /**
+   * Another CPU's chance to run inside free_swap_and_cache_nr, between dropping the swap counts and
+   * reading swap_map again (a swapoff running in parallel with the zap's page-table-lock section), or
+   * null. Called with the device type.
+   */
+  parallelWindow: ((type: number) => void) | null;
 }
 
 /** Swap count bits of a swap_map byte (everything but SWAP_HAS_CACHE). */
@@ -69,6 +75,14 @@ export function swapDevice(
   }
   if (off === 0) {
     throw new SwapError("BAD_ENTRY", module, method, `entry ${entry}: offset 0 is device ${t}'s header`);
+  }
+  if (d.swapoffState === SWAP_FREED) {
+    throw new SwapError(
+      "DEVICE_FREED",
+      module,
+      method,
+      `entry ${entry}: swapoff already freed device ${t}'s swap_map (nothing pinned it with get_swap_device)`,
+    );
   }
   if (off + nr > d.nrSlots) {
     throw new SwapError(

@@ -5,6 +5,15 @@
 
 import { SWAP_MAP_BAD, SWAPFILE_CLUSTER } from "./entry.js";
 
+/** The device takes new allocations (SWP_WRITEOK). */
+export const SWAP_ON = 0;
+/** swapoff cleared SWP_WRITEOK and runs try_to_unuse: no new allocations, entries still usable. */
+export const SWAP_UNUSING = 1;
+/** percpu_ref_kill(&si->users): get_swap_device fails; swapoff waits for the holders to put. */
+export const SWAP_KILLED = 2;
+/** swapoff freed swap_map and the swap cache: any access now reads freed memory. */
+export const SWAP_FREED = 3;
+
 /** One swap device: struct-of-arrays state, one byte + one int32 per slot, one uint16 per cluster. */
 export class SwapDevice {
   /** Device index: the type field of its swap entries. */
@@ -21,6 +30,13 @@ export class SwapDevice {
   readonly clusterFree: Uint16Array;
   /** Free usable slots on this device. */
   nrFree: number;
+  /**
+   * swapoff's progress on this device (`SWAP_ON` … `SWAP_FREED`): SWP_WRITEOK cleared, then `si->users`
+   * killed, then swap_map freed.
+   */
+  swapoffState = 0;
+  /** `si->users` references held (get_swap_device / put_swap_device). */
+  users = 0;
   /** Cluster where the next allocation scan starts (cluster_next). */
   private nextCluster = 0;
   /** Offset inside nextCluster where the next scan starts. */

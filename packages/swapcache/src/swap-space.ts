@@ -18,14 +18,20 @@ import {
   swapCacheGetFolio,
 } from "./swap-state.js";
 import {
+  deviceOf,
   folioAllocSwap,
   folioFreeSwapLocked,
   folioSwapped,
   freeSwapAndCacheNr,
+  getSwapDevice,
+  putSwapDevice,
   swapCount,
   swapDuplicate,
   swapFree,
   swapMapValue,
+  swapoffFreeCached,
+  swapoffStart,
+  swapoffTryFinish,
 } from "./swapfile.js";
 
 /** Configuration of {@link createSwapSpace}: one record per swap device, tried in this order. */
@@ -74,7 +80,7 @@ export class SwapSpace {
       total += n - 1;
     }
     this.counters = createSwapCounters();
-    this.s = { mem, devs, totalUsable: total, counters: this.counters };
+    this.s = { mem, devs, totalUsable: total, counters: this.counters, parallelWindow: null };
   }
 
   // ---------------------------------------------------------------- readers
@@ -183,7 +189,7 @@ export class SwapSpace {
    * single form this wrapper).
    */
   freeSwapAndCache(entry: number): void {
-    freeSwapAndCacheNr(this.s, entry, 1, "freeSwapAndCache");
+    freeSwapAndCacheNr(this.s, entry, 1, "freeSwapAndCache", true);
   }
 
   /**
@@ -192,8 +198,61 @@ export class SwapSpace {
    * left holding nothing but SWAP_HAS_CACHE, walks the run once per folio calling __try_to_reclaim_swap
    * (lookup, trylock, free if unmapped or swap is full, drop the lookup reference).
    */
-  freeSwapAndCacheNr(entry: number, nr: number): void {
-    freeSwapAndCacheNr(this.s, entry, nr, "freeSwapAndCacheNr");
+  freeSwapAndCacheNr(entry: number, nr: number, opts: FreeSwapOptions = {}): void {
+    freeSwapAndCacheNr(this.s, entry, nr, "freeSwapAndCacheNr", opts.pinDevice ?? true);
+  }
+
+  // ---------------------------------------------------------------- swapoff
+
+  /** get_swap_device(): pins the device of `entry` (`si->users`); false once swapoff killed the ref. */
+  getSwapDevice(entry: number): boolean {
+    return getSwapDevice(this.s, entry);
+  }
+
+  /** put_swap_device(): drops a pin taken by getSwapDevice. */
+  putSwapDevice(entry: number): void {
+    putSwapDevice(this.s, entry);
+  }
+
+  /** Slots of device `type` in use (`si->inuse_pages`): a swap count or SWAP_HAS_CACHE. */
+  inusePages(type: number): number {
+    const d = deviceOf(this.s, type, "inusePages");
+    return d.nrUsable - d.nrFree;
+  }
+
+  /** swapoff's state of device `type`: SWAP_ON, SWAP_UNUSING, SWAP_KILLED or SWAP_FREED. */
+  swapoffState(type: number): number {
+    return deviceOf(this.s, type, "swapoffState").swapoffState;
+  }
+
+  /** swapoff: clears SWP_WRITEOK (no new allocations on the device) before try_to_unuse. */
+  swapoffStart(type: number): void {
+    swapoffStart(this.s, type);
+  }
+
+  /**
+   * try_to_unuse's last loop: every slot of `type` left holding only SWAP_HAS_CACHE has its folio freed
+   * from the swap cache (folio_free_swap, when the folio lock is free and it is not under writeback).
+   * Returns how many folios left the cache.
+   */
+  swapoffFreeCached(type: number): number {
+    return swapoffFreeCached(this.s, type);
+  }
+
+  /**
+   * The end of swapoff once `inuse_pages` is 0: percpu_ref_kill(&si->users), then — when no
+   * get_swap_device pin is left — free swap_map. Returns true when the device is gone.
+   */
+  swapoffTryFinish(type: number): boolean {
+    return swapoffTryFinish(this.s, type);
+  }
+
+  /**
+   * The hook a parallel swapoff uses to run inside free_swap_and_cache_nr, between the count drop and
+   * the swap_map read after it (null: none).
+   */
+  setParallelWindow(fn: ((type: number) => void) | null): void {
+    this.s.parallelWindow = fn;
   }
 
   // ---------------------------------------------------------------- leaving the swap cache
@@ -256,6 +315,16 @@ export class SwapSpace {
   stateBytes(): number {
     return swapStateBytes(this.s);
   }
+}
+
+/** Options of `freeSwapAndCacheNr`. */
+export interface FreeSwapOptions {
+  /**
+   * Hold the device with get_swap_device for the whole call (default true, as since 82b1c07a0af6 in
+   * v6.9); false is the code before it, which looked the device up with _swap_info_get and held nothing,
+   * so a swapoff finishing in parallel could free swap_map under it.
+   */
+  readonly pinDevice?: boolean;
 }
 
 /** Creates a swap space over `mem` with the given devices (swapon of each, in order). */

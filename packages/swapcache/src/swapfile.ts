@@ -19,7 +19,7 @@ import {
   swapDevice,
   vmSwapFull,
 } from "./state.js";
-import type { SwapDevice } from "./swap-device.js";
+import { SWAP_FREED, SWAP_KILLED, SWAP_ON, SWAP_UNUSING, type SwapDevice } from "./swap-device.js";
 import {
   addToSwapCacheLocked,
   checkCallerRef,
@@ -62,7 +62,8 @@ export function folioAllocSwap(s: SwapState, head: number): number {
   const c = s.counters;
   for (let t = 0; t < s.devs.length; t++) {
     const d = s.devs[t]!;
-    if (d.nrFree < nr) continue;
+    // get_swap_pages takes only devices on the avail list (SWP_WRITEOK: not being swapped off).
+    if (d.nrFree < nr || d.swapoffState !== SWAP_ON) continue;
     c.deviceLocks++;
     const off = d.findFreeRange(nr);
     if (off === 0) continue;
@@ -171,10 +172,38 @@ export function swapFree(s: SwapState, entry: number, nr: number): void {
  * left holding nothing but SWAP_HAS_CACHE, walks the run once per folio calling __try_to_reclaim_swap.
  * `method` names the caller's entry point (free_swap_and_cache is the nr = 1 wrapper since v6.10).
  */
-export function freeSwapAndCacheNr(s: SwapState, entry: number, nr: number, method: string): void {
+export function freeSwapAndCacheNr(
+  s: SwapState,
+  entry: number,
+  nr: number,
+  method: string,
+  pin: boolean,
+): void {
   const d = swapDevice(s, entry, nr, MODULE, method);
+  // get_swap_device: the PTE being zapped holds a swap count, so swapoff cannot have killed si->users.
+  if (pin) d.users++;
+  try {
+    freeEntriesAndCache(s, d, entry, nr, method);
+  } finally {
+    if (pin) d.users--;
+  }
+}
+
+function freeEntriesAndCache(s: SwapState, d: SwapDevice, entry: number, nr: number, method: string): void {
   const off = entry & SWP_OFFSET_MASK;
-  if (!swapEntriesPut(s, d, off, nr, method)) return;
+  const onlyCache = swapEntriesPut(s, d, off, nr, method);
+  // Another CPU may run swapoff right here: it can free a slot left with only its cache, and with
+  // inuse_pages at 0 and no pin on si->users, free swap_map itself.
+  if (s.parallelWindow !== null) s.parallelWindow(d.type);
+  if (!onlyCache) return;
+  if (d.swapoffState === SWAP_FREED) {
+    throw new SwapError(
+      "DEVICE_FREED",
+      MODULE,
+      method,
+      `slot ${d.type}:${off} was left with only its swap-cache bit, and swapoff freed device ${d.type}'s swap_map before this call read it again (no get_swap_device pin)`,
+    );
+  }
   const map = d.map;
   const end = off + nr;
   for (let o = off; o < end; ) {
@@ -325,4 +354,75 @@ export function putSwapFolio(s: SwapState, d: SwapDevice, off: number, nr: numbe
       }
     }
   }
+}
+
+/** Device `type`, checked. */
+export function deviceOf(s: SwapState, type: number, method: string): SwapDevice {
+  const d = Number.isInteger(type) ? s.devs[type] : undefined;
+  if (d === undefined)
+    throw new SwapError("EINVAL", MODULE, method, `no swap device of type ${String(type)}`);
+  return d;
+}
+
+/** get_swap_device(): pins the device of `entry`; false once swapoff has killed `si->users`. */
+export function getSwapDevice(s: SwapState, entry: number): boolean {
+  const d = swapDevice(s, entry, 1, MODULE, "getSwapDevice");
+  if (d.swapoffState >= SWAP_KILLED) return false;
+  d.users++;
+  return true;
+}
+
+/** put_swap_device(). */
+export function putSwapDevice(s: SwapState, entry: number): void {
+  const d = s.devs[entry >>> SWP_OFFSET_BITS];
+  if (d === undefined || d.users === 0) {
+    throw new SwapError("EINVAL", MODULE, "putSwapDevice", `entry ${entry}: its device is not pinned`);
+  }
+  d.users--;
+}
+
+/** swapoff: SWP_WRITEOK cleared (del_from_avail_list): no allocation takes the device any more. */
+export function swapoffStart(s: SwapState, type: number): void {
+  const d = deviceOf(s, type, "swapoffStart");
+  if (d.swapoffState !== SWAP_ON) {
+    throw new SwapError("EINVAL", MODULE, "swapoffStart", `device ${type} is already being swapped off`);
+  }
+  d.swapoffState = SWAP_UNUSING;
+}
+
+/**
+ * try_to_unuse's last loop over the swap cache: each slot of `type` holding only SWAP_HAS_CACHE gets
+ * its folio locked (trylock) and freed from the swap cache when folio_free_swap allows it.
+ */
+export function swapoffFreeCached(s: SwapState, type: number): number {
+  const d = deviceOf(s, type, "swapoffFreeCached");
+  if (d.swapoffState !== SWAP_UNUSING) return 0;
+  const mem = s.mem;
+  const map = d.map;
+  let n = 0;
+  for (let o = 1; o < d.nrSlots; o++) {
+    if (map[o] !== SWAP_HAS_CACHE) continue;
+    const h = d.cache[o]!;
+    if (h < 0 || mem.folioTest(h, PG.locked)) continue;
+    mem.folioGet(h);
+    mem.folioSet(h, PG.locked);
+    if (folioFreeSwapLocked(s, h)) n++;
+    mem.folioClear(h, PG.locked);
+    mem.folioPut(h);
+  }
+  return n;
+}
+
+/**
+ * The end of swapoff: with inuse_pages at 0, percpu_ref_kill(&si->users); once no pin is left
+ * (wait_for_completion), swap_map is freed. Returns true when the device is gone.
+ */
+export function swapoffTryFinish(s: SwapState, type: number): boolean {
+  const d = deviceOf(s, type, "swapoffTryFinish");
+  if (d.swapoffState === SWAP_FREED) return true;
+  if (d.swapoffState === SWAP_ON || d.nrFree !== d.nrUsable) return false;
+  d.swapoffState = SWAP_KILLED;
+  if (d.users > 0) return false;
+  d.swapoffState = SWAP_FREED;
+  return true;
 }

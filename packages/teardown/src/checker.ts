@@ -31,7 +31,8 @@ export type ViolationKind =
   | "modelGuard"
   | "mapcountExceedsRefcount"
   | "negativeCount"
-  | "cleanedWhileWritable";
+  | "cleanedWhileWritable"
+  | "swapDeviceUseAfterFree";
 
 /** Why zap_pte_range set force_flush: the gather filled, or a dirty shared file page delayed its rmap. */
 export type WalkForcedFlushReason = "batchFull" | "dirtyShared";
@@ -92,6 +93,16 @@ export type TeardownEvent =
       readonly nr: number;
       readonly cleanedPtes: number;
       readonly thread: number;
+    }
+  | {
+      /**
+       * swapoff of swap device `device` reached `stage`: "waiting" — try_to_unuse made a pass and waits
+       * for inuse_pages to drop (entries only the teardown still holds); "swapMapFreed" — every pin was
+       * put and swap_map is freed.
+       */
+      readonly type: "swapoffProgress";
+      readonly device: number;
+      readonly stage: "waiting" | "swapMapFreed";
     }
   | {
       readonly type: "tlbInvalidated";

@@ -57,6 +57,7 @@ export { createRng } from "./rng.js";
 export type { BuiltScenario, ConcurrentOpSpec, OpSpec, ScenarioSpec, VmaSpec } from "./scenario.js";
 export { buildScenario, interleave, runBuilt, runScenario } from "./scenario.js";
 export { SecondaryTlbs } from "./secondary-tlb.js";
+export type { SwapoffCounters } from "./swapoff.js";
 export type { Vma, VmaKind } from "./vma.js";
 export { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, NR_MM_COUNTERS } from "./vma.js";
 export type { FaultOptions, FolioPolicy } from "./workload.js";

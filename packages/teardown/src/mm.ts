@@ -30,6 +30,8 @@ export class Mm {
   hugeZeroFolio = false;
   /** exit_mmap has run. */
   dead = false;
+  /** mm_users reached 0 and exit_mmap has started (mmget_not_zero fails from now on). */
+  exiting = false;
 
   constructor(id: number, machine: Machine, tlbMm: TlbMm) {
     this.id = id;

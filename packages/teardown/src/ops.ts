@@ -226,6 +226,7 @@ function removeVmas(c: WalkCounters, vmas: readonly Vma[]): void {
 /** exit_mmap as a generator. */
 export function* exitMmapSteps(mm: Mm, opts: TeardownOptions, r: OpResult): OpSteps {
   checkLive(mm, "exitMmap");
+  mm.exiting = true;
   const machine = mm.machine;
   const checker = machine.checker;
   const trace = machine.traceSink();

@@ -18,6 +18,7 @@ import type { Machine } from "./machine.js";
 import type { Mm } from "./mm.js";
 import type { OpResult } from "./ops.js";
 import { PTE_PRESENT, pmdTableId, ptePfn, pteSwapEntry } from "./pte.js";
+import type { SwapoffCounters } from "./swapoff.js";
 import type { WritebackCounters } from "./writeback.js";
 import type { WalkCounters } from "./zap/context.js";
 
@@ -105,6 +106,11 @@ export interface TeardownReport {
    * are its own: `counters.cpu` and the estimate leave them out.
    */
   readonly writeback: WritebackCounters | null;
+  /**
+   * What a concurrent swapoff did (`concurrentOp.kind` "swapoff"), or null. Its swap-ins and swap-cache
+   * frees are part of `counters.folio` and `counters.swap` (they share those layers with the teardown).
+   */
+  readonly swapoff: SwapoffCounters | null;
   /** Model bytes of the machine (memory, swap, tables, CPUs) at the start of the teardown. */
   readonly stateBytes: number;
   /** `stateBytes` divided by the pages mapped when the teardown started (0 if none). */
@@ -388,6 +394,7 @@ export function buildReport(
   before: LayerSnapshot,
   cost: CostProfile,
   writeback: WritebackCounters | null = null,
+  swapoff: SwapoffCounters | null = null,
 ): TeardownReport {
   const g = r.gather;
   const w = r.walkCounters;
@@ -433,6 +440,7 @@ export function buildReport(
     finalState: checkFinalState(machine, r.op === "exit" ? mm : null),
     simWallNs,
     writeback: writeback === null ? null : { ...writeback },
+    swapoff: swapoff === null ? null : { ...swapoff },
     stateBytes,
     stateBytesPerMappedPage: mappedPages > 0 ? stateBytes / mappedPages : 0,
   };

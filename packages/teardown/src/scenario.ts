@@ -21,6 +21,7 @@ import {
 } from "./ops.js";
 import { buildReport, type LayerSnapshot, snapshotLayers, type TeardownReport } from "./report.js";
 import { createRng, type Rng } from "./rng.js";
+import { createSwapoffCounters, type SwapoffCounters, swapoffSteps } from "./swapoff.js";
 import type { Vma, VmaKind } from "./vma.js";
 import {
   bindDevice,
@@ -96,8 +97,8 @@ export interface OpSpec {
  * folios, see writeback.ts).
  */
 export interface ConcurrentOpSpec extends Omit<OpSpec, "kind"> {
-  /** munmap, madvise or writeback ("exit" is refused: it takes the whole mm). */
-  readonly kind: TeardownOp | "writeback";
+  /** munmap, madvise, writeback or swapoff ("exit" is refused: it takes the whole mm). */
+  readonly kind: TeardownOp | "writeback" | "swapoff";
 }
 
 /** A whole experiment. */
@@ -164,8 +165,8 @@ export interface ScenarioSpec {
   /** The operation. */
   readonly op: OpSpec;
   /**
-   * A second thread, run concurrently with `op` on another CPU: munmap / madvise of the target mm, or
-   * writeback of a file VMA's pages (also next to `exit`).
+   * A second thread, run concurrently with `op` on another CPU: munmap / madvise of the target mm,
+   * writeback of a file VMA's pages, or swapoff of the swap device (both also next to `exit`).
    */
   readonly concurrentOp?: ConcurrentOpSpec;
   /** Batch-page allocation outcomes. */
@@ -388,11 +389,16 @@ function runOps(
   const a = startOp(target, spec.op.kind, s0, l0, { ...opts, thread: 0 });
   let result: OpResult = a.result;
   let writeback: WritebackCounters | null = null;
+  let swapoff: SwapoffCounters | null = null;
   try {
     if (spec.concurrentOp === undefined) {
       for (let s = a.steps.next(); s.done !== true; s = a.steps.next()) {
         /* run */
       }
+    } else if (spec.concurrentOp.kind === "swapoff") {
+      const so = createSwapoffCounters();
+      swapoff = so;
+      schedule([a.steps, swapoffSteps(machine, so)]);
     } else if (spec.concurrentOp.kind === "writeback") {
       const wb = createWritebackCounters();
       writeback = wb;
@@ -401,7 +407,7 @@ function runOps(
       const kind = spec.concurrentOp.kind as string;
       if (spec.op.kind === "exit" || kind === "exit") fail("exit cannot run concurrently");
       if (kind !== "munmap" && kind !== "madvise")
-        fail(`concurrentOp.kind must be munmap, madvise or writeback, got "${kind}"`);
+        fail(`concurrentOp.kind must be munmap, madvise, writeback or swapoff, got "${kind}"`);
       const [s1, l1] = opRange(b, spec, spec.concurrentOp);
       const c = startOp(target, spec.concurrentOp.kind, s1, l1, { ...opts, thread: 1 });
       schedule([a.steps, c.steps]);
@@ -423,7 +429,9 @@ function runOps(
         ? "mapcountExceedsRefcount"
         : code === "REFCOUNT_UNDERFLOW" || code === "MAPCOUNT_UNDERFLOW"
           ? "negativeCount"
-          : "modelGuard";
+          : code === "DEVICE_FREED"
+            ? "swapDeviceUseAfterFree"
+            : "modelGuard";
     checker.report(kind, e.message, -1, -1);
   }
   const simWallNs = Math.round((performance.now() - t0) * 1e6);
@@ -441,6 +449,7 @@ function runOps(
     layers0,
     spec.costProfile ?? machine.arch.cost,
     writeback,
+    swapoff,
   );
 }
 

@@ -490,6 +490,7 @@ describe("explain", () => {
     ["free-before-flush", "useAfterFree"],
     ["delayed-rmap-ignored", "dirtyRmapBeforeFlush"],
     ["delayed-rmap-ignored-writeback", "cleanedWhileWritable"],
+    ["swap-free-unpinned", "swapDeviceUseAfterFree"],
     ["rmap-after-unlock", "rmapOutsidePtl"],
     ["table-freed-early", "tableFreedWhileWalkable"],
     ["nested-flush-ignored", "staleTlbAfterReturn"],
