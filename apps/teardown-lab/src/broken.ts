@@ -216,6 +216,31 @@ const hugeZeroAsThp = defineZapWalk(folioBatchWalk, {
   },
 });
 
+/**
+ * zap_present_ptes for a special PTE of a VM_PFNMAP VMA without tlb_remove_tlb_entry: the PTE is cleared,
+ * but the gather's range never grows to cover it (cleared_ptes stays 0), so neither tlb_end_vma nor
+ * tlb_finish_mmu flushes it. Other VMAs go through the design's own walk.
+ */
+const pfnmapNoTlbEntry = defineZapWalk(folioBatchWalk, {
+  name: "pfnmap-no-tlb-entry",
+  steps: {
+    zapPtes(ctx, t, base, from, to) {
+      if (!ctx.noNormalPages) {
+        const own = ctx.tlb.variant.policy.walkBatchesFolioPtes ? folioBatchWalk : perPteWalk;
+        return own.steps.zapPtes(ctx, t, base, from, to);
+      }
+      for (let i = from; i < to; i++) {
+        if (t[i] <= 0) continue;
+        t[i] = 0;
+        ctx.tlb.ptepGetAndClear((base + i) * ctx.pageSize, 1);
+        ctx.counters.ptesCleared++;
+        ctx.counters.presentBatches++;
+      }
+      return to;
+    },
+  },
+});
+
 const nestedFlushIgnored = defineVariant(encodedNrPages, {
   name: "nested-flush-ignored",
   steps: {
@@ -756,6 +781,36 @@ export const BROKEN: Readonly<Record<string, BrokenCase>> = {
       op: { kind: "munmap", vma: 0 },
     }),
     override: { walk: hugeZeroAsThp },
+  },
+  "pfnmap-no-tlb-entry": {
+    change:
+      "zap_present_ptes clears the special PTEs of a VM_PFNMAP VMA (a driver's remap_pfn_range of device " +
+      "memory) without tlb_remove_tlb_entry: vm_normal_page is NULL, and the walk treats 'no page' as 'nothing " +
+      "to flush'",
+    expect: "staleTlbAfterReturn",
+    consequence:
+      "the gather's range never covers the cleared PTEs, so tlb_end_vma and tlb_finish_mmu find nothing to " +
+      "flush: munmap returns while another CPU still translates the old addresses to the device's pfns. No " +
+      "refcount or rmap stands behind device memory to delay anything: when the driver then revokes and frees " +
+      "it (unmap_mapping_range finds the PTEs already gone and has nothing to flush either) and hands it to " +
+      "another process or reprograms the BAR, the stale entry reads and writes someone else's device memory " +
+      "(checked as deviceMemoryUseAfterRevoke against a concurrent revoke). Special PTEs left out of the flush " +
+      "range are a recurring class: the VM_PFNMAP munmap vs unmap_mapping_range race (b67fbebd4cf9, 2022) " +
+      "and its v6.15 rework into free_pgtables.",
+    realOrder:
+      "v6.18 zap_present_ptes treats a PTE without a normal page exactly like any other for the TLB: " +
+      "ptep_get_and_clear_full, then tlb_remove_tlb_entry, which adds the page to the flush range; only the " +
+      "rss, rmap and page-freeing steps are skipped. tlb_flush_mmu_pfnmap flushes a VM_PFNMAP VMA's range " +
+      "before free_pgtables unlinks it from the file's i_mmap.",
+    base: "encoded-nr-pages",
+    seeds: [1],
+    scenario: mk({
+      name: "pfnmap-no-tlb-entry",
+      cpus: 2,
+      vmas: [{ name: "bar", kind: "pfnmap", size: "64K" }],
+      op: { kind: "munmap", vma: 0 },
+    }),
+    override: { walk: pfnmapNoTlbEntry },
   },
   "nested-flush-ignored": {
     change:

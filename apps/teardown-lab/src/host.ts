@@ -24,6 +24,7 @@ import {
 } from "./calibrate.js";
 import type { Scenario } from "./scenario.js";
 import { formatSize, parseSize } from "./size.js";
+import { SpecError } from "./spec.js";
 
 /** The model's scenario for each measured operation (preset, operation, written fraction). */
 export const MODEL_OF: Readonly<
@@ -287,6 +288,10 @@ export function replayOf(s: Scenario): {
   const expect: { folio: string; present: number }[] = [];
   const mappings: MappingSpec[] = s.vmas.map((v, i) => {
     const name = v.name ?? `vmas[${i}]`;
+    if (v.kind === "pfnmap")
+      throw new SpecError(
+        `${name}: a pfnmap VMA maps a driver's device memory (remap_pfn_range): the host replay has no such device`,
+      );
     let bytes = v.folio as number | Record<string, number>;
     if (typeof bytes !== "number") {
       // A mix: the replay asks for the size that covers most memory (weight × size).

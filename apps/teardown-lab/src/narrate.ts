@@ -36,6 +36,7 @@ const WHY: Record<string, string> = {
   tableFree: "before page-table pages are freed (tlb_table_invalidate)",
   nested: "tlb_finish_mmu's nested-flush rule: the whole mm",
   finish: "tlb_finish_mmu",
+  pfnmap: "a VM_PFNMAP VMA leaves the file's i_mmap (tlb_flush_mmu_pfnmap in free_pgtables)",
 };
 
 /** What let a lockless walk end before a table it read could go. */

@@ -61,14 +61,16 @@ const FolioPolicy = z.union([
     }),
 ]);
 
-export const VMA_KINDS = ["anon", "file-shared", "file-private", "shmem"] as const;
+/** Mapping kinds; "pfnmap" is a driver's remap_pfn_range of device memory (VM_PFNMAP, shared). */
+export const VMA_KINDS = ["anon", "file-shared", "file-private", "shmem", "pfnmap"] as const;
 export const OPS = ["exit", "munmap", "dontneed"] as const;
 /**
  * What a second thread may run concurrently: munmap / dontneed of the same mm (not next to exit, which
- * takes the whole mm), writeback of a file VMA's dirty page cache (a flusher thread), or swapoff of the
- * swap device (both next to any op).
+ * takes the whole mm), writeback of a file VMA's dirty page cache (a flusher thread), swapoff of the
+ * swap device, or a driver revoking a pfnmap VMA's device memory (unmap_mapping_range in a kernel
+ * thread) — the last three next to any op.
  */
-export const CONCURRENT_OPS = ["munmap", "dontneed", "writeback", "swapoff"] as const;
+export const CONCURRENT_OPS = ["munmap", "dontneed", "writeback", "swapoff", "revoke"] as const;
 
 const Bool = z.boolean({ error: "expected true or false" });
 
@@ -116,6 +118,23 @@ const Vma = z
         input: v.dirty,
         message: "dirty applies to file and shmem VMAs (anon pages are always dirty); use 0",
       });
+    }
+    if (v.kind === "pfnmap") {
+      // remap_pfn_range maps every page of the VMA at mmap time with order-0 special PTEs.
+      for (const [key, bad, use] of [
+        ["pmd", v.pmd, "false"],
+        ["folio", v.folio !== 4096, "4K"],
+        ["populate", v.populate !== 1, "1"],
+        ["dirty", v.dirty > 0, "0"],
+      ] as const) {
+        if (bad)
+          ctx.addIssue({
+            code: "custom",
+            path: [key],
+            input: v[key],
+            message: `a pfnmap VMA is device memory mapped whole by remap_pfn_range (no folios, no page cache); use ${use}`,
+          });
+      }
     }
     if (v.splitAt !== undefined && (v.splitAt % 4096 !== 0 || v.splitAt <= 0 || v.splitAt >= v.size)) {
       ctx.addIssue({
@@ -264,7 +283,22 @@ export const ScenarioSchema = z
           message: `writeback needs a file VMA (file-shared or file-private), got ${wbVma.kind}${wbVma.kind === "shmem" ? " (shmem is never written back)" : ""}`,
         });
       }
-      if (s.concurrentOp.kind === "writeback") checkRange(s.concurrentOp, s.vmas, "concurrentOp", ctx);
+      const rvVma =
+        s.concurrentOp.kind === "revoke"
+          ? typeof s.concurrentOp.vma === "number"
+            ? s.vmas[s.concurrentOp.vma]
+            : s.vmas.find((v) => v.name === s.concurrentOp?.vma)
+          : undefined;
+      if (rvVma !== undefined && rvVma.kind !== "pfnmap") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["concurrentOp", "vma"],
+          input: s.concurrentOp.vma,
+          message: `revoke unmaps a driver's device file and needs a pfnmap VMA, got ${rvVma.kind}`,
+        });
+      }
+      if (s.concurrentOp.kind === "writeback" || s.concurrentOp.kind === "revoke")
+        checkRange(s.concurrentOp, s.vmas, "concurrentOp", ctx);
       else if (s.concurrentOp.kind === "swapoff") {
         if (s.swap === 0 || (s.swap === undefined && !s.vmas.some((v) => v.swap > 0)))
           ctx.addIssue({

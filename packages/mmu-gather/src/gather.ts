@@ -1,9 +1,11 @@
 // Models: struct mmu_gather and mm/mmu_gather.c — tlb_gather_mmu(_fullmm), __tlb_adjust_range,
 // __tlb_reset_range, tlb_start_vma/tlb_end_vma, tlb_remove_tlb_entr(y|ies), __tlb_remove_page_size,
-// __tlb_remove_folio_pages, tlb_flush_mmu_tlbonly, tlb_flush_rmaps, tlb_flush_mmu, tlb_finish_mmu,
+// __tlb_remove_folio_pages, tlb_flush_mmu_tlbonly, tlb_flush_mmu_pfnmap (Linux v6.15+: the VM_PFNMAP
+// flush free_pgtables runs before the VMAs leave i_mmap; vma_pfn is sticky until it runs),
+// tlb_flush_rmaps, tlb_flush_mmu, tlb_finish_mmu,
 // tlb_remove_table / tlb_table_flush / tlb_remove_table_one, pte/pmd/pud/p4d_free_tlb,
 // and s390's MMU_GATHER_NO_GATHER (free_page_and_swap_cache at queue time).
-// Omits: CONFIG_MMU_GATHER_PAGE_SIZE, tlb_free_vmas (the walk flushes for PFNMAP itself), hugetlb unsharing.
+// Omits: CONFIG_MMU_GATHER_PAGE_SIZE, hugetlb unsharing.
 
 import type { PhysMem } from "@mmgather/folio";
 import {
@@ -130,6 +132,7 @@ const FLUSH_REASONS: ReadonlySet<string> = new Set<TlbFlushReason>([
   "nested",
   "finish",
   "pteClear",
+  "pfnmap",
   "caller",
 ]);
 
@@ -374,6 +377,13 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
     this.live("tlbEndVma");
     if (this.fullmm || this.arch.mergeVmas) return;
     this.tlbFlushMmuTlbonlyFor("endVma");
+  }
+
+  tlbFlushMmuPfnmap(): void {
+    this.live("tlbFlushMmuPfnmap");
+    if (this.fullmm || !this.vmaPfn) return;
+    this.tlbFlushMmuTlbonlyFor("pfnmap");
+    this.vmaPfn = false;
   }
 
   ptepGetAndClear(addr: number, nr: number): void {

@@ -137,6 +137,9 @@ export interface GatherView {
  * - `nested`: `tlb_finish_mmu` under the nested-flush rule (another gather ran on this mm);
  * - `finish`: `tlb_finish_mmu`;
  * - `pteClear`: an arch that invalidates as it clears (s390 IPTE);
+ * - `pfnmap`: `tlb_flush_mmu_pfnmap` at the start of `free_pgtables` (v6.15+): a VM_PFNMAP VMA was
+ *   zapped since the last flush, and its TLB entries must be gone before it leaves the file's `i_mmap`
+ *   (else `unmap_mapping_range` no longer finds it and returns before the flush);
  * - `caller`: any other `flushMmu` / `flushMmuTlbonly` a caller asks for without saying why.
  */
 export type TlbFlushReason =
@@ -147,6 +150,7 @@ export type TlbFlushReason =
   | "nested"
   | "finish"
   | "pteClear"
+  | "pfnmap"
   | "caller";
 
 /**
@@ -804,6 +808,11 @@ export interface MmuGather extends GatherView {
   tlbStartVma(vma: VmaTlbFlags): void;
   /** `tlb_end_vma`: TLB-only flush unless fullmm or MERGE_VMAS. */
   tlbEndVma(vma: VmaTlbFlags): void;
+  /**
+   * `tlb_flush_mmu_pfnmap` (free_pgtables, Linux v6.15+): unless fullmm, when a VMA recorded with
+   * `pfnmap` since the last call was zapped, TLB-only flush (reason `pfnmap`) and clear `vma_pfn`.
+   */
+  tlbFlushMmuPfnmap(): void;
   /** `update_mmu_tlb`/`ptep_get_and_clear_full` TLB side effect of clearing `nr` PTEs at `addr`. */
   ptepGetAndClear(addr: number, nr: number): void;
   /** `tlb_remove_tlb_entry`: record one PTE (`cleared_ptes`). */

@@ -10,6 +10,9 @@
 // until mmu_notifier_arch_invalidate_secondary_tlbs (or exit's mmu_notifier_release) drops them.
 // A lockless walk (gup_fast) holds the tables on its path until an IPI, a grace period or its own end
 // lets it finish (CpuTlbs.locklessRefs): a table freed under one is reported.
+// Device memory a driver revoked (unmap_mapping_range over its device file, Linux v6.18) is freed by
+// the driver once the unmap returns: no CPU that can run user code and no device may still cache a
+// translation to any pfn of it then, and no PTE may still map it.
 // Omits: KSM, hugetlb.
 import type { PhysMem } from "@mmgather/folio";
 import { type GatherEvent, MAX_GATHER_ENTRIES, MMU_GATHER_BUNDLE } from "@mmgather/mmu-gather";
@@ -32,7 +35,8 @@ export type ViolationKind =
   | "mapcountExceedsRefcount"
   | "negativeCount"
   | "cleanedWhileWritable"
-  | "swapDeviceUseAfterFree";
+  | "swapDeviceUseAfterFree"
+  | "deviceMemoryUseAfterRevoke";
 
 /** Why zap_pte_range set force_flush: the gather filled, or a dirty shared file page delayed its rmap. */
 export type WalkForcedFlushReason = "batchFull" | "dirtyShared";
@@ -359,6 +363,39 @@ export class Checker {
         this.report(
           "cleanedWhileWritable",
           `writeback cleaned dirty file pfn ${p} while a CPU still caches a writable, dirty translation to it: a store through it after the I/O is lost`,
+          p,
+          -1,
+        );
+        return;
+      }
+    }
+  }
+
+  /**
+   * A driver's unmap_mapping_range returned and it frees the `nr` device pages at `pfn` (pfns above RAM,
+   * never seen by the allocator): a translation any CPU's user code or any device can still use is a
+   * use-after-free of device memory (`deviceMemoryUseAfterRevoke`). `present` is `[mmId, vpn, pfn]` of a
+   * PTE the unmap left present in a VMA it zapped, or empty (`presentAfterReturn`).
+   */
+  onDeviceMemoryFreed(pfn: number, nr: number, present: readonly number[]): void {
+    this.record({ type: "opReturned", op: "revoke", mmId: -1 });
+    const ps = this.tlbs?.pageSize ?? 4096;
+    if (present.length >= 3) {
+      this.report(
+        "presentAfterReturn",
+        `revoke returned with a present PTE of mm ${present[0]} at ${hex(present[1] * ps)} in the unmapped range`,
+        present[2],
+        present[1] * ps,
+      );
+    }
+    const t = this.tlbs;
+    if (t === null) return;
+    const d = t.secondary;
+    for (let p = pfn; p < pfn + nr; p++) {
+      if (t.hazardRefs[p] > 0 || (d !== null && d.tlbRefs[p] > 0)) {
+        this.report(
+          "deviceMemoryUseAfterRevoke",
+          `device pfn ${p} freed by its driver after unmap_mapping_range returned while ${t.hazardRefs[p] > 0 ? "a CPU" : "a device's TLB"} still caches a translation to it`,
           p,
           -1,
         );

@@ -27,12 +27,15 @@ export type { MachineConfig } from "./machine.js";
 export { createMachine, Machine } from "./machine.js";
 export { Mm } from "./mm.js";
 export type { OpStep, OpSteps } from "./mmap-lock.js";
-export type { OpResult, TeardownOp, TeardownOptions, VariantSpec } from "./ops.js";
+export type { OpResult, RevokeResult, TeardownOp, TeardownOptions, VariantSpec } from "./ops.js";
 export {
+  checkRevokeVma,
+  createRevokeResult,
   exitMmap,
   madviseDontneed,
   munmap,
   resolveVariant,
+  revokeSteps,
   startOp,
   walkForVariant,
 } from "./ops.js";
@@ -40,6 +43,7 @@ export { LEVEL_PGD, LEVEL_PMD, LEVEL_PTE, LEVEL_PUD, PageTables } from "./page-t
 export {
   mkPte,
   mkSwapPte,
+  PFNMAP_PTE_BITS,
   PMD_HUGE,
   PTE_DIRTY,
   PTE_PRESENT,
@@ -59,7 +63,14 @@ export { buildScenario, interleave, runBuilt, runScenario } from "./scenario.js"
 export { SecondaryTlbs } from "./secondary-tlb.js";
 export type { SwapoffCounters } from "./swapoff.js";
 export type { Vma, VmaKind } from "./vma.js";
-export { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, NR_MM_COUNTERS } from "./vma.js";
+export {
+  isPfnmap,
+  MM_ANONPAGES,
+  MM_FILEPAGES,
+  MM_SHMEMPAGES,
+  MM_SWAPENTS,
+  NR_MM_COUNTERS,
+} from "./vma.js";
 export type { FaultOptions, FolioPolicy } from "./workload.js";
 export {
   bindDevice,
@@ -86,4 +97,5 @@ export {
   zapHugePmdDefault,
   zapPtesFolioBatch,
   zapPtesPerPte,
+  zapSpecialPtes,
 } from "./zap/steps.js";

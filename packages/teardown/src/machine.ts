@@ -6,6 +6,13 @@
 // needs them and never freed. Omits: NUMA placement, memcg limits, the huge zero folio's shrinker
 // (which would free it once only its own reference is left), per-node zero pages (MIPS / s390
 // colouring of my_zero_pfn).
+// Device memory (a PCI BAR, a device's DMA buffer) that drivers map into processes with
+// remap_pfn_range (VM_PFNMAP VMAs): `deviceBytes` of pfns directly above RAM, [nrPages, nrPages +
+// nrDevicePages). They are no folios: PhysMem never sees them (no refcount, no rmap, never freed to the
+// allocator); only the per-pfn typed arrays of the CPU and device TLB models (and the checker's) are
+// sized to cover them, so a cached translation to device memory is one array read like any other.
+// Each pfnmap VMA created by mmap claims the next free range for its own device file (bump allocation;
+// a range is never reused).
 import { genericArch } from "@mmgather/arch-generic";
 import { createPhysMem, type PcpPolicy, type PhysMem, type RmapPolicy } from "@mmgather/folio";
 import { folioState } from "@mmgather/folio/internal";
@@ -30,6 +37,11 @@ export interface IMmapEntry {
 export interface MachineConfig {
   /** Physical memory in bytes (a multiple of the arch's page size). */
   readonly memoryBytes: number;
+  /**
+   * Device memory drivers can map with VM_PFNMAP VMAs, in bytes (a multiple of the page size; default
+   * 0): pfns above RAM, outside the page allocator.
+   */
+  readonly deviceBytes?: number;
   /** Swap space in bytes (0 or omitted: no swap device). */
   readonly swapBytes?: number;
   /** Arch adapter (default: `genericArch`). */
@@ -78,6 +90,12 @@ export class Machine {
   /** `PAGE_SIZE` in bytes (2 ** pageShift). */
   readonly pageSize: number;
   readonly nrPages: number;
+  /** Pages of device memory: pfns [nrPages, nrPages + nrDevicePages) (`MachineConfig.deviceBytes`). */
+  readonly nrDevicePages: number;
+  /** The first device pfn no device file has claimed yet. */
+  private nextDevicePfn: number;
+  /** Each device file's pfn range (file index 0 maps `pfn`), by mapping id. */
+  readonly deviceFiles = new Map<number, { readonly pfn: number; readonly nrPages: number }>();
   readonly tlbs: CpuTlbs | null;
   /** The RCU page-table freeing waits on (lockless walks are its readers). */
   readonly rcu: TableFreeRcu;
@@ -90,6 +108,12 @@ export class Machine {
    * still find it while it is being zapped.
    */
   readonly iMmap = new Map<number, IMmapEntry[]>();
+  /**
+   * `i_mmap_rwsem` held for read, by mapping id (number of readers; absent: free). A driver's
+   * unmap_mapping_range holds it across its whole walk; free_pgtables' unlink_file_vma (write side)
+   * waits for it.
+   */
+  readonly iMmapReaders = new Map<number, number>();
   /**
    * Folios and pages returned to the allocator since creation (PhysMem's lifetime totals, which
    * `mem.resetCounters()` leaves alone).
@@ -157,6 +181,18 @@ export class Machine {
         `memoryBytes must be a positive multiple of ${pageSize} below ${PTE_MAX_PFN * pageSize}, got ${config.memoryBytes}`,
       );
     }
+    const devicePages = (config.deviceBytes ?? 0) / pageSize;
+    if (!Number.isInteger(devicePages) || devicePages < 0 || pages + devicePages > PTE_MAX_PFN) {
+      throw new TeardownError(
+        "EINVAL",
+        "machine",
+        "createMachine",
+        `deviceBytes must be a multiple of ${pageSize} with memory and device memory below ${PTE_MAX_PFN * pageSize}, got ${config.deviceBytes}`,
+      );
+    }
+    this.nrDevicePages = devicePages;
+    this.nextDevicePfn = pages;
+    const physPfns = pages + devicePages;
     this.arch = arch;
     this.geometry = geometry;
     this.pageShift = geometry.pageShift;
@@ -189,7 +225,7 @@ export class Machine {
               tlbEntries: config.tlbEntries,
               walkEntries: config.walkEntries,
             },
-            pages,
+            physPfns,
           )
         : null;
     const devices = config.devices ?? 0;
@@ -216,12 +252,15 @@ export class Machine {
           "createMachine",
           `arch "${arch.name}" never invalidates secondary TLBs (no shared-virtual-addressing IOMMU): no device can share its page tables`,
         );
-      this.tlbs.secondary = new SecondaryTlbs({ nrDevices: devices, pageShift: geometry.pageShift }, pages);
+      this.tlbs.secondary = new SecondaryTlbs(
+        { nrDevices: devices, pageShift: geometry.pageShift },
+        physPfns,
+      );
     }
     if (this.tlbs !== null) this.tlbs.flushIpi = arch.tlbFlushIpi;
     this.rcu = new TableFreeRcu(this.tlbs);
     const wantChecker = config.checker ?? cpus > 0;
-    this.checker = wantChecker ? new Checker(this.mem, this.tlbs, pages, config.trailLength ?? 32) : null;
+    this.checker = wantChecker ? new Checker(this.mem, this.tlbs, physPfns, config.trailLength ?? 32) : null;
     const checker = this.checker;
     this.freeObserver = (head: number, order: number) => {
       const nr = 1 << order;
@@ -294,6 +333,25 @@ export class Machine {
     const i = list.findIndex((e) => e.vma === vma);
     if (i >= 0) list.splice(i, 1);
     if (list.length === 0) this.iMmap.delete(vma.mapping);
+  }
+
+  /**
+   * A driver's device file backed by `nrPages` pages of device memory (the next unclaimed range):
+   * returns its mapping id. Throws ENOMEM when the machine's device memory is exhausted.
+   */
+  createDeviceFile(nrPages: number): number {
+    if (this.nextDevicePfn + nrPages > this.nrPages + this.nrDevicePages) {
+      throw new TeardownError(
+        "ENOMEM",
+        "machine",
+        "createDeviceFile",
+        `device memory exhausted: ${nrPages} pages asked for, ${this.nrPages + this.nrDevicePages - this.nextDevicePfn} left of ${this.nrDevicePages} (MachineConfig.deviceBytes)`,
+      );
+    }
+    const mapping = this.mem.createAddressSpace({ swapBacked: false });
+    this.deviceFiles.set(mapping, { pfn: this.nextDevicePfn, nrPages });
+    this.nextDevicePfn += nrPages;
+    return mapping;
   }
 
   /** `my_zero_pfn`: the shared zero page, allocated (order 0) the first time it is needed. */

@@ -142,7 +142,7 @@ export function makeVma(
     pgoff: 0,
     anonVma,
     locked: false,
-    shared: kind === "file-shared" || kind === "shmem",
+    shared: kind === "file-shared" || kind === "shmem" || kind === "pfnmap",
   };
 }
 

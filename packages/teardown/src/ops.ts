@@ -8,8 +8,16 @@
 // unmaps under the read lock and frees page tables under the write lock.
 // Zapping a VM_LOCKED VMA munlocks its folios through rmap removal (munlock_vma_folio; folio layer).
 // After exit_mmap, __mmput's mm_put_huge_zero_folio drops the mm's huge-zero reference (v6.18).
+// A driver revoking its device memory (v6.18 mm/memory.c): unmap_mapping_range(mapping, holebegin,
+// holelen, even_cows = 0) → unmap_mapping_pages: i_mmap_lock_read, unmap_mapping_range_tree over the
+// file's i_mmap — for each VMA overlapping the file range, unmap_mapping_range_vma →
+// zap_page_range_single (its own tlb_gather_mmu, unmap_single_vma, tlb_finish_mmu), whatever mm it
+// belongs to —, i_mmap_unlock_read; then the driver frees the device memory. A kernel thread: no
+// mmap_lock, and no CPU of a target mm is quiesced by it. free_pgtables of munmap / exit runs
+// tlb_flush_mmu_pfnmap, then waits for the revoke's read side before unlinking a VMA of that file.
 // Omits: mmu notifiers, VM_ACCOUNT, uprobes, hugetlb, the OOM reaper, -ENOMEM for holes in a madvise
-// range (holes are skipped).
+// range (holes are skipped), zap_details filtering (even_cows = 0 skips private COW copies: a revoke
+// here only zaps VM_PFNMAP VMAs, which have none), PAT (pfnmap_untrack when the VMA is freed).
 import type {
   BatchAllocPolicy,
   GatherCounters,
@@ -31,7 +39,7 @@ import {
   type OpSteps,
 } from "./mmap-lock.js";
 import { createRng } from "./rng.js";
-import type { Vma } from "./vma.js";
+import { isPfnmap, type Vma } from "./vma.js";
 import { faultIn, forEachPresent, mmapVma } from "./workload.js";
 import { createWalkCounters, splitAccountingFor, type WalkCounters, ZapContext } from "./zap/context.js";
 import { folioBatchWalk, perPteWalk, type ZapWalk } from "./zap/steps.js";
@@ -164,7 +172,12 @@ function newResult(op: TeardownOp, opts: TeardownOptions, start: number, end: nu
   };
 }
 
-function gatherFor(mm: Mm, r: OpResult, opts: TeardownOptions, fullmm: boolean): MmuGather {
+function gatherFor(
+  mm: Mm,
+  r: { gathers: number; readonly variant: GatherVariant },
+  opts: TeardownOptions,
+  fullmm: boolean,
+): MmuGather {
   const machine = mm.machine;
   r.gathers++;
   const tlbs = machine.tlbs;
@@ -254,6 +267,8 @@ export function* exitMmapSteps(mm: Mm, opts: TeardownOptions, r: OpResult): OpSt
   }
   yield* mmapWriteLock(mm);
   try {
+    tlb.tlbFlushMmuPfnmap();
+    yield* iMmapLockWriteWait(machine, vmas);
     freePgtables(ctx, r.walk, vmas, 0, Number.POSITIVE_INFINITY);
     tlb.finish();
     addCounters(r.gather, tlb.counters);
@@ -350,6 +365,19 @@ function* inKernel(mm: Mm, thread: number, body: OpSteps): OpSteps {
   }
 }
 
+/**
+ * free_pgtables' unlink_file_vma (i_mmap_lock_write) of `vmas`: waits while a revoke holds the read side
+ * of one of their files. Costs nothing (and never yields) while no revoke runs.
+ */
+function* iMmapLockWriteWait(machine: Machine, vmas: readonly Vma[]): OpSteps {
+  const readers = machine.iMmapReaders;
+  if (readers.size === 0) return;
+  for (const v of vmas) {
+    if (v.mapping < 0) continue;
+    while ((readers.get(v.mapping) ?? 0) > 0) yield "wait";
+  }
+}
+
 /** munmap as a generator: split at the edges, detach, unmap_region, free page tables. */
 export function munmapSteps(mm: Mm, start: number, len: number, opts: TeardownOptions, r: OpResult): OpSteps {
   return inKernel(mm, opts.thread ?? 0, munmapBody(mm, start, len, opts, r));
@@ -388,6 +416,8 @@ function* munmapBody(mm: Mm, start: number, len: number, opts: TeardownOptions, 
       if (anchorCapture !== null) anchorCapture.push(tlb, ctx);
       yield* unmapVmas(ctx, r.walk, vmas, vs, ve);
       present = firstPresent(mm, [vs, ve]);
+      tlb.tlbFlushMmuPfnmap();
+      yield* iMmapLockWriteWait(machine, vmas);
       freePgtables(ctx, r.walk, vmas, floor, ceiling);
       tlb.finish();
       addCounters(r.gather, tlb.counters);
@@ -496,4 +526,124 @@ export function madviseDontneed(mm: Mm, start: number, len: number, opts: Teardo
   const { steps, result } = startOp(mm, "madvise", start, len, opts);
   drain(steps);
   return result;
+}
+
+/** What one revoke (a driver's unmap_mapping_range) did; every count exact. */
+export interface RevokeResult {
+  readonly variant: GatherVariant;
+  readonly walk: ZapWalk;
+  /** Gather counters summed over its gathers (one per VMA, zap_page_range_single). */
+  readonly gather: GatherCounters;
+  /** Walk counters of those zaps. */
+  readonly walkCounters: WalkCounters;
+  /** Gathers used: one per VMA zapped. */
+  gathers: number;
+  /** VMAs unmap_mapping_range_tree found overlapping the file range (in every mm mapping the file). */
+  vmasZapped: number;
+  /** Distinct mms those VMAs belong to. */
+  mmsZapped: number;
+  /** Device pages the driver freed after the unmap returned (the file range, clipped to the file). */
+  devicePagesFreed: number;
+}
+
+/** A fresh revoke result for a revoke run with `opts` (variant and walk as an operation's). */
+export function createRevokeResult(opts: TeardownOptions): RevokeResult {
+  const variant = resolveVariant(opts.variant);
+  return {
+    variant,
+    walk: opts.walk ?? walkForVariant(variant),
+    gather: createGatherCounters(),
+    walkCounters: createWalkCounters(),
+    gathers: 0,
+    vmasZapped: 0,
+    mmsZapped: 0,
+    devicePagesFreed: 0,
+  };
+}
+
+/** Validates a revoke target: only a VM_PFNMAP VMA's device file. */
+export function checkRevokeVma(kind: string, field: string): void {
+  if (kind !== "pfnmap") {
+    throw new TeardownError(
+      "BAD_SPEC",
+      "ops",
+      "revoke",
+      `${field}: a revoke unmaps a driver's device file and needs a pfnmap VMA, got ${kind}${kind === "file-shared" ? " (truncate's unmap of page cache, and the folios it frees afterwards, is not modelled)" : ""}`,
+    );
+  }
+}
+
+/**
+ * A driver revoking file pages [first, end) of its device file `mapping` (unmap_mapping_range, even_cows
+ * = 0), on kernel thread `opts.thread`, as a generator of lock sections; then the device memory is freed
+ * and the checker looks at every device pfn of the range. `r` receives what it did.
+ */
+export function* revokeSteps(
+  machine: Machine,
+  mapping: number,
+  first: number,
+  end: number,
+  opts: TeardownOptions,
+  r: RevokeResult,
+): OpSteps {
+  if (anchors === null) ensureAnchors();
+  const dev = machine.deviceFiles.get(mapping);
+  if (dev === undefined)
+    throw new TeardownError("BAD_SPEC", "ops", "revoke", `mapping ${mapping} is no device file`);
+  const checker = machine.checker;
+  const thread = opts.thread ?? 0;
+  const trace = machine.traceSink();
+  if (trace !== null) trace({ type: "opStarted", op: "revoke", mmId: -1, start: first, end });
+  checker?.onResched(); // a kernel thread entering the driver's path: nothing freed yet
+  // i_mmap_lock_read: the VMAs found now stay in the tree until i_mmap_unlock_read (free_pgtables waits).
+  const readers = machine.iMmapReaders;
+  readers.set(mapping, (readers.get(mapping) ?? 0) + 1);
+  const mms = new Set<number>();
+  const zapped: number[] = [];
+  try {
+    const vmas = (machine.iMmap.get(mapping) ?? []).slice();
+    for (const { mm, vma } of vmas) {
+      if (!isPfnmap(vma)) continue;
+      // unmap_mapping_range_tree: the VMA's file range [vba, vea) clipped to the hole.
+      const vba = vma.pgoff;
+      const vea = vba + (vma.end - vma.start);
+      const zba = Math.max(first, vba);
+      const zea = Math.min(end, vea);
+      if (zba >= zea) continue;
+      const s = vma.start + (zba - vba);
+      const e = vma.start + (zea - vba);
+      r.vmasZapped++;
+      mms.add(mm.id);
+      // zap_page_range_single: tlb_gather_mmu, unmap_single_vma, tlb_finish_mmu.
+      const tlb = gatherFor(mm, r, opts, false);
+      const ctx = new ZapContext(mm, tlb, checker, r.walkCounters, thread);
+      yield* unmapVmas(ctx, r.walk, [vma], s, e);
+      tlb.finish();
+      addCounters(r.gather, tlb.counters);
+      zapped.push(mm.id, s, e);
+      yield;
+    }
+  } finally {
+    const n = (readers.get(mapping) ?? 1) - 1;
+    if (n === 0) readers.delete(mapping);
+    else readers.set(mapping, n);
+  }
+  r.mmsZapped = mms.size;
+  // The driver frees the device memory of the range (the part its file has).
+  const lo = Math.min(first, dev.nrPages);
+  const hi = Math.min(end, dev.nrPages);
+  r.devicePagesFreed = hi - lo;
+  if (trace !== null) trace({ type: "opReturned", op: "revoke", mmId: -1 });
+  if (checker !== null) {
+    const present: number[] = [];
+    for (let i = 0; i < zapped.length; i += 3) {
+      const mm = machine.mms.find((m) => m.id === zapped[i])!;
+      if (present.length === 0)
+        forEachPresent(mm, zapped[i + 1], zapped[i + 2], (pfn, vpn) => {
+          if (present.length === 0) present.push(mm.id, vpn, pfn);
+        });
+    }
+    checker.onDeviceMemoryFreed(dev.pfn + lo, hi - lo, present);
+  }
+  rcuGracePeriod(machine);
 }

@@ -32,6 +32,14 @@ export const PTE_MAX_PFN = (1 << (31 - PTE_PFN_SHIFT)) - 1;
  */
 export const ZERO_PTE_BITS = PTE_YOUNG;
 
+/**
+ * Bits of a VM_PFNMAP PTE (remap_pfn_range → remap_pte_range: pte_mkspecial(pfn_pte(pfn, prot)) with a
+ * shared writable mapping's vm_page_prot): writable, accessed, clean. The model has no special bit:
+ * the VMA kind says vm_normal_page is NULL (every PTE of a VM_PFNMAP VMA is special), and the pfn lies
+ * above RAM (machine.ts).
+ */
+export const PFNMAP_PTE_BITS = PTE_WRITE | PTE_YOUNG;
+
 /** Present entry for `pfn` with `bits`. */
 export function mkPte(pfn: number, bits: number): number {
   return (pfn << PTE_PFN_SHIFT) | bits | PTE_PRESENT;

@@ -1,8 +1,9 @@
 // Models: the numbers a kernel engineer would collect around one teardown (perf counters, the
 // "Bad rss-counter state" check of check_mm, /proc/vmstat deltas) as one JSON-serialisable object.
-// The final-state checks leave the zero page and the huge zero folio out of rss and mapcounts (the
-// kernel never counts them) and check huge_zero_refcount: the shrinker's reference plus one per live
-// mm with MMF_HUGE_ZERO_FOLIO. Omits: nothing the model counts.
+// The final-state checks leave the zero page, the huge zero folio and device memory (VM_PFNMAP PTEs
+// of pfns above RAM) out of rss and mapcounts (the kernel never counts them) and check
+// huge_zero_refcount: the shrinker's reference plus one per live mm with MMF_HUGE_ZERO_FOLIO.
+// Omits: nothing the model counts.
 //
 // Every counter in a report is a teardown-phase count. The gather and walk counters belong to the
 // operation already; the folio, swap and CPU layers count for the machine's whole life (the workload
@@ -260,6 +261,7 @@ export function checkFinalState(machine: Machine, exited: Mm | null): FinalState
             continue;
           }
           if (ptePfn(e) === zero) continue; // a special PTE: no folio counted
+          if (ptePfn(e) >= nr) continue; // a VM_PFNMAP PTE of device memory: no folio, no rss
           const h = mem.folioHead(ptePfn(e));
           mapRefs[h]++;
           count[counterOf(machine, h)]++;

@@ -1,6 +1,8 @@
 // Models: one experiment end to end — build a machine and a process image (VMAs, faults, fork,
 // swap-out, mlock, CPU accesses), run one teardown operation (or two threads interleaved at
 // page-table-lock granularity, ordered by mmap_lock, with the kernel's nested-flush rule), and report.
+// A concurrent "revoke" is a driver's kernel thread unmapping its device file (unmap_mapping_range, see
+// ops.ts) — every VMA of every mm mapping it — and then freeing the device memory.
 // Omits: YAML parsing (the CLI app's job); specs are plain objects.
 import { isMmgatherError, type PcpPolicy } from "@mmgather/folio";
 import type { ArchTlb, BatchAllocPolicy, CostProfile, GatherCounters } from "@mmgather/mmu-gather";
@@ -11,10 +13,14 @@ import { createMachine, type Machine } from "./machine.js";
 import type { Mm } from "./mm.js";
 import type { OpSteps } from "./mmap-lock.js";
 import {
+  checkRevokeVma,
+  createRevokeResult,
   exitMmap,
   madviseDontneed,
   type OpResult,
+  type RevokeResult,
   resolveVariant,
+  revokeSteps,
   startOp,
   type TeardownOp,
   type VariantSpec,
@@ -92,13 +98,17 @@ export interface OpSpec {
 }
 
 /**
- * What a second thread runs concurrently with `op`: munmap / madvise of a range, or writeback of the
+ * What a second thread runs concurrently with `op`: munmap / madvise of a range, writeback of the
  * file pages a file VMA maps in [offset, offset + length) (a flusher thread writing the file's dirty
- * folios, see writeback.ts).
+ * folios, see writeback.ts), swapoff of the machine's swap device (swapoff.ts), or a revoke of the device pages a pfnmap VMA maps in [offset, offset +
+ * length): the driver's kernel thread runs unmap_mapping_range over its device file — zapping that
+ * range in every VMA of every mm that maps it (a forked child's too), each with its own gather — and
+ * then frees the device memory. The revoke's gather and walk counters are merged into the report's like
+ * a concurrent munmap's (its gathers included; they may belong to other mms than the target).
  */
 export interface ConcurrentOpSpec extends Omit<OpSpec, "kind"> {
-  /** munmap, madvise, writeback or swapoff ("exit" is refused: it takes the whole mm). */
-  readonly kind: TeardownOp | "writeback" | "swapoff";
+  /** munmap, madvise, writeback, swapoff or revoke ("exit" is refused: it takes the whole mm). */
+  readonly kind: TeardownOp | "writeback" | "swapoff" | "revoke";
 }
 
 /** A whole experiment. */
@@ -166,7 +176,8 @@ export interface ScenarioSpec {
   readonly op: OpSpec;
   /**
    * A second thread, run concurrently with `op` on another CPU: munmap / madvise of the target mm,
-   * writeback of a file VMA's pages, or swapoff of the swap device (both also next to `exit`).
+   * writeback of a file VMA's pages, swapoff of the swap device, or a driver's revoke of a pfnmap VMA's
+   * device memory (the last three also next to `exit`).
    */
   readonly concurrentOp?: ConcurrentOpSpec;
   /** Batch-page allocation outcomes. */
@@ -201,8 +212,12 @@ export function buildScenario(spec: ScenarioSpec): BuiltScenario {
   if (typeof spec !== "object" || spec === null) fail("spec must be an object");
   if (!Array.isArray(spec.vmas) || spec.vmas.length === 0) fail("spec.vmas must be a non-empty array");
   const rng = createRng(spec.seed ?? 1);
+  let deviceBytes = 0;
+  for (const v of spec.vmas) if (v.kind === "pfnmap" && Number.isSafeInteger(v.size)) deviceBytes += v.size;
   const machine = createMachine({
     memoryBytes: spec.memory,
+    // Device memory for the pfnmap VMAs' device files, above RAM (none without pfnmap VMAs).
+    deviceBytes,
     swapBytes: spec.swap,
     arch: spec.arch,
     cpus: spec.cpus,
@@ -390,6 +405,7 @@ function runOps(
   let result: OpResult = a.result;
   let writeback: WritebackCounters | null = null;
   let swapoff: SwapoffCounters | null = null;
+  let revoke: RevokeResult | null = null;
   try {
     if (spec.concurrentOp === undefined) {
       for (let s = a.steps.next(); s.done !== true; s = a.steps.next()) {
@@ -403,11 +419,15 @@ function runOps(
       const wb = createWritebackCounters();
       writeback = wb;
       schedule([a.steps, startWriteback(b, spec, spec.concurrentOp, wb)]);
+    } else if (spec.concurrentOp.kind === "revoke") {
+      const rv = createRevokeResult({ ...opts, thread: 1 });
+      revoke = rv;
+      schedule([a.steps, startRevoke(b, spec, spec.concurrentOp, { ...opts, thread: 1 }, rv)]);
     } else {
       const kind = spec.concurrentOp.kind as string;
       if (spec.op.kind === "exit" || kind === "exit") fail("exit cannot run concurrently");
       if (kind !== "munmap" && kind !== "madvise")
-        fail(`concurrentOp.kind must be munmap, madvise, writeback or swapoff, got "${kind}"`);
+        fail(`concurrentOp.kind must be munmap, madvise, writeback, swapoff or revoke, got "${kind}"`);
       const [s1, l1] = opRange(b, spec, spec.concurrentOp);
       const c = startOp(target, spec.concurrentOp.kind, s1, l1, { ...opts, thread: 1 });
       schedule([a.steps, c.steps]);
@@ -434,6 +454,13 @@ function runOps(
             : "modelGuard";
     checker.report(kind, e.message, -1, -1);
   }
+  if (revoke !== null)
+    result = mergeResults(result, {
+      ...result,
+      gather: revoke.gather,
+      walkCounters: revoke.walkCounters,
+      gathers: revoke.gathers,
+    });
   const simWallNs = Math.round((performance.now() - t0) * 1e6);
   const freed = { folios: machine.freed.folios - freed0.folios, pages: machine.freed.pages - freed0.pages };
   return buildReport(
@@ -473,6 +500,28 @@ function startWriteback(
   const vs = start / ps;
   const first = v.pgoff + (vs - v.start);
   return writebackSteps(b.machine, v.mapping, first, first + Math.ceil(len / ps), 1, wb);
+}
+
+/**
+ * The revoke thread of `op`: the device file pages its pfnmap VMA maps in [offset, offset + length), as
+ * file indices (the VMA's pgoff onwards), unmapped on kernel thread 1 (no CPU quiesced).
+ */
+function startRevoke(
+  b: BuiltScenario,
+  spec: ScenarioSpec,
+  op: ConcurrentOpSpec,
+  opts: { variant?: VariantSpec; walk?: ZapWalk; alloc?: BatchAllocPolicy; thread: number },
+  r: RevokeResult,
+): OpSteps {
+  const [start, len] = opRange(b, spec, op);
+  const v = b.vmas[op.vma ?? 0];
+  checkRevokeVma(v.kind, `concurrentOp.vma (${op.vma ?? 0})`);
+  const ps = b.machine.pageSize;
+  if (start % ps !== 0 || !Number.isSafeInteger(len) || len <= 0)
+    fail("concurrentOp: revoke needs a page-aligned offset and a positive length");
+  const vs = start / ps;
+  const first = v.pgoff + (vs - v.start);
+  return revokeSteps(b.machine, v.mapping, first, first + Math.ceil(len / ps), opts, r);
 }
 
 /**

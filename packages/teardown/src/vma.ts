@@ -1,9 +1,12 @@
 // Models: struct vm_area_struct fields the teardown path reads (include/linux/mm_types.h) and
-// mm_counter() (include/linux/mm.h). Omits: vm_flags beyond the kinds below, anon_vma chains
-// (one anon_vma id shared by a fork family), the maple tree (a sorted array here).
+// mm_counter() (include/linux/mm.h). A "pfnmap" VMA is a driver's shared mapping of device memory
+// (VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_DONTDUMP, VM_SHARED: remap_pfn_range from the driver's mmap,
+// Linux v6.18): raw pfns behind special PTEs, no struct page, and a device file as its mapping.
+// Omits: vm_flags beyond the kinds below, anon_vma chains (one anon_vma id shared by a fork family),
+// the maple tree (a sorted array here), private (COW) VM_PFNMAP mappings and VM_MIXEDMAP.
 
-/** The four mapping kinds the model builds. */
-export type VmaKind = "anon" | "file-shared" | "file-private" | "shmem";
+/** The five mapping kinds the model builds. */
+export type VmaKind = "anon" | "file-shared" | "file-private" | "shmem" | "pfnmap";
 
 /** Index of each rss counter (`enum { MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES }`). */
 export const MM_FILEPAGES = 0;
@@ -23,7 +26,7 @@ export interface Vma {
   end: number;
   /** Mapping kind. */
   readonly kind: VmaKind;
-  /** Page-cache address space id (file and shmem); -1 for anon. */
+  /** Address space id (file and shmem page cache, a pfnmap VMA's device file); -1 for anon. */
   readonly mapping: number;
   /** File page index of `start` (vm_pgoff). */
   pgoff: number;
@@ -33,6 +36,11 @@ export interface Vma {
   locked: boolean;
   /** VM_SHARED. */
   readonly shared: boolean;
+}
+
+/** VM_PFNMAP: vm_normal_page is NULL for every PTE of the VMA (pte_special), so no PTE maps a folio. */
+export function isPfnmap(v: Vma): boolean {
+  return v.kind === "pfnmap";
 }
 
 /** True when the VMA's private pages are copy-on-write (is_cow_mapping). */

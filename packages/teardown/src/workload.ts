@@ -16,6 +16,12 @@
 // mm_get_huge_zero_folio for the child and a deposit (copy_huge_pmd); vma_needs_copy skips an anon
 // VMA without an anon_vma (only zero pages: the child refaults them). mlock and reclaim never see
 // the zero pages (vm_normal_folio is NULL; they are not on the LRU).
+// VM_PFNMAP VMAs (Linux v6.18): the driver's mmap maps the whole VMA at once (remap_pfn_range →
+// remap_pte_range: one special PTE per page of its device file's pfns, in file order from vm_pgoff), no
+// folio, no rmap, no reference, no rss. fork copies them (vma_needs_copy: VM_PFNMAP is in
+// VM_COPY_ON_FORK; copy_present_ptes: vm_normal_page is NULL, so __copy_present_ptes copies the PTE
+// alone, clean and old for the child, write bit kept: not a COW mapping). mlock leaves them alone
+// (mlock_fixup skips VM_SPECIAL VMAs: VM_LOCKED is never set), reclaim and THP never see them.
 // Omits: readahead, khugepaged, mTHP sysfs policy, uffd, KSM, mm_forbids_zeropage (s390 KVM guests),
 // the use_zero_page sysfs switch (always on), write faults on a zero PTE or huge zero PMD (COW).
 import { PG } from "@mmgather/folio";
@@ -26,6 +32,7 @@ import { LEVEL_PMD } from "./page-tables.js";
 import {
   mkPte,
   mkSwapPte,
+  PFNMAP_PTE_BITS,
   PMD_HUGE,
   PTE_DIRTY,
   PTE_PRESENT,
@@ -95,6 +102,10 @@ function rssIndex(vma: Vma): number {
 
 /** Faults in a VMA with the given folio policy. */
 export function faultIn(mm: Mm, vma: Vma, opts: FaultOptions, rng: Rng): void {
+  if (vma.kind === "pfnmap") {
+    remapPfnRange(mm, vma, opts);
+    return;
+  }
   const pmdOrder = mm.pt.geo.pmdOrder;
   const populate = opts.populate ?? 1;
   const dirtyFraction = opts.dirtyFraction ?? 0;
@@ -155,6 +166,35 @@ export function faultIn(mm: Mm, vma: Vma, opts: FaultOptions, rng: Rng): void {
       mapPteFolio(mm, vma, vpn, order, dirty);
     }
     vpn += nr;
+  }
+}
+
+/**
+ * remap_pfn_range of a whole pfnmap VMA (the driver's mmap): every page gets a special PTE of its
+ * device pfn. Only the defaults of the fault options apply: no folio sizes, no PMD mapping, no holes,
+ * no dirtying, no read faults.
+ */
+function remapPfnRange(mm: Mm, vma: Vma, opts: FaultOptions): void {
+  const bad = (field: string, why: string): never => {
+    throw new TeardownError("BAD_SPEC", "workload", "faultIn", `${field}: ${why}`);
+  };
+  const p = opts.policy;
+  if (("order" in p && p.order !== 0) || "mix" in p)
+    bad("folio", "a pfnmap VMA maps device pfns, not folios (remap_pfn_range maps order-0 PTEs)");
+  if (opts.pmdMapped === true) bad("pmdMapped", "remap_pfn_range maps PTEs only (no huge pfnmap here)");
+  if ((opts.populate ?? 1) !== 1) bad("populate", "remap_pfn_range maps the whole VMA at mmap time");
+  if ((opts.dirtyFraction ?? 0) !== 0) bad("dirtyFraction", "device memory has no page cache to dirty");
+  if ((opts.readFraction ?? 0) !== 0) bad("readFraction", "applies to anon VMAs only");
+  const dev = mm.machine.deviceFiles.get(vma.mapping);
+  if (dev === undefined)
+    throw new TeardownError("INVARIANT", "workload", "faultIn", `pfnmap VMA ${vma.id} has no device file`);
+  const ptrs = mm.pt.geo.ptrsPerPte;
+  for (let vpn = vma.start; vpn < vma.end; ) {
+    const t = mm.pt.entries[mm.pt.pteTable(vpn, true)]!;
+    const stop = Math.min(vma.end, vpn - (vpn % ptrs) + ptrs);
+    for (; vpn < stop; vpn++) {
+      t[vpn % ptrs] = mkPte(dev.pfn + vma.pgoff + (vpn - vma.start), PFNMAP_PTE_BITS);
+    }
   }
 }
 
@@ -315,6 +355,8 @@ function setDeposit(mm: Mm, pmdId: number, index: number, pfn: number): void {
  * mlock_folio: PG_mlocked, mlock_count + 1).
  */
 export function mlockVma(mm: Mm, vma: Vma): void {
+  // mlock_fixup: a VM_SPECIAL VMA (VM_PFNMAP) keeps its flags — never VM_LOCKED, nothing to mlock.
+  if (vma.kind === "pfnmap") return;
   vma.locked = true;
   const mem = mm.machine.mem;
   const zero = mm.machine.zeroPfn;
@@ -368,6 +410,10 @@ export function forkMm(parent: Mm): Mm {
   for (const v of parent.vmas) {
     const cv: Vma = { ...v, id: machine.nextVmaId++, locked: false };
     child.insertVma(cv);
+    if (v.kind === "pfnmap") {
+      copyPfnmapPtes(parent, child, v);
+      continue;
+    }
     // vma_needs_copy: shared mappings without anon pages are refaulted on demand instead, and so is
     // an anon VMA without an anon_vma (it maps nothing but the zero page).
     if (v.shared || (v.kind === "anon" && v.anonVma < 0)) continue;
@@ -447,6 +493,31 @@ export function forkMm(parent: Mm): Mm {
     }
   }
   return child;
+}
+
+/**
+ * copy_page_range of a VM_PFNMAP VMA (vma_needs_copy is true): copy_present_ptes finds no normal page
+ * and __copy_present_ptes copies each PTE alone — clean and old for the child (VM_SHARED: pte_mkclean;
+ * pte_mkold), the parent's untouched; no reference, no rmap, no rss.
+ */
+function copyPfnmapPtes(parent: Mm, child: Mm, v: Vma): void {
+  const pt = parent.pt;
+  const cpt = child.pt;
+  const span = pt.span[0];
+  for (let base = Math.floor(v.start / span) * span; base < v.end; base += span) {
+    const tid = pt.pteTable(base, false);
+    if (tid < 0) continue;
+    const t = pt.entries[tid]!;
+    const from = Math.max(v.start, base) - base;
+    const to = Math.min(v.end, base + span) - base;
+    let ct: Int32Array | null = null;
+    for (let i = from; i < to; i++) {
+      const pte = t[i];
+      if (pte <= 0) continue;
+      if (ct === null) ct = cpt.entries[cpt.pteTable(base, true)]!;
+      ct[i] = pte & ~(PTE_DIRTY | PTE_YOUNG);
+    }
+  }
 }
 
 /**
@@ -696,7 +767,13 @@ function accessMapped(
  */
 export function mmapVma(mm: Mm, kind: Vma["kind"], size: number, start?: number): Vma {
   if (mm.dead) throw new TeardownError("DEAD_MM", "workload", "mmap", `mm ${mm.id} has exited`);
-  if (kind !== "anon" && kind !== "file-shared" && kind !== "file-private" && kind !== "shmem") {
+  if (
+    kind !== "anon" &&
+    kind !== "file-shared" &&
+    kind !== "file-private" &&
+    kind !== "shmem" &&
+    kind !== "pfnmap"
+  ) {
     throw new TeardownError("BAD_SPEC", "workload", "mmap", `unknown VMA kind "${String(kind)}"`);
   }
   const pageSize = mm.machine.pageSize;
@@ -722,7 +799,13 @@ export function mmapVma(mm: Mm, kind: Vma["kind"], size: number, start?: number)
   const ve = vs + size / pageSize;
   if (ve > mm.pt.span[3]) throw new TeardownError("ENOMEM", "workload", "mmap", "address space exhausted");
   const machine = mm.machine;
-  const mapping = kind === "anon" ? -1 : machine.mem.createAddressSpace({ swapBacked: kind === "shmem" });
+  // A pfnmap VMA maps its own device file (the driver's), backed by a fresh range of device memory.
+  const mapping =
+    kind === "anon"
+      ? -1
+      : kind === "pfnmap"
+        ? machine.createDeviceFile(ve - vs)
+        : machine.mem.createAddressSpace({ swapBacked: kind === "shmem" });
   const vma: Vma = {
     id: machine.nextVmaId++,
     start: vs,
@@ -732,7 +815,7 @@ export function mmapVma(mm: Mm, kind: Vma["kind"], size: number, start?: number)
     pgoff: 0,
     anonVma: -1,
     locked: false,
-    shared: kind === "file-shared" || kind === "shmem",
+    shared: kind === "file-shared" || kind === "shmem" || kind === "pfnmap",
   };
   mm.insertVma(vma);
   return vma;

@@ -30,3 +30,33 @@ describe("huge-zero-as-thp (zap_huge_pmd without is_huge_zero_pmd)", () => {
     expect(s.vmas[0]).toMatchObject({ kind: "anon", pmd: true, readFraction: 1 });
   });
 });
+
+describe("pfnmap-no-tlb-entry (special PTEs of a VM_PFNMAP VMA left out of the flush range)", () => {
+  const c = BROKEN["pfnmap-no-tlb-entry"];
+  for (const design of DESIGNS) {
+    it(`is caught as ${c.expect} on ${design}; the real walk is silent`, () => {
+      const s = c.scenario(c.seeds[0]);
+      const broken = runOne(s, design, "generic", { override: c.override }).report;
+      expect(broken.violations.map((v) => v.kind)).toEqual([c.expect]);
+      // The broken walk still clears all 16 PTEs; only the TLB range is missing.
+      expect(broken.counters.walk.ptesCleared).toBe(16);
+      const real = runOne(s, design, "generic", { override: realOverrideOf(c) }).report;
+      expect(real.violations).toEqual([]);
+      expect(real.finalState.problems).toEqual([]);
+      expect(real.counters.walk.ptesCleared).toBe(16);
+      // Device memory: no page queued, none freed; both CPUs' 16 translations invalidated.
+      expect(real.counters.gather.pagesQueued).toBe(0);
+      expect(real.dataFoliosFreed).toBe(0);
+      expect(real.counters.cpu?.entriesInvalidated).toBe(32);
+      // Broken: only the first page of the VMA is flushed, by the range pte_free_tlb adds (PAGE_SIZE at
+      // the freed PTE table's address) — on both CPUs; the 15 other translations stay cached.
+      expect(broken.counters.cpu?.entriesInvalidated).toBe(2);
+    });
+  }
+
+  it("its scenario maps one 64K pfnmap VMA cached by two CPUs", () => {
+    const s = c.scenario(c.seeds[0]);
+    expect(s.vmas[0]).toMatchObject({ kind: "pfnmap", size: 64 * 1024 });
+    expect(s.cpus).toBe(2);
+  });
+});

@@ -505,6 +505,7 @@ describe("explain", () => {
     ["gup-fast-direct-table-free", "tableFreedUnderGupFast"],
     ["last-level-only-invalidate", "tableFreedWhileWalkable"],
     ["huge-zero-as-thp", "negativeCount"],
+    ["pfnmap-no-tlb-entry", "staleTlbAfterReturn"],
   ])("--broken %s shows %s with its trail and exits 1", (name, kind) => {
     const r = runCli(["explain", "--broken", name]);
     expect(r.status).toBe(1);

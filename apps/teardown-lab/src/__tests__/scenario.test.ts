@@ -32,7 +32,7 @@ const BAD: [string, string, string][] = [
   [
     "bad-kind.json",
     JSON.stringify({ ...ok, vmas: [{ kind: "stack", size: "1M" }] }),
-    'vmas[0].kind: expected one of anon, file-shared, file-private, shmem; got "stack"',
+    'vmas[0].kind: expected one of anon, file-shared, file-private, shmem, pfnmap; got "stack"',
   ],
   [
     "size-type.json",

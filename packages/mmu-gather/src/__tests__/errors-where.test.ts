@@ -201,7 +201,7 @@ describe("refusals name the refusing function and the offending value", () => {
         fn,
         "BAD_ARGUMENT",
         method,
-        /unknown flush reason "soon"; expected one of endVma, batchFull, dirtyShared, tableFree, nested, finish, pteClear, caller/,
+        /unknown flush reason "soon"; expected one of endVma, batchFull, dirtyShared, tableFree, nested, finish, pteClear, pfnmap, caller/,
       );
     // every documented reason is accepted
     for (const why of [
@@ -212,10 +212,11 @@ describe("refusals name the refusing function and the offending value", () => {
       "nested",
       "finish",
       "pteClear",
+      "pfnmap",
       "caller",
     ])
       g.flushMmuTlbonly(why as TlbFlushReason);
-    expect(g.counters.tlbFlushSkipped).toBe(8);
+    expect(g.counters.tlbFlushSkipped).toBe(9);
     g.finish();
     expectRefusal(
       () => g.removeRmap(0, 1),

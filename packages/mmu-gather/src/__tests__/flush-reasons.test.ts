@@ -67,6 +67,34 @@ describe("the arch flush hook is told why it runs and what range", () => {
     expect(seen).toHaveLength(1);
   });
 
+  it("tlb_flush_mmu_pfnmap: after a VM_PFNMAP VMA on a MERGE_VMAS arch, one flush of its range, reason pfnmap, then vma_pfn is clear", () => {
+    const { arch, seen } = recordingArch({ mergeVmas: true });
+    const fx = createGatherFixture(arch);
+    const g = gatherOn(fx, encodedNrPages);
+    // A plain VMA: nothing recorded for pfnmap, so the call flushes nothing.
+    g.tlbStartVma(NO_FLAGS);
+    g.tlbEndVma(NO_FLAGS);
+    g.tlbFlushMmuPfnmap();
+    expect(seen).toEqual([]);
+    expect(g.counters.tlbFlushSkipped).toBe(0);
+    const pfnmap = { ...NO_FLAGS, pfnmap: true };
+    g.tlbStartVma(pfnmap);
+    g.ptepGetAndClear(0x600000, 1);
+    g.tlbRemoveTlbEntry(0x600000);
+    g.tlbEndVma(pfnmap); // MERGE_VMAS: no flush here
+    expect(seen).toEqual([]);
+    expect(g.vmaPfn).toBe(true);
+    g.tlbFlushMmuPfnmap();
+    expect(seen).toEqual([
+      { reason: "pfnmap", start: 0x600000, end: 0x601000, freedTables: false, clearedPtes: true },
+    ]);
+    expect(g.vmaPfn).toBe(false);
+    g.tlbFlushMmuPfnmap(); // cleared: a no-op
+    expect(seen).toHaveLength(1);
+    g.finish();
+    expect(seen).toHaveLength(1);
+  });
+
   it("a dirty shared page forces a flush before the lock drops: reason dirtyShared; the rest at finish", () => {
     const { arch, seen } = recordingArch({ mergeVmas: true });
     const fx = createGatherFixture(arch);

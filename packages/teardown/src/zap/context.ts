@@ -124,6 +124,11 @@ export class ZapContext {
   readonly hugeZeroFolio: number;
   /** The VMA being zapped. */
   vma: Vma | null = null;
+  /**
+   * The VMA being zapped is VM_PFNMAP: vm_normal_page returns NULL for every PTE of it, so the walk
+   * clears them as special PTEs (zapSpecialPtes) without looking at any folio. Set per VMA by unmapVmas.
+   */
+  noNormalPages = false;
   /** The on-stack rss[] deltas of the current PTE table. */
   readonly rss = new Float64Array(NR_MM_COUNTERS);
   /** force_flush of the current PTE table. */

@@ -13,6 +13,10 @@
 // their runs at it. A huge zero PMD (zap_huge_pmd, is_huge_zero_pmd): cleared, its TLB entry recorded
 // (tlb_remove_pmd_tlb_entry comes before the branch), the deposited table freed (zap_deposited_table:
 // no DAX VMAs here), and nothing else: no rss, no rmap, no tlb_remove_page_size.
+// VM_PFNMAP VMAs (v6.18 zap_present_ptes): every PTE is special, so each is cleared like a zero PTE —
+// one zap_present_ptes call per PTE, nothing queued. The walk knows it per VMA (ctx.noNormalPages) and
+// runs a loop of its own for such a table (zapSpecialPtes): no device pfn ever reaches a folio lookup or
+// the gather's page calls, and the fused paths stay untouched.
 // Omits: uffd-wp markers, device/migration/hwpoison entries,
 // need_resched breaks (they change no state), PMD-level IDTE on s390 (one IPTE stands in for it).
 import { PG } from "@mmgather/folio";
@@ -99,15 +103,35 @@ function zapSwapPte(ctx: ZapContext, t: Int32Array, i: number): void {
 }
 
 /**
- * A zero-page PTE (vm_normal_page is NULL): ptep_get_and_clear_full and tlb_remove_tlb_entry, nothing
- * else — no rss, no rmap, no gather entry. One zap_present_ptes call of one PTE.
+ * A special PTE — the zero page, or any PTE of a VM_PFNMAP VMA (vm_normal_page is NULL):
+ * ptep_get_and_clear_full and tlb_remove_tlb_entry, nothing else — no rss, no rmap, no gather entry.
+ * One zap_present_ptes call of one PTE.
  */
-function zapZeroPte(ctx: ZapContext, t: Int32Array, i: number, addr: number): void {
+function zapSpecialPte(ctx: ZapContext, t: Int32Array, i: number, addr: number): void {
   t[i] = 0;
   ctx.tlb.ptepGetAndClear(addr, 1);
   ctx.tlb.tlbRemoveTlbEntry(addr);
   ctx.counters.ptesCleared++;
   ctx.counters.presentBatches++;
+}
+
+/**
+ * zap_pte_range over a table of a VM_PFNMAP VMA (`ctx.noNormalPages`): every present PTE is special
+ * (zapSpecialPte); a pfnmap VMA has no swap entries. The same in the v6.5 and 7.x walks (none runs are
+ * skipped either way; folio_pte_batch never runs without a folio). Never fills the gather.
+ */
+export function zapSpecialPtes(
+  ctx: ZapContext,
+  t: Int32Array,
+  base: number,
+  from: number,
+  to: number,
+): number {
+  const pageSize = ctx.pageSize;
+  for (let i = from; i < to; i++) {
+    if (t[i] > 0) zapSpecialPte(ctx, t, i, (base + i) * pageSize);
+  }
+  return to;
 }
 
 /** v6.5 zap_pte_range loop: one PTE, one rmap call, one gather entry at a time. */
@@ -118,6 +142,7 @@ export function zapPtesPerPte(
   from: number,
   to: number,
 ): number {
+  if (ctx.noNormalPages) return zapSpecialPtes(ctx, t, base, from, to);
   const tlb = ctx.tlb;
   const mem = ctx.mem;
   const fs = ctx.fs;
@@ -135,7 +160,7 @@ export function zapPtesPerPte(
     if (pte > 0) {
       const pfn = ptePfn(pte);
       if (pfn === zero) {
-        zapZeroPte(ctx, t, i, addr);
+        zapSpecialPte(ctx, t, i, addr);
         continue;
       }
       if (fused) {
@@ -286,6 +311,7 @@ export function zapPtesFolioBatch(
   from: number,
   to: number,
 ): number {
+  if (ctx.noNormalPages) return zapSpecialPtes(ctx, t, base, from, to);
   const tlb = ctx.tlb;
   const mem = ctx.mem;
   const fs = ctx.fs;
@@ -309,7 +335,7 @@ export function zapPtesFolioBatch(
       const pfn = ptePfn(pte);
       if (pfn === zero) {
         // zap_present_ptes: no page, so no folio_pte_batch — one PTE per call.
-        zapZeroPte(ctx, t, i, addr);
+        zapSpecialPte(ctx, t, i, addr);
         i++;
         continue;
       }

@@ -2,7 +2,12 @@
 // (mm/memory.c) with tlb_start_vma / tlb_end_vma, and free_pgtables → free_pgd_range with its
 // floor/ceiling rule (mm/memory.c). Each PTE-table (or huge PMD) critical section ends with a
 // `yield`, so two threads can be interleaved at page-table-lock granularity.
-// Omits: hugetlb VMAs, huge PUDs, mmu notifiers, uprobes, vma merging inside free_pgtables.
+// VM_PFNMAP VMAs (Linux v6.18): tlb_start_vma records vma_pfn (sticky in the gather) and the walk
+// treats every PTE of the VMA as special (ctx.noNormalPages); free_pgtables starts with
+// tlb_flush_mmu_pfnmap (v6.15+), so no TLB entry of a pfnmap VMA survives its unlink from i_mmap.
+// PAT bookkeeping is not here in v6.18: untrack_pfn left unmap_single_vma in v6.16 (pfnmap_untrack
+// runs when the last VMA sharing the pfnmap_track_ctx is freed), and is not modelled.
+// Omits: hugetlb VMAs, huge PUDs, mmu notifiers, uprobes, vma merging inside free_pgtables, PAT.
 
 import { splitHugePmd } from "../huge-memory.js";
 import type { OpSteps } from "../mmap-lock.js";
@@ -14,6 +19,7 @@ import type { ZapWalk } from "./steps.js";
 
 const NO_VMA_FLAGS = Object.freeze({ exec: false, huge: false, pfnmap: false, locked: false });
 const LOCKED_VMA_FLAGS = Object.freeze({ exec: false, huge: false, pfnmap: false, locked: true });
+const PFNMAP_VMA_FLAGS = Object.freeze({ exec: false, huge: false, pfnmap: true, locked: false });
 
 /** unmap_vmas over `vmas` clipped to pages [vs, ve); yields after every lock section. */
 export function* unmapVmas(
@@ -28,12 +34,15 @@ export function* unmapVmas(
     const e = Math.min(ve, vma.end);
     if (s >= e) continue;
     ctx.vma = vma;
-    const flags = vma.locked ? LOCKED_VMA_FLAGS : NO_VMA_FLAGS;
+    const pfnmap = vma.kind === "pfnmap";
+    ctx.noNormalPages = pfnmap;
+    const flags = pfnmap ? PFNMAP_VMA_FLAGS : vma.locked ? LOCKED_VMA_FLAGS : NO_VMA_FLAGS;
     ctx.tlb.tlbStartVma(flags);
     yield* unmapPageRange(ctx, walk, s, e);
     ctx.tlb.tlbEndVma(flags);
   }
   ctx.vma = null;
+  ctx.noNormalPages = false;
 }
 
 /** unmap_page_range → zap_pmd_range → zap_pte_range for pages [vs, ve) of one VMA. */
@@ -96,6 +105,8 @@ export function freePgtables(
 ): void {
   const pt = ctx.mm.pt;
   const counters = ctx.counters;
+  // tlb_flush_mmu_pfnmap: a VM_PFNMAP VMA zapped by this gather is flushed before it leaves i_mmap.
+  ctx.tlb.tlbFlushMmuPfnmap();
   // Like the kernel, each VMA's ceiling is the next unmapped VMA's start, so a table shared with a
   // later VMA of the same call survives until that VMA is processed.
   for (let i = 0; i < vmas.length; i++) {
