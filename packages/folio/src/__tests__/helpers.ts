@@ -33,3 +33,14 @@ export function allocMany(m: PhysMem, order: number, n: number): number[] {
   for (let i = 0; i < n; i++) out.push(m.allocFolio(order));
   return out;
 }
+
+/** The code, method and message of the typed refusal `f` throws (fails the test when it throws none). */
+export function refusal(f: () => void): { code: string; method: string; message: string } {
+  try {
+    f();
+  } catch (e) {
+    const x = e as { code: string; method: string; message: string };
+    return { code: x.code, method: x.method, message: x.message };
+  }
+  throw new Error("expected a refusal");
+}

@@ -6,22 +6,12 @@
 // batched, wherever it sits in the batch.
 import { describe, expect, it } from "vitest";
 import { PG, type PhysMem } from "../index.js";
-import { mem } from "./helpers.js";
+import { mem, refusal } from "./helpers.js";
 
 function d(m: PhysMem, key: keyof PhysMem["counters"], f: () => void): number {
   const before = m.counters[key] as number;
   f();
   return (m.counters[key] as number) - before;
-}
-
-function refusal(f: () => void): { code: string; method: string; message: string } {
-  try {
-    f();
-  } catch (e) {
-    const x = e as { code: string; method: string; message: string };
-    return { code: x.code, method: x.method, message: x.message };
-  }
-  throw new Error("expected a refusal");
 }
 
 describe("folio_put", () => {

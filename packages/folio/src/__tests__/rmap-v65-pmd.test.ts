@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { NodeStat, PG, type PhysMem } from "../index.js";
 import { folioState, pageRemoveRmapPtesTrusted, pageRemoveRmapPteTrusted } from "../internal.js";
-import { mem } from "./helpers.js";
+import { mem, refusal } from "./helpers.js";
 
 const KEYS = [
   "entireMapcountAtomics",
@@ -35,16 +35,6 @@ function pmdMapped(m: PhysMem, pmds: number, ptes: number, anon = true): number 
   for (let i = 0; i < pmds; i++) m.folioAddRmapPmd(h);
   if (ptes > 0) m.folioAddRmapPtes(h, h, ptes);
   return h;
-}
-
-function codeOf(f: () => void): { code: string; method: string; message: string } {
-  try {
-    f();
-  } catch (e) {
-    const x = e as { code: string; method: string; message: string };
-    return { code: x.code, method: x.method, message: x.message };
-  }
-  throw new Error("expected a refusal");
 }
 
 describe("page_remove_rmap(compound) of v6.5", () => {
@@ -141,19 +131,19 @@ describe("page_remove_rmap's refusals name the call and the page", () => {
     const h = pmdMapped(m, 1, 0);
     const free = m.allocFolio(0);
     m.folioPut(free);
-    expect(codeOf(() => m.pageRemoveRmap(free, false))).toEqual({
+    expect(refusal(() => m.pageRemoveRmap(free, false))).toEqual({
       code: "USE_AFTER_FREE",
       method: "pageRemoveRmap",
       message: expect.stringContaining(`(${free}): pfn ${free} is free memory`),
     });
-    expect(codeOf(() => m.pageRemoveRmap(h + 1, true))).toEqual({
+    expect(refusal(() => m.pageRemoveRmap(h + 1, true))).toEqual({
       code: "NOT_HEAD",
       method: "pageRemoveRmap",
       message: expect.stringContaining(`(${h + 1}, true): compound removal needs a folio head`),
     });
-    expect(codeOf(() => m.pageRemoveRmap(1 << 30, false)).method).toBe("pageRemoveRmap");
+    expect(refusal(() => m.pageRemoveRmap(1 << 30, false)).method).toBe("pageRemoveRmap");
     // The PTE half: page h + 3 has no PTE mapping (only the PMD maps it).
-    expect(codeOf(() => m.pageRemoveRmap(h + 3, false))).toEqual({
+    expect(refusal(() => m.pageRemoveRmap(h + 3, false))).toEqual({
       code: "MAPCOUNT_UNDERFLOW",
       method: "pageRemoveRmap",
       message: expect.stringContaining(`(${h + 3}): page ${h + 3} is not mapped by any PTE`),
@@ -166,7 +156,7 @@ describe("page_remove_rmap's refusals name the call and the page", () => {
     m.folioSetAnon(h, 5, h);
     m.folioRefAdd(h, 4);
     m.folioAddRmapPtes(h, h, 4);
-    expect(codeOf(() => pageRemoveRmapPtesTrusted(folioState(m), h, h, 6))).toEqual({
+    expect(refusal(() => pageRemoveRmapPtesTrusted(folioState(m), h, h, 6))).toEqual({
       code: "MAPCOUNT_UNDERFLOW",
       method: "pageRemoveRmap",
       message: expect.stringContaining(`(${h + 4}): page ${h + 4} is not mapped by any PTE`),
@@ -174,7 +164,7 @@ describe("page_remove_rmap's refusals name the call and the page", () => {
     // The four mapped pages were removed before the refusal.
     expect(m.folioMapcount(h)).toBe(0);
     // The one-page trusted form refuses the same way.
-    expect(codeOf(() => pageRemoveRmapPteTrusted(folioState(m), h, h + 1))).toEqual({
+    expect(refusal(() => pageRemoveRmapPteTrusted(folioState(m), h, h + 1))).toEqual({
       code: "MAPCOUNT_UNDERFLOW",
       method: "pageRemoveRmap",
       message: expect.stringContaining(`(${h + 1}): page ${h + 1} is not mapped by any PTE`),
