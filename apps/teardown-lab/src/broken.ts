@@ -812,6 +812,36 @@ export const BROKEN: Readonly<Record<string, BrokenCase>> = {
     }),
     override: { walk: pfnmapNoTlbEntry },
   },
+  "pfnmap-no-tlb-entry-revoke": {
+    change:
+      "as pfnmap-no-tlb-entry, in the driver's own revoke: unmap_mapping_range's zap_page_range_single clears " +
+      "the device PTEs without tlb_remove_tlb_entry while the process munmaps another VMA",
+    expect: "deviceMemoryUseAfterRevoke",
+    consequence:
+      "the revoke's gather records no range, so its tlb_finish_mmu flushes nothing; unmap_mapping_range " +
+      "returns and the driver frees (or hands out again) the device memory while the process's other CPU " +
+      "still translates its old addresses to it: its next access reads or writes device memory that now " +
+      "belongs to someone else.",
+    realOrder:
+      "zap_present_ptes adds every cleared PTE to the gather's range, special ones included " +
+      "(tlb_remove_tlb_entry), so the revoke's tlb_finish_mmu flushes every CPU of each mm it zapped " +
+      "before unmap_mapping_range returns.",
+    base: "encoded-nr-pages",
+    // The revoke must finish while the munmap's gather is not pending (else tlb_finish_mmu's nested-flush
+    // rule flushes the whole mm and hides the bug).
+    seeds: [5, 7, 10, 11],
+    scenario: withSeed({
+      name: "pfnmap-no-tlb-entry-revoke",
+      cpus: 2,
+      vmas: [
+        { name: "heap", kind: "anon", size: "64K" },
+        { name: "bar", kind: "pfnmap", size: "64K" },
+      ],
+      op: { kind: "munmap", vma: 0 },
+      concurrentOp: { kind: "revoke", vma: 1 },
+    }),
+    override: { walk: pfnmapNoTlbEntry },
+  },
   "nested-flush-ignored": {
     change:
       "tlb_finish_mmu ignores the nested-gather rule: when two threads zap the same range concurrently " +

@@ -113,7 +113,9 @@ export function describeEvent(e: TrailEvent, flushed?: boolean): string {
         ? `${e.op} starts: the whole address space of mm ${e.mmId} goes`
         : `${e.op} starts on mm ${e.mmId}: ${hex(e.start)}–${hex(e.end)}`;
     case "opReturned":
-      return `${e.op} returns to user space (mm ${e.mmId})`;
+      return e.op === "revoke"
+        ? "unmap_mapping_range returns: the driver frees the device memory it revoked"
+        : `${e.op} returns to user space (mm ${e.mmId})`;
     case "ptlLocked":
       return `thread ${e.thread} takes the page-table lock of table pfn ${e.tablePfn}`;
     case "ptlUnlocked":

@@ -633,7 +633,8 @@ export function* revokeSteps(
   const lo = Math.min(first, dev.nrPages);
   const hi = Math.min(end, dev.nrPages);
   r.devicePagesFreed = hi - lo;
-  if (trace !== null) trace({ type: "opReturned", op: "revoke", mmId: -1 });
+  // The user's sink gets the return here; the checker records its own (onDeviceMemoryFreed).
+  if (machine.events !== null) machine.events({ type: "opReturned", op: "revoke", mmId: -1 });
   if (checker !== null) {
     const present: number[] = [];
     for (let i = 0; i < zapped.length; i += 3) {

@@ -506,6 +506,7 @@ describe("explain", () => {
     ["last-level-only-invalidate", "tableFreedWhileWalkable"],
     ["huge-zero-as-thp", "negativeCount"],
     ["pfnmap-no-tlb-entry", "staleTlbAfterReturn"],
+    ["pfnmap-no-tlb-entry-revoke", "deviceMemoryUseAfterRevoke"],
   ])("--broken %s shows %s with its trail and exits 1", (name, kind) => {
     const r = runCli(["explain", "--broken", name]);
     expect(r.status).toBe(1);
