@@ -14,10 +14,14 @@ import {
   withTlbOps,
 } from "@mmgather/mmu-gather";
 import {
+  defineNumaScan,
   defineZapWalk,
   folioBatchWalk,
   MM_ANONPAGES,
   MM_SWAPENTS,
+  numaScan,
+  PTE_WRITE,
+  PTE_YOUNG,
   perPteWalk,
   ptePfn,
   pteSwapEntry,
@@ -168,6 +172,25 @@ export const unpinnedSwapFree = (base: ZapWalk): ZapWalk =>
       },
     },
   });
+
+/**
+ * change_huge_pmd(prot_numa) as it was before ced108037c2a (Linux 4.15): pmdp_huge_get_and_clear, then —
+ * the PMD lock still held, while other CPUs run — set_pmd_at of the PROT_NONE entry. In between the PMD
+ * reads as none to anyone who looks without the lock.
+ */
+const numaGetAndClear = defineNumaScan(numaScan, {
+  name: "change_huge_pmd with get-and-clear",
+  steps: {
+    *changeHugePmd(ctx, pmd, index, base) {
+      const old = pmd[index];
+      pmd[index] = 0;
+      ctx.flushPmd(base);
+      yield;
+      pmd[index] = old & ~(PTE_WRITE | PTE_YOUNG);
+      ctx.counters.hugePmdsChanged++;
+    },
+  },
+});
 
 /** The PTE loop stops one entry short of the end of each range (an off-by-one in the end address). */
 const pteLeftBehind = defineZapWalk(folioBatchWalk, {
@@ -841,6 +864,32 @@ export const BROKEN: Readonly<Record<string, BrokenCase>> = {
       concurrentOp: { kind: "revoke", vma: 1 },
     }),
     override: { walk: pfnmapNoTlbEntry },
+  },
+  "numa-pmd-get-and-clear": {
+    change:
+      "NUMA balancing's change_huge_pmd clears the huge PMD (pmdp_huge_get_and_clear) and only later sets " +
+      "the PROT_NONE entry, instead of pmdp_invalidate_ad, which never lets the PMD read as none",
+    expect: "presentAfterReturn",
+    consequence:
+      "MADV_DONTNEED's zap_pmd_range looks at the PMD without its lock, finds none and skips it; the scan " +
+      "then puts the entry back, and madvise returns with the THP still mapped: the program reads its old " +
+      "data where it expects zeros, and the memory it meant to give back stays in use (the race fixed by " +
+      "ced108037c2a in Linux 4.15; munmap is safe — mmap_lock keeps the scan off a detached VMA).",
+    realOrder:
+      "change_huge_pmd replaces the entry with pmdp_invalidate_ad: the PMD stays trans-huge throughout, so " +
+      "zap_pmd_range takes the PMD lock, waits for the scan, and zaps the entry it set.",
+    base: "encoded-nr-pages",
+    // Two preemptions: the scan clears the PMD, the zap skips it, the scan sets it back before madvise returns.
+    seeds: [1, 8, 19, 41],
+    scenario: withSeed({
+      name: "numa-pmd-get-and-clear",
+      cpus: 2,
+      vmas: [{ name: "heap", kind: "anon", size: "4M", folio: "2M", pmd: true }],
+      op: { kind: "dontneed", vma: 0 },
+      concurrentOp: { kind: "numa", vma: 0 },
+    }),
+    override: { numaScan: numaGetAndClear },
+    realOverride: {},
   },
   "nested-flush-ignored": {
     change:

@@ -67,10 +67,11 @@ export const OPS = ["exit", "munmap", "dontneed"] as const;
 /**
  * What a second thread may run concurrently: munmap / dontneed of the same mm (not next to exit, which
  * takes the whole mm), writeback of a file VMA's dirty page cache (a flusher thread), swapoff of the
- * swap device, or a driver revoking a pfnmap VMA's device memory (unmap_mapping_range in a kernel
- * thread) — the last three next to any op.
+ * swap device, a driver revoking a pfnmap VMA's device memory (unmap_mapping_range in a kernel
+ * thread) — these three next to any op — or NUMA balancing's hinting scan of a VMA range (a thread of
+ * the same mm: not next to exit).
  */
-export const CONCURRENT_OPS = ["munmap", "dontneed", "writeback", "swapoff", "revoke"] as const;
+export const CONCURRENT_OPS = ["munmap", "dontneed", "writeback", "swapoff", "revoke", "numa"] as const;
 
 const Bool = z.boolean({ error: "expected true or false" });
 
@@ -297,7 +298,18 @@ export const ScenarioSchema = z
           message: `revoke unmaps a driver's device file and needs a pfnmap VMA, got ${rvVma.kind}`,
         });
       }
-      if (s.concurrentOp.kind === "writeback" || s.concurrentOp.kind === "revoke")
+      if (s.concurrentOp.kind === "numa" && s.op.kind === "exit")
+        ctx.addIssue({
+          code: "custom",
+          path: ["concurrentOp", "kind"],
+          input: s.concurrentOp.kind,
+          message: "the NUMA hinting scan runs in a thread of the mm (task_numa_work): not next to exit",
+        });
+      if (
+        s.concurrentOp.kind === "writeback" ||
+        s.concurrentOp.kind === "revoke" ||
+        s.concurrentOp.kind === "numa"
+      )
         checkRange(s.concurrentOp, s.vmas, "concurrentOp", ctx);
       else if (s.concurrentOp.kind === "swapoff") {
         if (s.swap === 0 || (s.swap === undefined && !s.vmas.some((v) => v.swap > 0)))

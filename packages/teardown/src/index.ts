@@ -27,6 +27,8 @@ export type { MachineConfig } from "./machine.js";
 export { createMachine, Machine } from "./machine.js";
 export { Mm } from "./mm.js";
 export type { OpStep, OpSteps } from "./mmap-lock.js";
+export type { NumaScan, NumaScanContext, NumaScanCounters, NumaScanSteps } from "./numa.js";
+export { defineNumaScan, numaScan } from "./numa.js";
 export type { OpResult, RevokeResult, TeardownOp, TeardownOptions, VariantSpec } from "./ops.js";
 export {
   checkRevokeVma,

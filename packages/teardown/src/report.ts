@@ -17,6 +17,7 @@ import type { Violation } from "./checker.js";
 import { type CostEstimate, estimateCost } from "./cost.js";
 import type { Machine } from "./machine.js";
 import type { Mm } from "./mm.js";
+import type { NumaScanCounters } from "./numa.js";
 import type { OpResult } from "./ops.js";
 import { PTE_PRESENT, pmdTableId, ptePfn, pteSwapEntry } from "./pte.js";
 import type { SwapoffCounters } from "./swapoff.js";
@@ -112,6 +113,11 @@ export interface TeardownReport {
    * frees are part of `counters.folio` and `counters.swap` (they share those layers with the teardown).
    */
   readonly swapoff: SwapoffCounters | null;
+  /**
+   * What a concurrent NUMA hinting scan did (`concurrentOp.kind` "numa"), or null. Its PMD flushes are
+   * part of `counters.cpu` (machine-wide CPU counters).
+   */
+  readonly numa: NumaScanCounters | null;
   /** Model bytes of the machine (memory, swap, tables, CPUs) at the start of the teardown. */
   readonly stateBytes: number;
   /** `stateBytes` divided by the pages mapped when the teardown started (0 if none). */
@@ -397,6 +403,7 @@ export function buildReport(
   cost: CostProfile,
   writeback: WritebackCounters | null = null,
   swapoff: SwapoffCounters | null = null,
+  numa: NumaScanCounters | null = null,
 ): TeardownReport {
   const g = r.gather;
   const w = r.walkCounters;
@@ -443,6 +450,7 @@ export function buildReport(
     simWallNs,
     writeback: writeback === null ? null : { ...writeback },
     swapoff: swapoff === null ? null : { ...swapoff },
+    numa: numa === null ? null : { ...numa },
     stateBytes,
     stateBytesPerMappedPage: mappedPages > 0 ? stateBytes / mappedPages : 0,
   };

@@ -13,6 +13,13 @@ import { createMachine, type Machine } from "./machine.js";
 import type { Mm } from "./mm.js";
 import type { OpSteps } from "./mmap-lock.js";
 import {
+  createNumaScanCounters,
+  type NumaScan,
+  type NumaScanCounters,
+  numaScan,
+  numaScanSteps,
+} from "./numa.js";
+import {
   checkRevokeVma,
   createRevokeResult,
   exitMmap,
@@ -107,8 +114,8 @@ export interface OpSpec {
  * a concurrent munmap's (its gathers included; they may belong to other mms than the target).
  */
 export interface ConcurrentOpSpec extends Omit<OpSpec, "kind"> {
-  /** munmap, madvise, writeback, swapoff or revoke ("exit" is refused: it takes the whole mm). */
-  readonly kind: TeardownOp | "writeback" | "swapoff" | "revoke";
+  /** munmap, madvise, writeback, swapoff, revoke or numa ("exit" is refused: it takes the whole mm). */
+  readonly kind: TeardownOp | "writeback" | "swapoff" | "revoke" | "numa";
 }
 
 /** A whole experiment. */
@@ -176,10 +183,16 @@ export interface ScenarioSpec {
   readonly op: OpSpec;
   /**
    * A second thread, run concurrently with `op` on another CPU: munmap / madvise of the target mm,
-   * writeback of a file VMA's pages, swapoff of the swap device, or a driver's revoke of a pfnmap VMA's
-   * device memory (the last three also next to `exit`).
+   * writeback of a file VMA's pages, swapoff of the swap device, a driver's revoke of a pfnmap VMA's
+   * device memory (these three also next to `exit`), or NUMA balancing's hinting scan of a range of the
+   * target mm (numa.ts).
    */
   readonly concurrentOp?: ConcurrentOpSpec;
+  /**
+   * The NUMA hinting scan a `concurrentOp` of kind "numa" runs (default: the kernel's `numaScan`; build
+   * another with `defineNumaScan`).
+   */
+  readonly numaScan?: NumaScan;
   /** Batch-page allocation outcomes. */
   readonly alloc?: BatchAllocPolicy;
   /**
@@ -405,12 +418,26 @@ function runOps(
   let result: OpResult = a.result;
   let writeback: WritebackCounters | null = null;
   let swapoff: SwapoffCounters | null = null;
+  let numa: NumaScanCounters | null = null;
   let revoke: RevokeResult | null = null;
   try {
     if (spec.concurrentOp === undefined) {
       for (let s = a.steps.next(); s.done !== true; s = a.steps.next()) {
         /* run */
       }
+    } else if (spec.concurrentOp.kind === "numa") {
+      if (spec.op.kind === "exit")
+        fail(
+          "concurrentOp: the NUMA hinting scan runs in a thread of the mm (task_numa_work), not next to exit",
+        );
+      const nc = createNumaScanCounters();
+      numa = nc;
+      const [s1, l1] = opRange(b, spec, spec.concurrentOp);
+      const ps = machine.pageSize;
+      const scan = spec.numaScan ?? numaScan;
+      if (typeof scan !== "object" || scan === null || typeof scan.steps?.changeHugePmd !== "function")
+        fail("spec.numaScan must be a NumaScan built with defineNumaScan");
+      schedule([a.steps, numaScanSteps(target, s1 / ps, (s1 + l1) / ps, scan, nc)]);
     } else if (spec.concurrentOp.kind === "swapoff") {
       const so = createSwapoffCounters();
       swapoff = so;
@@ -427,7 +454,7 @@ function runOps(
       const kind = spec.concurrentOp.kind as string;
       if (spec.op.kind === "exit" || kind === "exit") fail("exit cannot run concurrently");
       if (kind !== "munmap" && kind !== "madvise")
-        fail(`concurrentOp.kind must be munmap, madvise, writeback, swapoff or revoke, got "${kind}"`);
+        fail(`concurrentOp.kind must be munmap, madvise, writeback, swapoff, revoke or numa, got "${kind}"`);
       const [s1, l1] = opRange(b, spec, spec.concurrentOp);
       const c = startOp(target, spec.concurrentOp.kind, s1, l1, { ...opts, thread: 1 });
       schedule([a.steps, c.steps]);
@@ -477,6 +504,7 @@ function runOps(
     spec.costProfile ?? machine.arch.cost,
     writeback,
     swapoff,
+    numa,
   );
 }
 

@@ -507,6 +507,7 @@ describe("explain", () => {
     ["huge-zero-as-thp", "negativeCount"],
     ["pfnmap-no-tlb-entry", "staleTlbAfterReturn"],
     ["pfnmap-no-tlb-entry-revoke", "deviceMemoryUseAfterRevoke"],
+    ["numa-pmd-get-and-clear", "presentAfterReturn"],
   ])("--broken %s shows %s with its trail and exits 1", (name, kind) => {
     const r = runCli(["explain", "--broken", name]);
     expect(r.status).toBe(1);

@@ -1,5 +1,6 @@
 // Every actor at once, on random workloads: the three real designs stay silent (no violation, no
-// final-state problem) while a second thread — munmap / MADV_DONTNEED, writeback or swapoff — runs next
+// final-state problem) while a second thread — munmap / MADV_DONTNEED, writeback, swapoff or the NUMA
+// hinting scan — runs next
 // to the operation, with lazy-TLB CPUs, devices sharing the page tables and gup_fast walkers.
 // File PMDs stay out of writeback runs: v6.18's zap_huge_pmd drops a dirty file PMD's rmap before its
 // TLB flush, a window the writeback test reports on purpose (writeback.test.ts).
@@ -21,12 +22,12 @@ describe("all actors: the real designs stay silent", () => {
       swap: fc.double({ min: 0, max: 0.6, noNaN: true }),
       keep: fc.boolean(),
     });
-    const tally = { cases: 0, writeback: 0, swapoff: 0, racing: 0, devices: 0, gupFast: 0 };
+    const tally = { cases: 0, writeback: 0, swapoff: 0, numa: 0, racing: 0, devices: 0, gupFast: 0 };
     fc.assert(
       fc.property(
         fc.array(vmaArb, { minLength: 1, maxLength: 3 }),
         fc.constantFrom("exit", "munmap", "madvise" as const),
-        fc.constantFrom("munmap", "madvise", "writeback", "swapoff" as const),
+        fc.constantFrom("munmap", "madvise", "writeback", "swapoff", "numa" as const),
         fc.integer({ min: 2, max: 4 }),
         fc.integer({ min: 1, max: 1e6 }),
         fc.boolean(),
@@ -35,7 +36,7 @@ describe("all actors: the real designs stay silent", () => {
           const fileVma = vs.findIndex((v) => v.kind === "file-shared" || v.kind === "file-private");
           const kind =
             (second === "writeback" && fileVma < 0) ||
-            (op === "exit" && (second === "munmap" || second === "madvise"))
+            (op === "exit" && (second === "munmap" || second === "madvise" || second === "numa"))
               ? "swapoff"
               : second;
           const lazy = cpus > 2 ? seed % (cpus - 1) : 0;
@@ -69,11 +70,14 @@ describe("all actors: the real designs stay silent", () => {
                 ? { kind, vma: fileVma }
                 : kind === "swapoff"
                   ? { kind }
-                  : { kind, vma: vs.length - 1, length: 4096 * (1 + (seed % 300)) },
+                  : kind === "numa"
+                    ? { kind, vma: vs.length - 1 }
+                    : { kind, vma: vs.length - 1, length: 4096 * (1 + (seed % 300)) },
           });
           tally.cases++;
           if (kind === "writeback") tally.writeback++;
           else if (kind === "swapoff") tally.swapoff++;
+          else if (kind === "numa") tally.numa++;
           else tally.racing++;
           if (spec("encoded-page").devices! > 0) tally.devices++;
           if (spec("encoded-page").gupFast! > 0) tally.gupFast++;
@@ -91,6 +95,7 @@ describe("all actors: the real designs stay silent", () => {
     expect(tally.writeback).toBeGreaterThan(tally.cases / 10);
     expect(tally.swapoff).toBeGreaterThan(tally.cases / 10);
     expect(tally.racing).toBeGreaterThan(tally.cases / 10);
+    expect(tally.numa).toBeGreaterThan(tally.cases / 20);
     expect(tally.devices).toBeGreaterThan(tally.cases / 5);
     expect(tally.gupFast).toBeGreaterThan(0);
     if (LONG) console.log("actors tally", tally);
