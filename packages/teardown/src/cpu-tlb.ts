@@ -26,6 +26,21 @@ import type { SecondaryTlbs } from "./secondary-tlb.js";
  */
 export type LocklessWalkEnd = "flushIpi" | "syncOne" | "gracePeriod" | "done";
 
+/**
+ * The CPU-counter share of flushes a concurrent actor (writeback, the NUMA scan) made outside the
+ * measured operation: the report takes it out of the operation's CPU counters.
+ */
+export interface FlushShare {
+  /** Range invalidations it sent (one per flush). */
+  tlbFlushes: number;
+  /** Remote CPUs those flushes reached. */
+  remoteCpuFlushes: number;
+  /** Cached translations they dropped. */
+  entriesInvalidated: number;
+  /** Invalidation commands they sent to devices sharing the page tables. */
+  secondaryTlbInvalidations: number;
+}
+
 /** Sizes of the modelled caches. */
 export interface CpuTlbConfig {
   /** Number of CPUs (each may run a thread of any mm). */
@@ -433,6 +448,25 @@ export class CpuTlbs implements TlbListener {
     else this.invalidatePages(mmId, 0, Number.POSITIVE_INFINITY, on);
     if (walkCaches || kind === "mm" || kind === "idte") this.invalidateWalks(mmId, on);
     if (this.onInvalidate !== null) this.onInvalidate(mmId, kind, start, end);
+  }
+
+  /**
+   * flush_tlb_mm_range outside a gather (ptep_clear_flush, pmdp_invalidate, flush_pmd_tlb_range): the
+   * CPUs with the mm loaded drop [start, end), then mmu_notifier_arch_invalidate_secondary_tlbs tells the
+   * devices the same range. `share` (when given) receives what the flush added to the CPU counters.
+   */
+  flushTlbMmRange(mmId: number, start: number, end: number, share: FlushShare | null = null): void {
+    const remote = this.remoteCpuFlushes;
+    const dropped = this.entriesInvalidated;
+    const d = this.secondary;
+    const dev = d?.invalidations ?? 0;
+    this.tlbInvalidate(mmId, "range", start, end, end - start, false);
+    d?.invalidate(mmId, start, end);
+    if (share === null) return;
+    share.tlbFlushes++;
+    share.remoteCpuFlushes += this.remoteCpuFlushes - remote;
+    share.entriesInvalidated += this.entriesInvalidated - dropped;
+    share.secondaryTlbInvalidations += (d?.invalidations ?? 0) - dev;
   }
 
   /** TlbListener: `mmu_notifier_arch_invalidate_secondary_tlbs` reached the mm's devices. */

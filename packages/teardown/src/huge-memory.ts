@@ -96,14 +96,7 @@ export function splitHugePmd(
   mm.ptlAcquisitions++; // pmd_lock
   if (acct !== null) acct.counters.hugePmdsSplit++;
   // pmdp_invalidate / pmdp_huge_clear_flush → flush_pmd_tlb_range.
-  const tlbs = machine.tlbs;
-  if (tlbs !== null) {
-    const addr = base * machine.pageSize;
-    const end = addr + nr * machine.pageSize;
-    tlbs.tlbInvalidate(mm.id, "range", addr, end, nr * machine.pageSize, false);
-    // flush_tlb_mm_range ends with mmu_notifier_arch_invalidate_secondary_tlbs for the same range.
-    tlbs.secondary?.invalidate(mm.id, addr, end);
-  }
+  machine.tlbs?.flushTlbMmRange(mm.id, base * machine.pageSize, (base + nr) * machine.pageSize);
   const folioRmap = acct === null || acct.folioRmap;
   if (vma.kind === "anon" && head === machine.hugeZeroFolio) {
     // __split_huge_zero_page_pmd: the huge zero folio itself is never split, only its PMD mapping.

@@ -11,7 +11,7 @@ export type {
 export { Checker, FREES_WITHOUT_RESCHED_BOUND } from "./checker.js";
 export type { CostEstimate, CostTerm } from "./cost.js";
 export { COST_TERMS, estimateCost, termCount } from "./cost.js";
-export type { CpuTlbConfig } from "./cpu-tlb.js";
+export type { CpuTlbConfig, FlushShare } from "./cpu-tlb.js";
 export { CpuTlbs, type LocklessWalkEnd } from "./cpu-tlb.js";
 export type { TeardownErrorCode } from "./errors.js";
 export { isTeardownError, TeardownError } from "./errors.js";

@@ -12,6 +12,7 @@
 // and flushes through its own mmu_gather), the hinting faults and the migrations they trigger, the scan
 // period and size, PROT_NONE as its own bit (the entry stays present with its write and young bits
 // cleared), the huge zero folio and already-PROT_NONE entries (skipped, as change_huge_pmd does).
+import type { FlushShare } from "./cpu-tlb.js";
 import { TeardownError } from "./errors.js";
 import type { Machine } from "./machine.js";
 import type { Mm } from "./mm.js";
@@ -20,10 +21,13 @@ import { LEVEL_PMD } from "./page-tables.js";
 import { PMD_HUGE, PTE_PRESENT, PTE_WRITE, PTE_YOUNG, ptePfn } from "./pte.js";
 
 /** What one hinting scan did (every count exact). */
-export interface NumaScanCounters {
+export interface NumaScanCounters extends FlushShare {
   /** Huge PMDs change_huge_pmd made PROT_NONE. */
   hugePmdsChanged: number;
-  /** Their TLB flushes (pmdp_invalidate_ad: a PMD-range flush each). */
+  /**
+   * Their TLB flushes (pmdp_invalidate_ad: a PMD-range flush each), with the remote CPUs reached,
+   * entries dropped and device commands they cost (the report's CPU counters leave this share out).
+   */
   tlbFlushes: number;
 }
 
@@ -89,7 +93,13 @@ export function defineNumaScan(
 
 /** A fresh zeroed counter record. */
 export function createNumaScanCounters(): NumaScanCounters {
-  return { hugePmdsChanged: 0, tlbFlushes: 0 };
+  return {
+    hugePmdsChanged: 0,
+    tlbFlushes: 0,
+    remoteCpuFlushes: 0,
+    entriesInvalidated: 0,
+    secondaryTlbInvalidations: 0,
+  };
 }
 
 /**
@@ -108,13 +118,15 @@ export function* numaScanSteps(
     mm,
     counters,
     flushPmd(base) {
-      counters.tlbFlushes++;
       const tlbs = machine.tlbs;
-      if (tlbs === null) return;
-      const start = base * machine.pageSize;
-      const end = start + mm.pt.span[0] * machine.pageSize;
-      tlbs.tlbInvalidate(mm.id, "range", start, end, end - start, false);
-      tlbs.secondary?.invalidate(mm.id, start, end);
+      if (tlbs === null) counters.tlbFlushes++;
+      else
+        tlbs.flushTlbMmRange(
+          mm.id,
+          base * machine.pageSize,
+          (base + mm.pt.span[0]) * machine.pageSize,
+          counters,
+        );
     },
   };
   yield* mmapReadLock(mm);

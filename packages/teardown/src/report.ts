@@ -15,6 +15,7 @@ import type { CostProfile, ForcedFlushCounters, GatherCounters } from "@mmgather
 import type { SwapCounters } from "@mmgather/swapcache";
 import type { Violation } from "./checker.js";
 import { type CostEstimate, estimateCost } from "./cost.js";
+import type { FlushShare } from "./cpu-tlb.js";
 import type { Machine } from "./machine.js";
 import type { Mm } from "./mm.js";
 import type { NumaScanCounters } from "./numa.js";
@@ -115,7 +116,7 @@ export interface TeardownReport {
   readonly swapoff: SwapoffCounters | null;
   /**
    * What a concurrent NUMA hinting scan did (`concurrentOp.kind` "numa"), or null. Its PMD flushes are
-   * part of `counters.cpu` (machine-wide CPU counters).
+   * its own: `counters.cpu` and the estimate leave them out.
    */
   readonly numa: NumaScanCounters | null;
   /** Model bytes of the machine (memory, swap, tables, CPUs) at the start of the teardown. */
@@ -158,15 +159,19 @@ export function snapshotLayers(machine: Machine): LayerSnapshot {
   };
 }
 
-/** The teardown's share of the CPU counters: the concurrent writeback's flushes taken out. */
-function withoutWriteback(cpu: CpuCounters, wb: WritebackCounters | null): CpuCounters {
-  if (wb === null) return cpu;
-  return {
-    invalidations: { ...cpu.invalidations, range: (cpu.invalidations.range ?? 0) - wb.tlbFlushes },
-    entriesInvalidated: cpu.entriesInvalidated - wb.entriesInvalidated,
-    remoteCpuFlushes: cpu.remoteCpuFlushes - wb.remoteCpuFlushes,
-    secondaryTlbInvalidations: cpu.secondaryTlbInvalidations - wb.secondaryTlbInvalidations,
-  };
+/** The teardown's share of the CPU counters: the flushes of concurrent actors (`shares`) taken out. */
+function withoutShares(cpu: CpuCounters, shares: readonly (FlushShare | null)[]): CpuCounters {
+  let out = cpu;
+  for (const f of shares) {
+    if (f === null) continue;
+    out = {
+      invalidations: { ...out.invalidations, range: (out.invalidations.range ?? 0) - f.tlbFlushes },
+      entriesInvalidated: out.entriesInvalidated - f.entriesInvalidated,
+      remoteCpuFlushes: out.remoteCpuFlushes - f.remoteCpuFlushes,
+      secondaryTlbInvalidations: out.secondaryTlbInvalidations - f.secondaryTlbInvalidations,
+    };
+  }
+  return out;
 }
 
 function delta<T extends object>(now: T, before: T): T {
@@ -442,7 +447,7 @@ export function buildReport(
       walk: { ...w, tablesFreed: [...w.tablesFreed] as [number, number, number] },
       cpu:
         now.cpu !== null && before.cpu !== null
-          ? withoutWriteback(delta(now.cpu, before.cpu), writeback)
+          ? withoutShares(delta(now.cpu, before.cpu), [writeback, numa])
           : null,
     },
     violations: machine.checker !== null ? machine.checker.violations.slice(violationsBefore) : [],

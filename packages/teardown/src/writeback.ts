@@ -23,6 +23,7 @@
 // order (a folio's write completes within its step), the flush as s390 does it (IPTE: modelled as a
 // one-page range flush).
 import { PG } from "@mmgather/folio";
+import type { FlushShare } from "./cpu-tlb.js";
 import { TeardownError } from "./errors.js";
 import type { Machine } from "./machine.js";
 import type { Mm } from "./mm.js";
@@ -32,7 +33,7 @@ import { PMD_HUGE, PTE_DIRTY, PTE_PRESENT, PTE_WRITE, pmdTableId, ptePfn } from 
 import type { Vma } from "./vma.js";
 
 /** What one writeback pass did (every count exact). */
-export interface WritebackCounters {
+export interface WritebackCounters extends FlushShare {
   /** Dirty folios `folio_clear_dirty_for_io` cleaned and wrote (each `folio_start_writeback`). */
   foliosWritten: number;
   /** Their pages. */
@@ -45,14 +46,12 @@ export interface WritebackCounters {
   ptlSections: number;
   /** PTEs (and huge PMDs) page_vma_mkclean_one write-protected and cleaned. */
   ptesCleaned: number;
-  /** Their TLB flushes (`ptep_clear_flush` → flush_tlb_page, or `pmdp_invalidate`): range invalidations. */
+  /**
+   * Their TLB flushes (`ptep_clear_flush` → flush_tlb_page, or `pmdp_invalidate`): range invalidations,
+   * with the remote CPUs reached, entries dropped and device commands they cost (the report's CPU
+   * counters leave this share out).
+   */
   tlbFlushes: number;
-  /** Remote CPUs those flushes reached (the report's CPU counters leave this share out). */
-  remoteCpuFlushes: number;
-  /** Cached translations they dropped. */
-  entriesInvalidated: number;
-  /** Invalidation commands they sent to devices sharing the page tables. */
-  secondaryTlbInvalidations: number;
 }
 
 /** A fresh zeroed writeback counter record. */
@@ -73,22 +72,15 @@ export function createWritebackCounters(): WritebackCounters {
 
 /**
  * ptep_clear_flush / pmdp_invalidate of `nr` pages at virtual page `vpn` of `mmId`: flush_tlb_mm_range
- * on every CPU with the mm loaded, with the devices' secondary invalidation after it.
+ * on every CPU with the mm loaded and the devices, its share counted in `c`.
  */
 function clearFlush(machine: Machine, mmId: number, vpn: number, nr: number, c: WritebackCounters): void {
-  c.tlbFlushes++;
   const tlbs = machine.tlbs;
-  if (tlbs === null) return;
-  const start = vpn * machine.pageSize;
-  const end = start + nr * machine.pageSize;
-  const remote = tlbs.remoteCpuFlushes;
-  const dropped = tlbs.entriesInvalidated;
-  const dev = tlbs.secondary?.invalidations ?? 0;
-  tlbs.tlbInvalidate(mmId, "range", start, end, nr * machine.pageSize, false);
-  tlbs.secondary?.invalidate(mmId, start, end);
-  c.remoteCpuFlushes += tlbs.remoteCpuFlushes - remote;
-  c.entriesInvalidated += tlbs.entriesInvalidated - dropped;
-  c.secondaryTlbInvalidations += (tlbs.secondary?.invalidations ?? 0) - dev;
+  if (tlbs === null) {
+    c.tlbFlushes++;
+    return;
+  }
+  tlbs.flushTlbMmRange(mmId, vpn * machine.pageSize, (vpn + nr) * machine.pageSize, c);
 }
 
 /**
