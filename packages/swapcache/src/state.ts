@@ -23,9 +23,9 @@ export interface SwapState {
   /**
    * Another CPU's chance to run inside free_swap_and_cache_nr, between dropping the swap counts and
    * reading swap_map again (a swapoff running in parallel with the zap's page-table-lock section), or
-   * null. Called with the device type.
+   * null. Called with the device type and the slots [offset, offset + nr) whose counts were dropped.
    */
-  parallelWindow: ((type: number) => void) | null;
+  parallelWindow: ((type: number, offset: number, nr: number) => void) | null;
 }
 
 /** Swap count bits of a swap_map byte (everything but SWAP_HAS_CACHE). */

@@ -231,12 +231,13 @@ export class SwapSpace {
   }
 
   /**
-   * try_to_unuse's last loop: every slot of `type` left holding only SWAP_HAS_CACHE has its folio freed
-   * from the swap cache (folio_free_swap, when the folio lock is free and it is not under writeback).
-   * Returns how many folios left the cache.
+   * try_to_unuse's last loop: every slot of `type` left holding only SWAP_HAS_CACHE — among the `nr`
+   * slots from `offset` when given, else on the whole device — has its folio freed from the swap cache
+   * (folio_free_swap, when the folio lock is free and it is not under writeback). Returns how many
+   * folios left the cache.
    */
-  swapoffFreeCached(type: number): number {
-    return swapoffFreeCached(this.s, type);
+  swapoffFreeCached(type: number, offset = 1, nr = Number.POSITIVE_INFINITY): number {
+    return swapoffFreeCached(this.s, type, offset, offset + nr);
   }
 
   /**
@@ -251,7 +252,7 @@ export class SwapSpace {
    * The hook a parallel swapoff uses to run inside free_swap_and_cache_nr, between the count drop and
    * the swap_map read after it (null: none).
    */
-  setParallelWindow(fn: ((type: number) => void) | null): void {
+  setParallelWindow(fn: ((type: number, offset: number, nr: number) => void) | null): void {
     this.s.parallelWindow = fn;
   }
 

@@ -194,7 +194,7 @@ function freeEntriesAndCache(s: SwapState, d: SwapDevice, entry: number, nr: num
   const onlyCache = swapEntriesPut(s, d, off, nr, method);
   // Another CPU may run swapoff right here: it can free a slot left with only its cache, and with
   // inuse_pages at 0 and no pin on si->users, free swap_map itself.
-  if (s.parallelWindow !== null) s.parallelWindow(d.type);
+  if (s.parallelWindow !== null) s.parallelWindow(d.type, off, nr);
   if (!onlyCache) return;
   if (d.swapoffState === SWAP_FREED) {
     throw new SwapError(
@@ -391,16 +391,23 @@ export function swapoffStart(s: SwapState, type: number): void {
 }
 
 /**
- * try_to_unuse's last loop over the swap cache: each slot of `type` holding only SWAP_HAS_CACHE gets
- * its folio locked (trylock) and freed from the swap cache when folio_free_swap allows it.
+ * try_to_unuse's last loop over the swap cache: each slot of `type` in [from, to) (default: the whole
+ * device) holding only SWAP_HAS_CACHE gets its folio locked (trylock) and freed from the swap cache when
+ * folio_free_swap allows it.
  */
-export function swapoffFreeCached(s: SwapState, type: number): number {
+export function swapoffFreeCached(
+  s: SwapState,
+  type: number,
+  from = 1,
+  to = Number.POSITIVE_INFINITY,
+): number {
   const d = deviceOf(s, type, "swapoffFreeCached");
   if (d.swapoffState !== SWAP_UNUSING) return 0;
   const mem = s.mem;
   const map = d.map;
+  const end = Math.min(to, d.nrSlots);
   let n = 0;
-  for (let o = 1; o < d.nrSlots; o++) {
+  for (let o = Math.max(1, from); o < end; o++) {
     if (map[o] !== SWAP_HAS_CACHE) continue;
     const h = d.cache[o]!;
     if (h < 0 || mem.folioTest(h, PG.locked)) continue;

@@ -91,9 +91,10 @@ export function* swapoffSteps(machine: Machine, counters: SwapoffCounters): OpSt
       if (!waiting) {
         waiting = true;
         if (trace !== null) trace({ type: "swapoffProgress", device: type, stage: "waiting" });
-        swap.setParallelWindow((t) => {
+        // Since the pass, only the slots a zap just dropped counts from can have been left cache-only.
+        swap.setParallelWindow((t, offset, nr) => {
           if (t !== type || counters.completed === 1) return;
-          counters.cacheFreed += swap.swapoffFreeCached(type);
+          counters.cacheFreed += swap.swapoffFreeCached(type, offset, nr);
           if (swap.swapoffTryFinish(type)) {
             counters.completed = 1;
             if (trace !== null) trace({ type: "swapoffProgress", device: type, stage: "swapMapFreed" });
