@@ -162,6 +162,24 @@ const ConcurrentOp = Op.extend({
 
 type OpInput = z.output<typeof Op> | z.output<typeof ConcurrentOp>;
 
+/** The index of the VMA an operation names (by index or by name); -1 when no VMA has that name. */
+function opVmaIndex(op: { vma: number | string }, vmas: readonly { name?: string }[]): number {
+  return typeof op.vma === "number" ? op.vma : vmas.findIndex((v) => v.name === op.vma);
+}
+
+/** The VMA kinds a concurrent thread needs, and what it says otherwise. */
+const CONCURRENT_VMA_KINDS = {
+  writeback: {
+    kinds: ["file-shared", "file-private"],
+    message: (kind: string) =>
+      `writeback needs a file VMA (file-shared or file-private), got ${kind}${kind === "shmem" ? " (shmem is never written back)" : ""}`,
+  },
+  revoke: {
+    kinds: ["pfnmap"],
+    message: (kind: string) => `revoke unmaps a driver's device file and needs a pfnmap VMA, got ${kind}`,
+  },
+} as const satisfies Record<string, { kinds: readonly string[]; message: (kind: string) => string }>;
+
 function checkRange(
   op: OpInput,
   vmas: readonly { name?: string; size: number }[],
@@ -169,7 +187,7 @@ function checkRange(
   ctx: z.RefinementCtx,
 ): void {
   if (op.kind === "exit") return;
-  const idx = typeof op.vma === "number" ? op.vma : vmas.findIndex((v) => v.name === op.vma);
+  const idx = opVmaIndex(op, vmas);
   if (idx < 0 || idx >= vmas.length) {
     ctx.addIssue({
       code: "custom",
@@ -270,32 +288,18 @@ export const ScenarioSchema = z
         message: "devices are checked with the CPU model: expected cpus ≥ 1",
       });
     if (s.concurrentOp !== undefined) {
-      const wbVma =
-        s.concurrentOp.kind === "writeback"
-          ? typeof s.concurrentOp.vma === "number"
-            ? s.vmas[s.concurrentOp.vma]
-            : s.vmas.find((v) => v.name === s.concurrentOp?.vma)
-          : undefined;
-      if (wbVma !== undefined && wbVma.kind !== "file-shared" && wbVma.kind !== "file-private") {
+      const need = CONCURRENT_VMA_KINDS[s.concurrentOp.kind as keyof typeof CONCURRENT_VMA_KINDS];
+      const target = need === undefined ? undefined : s.vmas[opVmaIndex(s.concurrentOp, s.vmas)];
+      if (
+        need !== undefined &&
+        target !== undefined &&
+        !(need.kinds as readonly string[]).includes(target.kind)
+      ) {
         ctx.addIssue({
           code: "custom",
           path: ["concurrentOp", "vma"],
           input: s.concurrentOp.vma,
-          message: `writeback needs a file VMA (file-shared or file-private), got ${wbVma.kind}${wbVma.kind === "shmem" ? " (shmem is never written back)" : ""}`,
-        });
-      }
-      const rvVma =
-        s.concurrentOp.kind === "revoke"
-          ? typeof s.concurrentOp.vma === "number"
-            ? s.vmas[s.concurrentOp.vma]
-            : s.vmas.find((v) => v.name === s.concurrentOp?.vma)
-          : undefined;
-      if (rvVma !== undefined && rvVma.kind !== "pfnmap") {
-        ctx.addIssue({
-          code: "custom",
-          path: ["concurrentOp", "vma"],
-          input: s.concurrentOp.vma,
-          message: `revoke unmaps a driver's device file and needs a pfnmap VMA, got ${rvVma.kind}`,
+          message: need.message(target.kind),
         });
       }
       if (s.concurrentOp.kind === "numa" && s.op.kind === "exit")

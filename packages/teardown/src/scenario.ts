@@ -509,30 +509,34 @@ function runOps(
 }
 
 /**
- * The writeback thread of `op`: the file pages its VMA maps in [offset, offset + length), as file
- * indices (the VMA's pgoff onwards), written on thread 1.
+ * The file range a concurrent writeback or revoke covers: the pages its VMA maps in [offset, offset +
+ * length), as file indices from the VMA's pgoff — the VMA, and [first, end).
  */
+function fileRangeOf(b: BuiltScenario, spec: ScenarioSpec, op: ConcurrentOpSpec): [Vma, number, number] {
+  const [start, len] = opRange(b, spec, op);
+  const v = b.vmas[op.vma ?? 0];
+  const ps = b.machine.pageSize;
+  if (start % ps !== 0 || !Number.isSafeInteger(len) || len <= 0)
+    fail(`concurrentOp: ${op.kind} needs a page-aligned offset and a positive length`);
+  const first = v.pgoff + (start / ps - v.start);
+  return [v, first, first + Math.ceil(len / ps)];
+}
+
+/** The writeback thread of `op`: the file pages its VMA maps, written on thread 1. */
 function startWriteback(
   b: BuiltScenario,
   spec: ScenarioSpec,
   op: ConcurrentOpSpec,
   wb: WritebackCounters,
 ): OpSteps {
-  const [start, len] = opRange(b, spec, op);
-  const vi = op.vma ?? 0;
-  const v = b.vmas[vi];
+  const [v, first, end] = fileRangeOf(b, spec, op);
   checkWritebackVma(v.kind);
-  const ps = b.machine.pageSize;
-  if (start % ps !== 0 || !Number.isSafeInteger(len) || len <= 0)
-    fail("concurrentOp: writeback needs a page-aligned offset and a positive length");
-  const vs = start / ps;
-  const first = v.pgoff + (vs - v.start);
-  return writebackSteps(b.machine, v.mapping, first, first + Math.ceil(len / ps), 1, wb);
+  return writebackSteps(b.machine, v.mapping, first, end, 1, wb);
 }
 
 /**
- * The revoke thread of `op`: the device file pages its pfnmap VMA maps in [offset, offset + length), as
- * file indices (the VMA's pgoff onwards), unmapped on kernel thread 1 (no CPU quiesced).
+ * The revoke thread of `op`: the device file pages its pfnmap VMA maps, unmapped on kernel thread 1
+ * (no CPU quiesced).
  */
 function startRevoke(
   b: BuiltScenario,
@@ -541,15 +545,9 @@ function startRevoke(
   opts: { variant?: VariantSpec; walk?: ZapWalk; alloc?: BatchAllocPolicy; thread: number },
   r: RevokeResult,
 ): OpSteps {
-  const [start, len] = opRange(b, spec, op);
-  const v = b.vmas[op.vma ?? 0];
+  const [v, first, end] = fileRangeOf(b, spec, op);
   checkRevokeVma(v.kind, `concurrentOp.vma (${op.vma ?? 0})`);
-  const ps = b.machine.pageSize;
-  if (start % ps !== 0 || !Number.isSafeInteger(len) || len <= 0)
-    fail("concurrentOp: revoke needs a page-aligned offset and a positive length");
-  const vs = start / ps;
-  const first = v.pgoff + (vs - v.start);
-  return revokeSteps(b.machine, v.mapping, first, first + Math.ceil(len / ps), opts, r);
+  return revokeSteps(b.machine, v.mapping, first, end, opts, r);
 }
 
 /**
