@@ -267,8 +267,7 @@ export function* exitMmapSteps(mm: Mm, opts: TeardownOptions, r: OpResult): OpSt
   }
   yield* mmapWriteLock(mm);
   try {
-    tlb.tlbFlushMmuPfnmap();
-    yield* iMmapLockWriteWait(machine, vmas);
+    yield* freePgtablesStart(tlb, machine, vmas);
     freePgtables(ctx, r.walk, vmas, 0, Number.POSITIVE_INFINITY);
     tlb.finish();
     addCounters(r.gather, tlb.counters);
@@ -366,10 +365,12 @@ function* inKernel(mm: Mm, thread: number, body: OpSteps): OpSteps {
 }
 
 /**
- * free_pgtables' unlink_file_vma (i_mmap_lock_write) of `vmas`: waits while a revoke holds the read side
- * of one of their files. Costs nothing (and never yields) while no revoke runs.
+ * The start of free_pgtables: tlb_flush_mmu_pfnmap (a VM_PFNMAP VMA zapped by this gather is flushed
+ * before it leaves i_mmap), then unlink_file_vma's i_mmap_lock_write of `vmas`, which waits while a
+ * revoke holds the read side of one of their files. Never yields while no revoke runs.
  */
-function* iMmapLockWriteWait(machine: Machine, vmas: readonly Vma[]): OpSteps {
+function* freePgtablesStart(tlb: MmuGather, machine: Machine, vmas: readonly Vma[]): OpSteps {
+  tlb.tlbFlushMmuPfnmap();
   const readers = machine.iMmapReaders;
   if (readers.size === 0) return;
   for (const v of vmas) {
@@ -416,8 +417,7 @@ function* munmapBody(mm: Mm, start: number, len: number, opts: TeardownOptions, 
       if (anchorCapture !== null) anchorCapture.push(tlb, ctx);
       yield* unmapVmas(ctx, r.walk, vmas, vs, ve);
       present = firstPresent(mm, [vs, ve]);
-      tlb.tlbFlushMmuPfnmap();
-      yield* iMmapLockWriteWait(machine, vmas);
+      yield* freePgtablesStart(tlb, machine, vmas);
       freePgtables(ctx, r.walk, vmas, floor, ceiling);
       tlb.finish();
       addCounters(r.gather, tlb.counters);

@@ -4,7 +4,8 @@
 // `yield`, so two threads can be interleaved at page-table-lock granularity.
 // VM_PFNMAP VMAs (Linux v6.18): tlb_start_vma records vma_pfn (sticky in the gather) and the walk
 // treats every PTE of the VMA as special (ctx.noNormalPages); free_pgtables starts with
-// tlb_flush_mmu_pfnmap (v6.15+), so no TLB entry of a pfnmap VMA survives its unlink from i_mmap.
+// tlb_flush_mmu_pfnmap (v6.15+), so no TLB entry of a pfnmap VMA survives its unlink from i_mmap — the
+// callers (ops.ts) run it before they wait for i_mmap_rwsem, as the kernel does before unlink_file_vma.
 // PAT bookkeeping is not here in v6.18: untrack_pfn left unmap_single_vma in v6.16 (pfnmap_untrack
 // runs when the last VMA sharing the pfnmap_track_ctx is freed), and is not modelled.
 // Omits: hugetlb VMAs, huge PUDs, mmu notifiers, uprobes, vma merging inside free_pgtables, PAT.
@@ -105,8 +106,6 @@ export function freePgtables(
 ): void {
   const pt = ctx.mm.pt;
   const counters = ctx.counters;
-  // tlb_flush_mmu_pfnmap: a VM_PFNMAP VMA zapped by this gather is flushed before it leaves i_mmap.
-  ctx.tlb.tlbFlushMmuPfnmap();
   // Like the kernel, each VMA's ceiling is the next unmapped VMA's start, so a table shared with a
   // later VMA of the same call survives until that VMA is processed.
   for (let i = 0; i < vmas.length; i++) {
