@@ -154,7 +154,7 @@ const doubleSwapFree = defineZapWalk(folioBatchWalk, {
  * free_swap_and_cache as it was before 82b1c07a0af6 (Linux 6.9): the swap PTEs of each range are
  * zapped with the device looked up but not pinned (no get_swap_device), then the walk goes on as usual.
  */
-export const unpinnedSwapFree = (base: ZapWalk): ZapWalk =>
+const unpinnedSwapFree = (base: ZapWalk): ZapWalk =>
   defineZapWalk(base, {
     name: "swap-free-unpinned",
     steps: {

@@ -127,21 +127,16 @@ function* unuseVma(mm: Mm, vma: Vma, swap: SwapSpace, type: number, c: SwapoffCo
     const t = pt.entries[pmdTableId(e)]!;
     const from = Math.max(vma.start, base) - base;
     const to = Math.min(vma.end, base + span) - base;
-    let found = false;
-    for (let i = from; i < to; i++) {
-      if (t[i] < 0 && pteSwapEntry(t[i]) >>> SWP_OFFSET_BITS === type) {
-        found = true;
-        break;
-      }
-    }
-    if (!found) continue;
-    c.ptlSections++;
+    let unused = 0;
     for (let i = from; i < to; i++) {
       if (t[i] >= 0) continue;
       const entry = pteSwapEntry(t[i]);
       if (entry >>> SWP_OFFSET_BITS !== type) continue;
       t[i] = unusePte(mm, vma, swap, entry, base + i, c);
+      unused++;
     }
+    if (unused === 0) continue; // no lock section: the table holds no swap PTE of the device
+    c.ptlSections++;
     yield;
   }
 }
