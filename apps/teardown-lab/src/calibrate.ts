@@ -329,6 +329,10 @@ export function fit(table: CalibrationTable): FitResult {
     profile[f] = x[j];
     fitted[f] = { prior: prior[f], fitted: x[j] };
   });
+  const ratios = designRatios(table, profile as unknown as CostProfile);
+  // No design-to-design pair in the table: the fit says nothing about ratios; keep the priors' bound.
+  profile.ratioError =
+    ratios.length === 0 ? prior.ratioError : Math.ceil(100 * Math.max(...ratios.map((r) => r.error))) / 100;
   const rows = dataRows;
   let ss = 0;
   for (let i = 0; i < rows; i++) {
@@ -344,6 +348,54 @@ export function fit(table: CalibrationTable): FitResult {
     rms: Math.sqrt(ss / rows),
     undetermined,
   };
+}
+
+/** One published design-to-design ratio of a table against the model's. */
+export interface DesignRatio {
+  /** The two points (absolute table) or the point (relative table). */
+  readonly id: string;
+  /** Published time ratio (second design / first). */
+  readonly published: number;
+  /** The model's ratio under the profile. */
+  readonly predicted: number;
+  /** max(predicted / published, published / predicted) − 1: how far off, as a fraction. */
+  readonly error: number;
+}
+
+/**
+ * The published ratios between two designs on one workload: an absolute table's points that differ
+ * only in their variant (every pair), a relative table's whole-operation changes (`counters: "all"`;
+ * a change over a counter subset is not a ratio of two teardowns). `CostProfile.ratioError` is the
+ * largest error among them.
+ */
+export function designRatios(table: CalibrationTable, profile: CostProfile): DesignRatio[] {
+  const out: DesignRatio[] = [];
+  const push = (id: string, published: number, predicted: number) => {
+    if (!(published > 0 && predicted > 0)) return;
+    out.push({ id, published, predicted, error: Math.max(predicted / published, published / predicted) - 1 });
+  };
+  if (table.kind === "absolute") {
+    const usable = table.points.filter((pt) => pt.layoutOk !== false);
+    const workload = (pt: AbsolutePoint) =>
+      JSON.stringify([pt.preset, pt.folio, pt.pmd, pt.op, pt.size, pt.dirty, pt.hostOp]);
+    for (let i = 0; i < usable.length; i++)
+      for (let j = i + 1; j < usable.length; j++) {
+        const a = usable[i];
+        const b = usable[j];
+        if (a.variant === b.variant || workload(a) !== workload(b)) continue;
+        const pa = dot(termVector(pointCounters(a, a.variant, table), "all"), profile);
+        const pb = dot(termVector(pointCounters(b, b.variant, table), "all"), profile);
+        push(`${b.id} / ${a.id}`, b.seconds / a.seconds, pb / pa);
+      }
+  } else {
+    for (const pt of table.points) {
+      if (pt.counters !== "all") continue;
+      const a = dot(termVector(pointCounters(pt, pt.from, table), "all"), profile);
+      const b = dot(termVector(pointCounters(pt, pt.to, table), "all"), profile);
+      push(pt.id, 1 + pt.change, a === 0 ? 0 : b / a);
+    }
+  }
+  return out;
 }
 
 /** One line of the fidelity table. */

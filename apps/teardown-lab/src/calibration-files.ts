@@ -2,7 +2,7 @@
 // calibration/*.json) and a fitted cost profile (the JSON `calibrate --out` writes and `--profile FILE`
 // reads). Both are validated with zod: every error names the field, what was given and what is allowed.
 import { readFileSync, statSync } from "node:fs";
-import type { CostProfile, CostTermName } from "@mmgather/mmu-gather";
+import { type CostProfile, type CostTermName, defaultCost } from "@mmgather/mmu-gather";
 import { COST_TERMS } from "@mmgather/teardown";
 import { z } from "zod";
 import type { CalibrationTable } from "./calibrate.js";
@@ -25,6 +25,13 @@ const Ns = z.number({ error: "expected a number of ns" }).finite().min(0, { erro
 const ProfileSchema = z.strictObject({
   name: z.string().min(1),
   source: z.string(),
+  // Written by `calibrate --out`; a file from before it existed gets the unfitted priors' bound.
+  ratioError: z
+    .number({ error: "expected a fraction (0.2 = design ratios within ±20 %)" })
+    .finite()
+    .min(0)
+    .max(10)
+    .default(defaultCost.ratioError),
   ...Object.fromEntries(TERM_NAMES.map((t) => [t, Ns])),
 });
 

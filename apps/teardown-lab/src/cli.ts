@@ -19,12 +19,29 @@ import { type CostProfile, NR_PAGES_KERNELS } from "@mmgather/mmu-gather";
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { stringify as stringifyYaml } from "yaml";
 import { BROKEN, BROKEN_NAMES } from "./broken.js";
-import { CALIBRATION_TABLES, fidelity, fit, formatFidelity, loadTable } from "./calibrate.js";
+import {
+  CALIBRATION_TABLES,
+  type CalibrationTable,
+  designRatios,
+  fidelity,
+  fit,
+  formatFidelity,
+  loadTable,
+} from "./calibrate.js";
 import { CalibrationFileError, loadTableFile, resolveProfile } from "./calibration-files.js";
 import { scanProcess, scenarioFromSmaps } from "./capture.js";
 import { explainBroken, explainVariant, tinyScenario } from "./explain.js";
 import { exploreBroken, exploreScenario } from "./explore.js";
-import { exitStatus, type RunResult, toCsv, toTable, verdict, withoutTiming } from "./format.js";
+import {
+  breakdownTable,
+  exitStatus,
+  foldedStacks,
+  type RunResult,
+  toCsv,
+  toTable,
+  verdict,
+  withoutTiming,
+} from "./format.js";
 import {
   formatMeasured,
   formatReplay,
@@ -116,8 +133,19 @@ interface CommonOpts {
   progress?: boolean;
   memoryLimit?: string;
   profile?: string;
-  /** False with --no-timing: omit every wall-clock field. */
+  /**
+   * False with --no-timing: omit every wall-clock field; true with --timing: also show the simulator's
+   * wall time in the table (the JSON and CSV carry it unless --no-timing).
+   */
   timing?: boolean;
+  /** --timing given on the command line (the default `timing: true` comes from --no-timing's definition). */
+  showTiming?: boolean;
+  /** --exact: every digit of every count in the table. */
+  exact?: boolean;
+  /** --breakdown: the per-term table after the side-by-side one. */
+  breakdown?: boolean;
+  /** --folded FILE: write folded stacks of the estimate there. */
+  folded?: string;
 }
 
 function presetOptions(o: CommonOpts, folio?: string, op?: OpName): PresetOptions {
@@ -202,7 +230,21 @@ function output(all: readonly RunResult[], o: CommonOpts, extra: readonly string
   const results = o.timing === false ? all.map(withoutTiming) : all;
   if (o.json) return `${JSON.stringify(results, null, 2)}\n`;
   if (o.csv) return toCsv(results, extra);
-  return toTable(results, verdict(results));
+  const table = toTable(results, verdict(results), { exact: o.exact, timing: o.showTiming === true });
+  return o.breakdown === true ? `${table}\n${breakdownTable(results)}` : table;
+}
+
+/** How the fitted profile's `ratioError` came about: the design ratios it was taken from. */
+function designRatioLine(table: CalibrationTable, profile: CostProfile): string {
+  const ratios = designRatios(table, profile);
+  if (ratios.length === 0)
+    return `Design-ratio error: no two designs measured on one workload; kept the priors' ±${(100 * profile.ratioError).toFixed(0)} %.`;
+  const worst = ratios.reduce((a, b) => (b.error > a.error ? b : a));
+  return (
+    `Design-ratio error (ratioError, used to call ties): ±${(100 * profile.ratioError).toFixed(0)} % — the largest of ` +
+    `${ratios.length} published design-to-design ratios, ${worst.id}: model ${worst.predicted.toFixed(3)}, ` +
+    `published ${worst.published.toFixed(3)}.`
+  );
 }
 
 /** Runs every (arch, variant) of one scenario; an arch the scenario can't run on is skipped when "all". */
@@ -348,12 +390,24 @@ export function makeProgram(setExit: (code: number) => void): Command {
     .addOption(new Option("--op <op>", "operation").choices(OPS))
     .addOption(new Option("--variant <name>", "gather variant").choices([...VARIANTS, "all"]).default("all"))
     .addOption(new Option("--arch <name>", "arch adapter").choices([...ARCHES, "all"]).default("generic"))
+    .option(
+      "--timing",
+      "show the simulator's own wall time in the table too (the first design run pays the JIT's warm-up)",
+    )
+    .option("--exact", "print every digit of every count in the table (262,144 instead of 262.1k)")
+    .option("--breakdown", "after the table, the estimated time of each design by phase and cost term")
+    .option(
+      "--folded <file>",
+      "write the estimate as folded stacks (arch/design;phase;term ns) for flamegraph tools and speedscope",
+    )
     .action(
       (
         file: string | undefined,
         o: CommonOpts & { variant: VariantName | "all"; arch: ArchName | "all" },
+        cmd: Command,
       ) => {
         if (o.json && o.csv) throw new UsageError("--json and --csv exclude each other");
+        o.showTiming = o.timing === true && cmd.getOptionValueSource("timing") === "cli";
         const s = loadScenario(file, o);
         checkMemory(s, o);
         const variants = selected(o.variant, VARIANTS);
@@ -365,6 +419,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
         } finally {
           progress?.stop();
         }
+        if (o.folded !== undefined) writeFileSync(o.folded, foldedStacks(results));
         process.stdout.write(output(results, o));
         setExit(exitStatus(results));
       },
@@ -522,6 +577,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
           ? "Every free term is determined by the table."
           : `The table cannot determine: ${r.undetermined.map((u) => `${u.term} (${u.why})`).join("; ")}.`,
         `RMS residual of the fit: ${(100 * r.rms).toFixed(2)} % (${table.kind === "absolute" ? "relative error of the time" : "error of the change, percentage points"}).`,
+        designRatioLine(table, r.profile),
         "Residuals per point (teardown-lab fidelity prints every published point):",
         formatFidelity(fidelity(table, r.profile)),
         "",

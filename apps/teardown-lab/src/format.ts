@@ -1,5 +1,6 @@
-// Output of `run` and `sweep`: the stable JSON result shape, its CSV flattening and the
-// side-by-side table a person reads.
+// Output of `run` and `sweep`: the stable JSON result shape, its CSV flattening, the side-by-side
+// table a person reads with its verdict, the per-term breakdown and folded stacks. Browser-safe.
+import { COST_TERMS, type CostPhase } from "@mmgather/teardown";
 
 /** One (variant, arch) result: the documented `--json` shape. */
 export interface RunResult {
@@ -25,8 +26,15 @@ export interface RunResult {
   readonly counters: Readonly<Record<string, number>>;
   /** Estimated kernel time, ns: Σ counter × cost per primitive of the run's cost profile. */
   readonly estimatedNs: number;
-  /** The estimate's profile and its per-term breakdown (term → ns; see COST_TERMS). */
-  readonly estimate: { readonly profile: string; readonly terms: Readonly<Record<string, number>> };
+  /**
+   * The estimate's profile, the profile's design-ratio error (`ratioError`: two designs whose estimates
+   * are closer than this fraction are a tie) and the per-term breakdown (term → ns; see COST_TERMS).
+   */
+  readonly estimate: {
+    readonly profile: string;
+    readonly ratioError: number;
+    readonly terms: Readonly<Record<string, number>>;
+  };
   /** The simulator's own wall time for the teardown phase alone, ns; absent with `--no-timing`. */
   readonly simWallNs?: number;
   /** Model memory of the run (physical memory, swap, page tables, gather), bytes. */
@@ -105,7 +113,9 @@ export function toCsv(results: readonly RunResult[], extra: readonly string[] = 
   return `${lines.join("\n")}\n`;
 }
 
-function human(n: number): string {
+/** A count for a person: 262.1k, or with `exact` every digit (262,144). */
+function human(n: number, exact = false): string {
+  if (exact) return n.toLocaleString("en-US");
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)}G`;
   if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
   if (n >= 1e4) return `${(n / 1e3).toFixed(1)}k`;
@@ -146,17 +156,32 @@ function pad(s: string, w: number, right = false): string {
   return right ? s.padStart(w) : s.padEnd(w);
 }
 
+/** How the table shows numbers. */
+export interface TableOptions {
+  /** Counter rows: the most different ones (default 12). */
+  readonly counterRows?: number;
+  /** Every digit of every count (262,144) instead of 262.1k. */
+  readonly exact?: boolean;
+  /**
+   * Show the simulator's own wall time. Off by default: the first design a process runs pays the
+   * JIT's warm-up, so the row says more about run order than about the designs.
+   */
+  readonly timing?: boolean;
+}
+
 /** The side-by-side table (one column per variant × arch). */
-export function toTable(results: readonly RunResult[], verdict: string, counterRows = 12): string {
+export function toTable(results: readonly RunResult[], verdict: string, opts: TableOptions = {}): string {
+  const counterRows = opts.counterRows ?? 12;
+  const exact = opts.exact === true;
   const cols = results.map((r) => `${r.variant}/${r.arch}`);
   const rows: [string, string[]][] = [
-    ["pages torn down", results.map((r) => human(r.pagesTornDown))],
-    ["folios freed", results.map((r) => human(r.foliosTornDown))],
-    ["page-table pages freed", results.map((r) => human(r.pageTablePagesFreed))],
-    ["primitive operations", results.map((r) => human(r.primitiveOps))],
+    ["pages torn down", results.map((r) => human(r.pagesTornDown, exact))],
+    ["folios freed", results.map((r) => human(r.foliosTornDown, exact))],
+    ["page-table pages freed", results.map((r) => human(r.pageTablePagesFreed, exact))],
+    ["primitive operations", results.map((r) => human(r.primitiveOps, exact))],
     ["estimated kernel time", results.map((r) => ns(r.estimatedNs))],
     ["cost profile", results.map((r) => r.estimate.profile)],
-    ...(results.some((r) => r.simWallNs !== undefined)
+    ...(opts.timing === true && results.some((r) => r.simWallNs !== undefined)
       ? ([["simulator wall time", results.map((r) => ns(r.simWallNs ?? null))]] as [string, string[]][])
       : []),
     ["model memory", results.map((r) => bytes(r.stateBytes))],
@@ -166,7 +191,7 @@ export function toTable(results: readonly RunResult[], verdict: string, counterR
   const diff = mostDifferent(results, counterRows);
   const body: [string, string[]][] = diff.map((name) => [
     name,
-    results.map((r) => human(r.counters[name] ?? 0)),
+    results.map((r) => human(r.counters[name] ?? 0, exact)),
   ]);
   const labelW = Math.max(22, ...diff.map((d) => d.length));
   const colW = cols.map((c, i) => Math.max(c.length, ...[...rows, ...body].map(([, v]) => v[i].length)));
@@ -195,38 +220,148 @@ export function toTable(results: readonly RunResult[], verdict: string, counterR
   return `${out.join("\n")}\n`;
 }
 
+const UNIT = new Map(COST_TERMS.map((t) => [t.name as string, t.unit.replace(/ \(.*$/, "")]));
+
+/** A time difference with its sign, e.g. "+1.20 ms", "−310 ns". */
+function signedNs(d: number): string {
+  return `${d < 0 ? "−" : "+"}${ns(Math.abs(d))}`;
+}
+
 /**
- * The verdict line: per arch, which result has the lowest estimated kernel time, by how much
- * compared with the slowest, and its primitive operations.
+ * Why `b` takes a different time from `a`: the terms whose difference is largest (b − a, ns), as
+ * "6.10 ms per-page _mapcount atomic (pageMapcount)", at most `n`, the rest summed.
+ */
+export function termDifference(a: RunResult, b: RunResult, n = 3): string {
+  const d = Object.keys(a.estimate.terms)
+    .map((t) => ({ t, ns: (b.estimate.terms[t] ?? 0) - (a.estimate.terms[t] ?? 0) }))
+    .filter((x) => x.ns !== 0)
+    .sort((x, y) => Math.abs(y.ns) - Math.abs(x.ns));
+  if (d.length === 0) return "no term differs";
+  const top = d.slice(0, n).map((x) => `${signedNs(x.ns)} ${UNIT.get(x.t) ?? x.t} (${x.t})`);
+  const rest = d.slice(n).reduce((acc, x) => acc + x.ns, 0);
+  return d.length > n
+    ? `${top.join(", ")}, ${signedNs(rest)} in ${d.length - n} other terms`
+    : top.join(", ");
+}
+
+function pct(f: number): string {
+  return `±${Math.round(100 * f)} %`;
+}
+
+/**
+ * The verdict: per arch, the designs ranked by estimated kernel time. Two estimates closer than the
+ * profile's design-ratio error (`ratioError`) are a tie — the model cannot tell them apart — and the
+ * verdict says so; otherwise it names the fastest, how much longer each other design takes, and on
+ * which cost terms the fastest saves (the terms of each difference, largest first).
  */
 export function verdict(results: readonly RunResult[]): string {
   if (results.length === 0) return "no results";
-  const parts: string[] = [];
+  const lines: string[] = [];
   const arches = [...new Set(results.map((r) => r.arch))];
+  const err = Math.max(...results.map((r) => r.estimate.ratioError));
+  const what = (r: RunResult) => `${r.variant} (${ns(r.estimatedNs)})`;
   for (const arch of arches) {
-    const rs = results.filter((r) => r.arch === arch);
-    const best = rs.reduce((a, b) => (b.estimatedNs < a.estimatedNs ? b : a));
-    const worst = rs.reduce((a, b) => (b.estimatedNs > a.estimatedNs ? b : a));
-    const what = (r: RunResult) => `${ns(r.estimatedNs)}, ${human(r.primitiveOps)} primitive operations`;
+    const rs = results.filter((r) => r.arch === arch).sort((a, b) => a.estimatedNs - b.estimatedNs);
+    const best = rs[0];
+    const tied = rs.filter((r) => r.estimatedNs <= best.estimatedNs * (1 + err));
+    const slower = rs.slice(tied.length);
+    const ratio = (r: RunResult) => `${(r.estimatedNs / Math.max(1, best.estimatedNs)).toFixed(2)}×`;
     if (rs.length === 1) {
-      parts.push(`${arch}: ${best.variant} takes an estimated ${what(best)}`);
-    } else if (best.estimatedNs === worst.estimatedNs) {
-      parts.push(`${arch}: every variant takes the same estimated time (${what(best)})`);
+      lines.push(`${arch}: ${best.variant} takes an estimated ${ns(best.estimatedNs)}`);
+      continue;
+    }
+    if (tied.length === 1) {
+      lines.push(
+        `${arch}: ${best.variant} is fastest — ${ns(best.estimatedNs)}, ${human(best.primitiveOps)} primitive operations; ` +
+          `${slower.map((r) => `${what(r)} takes ${ratio(r)} as long`).join(", ")}`,
+      );
     } else {
-      const ratio = worst.estimatedNs / Math.max(1, best.estimatedNs);
-      parts.push(
-        `${arch}: ${best.variant} is fastest — ${what(best)}; ` +
-          `${ratio.toFixed(2)}× less time than ${worst.variant} (${what(worst)})`,
+      const head =
+        tied.length === rs.length && rs.length > 2
+          ? "every design ties"
+          : `${tied.map((r) => r.variant).join(" and ")} tie for fastest`;
+      lines.push(
+        `${arch}: ${head} — ${tied.map(what).join(", ")}: within the profile's ${pct(err)} design-ratio error` +
+          (slower.length > 0
+            ? `; ${slower.map((r) => `${what(r)} takes ${ratio(r)} as long as ${best.variant}`).join(", ")}`
+            : ""),
+      );
+    }
+    for (const r of rs.slice(1)) {
+      const d = r.estimatedNs - best.estimatedNs;
+      lines.push(
+        `  ${best.variant} vs ${r.variant}: ${ns(Math.abs(d))} ${d >= 0 ? "less" : "more"} — ${termDifference(r, best)}`,
       );
     }
   }
   const bad = results.filter((r) => r.violations.length > 0);
   const broken = results.filter((r) => r.finalStateProblems.length > 0);
-  const tail =
-    (bad.length > 0 ? `; VIOLATIONS in ${bad.map((r) => `${r.variant}/${r.arch}`).join(", ")}` : "") +
-    (broken.length > 0
-      ? `; FINAL-STATE PROBLEMS in ${broken.map((r) => `${r.variant}/${r.arch}`).join(", ")}`
-      : "");
+  if (bad.length > 0) lines.push(`VIOLATIONS in ${bad.map((r) => `${r.variant}/${r.arch}`).join(", ")}`);
+  if (broken.length > 0)
+    lines.push(`FINAL-STATE PROBLEMS in ${broken.map((r) => `${r.variant}/${r.arch}`).join(", ")}`);
   const profiles = [...new Set(results.map((r) => r.estimate.profile))].join(", ");
-  return `Verdict (estimated kernel time = Σ counter × cost, profile ${profiles}): ${parts.join("; ")}${tail}`;
+  return (
+    `Verdict (estimated kernel time = Σ counter × cost, profile ${profiles}; design ratios ${pct(err)}):\n` +
+    lines.join("\n")
+  );
+}
+
+/** Phases in teardown order (the breakdown's row groups and the folded stacks' second frame). */
+const PHASES: readonly CostPhase[] = [
+  "zap_pte_range",
+  "rmap",
+  "tlb_flush",
+  "free_pages",
+  "swap",
+  "free_pgtables",
+  "vma",
+];
+
+/** `run --breakdown`: every cost term any result spends time on, per phase, ns and share of its total. */
+export function breakdownTable(results: readonly RunResult[]): string {
+  const cols = results.map((r) => `${r.variant}/${r.arch}`);
+  const rows: [string, string[]][] = [];
+  for (const phase of PHASES) {
+    const terms = COST_TERMS.filter(
+      (t) => t.phase === phase && results.some((r) => (r.estimate.terms[t.name] ?? 0) !== 0),
+    );
+    if (terms.length === 0) continue;
+    const sum = (r: RunResult) => terms.reduce((a, t) => a + (r.estimate.terms[t.name] ?? 0), 0);
+    const cell = (r: RunResult, v: number) =>
+      `${ns(v)} ${r.estimatedNs > 0 ? `${((100 * v) / r.estimatedNs).toFixed(1).padStart(4)}%` : ""}`;
+    rows.push([phase, results.map((r) => cell(r, sum(r)))]);
+    for (const t of terms)
+      rows.push([`  ${t.name}`, results.map((r) => cell(r, r.estimate.terms[t.name] ?? 0))]);
+  }
+  rows.push(["total", results.map((r) => ns(r.estimatedNs))]);
+  const labelW = Math.max(22, ...rows.map(([l]) => l.length));
+  const colW = cols.map((c, i) => Math.max(c.length, ...rows.map(([, v]) => v[i].length)));
+  const line = (label: string, vals: string[]) =>
+    `${pad(label, labelW)}  ${vals.map((v, i) => pad(v, colW[i], true)).join("  ")}`;
+  const profiles = [...new Set(results.map((r) => r.estimate.profile))].join(", ");
+  return [
+    `Estimated kernel time by phase and cost term (counter × ns, profile ${profiles}; share of each column's total):`,
+    "",
+    line("", cols),
+    line(
+      "",
+      cols.map((_, i) => "-".repeat(colW[i])),
+    ),
+    ...rows.map(([l, v]) => line(l, v)),
+    "",
+  ].join("\n");
+}
+
+/**
+ * Folded stacks (`arch/design;phase;term ns`, one line per non-zero term): the format flamegraph.pl,
+ * inferno and speedscope read. Weights are whole ns of estimated kernel time.
+ */
+export function foldedStacks(results: readonly RunResult[]): string {
+  const out: string[] = [];
+  for (const r of results)
+    for (const t of COST_TERMS) {
+      const v = Math.round(r.estimate.terms[t.name] ?? 0);
+      if (v > 0) out.push(`${r.arch}/${r.variant};${t.phase};${t.name} ${v}`);
+    }
+  return `${out.join("\n")}\n`;
 }

@@ -118,7 +118,11 @@ export function runOne(s: Scenario, variant: VariantName, arch: ArchName, opts: 
     primitiveOps: primitiveOps(counters),
     counters,
     estimatedNs: report.estimate.totalNs,
-    estimate: { profile: report.estimate.profile, terms: report.estimate.terms },
+    estimate: {
+      profile: report.estimate.profile,
+      ratioError: report.estimate.ratioError,
+      terms: report.estimate.terms,
+    },
     simWallNs: report.simWallNs,
     stateBytes: report.stateBytes,
     violations: report.violations.map(violationJson),

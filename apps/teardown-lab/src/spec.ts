@@ -122,6 +122,17 @@ export function archNotes(s: Scenario, arch: ArchName): string[] {
   const notes: string[] = [];
   const pmdBytes = 4096 << pmdOrder(arch);
   s.vmas.forEach((v, i) => {
+    // The fault path maps the largest allowed order that fits the VMA (thp_vma_suitable_order); VMAs
+    // start PMD-aligned here, so only a size that is not a multiple of the folio makes smaller ones.
+    const largest =
+      typeof v.folio === "number" ? v.folio : Math.max(...Object.keys(v.folio).map((k) => parseSize(k)!));
+    if (largest > 4096 && v.size % largest !== 0)
+      notes.push(
+        `vmas[${i}]: its size ${formatSize(v.size)} is not a multiple of its ${formatSize(largest)} folios; ` +
+          `the fault path maps the largest folio that fits (thp_vma_suitable_order), so ${
+            v.size < largest ? "every folio is smaller" : "the tail is mapped by smaller folios"
+          }`,
+      );
     if (!v.pmd) return;
     const sizes = typeof v.folio === "number" ? [v.folio] : Object.keys(v.folio).map((k) => parseSize(k)!);
     if (!sizes.includes(pmdBytes)) {

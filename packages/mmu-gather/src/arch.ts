@@ -72,6 +72,9 @@ export const defaultGeometry: ArchGeometry = {
 export const defaultCost: CostProfile = {
   name: "default-priors",
   source: "documented priors (order-of-magnitude micro-benchmark figures), not fitted",
+  // Unfitted: an order-of-magnitude prior per primitive can misjudge a design-to-design ratio by half
+  // (a term twice or half its real cost that dominates one design and not the other).
+  ratioError: 0.5,
   pteClear: 4,
   zapIteration: 4,
   pteTable: 40,
@@ -281,8 +284,15 @@ export function defineArch(overrides: ArchOverrides): ArchTlb {
   if (typeof cost.name !== "string" || cost.name === "" || typeof cost.source !== "string")
     refuse("BAD_COST", name, "cost.name must be a non-empty string and cost.source a string");
   for (const [k, v] of Object.entries(cost))
-    if (k !== "name" && k !== "source" && (typeof v !== "number" || !Number.isFinite(v) || v < 0))
+    if (
+      k !== "name" &&
+      k !== "source" &&
+      k !== "ratioError" &&
+      (typeof v !== "number" || !Number.isFinite(v) || v < 0)
+    )
       refuse("BAD_COST", name, `cost.${k} must be a finite number of ns >= 0`);
+  if (typeof cost.ratioError !== "number" || !(cost.ratioError >= 0 && cost.ratioError <= 10))
+    refuse("BAD_COST", name, "cost.ratioError must be a fraction in [0, 10] (0.2 = ratios within ±20 %)");
   if (!Number.isInteger(fullFlushCeiling) || fullFlushCeiling < 0)
     refuse("BAD_CEILING", name, "fullFlushCeiling must be an integer >= 0");
   for (const hook of ["pteClear", "tlbFlush", "tableFreed"] as const)

@@ -273,6 +273,15 @@ export interface CostProfile {
   readonly name: string;
   /** Where the values come from (priors, fit command, machine). */
   readonly source: string;
+  /**
+   * How far a ratio of two estimates made with this profile (design A's time / design B's on one
+   * workload) may be from the real kernel's, as a fraction: the real ratio is taken to lie within
+   * [r / (1 + ratioError), r × (1 + ratioError)] of the estimated ratio r. For a fitted profile it is the
+   * largest such error over the published design-to-design ratios of its calibration table (rounded up
+   * to 0.01, recomputed by `teardown-lab calibrate`); for unfitted priors a documented bound. A verdict
+   * calls two designs a tie when their estimates are closer than this. Not a cost term.
+   */
+  readonly ratioError: number;
   /** ns per PTE cleared, present or swap (`walk.ptesCleared` + `walk.swapPtesCleared`): xchg/store and its scan. */
   readonly pteClear: number;
   /** ns per zap-loop iteration over a run of present PTEs (`walk.presentBatches`): vm_normal_page, folio lookup, dirty/young tests. */
@@ -394,7 +403,7 @@ export interface CostProfile {
 }
 
 /** The numeric (per-primitive ns) fields of a `CostProfile`. */
-export type CostTermName = Exclude<keyof CostProfile, "name" | "source">;
+export type CostTermName = Exclude<keyof CostProfile, "name" | "source" | "ratioError">;
 
 /** How page-table pages are freed once unhooked. */
 export type TableFreeMode = "rcu" | "direct";

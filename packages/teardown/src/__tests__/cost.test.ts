@@ -18,10 +18,28 @@ const spec = {
 
 describe("cost model", () => {
   it("every CostProfile number is a term, and every term's counters exist in a report", () => {
-    const numeric = Object.keys(defaultCost).filter((k) => k !== "name" && k !== "source");
+    // ratioError is the profile's stated error, not a ns cost.
+    const numeric = Object.keys(defaultCost).filter(
+      (k) => k !== "name" && k !== "source" && k !== "ratioError",
+    );
     expect(COST_TERMS.map((t) => t.name).sort()).toEqual(numeric.sort());
     const names = new Set(Object.keys(flattenCounters(runScenario(spec))));
     for (const t of COST_TERMS) for (const c of t.counters) expect(names, `${t.name}: ${c}`).toContain(c);
+  });
+
+  it("every term belongs to a phase, and the estimate carries the profile's ratio error", () => {
+    const phases = new Set([
+      "zap_pte_range",
+      "rmap",
+      "tlb_flush",
+      "free_pages",
+      "swap",
+      "free_pgtables",
+      "vma",
+    ]);
+    for (const t of COST_TERMS) expect(phases.has(t.phase), t.name).toBe(true);
+    expect(runScenario(spec).estimate.ratioError).toBe((spec.arch ?? genericArch).cost.ratioError);
+    expect(estimateCost({}, { ...defaultCost, ratioError: 0.07 }).ratioError).toBe(0.07);
   });
 
   it("adding 1 to any counter of a term moves the estimate by exactly that term's cost", () => {
