@@ -2,8 +2,9 @@
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import "./style.css";
+import { COST_TERMS, type CostPhase } from "@mmgather/teardown";
 import { BROKEN_NAMES } from "../src/broken.js";
-import { type RunResult, verdict } from "../src/format.js";
+import { ns, type RunResult, verdict } from "../src/format.js";
 import { PRESET_NAMES, PRESETS } from "../src/presets.js";
 import { FOLIO_SIZES } from "../src/size.js";
 import type { Reply, Request, Sweep, Timeline } from "./protocol.js";
@@ -108,6 +109,78 @@ function renderTable(results: readonly RunResult[]): void {
   }
 }
 
+/** Phase colours of the breakdown, in teardown order. */
+const PHASE_COLORS: Readonly<Record<CostPhase, string>> = {
+  zap_pte_range: "#3552b8",
+  rmap: "#c0392b",
+  tlb_flush: "#1d2330",
+  free_pages: "#0b7a3e",
+  swap: "#8e44ad",
+  free_pgtables: "#b7950b",
+  vma: "#7f8c8d",
+};
+
+/**
+ * The cost picture: one stacked bar per design, a block per phase, widths on one scale (the slowest
+ * design fills the row), so both the totals and where each design spends its time compare at a glance.
+ */
+function renderBreakdown(results: readonly RunResult[]): void {
+  const el = $("breakdown");
+  el.replaceChildren();
+  const max = Math.max(1, ...results.map((r) => r.estimatedNs));
+  const phases = Object.keys(PHASE_COLORS) as CostPhase[];
+  for (const r of results) {
+    const row = document.createElement("div");
+    row.className = "bd-row";
+    row.dataset.variant = r.variant;
+    const label = document.createElement("span");
+    label.className = "bd-label";
+    label.textContent = `${r.variant} / ${r.arch}`;
+    const bar = document.createElement("span");
+    bar.className = "bd-bar";
+    for (const phase of phases) {
+      const terms = COST_TERMS.filter((t) => t.phase === phase && (r.estimate.terms[t.name] ?? 0) > 0);
+      const total = terms.reduce((a, t) => a + r.estimate.terms[t.name], 0);
+      if (total <= 0) continue;
+      const seg = document.createElement("span");
+      seg.className = "bd-seg";
+      seg.dataset.phase = phase;
+      seg.dataset.ns = String(total);
+      seg.style.width = `${(100 * total) / max}%`;
+      seg.style.background = PHASE_COLORS[phase];
+      seg.title =
+        `${phase}: ${ns(total)} (${((100 * total) / r.estimatedNs).toFixed(1)} %)\n` +
+        terms
+          .sort((a, b) => r.estimate.terms[b.name] - r.estimate.terms[a.name])
+          .map((t) => `  ${t.name}: ${ns(r.estimate.terms[t.name])}`)
+          .join("\n");
+      bar.append(seg);
+    }
+    const total = document.createElement("span");
+    total.className = "bd-total";
+    total.textContent = ns(r.estimatedNs);
+    row.append(label, bar, total);
+    el.append(row);
+  }
+  const legend = document.createElement("div");
+  legend.className = "bd-legend";
+  for (const phase of phases) {
+    const item = document.createElement("span");
+    item.innerHTML = `<i style="background:${PHASE_COLORS[phase]}"></i>${phase}`;
+    legend.append(item);
+  }
+  el.append(legend);
+}
+
+/** Compact tick labels: 1.2k, 3.4M, so long axes never overlap. */
+function compact(n: number): string {
+  const a = Math.abs(n);
+  if (a >= 1e9) return `${+(n / 1e9).toPrecision(3)}G`;
+  if (a >= 1e6) return `${+(n / 1e6).toPrecision(3)}M`;
+  if (a >= 1e3) return `${+(n / 1e3).toPrecision(3)}k`;
+  return String(+n.toPrecision(3));
+}
+
 function width(): number {
   return Math.max(400, $("output").clientWidth - 40);
 }
@@ -117,6 +190,7 @@ function renderChart(sweep: Sweep | null): void {
   el.replaceChildren();
   $("chart-title").hidden = sweep === null;
   if (sweep === null) return;
+  $("chart-profile").textContent = `cost profile ${sweep.profile}, log scale`;
   const variants = Object.keys(sweep.estimatedNs);
   el.dataset.series = JSON.stringify(sweep);
   const data = [
@@ -131,12 +205,14 @@ function renderChart(sweep: Sweep | null): void {
         scales: { x: { time: false }, y: { distr: 3 } },
         axes: [
           {
+            label: "folio size",
+            size: 50,
             values: (_u, ticks) => ticks.map((t) => sweep.folios[t] ?? ""),
             splits: () => sweep.folios.map((_, i) => i),
           },
           {
-            label: `estimated kernel time (${sweep.profile})`,
-            size: 70,
+            label: "estimated kernel time",
+            size: 90,
             values: (_u, ticks) =>
               ticks.map((t) =>
                 t == null ? "" : t >= 1e6 ? `${t / 1e6} ms` : t >= 1e3 ? `${t / 1e3} µs` : `${t} ns`,
@@ -162,6 +238,10 @@ function renderChart(sweep: Sweep | null): void {
 function renderTimelines(timelines: Record<string, Timeline>): void {
   const el = $("timelines");
   el.replaceChildren();
+  // One x range and one y range for every design, so the timelines compare directly.
+  const all = Object.values(timelines);
+  const xMax = Math.max(1, ...all.map((t) => t.x[t.x.length - 1] ?? 0));
+  const yMax = Math.max(1, ...all.map((t) => Math.max(0, ...t.fill)));
   Object.entries(timelines).forEach(([name, t], i) => {
     const box = document.createElement("div");
     box.className = "timeline";
@@ -181,12 +261,22 @@ function renderTimelines(timelines: Record<string, Timeline>): void {
       new uPlot(
         {
           width: width(),
-          height: 130,
+          height: 170,
           legend: { show: false },
-          scales: { x: { time: false } },
+          scales: { x: { time: false, range: [0, xMax] }, y: { range: [0, yMax * 1.05] } },
           axes: [
-            { label: "event #", size: 40 },
-            { label: "pages", size: 60 },
+            {
+              label: "event # (same scale for every design)",
+              size: 50,
+              space: 80,
+              values: (_u, ticks) => ticks.map(compact),
+            },
+            {
+              label: "pages",
+              size: 70,
+              splits: () => [0, Math.round(yMax / 2), yMax],
+              values: (_u, ticks) => ticks.map(compact),
+            },
           ],
           series: [
             {},
@@ -262,6 +352,7 @@ worker.onmessage = (ev: MessageEvent<Reply>) => {
   $("verdict").textContent = verdict(r.results);
   $("notes").textContent = r.notes.join(" ");
   renderTable(r.results);
+  renderBreakdown(r.results);
   renderChart(r.sweep);
   renderTimelines(r.timelines);
   renderViolations(r.results, r.explanation);

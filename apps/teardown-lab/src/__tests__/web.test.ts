@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { COST_TERMS } from "@mmgather/teardown";
 import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunResult, verdict } from "../format.js";
@@ -148,6 +149,35 @@ describe.skipIf(SKIP)("web visualizer in Chromium", () => {
       for (const r of expected) expect(series.estimatedNs[r.variant][at]).toBe(r.estimatedNs);
       expect(await page.locator("#chart canvas").count()).toBe(1);
       expect(await page.locator("#timelines .timeline canvas").count()).toBe(3);
+      // The cost picture: a bar per design, a block per phase, each block the CLI's terms of that phase.
+      const segs = await page.$$eval("#breakdown .bd-row .bd-seg", (els) =>
+        els.map((e) => {
+          const d = (e as HTMLElement).dataset;
+          const row = (e.closest(".bd-row") as HTMLElement).dataset;
+          return {
+            variant: row.variant!,
+            phase: d.phase!,
+            ns: Number(d.ns),
+            width: (e as HTMLElement).style.width,
+          };
+        }),
+      );
+      const slowest = Math.max(...expected.map((r) => r.estimatedNs));
+      for (const r of expected) {
+        const mine = segs.filter((x) => x.variant === r.variant);
+        const want = new Map<string, number>();
+        for (const t of COST_TERMS)
+          if (r.estimate.terms[t.name] > 0)
+            want.set(t.phase, (want.get(t.phase) ?? 0) + r.estimate.terms[t.name]);
+        expect(mine.map((x) => x.phase).sort()).toEqual([...want.keys()].sort());
+        for (const x of mine) {
+          expect(x.ns).toBeCloseTo(want.get(x.phase)!, 6);
+          expect(Number.parseFloat(x.width)).toBeCloseTo((100 * x.ns) / slowest, 3);
+        }
+      }
+      expect(await page.textContent("#chart-title")).toContain("Estimated kernel time per folio size");
+      expect(await page.textContent("#chart-title")).not.toContain("n/a");
+
       // The page shows the CLI's verdict: ties within the profile's error, and the terms of each difference.
       expect(await page.textContent("#verdict")).toBe(verdict(expected));
       expect(errors).toEqual([]);
