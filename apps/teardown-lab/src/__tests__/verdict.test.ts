@@ -1,6 +1,8 @@
 // The verdict calls a tie within the profile's design-ratio error, names the terms each difference is
 // made of, and the breakdown / folded stacks add up to the estimate.
-import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { COST_TERMS } from "@mmgather/teardown";
 import { describe, expect, it } from "vitest";
@@ -9,7 +11,7 @@ import { PRESETS } from "../presets.js";
 import { runOne } from "../run.js";
 import { validateScenario } from "../scenario.js";
 import { VARIANTS } from "../spec.js";
-import { runCli } from "./cli-helpers.js";
+import { APP_DIR, runCli } from "./cli-helpers.js";
 
 const scenario = validateScenario(PRESETS["munmap-1g"].build({ size: "4M", folio: "64K" }), "preset");
 const real = VARIANTS.map((v) => runOne(scenario, v, "generic").result);
@@ -169,5 +171,26 @@ describe("run --breakdown / --folded / --exact / --timing", () => {
     expect(runCli(["run", "--preset", "munmap-1g", "--size", "128K", "--folio", "64K"]).stderr).not.toContain(
       "note:",
     );
+  });
+});
+
+describe("pnpm lab (scripts/lab.mjs)", () => {
+  it("resolves a relative scenario path in the directory it was typed in, with no build banners", () => {
+    const dir = mkdtempSync(join(tmpdir(), "lab-cwd-"));
+    copyFileSync(join(APP_DIR, "scenarios/partial-dontneed.yaml"), join(dir, "mine.yaml"));
+    const r = spawnSync(
+      process.execPath,
+      [join(APP_DIR, "../../scripts/lab.mjs"), "run", "mine.yaml", "--no-timing"],
+      {
+        cwd: join(APP_DIR, "../.."),
+        env: { ...process.env, INIT_CWD: dir },
+        encoding: "utf8",
+      },
+    );
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^Verdict /);
+    const direct = runCli(["run", join(dir, "mine.yaml"), "--no-timing"]);
+    expect(r.stdout).toBe(direct.stdout);
   });
 });
