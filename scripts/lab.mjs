@@ -27,10 +27,9 @@ if (build.status !== 0) {
   process.stderr.write(`teardown-lab: the build failed (exit ${build.status ?? build.signal})\n`);
   process.exit(build.status ?? 1);
 }
-const cwd =
-  process.env.INIT_CWD !== undefined && existsSync(process.env.INIT_CWD)
-    ? process.env.INIT_CWD
-    : process.cwd();
+// Not a turbo task: pnpm's INIT_CWD only says where the user stands.
+const { INIT_CWD: typedIn } = process.env;
+const cwd = typedIn !== undefined && existsSync(typedIn) ? typedIn : process.cwd();
 const child = spawn(
   process.execPath,
   [join(root, "apps/teardown-lab/dist/cli.js"), ...process.argv.slice(2)],

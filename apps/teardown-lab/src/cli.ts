@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // teardown-lab: compare mmu_gather designs on the same teardown from the command line.
 // Exit codes: 0 no violation, 1 the checker found a violation, 2 bad input.
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, freemem, totalmem } from "node:os";
 import {
   HOST_FOLIOS,
@@ -18,6 +18,7 @@ import {
 import { type CostProfile, NR_PAGES_KERNELS } from "@mmgather/mmu-gather";
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { stringify as stringifyYaml } from "yaml";
+import { bpftraceProgram, CountsFileError, compareCounts, formatCounts, parseCounts } from "./bpftrace.js";
 import { BROKEN, BROKEN_NAMES } from "./broken.js";
 import {
   CALIBRATION_TABLES,
@@ -449,6 +450,57 @@ export function makeProgram(setExit: (code: number) => void): Command {
       setExit(await sweep(file, o));
     });
 
+  const scenarioOptions = (cmd: Command): Command =>
+    cmd
+      .argument("[SCENARIO_FILE]", "scenario file (JSON or YAML)")
+      .option("--preset <name>", `built-in scenario (${PRESET_NAMES.join(", ")})`)
+      .option("--folio <size>", `folio size of the main VMA: ${FOLIO_SIZES.join(", ")}`, folioArg)
+      .option("--pmd", "map PMD-sized folios with a PMD (default: PTE-mapped)")
+      .option("--size <size>", "size of the main VMA (e.g. 64M, 1G)", sizeArg)
+      .addOption(new Option("--op <op>", "operation").choices(OPS))
+      .option("--seed <n>", "seed for every random choice", intArg(0, 2 ** 32 - 1));
+
+  scenarioOptions(
+    program
+      .command("bpftrace")
+      .description(
+        "write a bpftrace program counting, on a real kernel, the kernel functions the model counts during the scenario's operation",
+      ),
+  )
+    .option("--out <file>", "write the program there (default: stdout)")
+    .action((file: string | undefined, o: CommonOpts & { out?: string }) => {
+      const text = bpftraceProgram(loadScenario(file, o));
+      if (o.out === undefined) process.stdout.write(text);
+      else writeFileSync(o.out, text);
+    });
+
+  scenarioOptions(
+    program
+      .command("compare-counts")
+      .description("read a teardown-lab bpftrace program's output and print it next to the model's counters")
+      .requiredOption("--counts <file>", "bpftrace's output (the @calls and @windows lines)"),
+  )
+    .addOption(
+      new Option("--variant <name>", "design whose counters to compare")
+        .choices(VARIANTS)
+        .default("encoded-nr-pages"),
+    )
+    .option("--json", "print the rows as JSON")
+    .action((file: string | undefined, o: CommonOpts & { counts: string; variant: VariantName }) => {
+      let text: string;
+      try {
+        text = readFileSync(o.counts, "utf8");
+      } catch (e) {
+        throw new CountsFileError(`${o.counts}: cannot read it (${(e as NodeJS.ErrnoException).code ?? e})`);
+      }
+      const k = parseCounts(text, o.counts);
+      const s = loadScenario(file, o);
+      const model = runOne(s, o.variant, "generic").result.counters;
+      const rows = compareCounts(k, model);
+      if (o.json) process.stdout.write(`${JSON.stringify({ windows: k.windows, rows }, null, 2)}\n`);
+      else process.stdout.write(`${formatCounts(rows, k.windows, o.variant)}\n`);
+    });
+
   program
     .command("explain")
     .description("narrate a tiny teardown step by step, per variant; or show a broken variant caught")
@@ -808,6 +860,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       e instanceof SpecError ||
       e instanceof UsageError ||
       e instanceof CalibrationFileError ||
+      e instanceof CountsFileError ||
       e instanceof HostError
     ) {
       process.stderr.write(`teardown-lab: ${e.message}\n`);
