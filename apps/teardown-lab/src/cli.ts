@@ -262,7 +262,8 @@ function runMatrix(
     for (const note of archNotes(s, arch)) process.stderr.write(`note: ${note}\n`);
     try {
       for (const variant of variants) {
-        results.push(runOne(s, variant, arch, { profile }).result);
+        const progressOf = progress?.phase(`${variant}/${arch}`);
+        results.push(runOne(s, variant, arch, { profile, progress: progressOf }).result);
         progress?.tick(`${variant}/${arch}`);
       }
     } catch (e) {

@@ -7,6 +7,7 @@ import {
   flattenCounters,
   isTeardownError,
   runScenario,
+  type ScenarioProgress,
   type ScenarioSpec,
   type TeardownReport,
   type TrailEvent,
@@ -71,6 +72,8 @@ export interface RunOptions {
   readonly override?: Partial<ScenarioSpec>;
   /** Cost profile of the estimate (default: the arch adapter's). */
   readonly profile?: CostProfile;
+  /** Build and teardown progress (ScenarioSpec.progress), for a progress bar. */
+  readonly progress?: ScenarioProgress;
 }
 
 /** Raw report plus the app's result. */
@@ -86,6 +89,7 @@ export function runOne(s: Scenario, variant: VariantName, arch: ArchName, opts: 
     ...opts.override,
     events: opts.events,
     costProfile: opts.profile,
+    progress: opts.progress,
   };
   let report: TeardownReport;
   try {

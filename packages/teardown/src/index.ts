@@ -60,7 +60,14 @@ export type { CpuCounters, FinalStateChecks, LayerSnapshot, TeardownReport } fro
 export { checkFinalState, flattenCounters, snapshotLayers } from "./report.js";
 export type { Rng } from "./rng.js";
 export { createRng } from "./rng.js";
-export type { BuiltScenario, ConcurrentOpSpec, OpSpec, ScenarioSpec, VmaSpec } from "./scenario.js";
+export type {
+  BuiltScenario,
+  ConcurrentOpSpec,
+  OpSpec,
+  ScenarioProgress,
+  ScenarioSpec,
+  VmaSpec,
+} from "./scenario.js";
 export { buildScenario, interleave, runBuilt, runScenario } from "./scenario.js";
 export { SecondaryTlbs } from "./secondary-tlb.js";
 export type { SwapoffCounters } from "./swapoff.js";

@@ -204,7 +204,18 @@ export interface ScenarioSpec {
    * object or closure is created.
    */
   readonly events?: TrailEventSink;
+  /**
+   * Progress of a long run, for a progress bar: called while the workload is built (`"build"`: pages
+   * of the VMAs faulted in so far, of their total) and while the operation runs (`"teardown"`: pages
+   * the operation has unmapped so far — the mm's rss drop — of those mapped when it started), every
+   * 65,536 pages built and every 256 page-table-lock sections, and once at the end of each phase.
+   * Not called for the concurrent thread's progress. When absent nothing is counted.
+   */
+  readonly progress?: ScenarioProgress;
 }
+
+/** See `ScenarioSpec.progress`: `done` of `total` pages in `phase`. */
+export type ScenarioProgress = (phase: "build" | "teardown", done: number, total: number) => void;
 
 /** A built scenario, before its operation runs. */
 export interface BuiltScenario {
@@ -244,6 +255,13 @@ export function buildScenario(spec: ScenarioSpec): BuiltScenario {
   });
   const parent = machine.createMm();
   const vmas: Vma[] = [];
+  const progress = spec.progress;
+  if (progress !== undefined && typeof progress !== "function") fail("spec.progress must be a function");
+  let pagesBuilt = 0;
+  const buildTotal = spec.vmas.reduce(
+    (a, v) => a + (Number.isSafeInteger(v.size) ? Math.floor(v.size / machine.pageSize) : 0),
+    0,
+  );
   for (let i = 0; i < spec.vmas.length; i++) {
     const vs = spec.vmas[i];
     const rf = vs.readFraction;
@@ -265,9 +283,15 @@ export function buildScenario(spec: ScenarioSpec): BuiltScenario {
         dirtyFraction: vs.dirtyFraction,
         populate: vs.populate,
         readFraction: vs.readFraction,
+        progress:
+          progress === undefined
+            ? undefined
+            : (pages: number) => progress("build", pagesBuilt + pages, buildTotal),
       },
       rng,
     );
+    pagesBuilt += v.end - v.start;
+    progress?.("build", pagesBuilt, buildTotal);
     if (vs.mlock === true) mlockVma(parent, v);
     vmas.push(v);
     if (vs.splitAt !== undefined) {
@@ -422,8 +446,16 @@ function runOps(
   let revoke: RevokeResult | null = null;
   try {
     if (spec.concurrentOp === undefined) {
-      for (let s = a.steps.next(); s.done !== true; s = a.steps.next()) {
-        /* run */
+      const progress = spec.progress;
+      if (progress === undefined) {
+        for (let s = a.steps.next(); s.done !== true; s = a.steps.next()) {
+          /* run */
+        }
+      } else {
+        let n = 0;
+        for (let s = a.steps.next(); s.done !== true; s = a.steps.next())
+          if ((++n & 255) === 0) progress("teardown", mapped - target.rssPages(), mapped);
+        progress("teardown", mapped - target.rssPages(), mapped);
       }
     } else if (spec.concurrentOp.kind === "numa") {
       if (spec.op.kind === "exit")

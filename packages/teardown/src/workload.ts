@@ -58,6 +58,8 @@ export interface FaultOptions {
   readonly policy: FolioPolicy;
   /** Map PMD-sized folios with one PMD entry (THP) instead of PTEs. */
   readonly pmdMapped?: boolean;
+  /** Called with the pages of the VMA walked so far, every 65,536 pages (a progress bar's hook). */
+  readonly progress?: (pages: number) => void;
   /** Fraction of file / shmem folios written through this mapping (PTE dirty; COW on private files). */
   readonly dirtyFraction?: number;
   /** Fraction of the VMA's pages to fault in (1 = all; holes otherwise). */
@@ -130,7 +132,13 @@ export function faultIn(mm: Mm, vma: Vma, opts: FaultOptions, rng: Rng): void {
   if ("order" in opts.policy) checkOrder(opts.policy.order, pmdOrder, anon);
   else for (const m of opts.policy.mix) checkOrder(m.order, pmdOrder, anon);
   let vpn = vma.start;
+  const progress = opts.progress;
+  let nextReport = vpn + 65536;
   while (vpn < vma.end) {
+    if (progress !== undefined && vpn >= nextReport) {
+      progress(vpn - vma.start);
+      nextReport = vpn + 65536;
+    }
     let order = pickOrder(opts.policy, rng);
     const index = vma.pgoff + (vpn - vma.start);
     while (
