@@ -7,6 +7,7 @@ import { BROKEN_NAMES } from "../src/broken.js";
 import { ns, type RunResult, verdict } from "../src/format.js";
 import { PRESET_NAMES, PRESETS } from "../src/presets.js";
 import { FOLIO_SIZES } from "../src/size.js";
+import { ARCHES, type ArchName } from "../src/spec.js";
 import type { Reply, Request, Sweep, Timeline } from "./protocol.js";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -20,6 +21,7 @@ const status = $("status");
 for (const name of [...PRESET_NAMES, "custom"]) presetSel.add(new Option(name, name));
 for (const f of FOLIO_SIZES) folioSel.add(new Option(f, f));
 for (const b of BROKEN_NAMES) brokenSel.add(new Option(b, b));
+for (const a of ARCHES) $<HTMLSelectElement>("arch").add(new Option(a, a));
 folioSel.value = "64K";
 $<HTMLTextAreaElement>("scenario").value = JSON.stringify(
   PRESETS["dirty-shared-file"].build({ size: "8M" }),
@@ -48,12 +50,12 @@ $("run").addEventListener("click", () => {
     folio: folioSel.value,
     size: $<HTMLInputElement>("size").value.trim(),
     pmd: $<HTMLInputElement>("pmd").checked,
-    arch: $<HTMLSelectElement>("arch").value as "generic" | "s390",
+    arch: $<HTMLSelectElement>("arch").value as ArchName,
   });
 });
 
 $("run-broken").addEventListener("click", () => {
-  send({ kind: "broken", name: brokenSel.value, arch: $<HTMLSelectElement>("arch").value as "generic" });
+  send({ kind: "broken", name: brokenSel.value, arch: $<HTMLSelectElement>("arch").value as ArchName });
 });
 
 const fmt = (n: number) => n.toLocaleString("en-US");

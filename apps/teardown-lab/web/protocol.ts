@@ -1,5 +1,7 @@
 // Messages between the page and the model worker.
+
 import type { RunResult } from "../src/format.js";
+import type { ArchName } from "../src/spec.js";
 
 export interface RunRequest {
   readonly id: number;
@@ -10,14 +12,14 @@ export interface RunRequest {
   readonly folio: string;
   readonly size: string;
   readonly pmd: boolean;
-  readonly arch: "generic" | "s390";
+  readonly arch: ArchName;
 }
 
 export interface BrokenRequest {
   readonly id: number;
   readonly kind: "broken";
   readonly name: string;
-  readonly arch: "generic" | "s390";
+  readonly arch: ArchName;
 }
 
 export type Request = RunRequest | BrokenRequest;
