@@ -114,6 +114,8 @@ export const COST_TERMS: readonly CostTerm[] = [
   },
   { name: "ipte", counters: ["gather.ipte"], unit: "s390 IPTE (one PTE)" },
   { name: "idte", counters: ["gather.idte"], unit: "s390 IDTE" },
+  { name: "invlpgb", counters: ["gather.invlpgb"], unit: "x86 INVLPGB issued (broadcast, no IPI)" },
+  { name: "tlbsync", counters: ["gather.tlbsync"], unit: "x86 TLBSYNC (wait for the INVLPGBs everywhere)" },
   { name: "tableFree", counters: ["gather.tablesFreed"], unit: "page-table page freed" },
   { name: "rcuCall", counters: ["gather.rcuCalls"], unit: "call_rcu of a table batch" },
   { name: "tableSyncOne", counters: ["gather.tableSyncOne"], unit: "tlb_remove_table_one fallback" },
