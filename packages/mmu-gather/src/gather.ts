@@ -4,7 +4,9 @@
 // flush free_pgtables runs before the VMAs leave i_mmap; vma_pfn is sticky until it runs),
 // tlb_flush_rmaps, tlb_flush_mmu, tlb_finish_mmu,
 // tlb_remove_table / tlb_table_flush / tlb_remove_table_one, pte/pmd/pud/p4d_free_tlb,
-// and s390's MMU_GATHER_NO_GATHER (free_page_and_swap_cache at queue time).
+// and s390's MMU_GATHER_NO_GATHER (free_page_and_swap_cache at queue time). Its TlbOps count what the
+// arch's flush issues: range / whole-mm flushes, s390 IPTE / IDTE, and x86 as of v6.18 (arch/x86/mm/tlb.c):
+// flush_tlb_func on a CPU set, locally on the initiating CPU and by IPI elsewhere, and INVLPGB / TLBSYNC.
 // Omits: CONFIG_MMU_GATHER_PAGE_SIZE, hugetlb unsharing.
 
 import type { PhysMem } from "@mmgather/folio";
