@@ -3,6 +3,7 @@
 // scenario on which the checker catches it and the story of what a real kernel would suffer.
 // Browser-safe.
 import { genericArch } from "@mmgather/arch-generic";
+import { x86Arch } from "@mmgather/arch-x86";
 import {
   type ArchOverrides,
   defineArch,
@@ -306,24 +307,31 @@ const nestedResetRange = defineVariant(encodedNrPages, {
 });
 
 /**
- * x86's flush_tlb_mm_range leaves lazy-TLB CPUs out (should_flush_tlb) unless page tables were freed;
- * `always` leaves them out every time.
+ * x86's flush_tlb_mm_range (@mmgather/arch-x86) leaves lazy-TLB CPUs out of its IPIs (should_flush_tlb)
+ * unless page tables were freed; `always` leaves them out every time.
  */
 const x86LikeArch = (always: boolean) =>
-  likeGeneric(always ? "x86-like, skips lazy CPUs" : "x86-like", {
-    tlbFlush(tlb, ops) {
-      const skip = always || !tlb.freedTables;
-      const cpus = skip ? tlb.mm.cpumask.filter((c) => !tlb.mm.lazyCpus.includes(c)) : tlb.mm.cpumask;
-      genericArch.tlbFlush(
-        tlb,
-        withTlbOps(ops, {
-          flushRange: (start, end, stride, walkCaches) =>
-            ops.flushRange(start, end, stride, walkCaches, cpus),
-          flushMm: (walkCaches) => ops.flushMm(walkCaches, cpus),
-        }),
-      );
-    },
-  });
+  always
+    ? defineArch({
+        ...x86Arch,
+        name: "x86, skips lazy CPUs",
+        tlbFlush(tlb, ops) {
+          x86Arch.tlbFlush(
+            tlb,
+            withTlbOps(ops, {
+              flushTlbFunc: (start, end, stride, walkCaches, cpus) =>
+                ops.flushTlbFunc(
+                  start,
+                  end,
+                  stride,
+                  walkCaches,
+                  cpus.filter((c) => !tlb.mm.lazyCpus.includes(c)),
+                ),
+            }),
+          );
+        },
+      })
+    : x86Arch;
 
 /**
  * The x86 flush of v6.6 to v6.14: a range above the 33-entry ceiling becomes [0, TLB_FLUSH_ALL) for the

@@ -18,8 +18,9 @@
 //   tlbFlush(tlb, ops)             `tlb_flush()`: invalidate what was recorded; called only when a
 //                                  cleared_* bit or freed_tables is set.
 //                                  may read: start, end, fullmm, needFlushAll, freedTables, cleared*,
-//                                  vmaExec, vmaHuge, mm, flushReason (why: endVma, batchFull,
-//                                  dirtyShared, tableFree, nested, finish, caller).
+//                                  vmaExec, vmaHuge, mm, cpu (the initiating CPU), flushReason
+//                                  (why: endVma, batchFull, dirtyShared, tableFree, nested, finish,
+//                                  caller).
 //                                  An empty range (end 0, not fullmm) means nothing to invalidate by
 //                                  address.                      default: genericTlbFlush
 //   tableFreed(tlb, level, ops)    arch part of pte/pmd/pud/p4d_free_tlb after the generic range update.
@@ -65,7 +66,11 @@ export const defaultGeometry: ArchGeometry = {
  * Default cost profile: the documented priors for a ~2.4–3.2 GHz x86-64 server core, in ns, from
  * public micro-benchmark orders of magnitude (uncontended locked RMW on an L1 line ~5–20 ns; spinlock
  * round trip ~20–40 ns; L2/L3 line fill ~10–40 ns; INVLPG ~50–200 ns; an IPI-based remote shootdown
- * ~1–3 µs; an IOMMU invalidation with its completion wait ~1–5 µs). Uncalibrated: the calibrated
+ * ~1–3 µs; an IOMMU invalidation with its completion wait ~1–5 µs). INVLPGB and TLBSYNC (AMD broadcast
+ * invalidation, which no calibrated machine here has) are priors with nothing published to fit them to:
+ * an INVLPGB is issued like an INVLPG and completes asynchronously (~100 ns, the per-INVLPG figure
+ * arch/x86/mm/tlb.c quotes for its 33-entry ceiling), a TLBSYNC waits for every CPU to finish them (~1 µs,
+ * below an IPI round trip: no interrupt entry, no remote handler). Uncalibrated: the calibrated
  * profiles (`x86-64-4210r`, `arm64-altra`) start from these values and fit a few terms to published
  * measurements (`teardown-lab calibrate`).
  */
@@ -125,6 +130,8 @@ export const defaultCost: CostProfile = {
   tlbRemoteCpu: 2000,
   ipte: 150,
   idte: 1500,
+  invlpgb: 100,
+  tlbsync: 1000,
   tableFree: 100,
   rcuCall: 50,
   tableSyncOne: 3000,
@@ -192,6 +199,10 @@ export function withTlbOps(ops: TlbOps, replace: Partial<TlbOps>): TlbOps {
     flushRange: (start, end, stride, walkCaches, cpus) =>
       ops.flushRange(start, end, stride, walkCaches, cpus),
     flushMm: (walkCaches, cpus) => ops.flushMm(walkCaches, cpus),
+    flushTlbFunc: (start, end, stride, walkCaches, cpus) =>
+      ops.flushTlbFunc(start, end, stride, walkCaches, cpus),
+    invlpgb: (start, end, stride, walkCaches) => ops.invlpgb(start, end, stride, walkCaches),
+    tlbsync: () => ops.tlbsync(),
     ipte: (addr, nr) => ops.ipte(addr, nr),
     invalidateLazy: (nr) => ops.invalidateLazy(nr),
     idte: () => ops.idte(),

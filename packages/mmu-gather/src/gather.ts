@@ -4,7 +4,9 @@
 // flush free_pgtables runs before the VMAs leave i_mmap; vma_pfn is sticky until it runs),
 // tlb_flush_rmaps, tlb_flush_mmu, tlb_finish_mmu,
 // tlb_remove_table / tlb_table_flush / tlb_remove_table_one, pte/pmd/pud/p4d_free_tlb,
-// and s390's MMU_GATHER_NO_GATHER (free_page_and_swap_cache at queue time).
+// and s390's MMU_GATHER_NO_GATHER (free_page_and_swap_cache at queue time). Its TlbOps count what the
+// arch's flush issues: range / whole-mm flushes, s390 IPTE / IDTE, and x86 as of v6.18 (arch/x86/mm/tlb.c):
+// flush_tlb_func on a CPU set, locally on the initiating CPU and by IPI elsewhere, and INVLPGB / TLBSYNC.
 // Omits: CONFIG_MMU_GATHER_PAGE_SIZE, hugetlb unsharing.
 
 import type { PhysMem } from "@mmgather/folio";
@@ -18,7 +20,7 @@ import {
 } from "@mmgather/folio/internal";
 import type { SwapSpace } from "@mmgather/swapcache";
 import { genericPteClear } from "./arch.js";
-import { MAX_ENCODABLE_PFN, maxTableBatch, TLB_RANGE_ULONG_MAX } from "./constants.js";
+import { MAX_ENCODABLE_PFN, maxTableBatch, TLB_FLUSH_ALL, TLB_RANGE_ULONG_MAX } from "./constants.js";
 import { GatherError } from "./errors.js";
 import {
   ContigRangeStorage,
@@ -96,6 +98,11 @@ export function createGatherCounters(): GatherCounters {
     tlbFlushRange: 0,
     tlbFlushRangeEntries: 0,
     tlbFlushMm: 0,
+    tlbIpis: 0,
+    tlbCpusTargeted: 0,
+    tlbLazyCpusSkipped: 0,
+    invlpgb: 0,
+    tlbsync: 0,
     ipte: 0,
     lazyInvalidations: 0,
     idte: 0,
@@ -207,6 +214,10 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   vmaLocked = false;
   underPtl = false;
   finished = false;
+  /** The CPU running the gather, -1 when none is modelled (`MmuGatherOptions.cpu`). */
+  readonly cpu: number;
+  /** INVLPGBs issued since the last TLBSYNC (x86): a TLBSYNC after none reached no CPU. */
+  private invlpgbPending = false;
 
   constructor(o: MmuGatherOptions) {
     if (o.mem === undefined || o.mm === undefined || o.arch === undefined)
@@ -243,6 +254,15 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
         "createMmuGather",
         "alloc must be a function (ordinal, what) => boolean",
       );
+    const cpu = o.cpu ?? -1;
+    if (!Number.isInteger(cpu) || cpu < -1)
+      throw new GatherError(
+        "BAD_ARGUMENT",
+        M,
+        "createMmuGather",
+        `cpu must be an integer >= 0 (or -1: no CPU modelled), got ${JSON.stringify(cpu)}`,
+      );
+    this.cpu = cpu;
     this.fullmm = o.fullmm === true;
     const policy = this.variant.policy;
     this.limitBatchesWhileDelayed = policy.limitBatchesWhileDelayed;
@@ -297,6 +317,7 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
         underPtl: { get: () => this.underPtl, enumerable: true },
         finished: { get: () => this.finished, enumerable: true },
         flushReason: { get: () => this.flushReason, enumerable: true },
+        cpu: { get: () => this.cpu, enumerable: true },
       }),
     );
     // __tlb_gather_mmu
@@ -971,7 +992,16 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
     walkCaches: boolean,
     cpus?: readonly number[],
   ): void {
-    const targets = this.checkCpus("flushRange", cpus);
+    this.invalidateRange(start, end, stride, walkCaches, this.checkCpus("flushRange", cpus));
+  }
+
+  private invalidateRange(
+    start: number,
+    end: number,
+    stride: number,
+    walkCaches: boolean,
+    targets: readonly number[] | null,
+  ): void {
     this.counters.tlbFlushRange++;
     this.counters.tlbFlushRangeEntries += Math.ceil((end - start) / stride);
     if (this.sink !== null)
@@ -990,7 +1020,10 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
   }
 
   flushMm(walkCaches: boolean, cpus?: readonly number[]): void {
-    const targets = this.checkCpus("flushMm", cpus);
+    this.invalidateMm(walkCaches, this.checkCpus("flushMm", cpus));
+  }
+
+  private invalidateMm(walkCaches: boolean, targets: readonly number[] | null): void {
     this.counters.tlbFlushMm++;
     if (this.sink !== null)
       this.sink({
@@ -1004,6 +1037,69 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
         walkCaches,
       });
     if (this.listener !== null) this.listener.tlbInvalidate(this.mm.id, "mm", 0, 0, 0, walkCaches, targets);
+  }
+
+  flushTlbFunc(
+    start: number,
+    end: number,
+    stride: number,
+    walkCaches: boolean,
+    cpus: readonly number[],
+  ): void {
+    if (cpus === undefined)
+      throw new GatherError(
+        "BAD_ARGUMENT",
+        M,
+        "flushTlbFunc",
+        "cpus is required: the CPUs flush_tlb_func runs on (the initiating one included)",
+      );
+    const targets = this.checkCpus("flushTlbFunc", cpus)!;
+    const c = this.counters;
+    const self = this.cpu;
+    for (let i = 0; i < targets.length; i++) if (targets[i] !== self) c.tlbIpis++;
+    c.tlbCpusTargeted += targets.length;
+    const lazy = this.mm.lazyCpus;
+    for (let i = 0; i < lazy.length; i++) if (!targets.includes(lazy[i])) c.tlbLazyCpusSkipped++;
+    if (end === TLB_FLUSH_ALL) this.invalidateMm(walkCaches, targets);
+    else this.invalidateRange(start, end, stride, walkCaches, targets);
+  }
+
+  invlpgb(start: number, end: number, stride: number, walkCaches: boolean): void {
+    if (
+      !Number.isFinite(start) ||
+      !Number.isFinite(end) ||
+      start < 0 ||
+      end <= start ||
+      !(stride > 0) ||
+      (end !== TLB_FLUSH_ALL && end > this.taskSize)
+    )
+      throw new GatherError(
+        "BAD_ARGUMENT",
+        M,
+        "invlpgb",
+        `[${start}, ${end}) with stride ${stride} is not a range of user addresses (end TLB_FLUSH_ALL: the whole PCID)`,
+      );
+    this.counters.invlpgb++;
+    this.invlpgbPending = true;
+    if (this.sink !== null)
+      this.sink({
+        type: "tlbFlushed",
+        kind: "invlpgb",
+        reason: this.flushReason ?? this.why,
+        cpus: null,
+        start,
+        end,
+        stride,
+        walkCaches,
+      });
+    if (this.listener !== null)
+      this.listener.tlbInvalidate(this.mm.id, "invlpgb", start, end, stride, walkCaches, null);
+  }
+
+  tlbsync(): void {
+    this.counters.tlbsync++;
+    if (this.invlpgbPending) this.counters.tlbCpusTargeted += this.mm.cpumask.length;
+    this.invlpgbPending = false;
   }
 
   /** A CPU set an arch passed: null (all) when omitted; each must be in mm_cpumask. */

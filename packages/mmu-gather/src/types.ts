@@ -123,6 +123,12 @@ export interface GatherView {
   readonly underPtl: boolean;
   /** `tlb_finish_mmu` has run. */
   readonly finished: boolean;
+  /**
+   * `smp_processor_id()` of the CPU running this gather (`MmuGatherOptions.cpu`): the initiating CPU of
+   * its flushes, which flushes itself and interrupts the others (x86 `flush_tlb_mm_range`); -1 when no
+   * CPU is modelled.
+   */
+  readonly cpu: number;
 }
 
 /**
@@ -159,8 +165,11 @@ export type TlbFlushReason =
  * - `mm`: `flush_tlb_mm` (whole address space).
  * - `ipte`: s390 INVALIDATE PAGE TABLE ENTRY at PTE clear (immediate, all CPUs).
  * - `idte`: s390 INVALIDATE DAT TABLE ENTRY (whole mm, lazy `flush_mm`).
+ * - `invlpgb`: x86 INVLPGB (AMD, Linux v6.15+): one broadcast invalidation of [start, end) with a
+ *   stride, or of the mm's whole PCID when `end` is `TLB_FLUSH_ALL`, on every CPU at once — no IPI, so
+ *   no CPU's interrupts-off section holds it up.
  */
-export type TlbFlushKind = "range" | "mm" | "ipte" | "idte";
+export type TlbFlushKind = "range" | "mm" | "ipte" | "idte" | "invlpgb";
 
 /**
  * Listener the teardown layer's CPU/TLB model injects. Called synchronously at
@@ -170,11 +179,13 @@ export interface TlbListener {
   /**
    * @param mmId `TlbMm.id`
    * @param kind what was invalidated
-   * @param start byte address (range/ipte), 0 for mm/idte
-   * @param end byte address one past (range/ipte), 0 for mm/idte
-   * @param stride bytes between invalidated entries (range/ipte), 0 for mm/idte
+   * @param start byte address (range/ipte/invlpgb), 0 for mm/idte
+   * @param end byte address one past (range/ipte/invlpgb; `TLB_FLUSH_ALL` for an INVLPGB of the whole
+   *   PCID), 0 for mm/idte
+   * @param stride bytes between invalidated entries (range/ipte/invlpgb), 0 for mm/idte
    * @param walkCaches paging-structure (walk) caches were flushed too
-   * @param cpus the CPUs invalidated (range / mm); null: every CPU that has the mm loaded
+   * @param cpus the CPUs invalidated (range / mm); null: every CPU that has the mm loaded (always for
+   *   ipte / idte / invlpgb, which the hardware broadcasts)
    */
   tlbInvalidate(
     mmId: number,
@@ -230,6 +241,29 @@ export interface TlbOps {
   idte(): void;
   /** Set s390's lazy `mm->context.flush_mm`. */
   setFlushMm(value: boolean): void;
+  /**
+   * x86 `flush_tlb_func` on each CPU of `cpus` (CPUs of `mm.cpumask`): the initiating CPU
+   * (`GatherView.cpu`) runs it itself, every other one on an IPI (`flush_tlb_multi` →
+   * `on_each_cpu_mask` / `on_each_cpu_cond_mask`); `cpus` = [the initiating CPU] is flush_tlb_mm_range's
+   * local-only branch. [start, end) one INVLPG every `stride` bytes, or a full flush when `end` is
+   * `TLB_FLUSH_ALL`. Counted as `flushRange` / `flushMm` count the flush, plus `tlbIpis`,
+   * `tlbCpusTargeted` and `tlbLazyCpusSkipped` (lazy CPUs of the cpumask left out of `cpus`).
+   */
+  flushTlbFunc(
+    start: number,
+    end: number,
+    stride: number,
+    walkCaches: boolean,
+    cpus: readonly number[],
+  ): void;
+  /**
+   * One x86 INVLPGB (`invlpgb_flush_user_nr_nosync`, or `invlpgb_flush_single_pcid_nosync` when `end` is
+   * `TLB_FLUSH_ALL`): a broadcast invalidation of [start, end) with `stride` bytes between entries on
+   * every CPU, the initiating one included, with no IPI. It completes asynchronously: `tlbsync` waits.
+   */
+  invlpgb(start: number, end: number, stride: number, walkCaches: boolean): void;
+  /** x86 TLBSYNC (`__tlbsync`): wait until the INVLPGBs this CPU issued have completed on every CPU. */
+  tlbsync(): void;
   /**
    * `mmu_notifier_arch_invalidate_secondary_tlbs(mm, start, end)`: tell every secondary TLB sharing the
    * mm's page tables (an IOMMU's, for shared virtual addressing) to drop its translations of [start, end)
@@ -389,6 +423,10 @@ export interface CostProfile {
   readonly ipte: number;
   /** ns per s390 IDTE (`gather.idte`). */
   readonly idte: number;
+  /** ns per x86 INVLPGB issued (`gather.invlpgb`): the instruction; the broadcast completes asynchronously. */
+  readonly invlpgb: number;
+  /** ns per x86 TLBSYNC (`gather.tlbsync`): the wait until every CPU has completed the INVLPGBs before it. */
+  readonly tlbsync: number;
   /** ns per page-table page freed (`gather.tablesFreed`). */
   readonly tableFree: number;
   /** ns per `call_rcu` of a table batch (`gather.rcuCalls`). */
@@ -438,6 +476,8 @@ export interface ArchTlb {
    * with interrupts disabled — inside a `gup_fast` walk — holds the flush up until its walk is done, so
    * after the flush no such walk can still hold a table it unlinked. False for hardware broadcast
    * invalidation (arm64 `TLBI …IS`, x86 INVLPGB, s390 IPTE / IDTE): those archs need RCU table free.
+   * An arch that flushes some mms by broadcast (x86 with INVLPGB: the mms with a global ASID) cannot rely
+   * on its flushes either: false.
    */
   readonly tlbFlushIpi: boolean;
   /** Range flushes larger than this many pages become whole-mm flushes (x86 `tlb_single_page_flush_ceiling` = 33); 0 = no ceiling. */
@@ -454,8 +494,8 @@ export interface ArchTlb {
   pteClear(tlb: GatherView, addr: number, nr: number, ops: TlbOps): void;
   /**
    * `tlb_flush(tlb)`: invalidate what was recorded. Called only when something was cleared.
-   * May read: `start`, `end`, `fullmm`, `needFlushAll`, `freedTables`, `cleared*`, `vma*`, `mm`, and
-   * `flushReason` (why the gather flushes now). An empty range outside fullmm means nothing to
+   * May read: `start`, `end`, `fullmm`, `needFlushAll`, `freedTables`, `cleared*`, `vma*`, `mm`, `cpu`
+   * (the initiating CPU) and `flushReason` (why the gather flushes now). An empty range outside fullmm means nothing to
    * invalidate by address (the asm-generic flush does nothing unless `needFlushAll`).
    */
   tlbFlush(tlb: GatherView, ops: TlbOps): void;
@@ -709,6 +749,26 @@ export interface GatherCounters {
   tlbFlushRangeEntries: number;
   /** `flush_tlb_mm` invalidations. */
   tlbFlushMm: number;
+  /**
+   * x86 IPIs sent: per `TlbOps.flushTlbFunc`, +1 for each CPU of its target set other than the
+   * initiating CPU (`GatherView.cpu`); each runs `flush_tlb_func` in its interrupt handler.
+   */
+  tlbIpis: number;
+  /**
+   * x86 CPUs a flush reached: per `TlbOps.flushTlbFunc`, the size of its target set (the initiating CPU
+   * included); per `TlbOps.tlbsync` that follows at least one INVLPGB, the CPUs of `mm.cpumask` (the
+   * broadcast reaches every CPU with the mm loaded, lazy ones included).
+   */
+  tlbCpusTargeted: number;
+  /**
+   * x86 lazy-TLB CPUs left out: per `TlbOps.flushTlbFunc`, +1 for each CPU of `mm.lazyCpus` not in its
+   * target set (`should_flush_tlb` when no page table was freed).
+   */
+  tlbLazyCpusSkipped: number;
+  /** x86 INVLPGB instructions (`TlbOps.invlpgb` calls). */
+  invlpgb: number;
+  /** x86 TLBSYNC instructions (`TlbOps.tlbsync` calls). */
+  tlbsync: number;
   /** s390 IPTE instructions (one per PTE). */
   ipte: number;
   /** s390 PTEs invalidated lazily (`ptep_flush_lazy` with only this CPU attached: no IPTE, `flush_mm` set). */
@@ -794,6 +854,11 @@ export interface MmuGatherOptions {
    * lockless walker exists, a grace period is over at once).
    */
   readonly tableSync?: TableFreeSync;
+  /**
+   * The CPU running the gather (`smp_processor_id()`, `GatherView.cpu`): an integer >= 0, or -1 (the
+   * default) when no CPU is modelled.
+   */
+  readonly cpu?: number;
 }
 
 /**

@@ -289,6 +289,18 @@ export const COST_TERMS: readonly CostTerm[] = [
   { name: "ipte", phase: "tlb_flush", counters: ["gather.ipte"], unit: "s390 IPTE (one PTE)" },
   { name: "idte", phase: "tlb_flush", counters: ["gather.idte"], unit: "s390 IDTE" },
   {
+    name: "invlpgb",
+    phase: "tlb_flush",
+    counters: ["gather.invlpgb"],
+    unit: "x86 INVLPGB issued (broadcast, no IPI)",
+  },
+  {
+    name: "tlbsync",
+    phase: "tlb_flush",
+    counters: ["gather.tlbsync"],
+    unit: "x86 TLBSYNC (wait for the INVLPGBs everywhere)",
+  },
+  {
     name: "tableFree",
     phase: "free_pgtables",
     counters: ["gather.tablesFreed"],

@@ -1,6 +1,6 @@
 // Models: per-CPU TLBs and paging-structure (walk) caches of the threads of an mm, as the x86 SDM
 // and s390 PoP describe them: a translation cached at access stays usable until an invalidation
-// (INVLPG range / full flush / IPTE / IDTE) covers it; a walk-cache entry keeps a page-table page
+// (INVLPG range / full flush / INVLPGB broadcast / IPTE / IDTE) covers it; a walk-cache entry keeps a page-table page
 // reachable until a flush that includes walk caches. A cached translation is a hazard for a freed
 // page only while user code can still use it: not on a CPU whose thread of that mm is inside a
 // teardown (it cannot touch user memory until the operation returns, after its flush), and never for
@@ -15,9 +15,12 @@
 // A lockless walk (gup_fast: interrupts off, no lock) holds the page-table pages on its path until it
 // re-enables interrupts; an IPI-based flush to its CPU (x86) waits for that, a broadcast one (arm64
 // TLBI, INVLPGB, s390 IPTE) does not — there only an RCU grace period or tlb_remove_table_sync_one does.
+// An INVLPGB reaches every CPU with the mm loaded, lazy ones included (they keep the mm's global ASID
+// loaded), and is never waited for by an interrupts-off section, whatever `flushIpi` says.
 // Omits: ASID/PCID reuse, associativity (direct-mapped here), global pages, speculative leaf (TLB)
 // fills after the access phase.
 import type { TlbFlushKind, TlbListener } from "@mmgather/mmu-gather";
+import { TLB_FLUSH_ALL } from "@mmgather/mmu-gather";
 import type { SecondaryTlbs } from "./secondary-tlb.js";
 
 /**
@@ -101,13 +104,14 @@ export class CpuTlbs implements TlbListener {
   /** mm id each CPU holds in lazy-TLB mode (-1 none): `cpuMm` is the same mm, no user code runs. */
   readonly cpuLazy: Int32Array;
   /** Invalidations received, by kind. */
-  readonly invalidations = { range: 0, mm: 0, ipte: 0, idte: 0 };
+  readonly invalidations = { range: 0, mm: 0, ipte: 0, idte: 0, invlpgb: 0 };
   /** Cached translations dropped by invalidations. */
   entriesInvalidated = 0;
   /**
    * +k per range / whole-mm invalidation of an mm that k CPUs run a thread of: the remote flushes
-   * (IPIs on x86, TLBI broadcast on arm64) the initiating CPU waits for. IPTE / IDTE are not counted
-   * (the instruction itself purges every CPU).
+   * (IPIs on x86, TLBI broadcast on arm64) the initiating CPU waits for. IPTE / IDTE / INVLPGB are not
+   * counted (the instruction itself purges every CPU; INVLPGB's wait is its TLBSYNC, which the gather
+   * counts).
    */
   remoteCpuFlushes = 0;
   /**
@@ -443,7 +447,7 @@ export class CpuTlbs implements TlbListener {
       }
     }
     const on = kind === "range" || kind === "mm" ? cpus : null;
-    if (kind === "range" || kind === "ipte")
+    if (kind === "range" || kind === "ipte" || (kind === "invlpgb" && end !== TLB_FLUSH_ALL))
       this.invalidatePages(mmId, Math.floor(start / this.pageSize), Math.ceil(end / this.pageSize), on);
     else this.invalidatePages(mmId, 0, Number.POSITIVE_INFINITY, on);
     if (walkCaches || kind === "mm" || kind === "idte") this.invalidateWalks(mmId, on);

@@ -181,7 +181,8 @@ function gatherFor(
   const machine = mm.machine;
   r.gathers++;
   const tlbs = machine.tlbs;
-  mm.tlbMm.attachedElsewhere = tlbs?.attachedElsewhere(tlbs.cpuOfThread(opts.thread ?? 0), mm.id) ?? false;
+  const cpu = tlbs?.cpuOfThread(opts.thread ?? 0) ?? -1;
+  mm.tlbMm.attachedElsewhere = tlbs?.attachedElsewhere(cpu, mm.id) ?? false;
   mm.tlbMm.cpumask = tlbs?.cpumask(mm.id) ?? [];
   mm.tlbMm.lazyCpus = tlbs?.lazyCpus(mm.id) ?? [];
   mm.tlbMm.hasNotifiers = (tlbs?.secondary?.boundTo(mm.id) ?? 0) > 0;
@@ -197,6 +198,7 @@ function gatherFor(
     events: sink ?? undefined,
     tlbListener: machine.tlbs ?? undefined,
     tableSync: machine.rcu,
+    cpu,
   });
 }
 

@@ -79,7 +79,21 @@ export interface TeardownReport {
     readonly mm: number;
     readonly ipte: number;
     readonly idte: number;
+    /** x86 INVLPGB instructions (`gather.invlpgb`). */
+    readonly invlpgb: number;
+    /** x86 TLBSYNC instructions (`gather.tlbsync`). */
+    readonly tlbsync: number;
     readonly skipped: number;
+  };
+  /**
+   * How x86 flushes reached the other CPUs (as counted by the gather; all 0 on other arches): IPIs sent
+   * (`gather.tlbIpis`), CPUs reached by IPI, locally or by INVLPGB broadcast (`gather.tlbCpusTargeted`),
+   * lazy-TLB CPUs left out (`gather.tlbLazyCpusSkipped`).
+   */
+  readonly shootdown: {
+    readonly ipis: number;
+    readonly cpusTargeted: number;
+    readonly lazyCpusSkipped: number;
   };
   /** Extra gather batch pages allocated. */
   readonly batchPagesAllocated: number;
@@ -435,7 +449,14 @@ export function buildReport(
       mm: g.tlbFlushMm,
       ipte: g.ipte,
       idte: g.idte,
+      invlpgb: g.invlpgb,
+      tlbsync: g.tlbsync,
       skipped: g.tlbFlushSkipped,
+    },
+    shootdown: {
+      ipis: g.tlbIpis,
+      cpusTargeted: g.tlbCpusTargeted,
+      lazyCpusSkipped: g.tlbLazyCpusSkipped,
     },
     batchPagesAllocated: g.batchPagesAllocated,
     ptlAcquisitions: ptl,

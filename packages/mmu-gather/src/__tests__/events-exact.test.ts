@@ -1010,6 +1010,7 @@ describe("counters reset and the read-only view", () => {
       underPtl: true,
       finished: false,
       flushReason: "dirtyShared",
+      cpu: -1,
     });
     g.flushRmaps();
     g.leavePtl();

@@ -38,7 +38,8 @@ describe("cost model", () => {
       "vma",
     ]);
     for (const t of COST_TERMS) expect(phases.has(t.phase), t.name).toBe(true);
-    expect(runScenario(spec).estimate.ratioError).toBe((spec.arch ?? genericArch).cost.ratioError);
+    // No arch in the spec: the generic adapter and its profile.
+    expect(runScenario(spec).estimate.ratioError).toBe(genericArch.cost.ratioError);
     expect(estimateCost({}, { ...defaultCost, ratioError: 0.07 }).ratioError).toBe(0.07);
   });
 
