@@ -23,7 +23,7 @@ import { PRESETS } from "./presets.js";
 import { PROFILES } from "./profiles.js";
 import { runOne } from "./run.js";
 import { validateScenario } from "./scenario.js";
-import type { VariantName } from "./spec.js";
+import type { ArchName, VariantName } from "./spec.js";
 
 /** What the model runs for a point: a preset and the overrides of its main VMA and operation. */
 export interface PointSpec {
@@ -126,8 +126,13 @@ export interface TableKernel {
   readonly pcpFreeHighBatch?: boolean;
 }
 
-/** Teardown counters of a point's run (generic adapter) on the table's kernel, memoised per process. */
-export function pointCounters(pt: PointSpec, variant: VariantName, kernel: TableKernel = {}): Counters {
+/** Teardown counters of a point's run (on `arch`, generic by default) on the table's kernel, memoised per process. */
+export function pointCounters(
+  pt: PointSpec,
+  variant: VariantName,
+  kernel: TableKernel = {},
+  arch: ArchName = "generic",
+): Counters {
   const pcpPolicy = kernel.pcpPolicy ?? "v6.5";
   const pcpFreeHighBatch = kernel.pcpFreeHighBatch ?? false;
   const key = JSON.stringify([
@@ -140,6 +145,7 @@ export function pointCounters(pt: PointSpec, variant: VariantName, kernel: Table
     variant,
     pcpPolicy,
     pcpFreeHighBatch,
+    arch,
   ]);
   let c = cache.get(key);
   if (c === undefined) {
@@ -149,7 +155,7 @@ export function pointCounters(pt: PointSpec, variant: VariantName, kernel: Table
       p.build({ folio: pt.folio, pmd: pt.pmd, op: pt.op, size: pt.size, dirty: pt.dirty }),
       `preset ${pt.preset}`,
     );
-    c = runOne(s, variant, "generic", { override: { pcpPolicy, pcpFreeHighBatch } }).result.counters;
+    c = runOne(s, variant, arch, { override: { pcpPolicy, pcpFreeHighBatch } }).result.counters;
     cache.set(key, c);
   }
   return c;
@@ -401,6 +407,8 @@ export function designRatios(table: CalibrationTable, profile: CostProfile): Des
 /** One line of the fidelity table. */
 export interface FidelityRow {
   readonly table: string;
+  /** The arch adapter the model ran the point on. */
+  readonly arch: string;
   readonly id: string;
   /** "time" (ms), "ratio" (to the same variant at 4K) or "change" (relative change, %). */
   readonly kind: "time" | "ratio" | "change";
@@ -443,7 +451,11 @@ function diff(a: Record<CostTermName, number>, b: Record<CostTermName, number>, 
 }
 
 /** Every published point of a table against the prediction under `profile`. */
-export function fidelity(table: CalibrationTable, profile: CostProfile): FidelityRow[] {
+export function fidelity(
+  table: CalibrationTable,
+  profile: CostProfile,
+  arch: ArchName = "generic",
+): FidelityRow[] {
   const rows: FidelityRow[] = [];
   if (table.kind === "absolute") {
     const base = new Map<string, { v: Record<CostTermName, number>; pred: number; pub: number }>();
@@ -451,7 +463,7 @@ export function fidelity(table: CalibrationTable, profile: CostProfile): Fidelit
     const family = (pt: AbsolutePoint) =>
       JSON.stringify([pt.variant, pt.preset, pt.op, pt.size, pt.dirty, pt.hostOp]);
     for (const pt of table.points) {
-      const v = termVector(pointCounters(pt, pt.variant, table), "all");
+      const v = termVector(pointCounters(pt, pt.variant, table, arch), "all");
       const pred = dot(v, profile);
       const pub = pt.seconds * 1e9;
       if (pt.folio === "4K") base.set(family(pt), { v, pred, pub });
@@ -459,6 +471,7 @@ export function fidelity(table: CalibrationTable, profile: CostProfile): Fidelit
       const pass = Math.abs(err) <= 10;
       rows.push({
         table: table.profile,
+        arch,
         id: pt.id,
         kind: "time",
         predicted: pred / 1e6,
@@ -472,7 +485,7 @@ export function fidelity(table: CalibrationTable, profile: CostProfile): Fidelit
     for (const pt of table.points) {
       const b = base.get(family(pt));
       if (b === undefined || pt.folio === "4K") continue;
-      const v = termVector(pointCounters(pt, pt.variant, table), "all");
+      const v = termVector(pointCounters(pt, pt.variant, table, arch), "all");
       const pred = dot(v, profile) / b.pred;
       const pub = (pt.seconds * 1e9) / b.pub;
       const err = (100 * (pred - pub)) / pub;
@@ -481,6 +494,7 @@ export function fidelity(table: CalibrationTable, profile: CostProfile): Fidelit
       const d = diff(b.v, v, 1 / b.pred, 1 / (b.pred * pred));
       rows.push({
         table: table.profile,
+        arch,
         id: `${pt.id} / 4K`,
         kind: "ratio",
         predicted: pred,
@@ -493,14 +507,15 @@ export function fidelity(table: CalibrationTable, profile: CostProfile): Fidelit
     }
   } else {
     for (const pt of table.points) {
-      const va = termVector(pointCounters(pt, pt.from, table), pt.counters);
-      const vb = termVector(pointCounters(pt, pt.to, table), pt.counters);
+      const va = termVector(pointCounters(pt, pt.from, table, arch), pt.counters);
+      const vb = termVector(pointCounters(pt, pt.to, table, arch), pt.counters);
       const a = dot(va, profile);
       const pred = a === 0 ? 0 : (dot(vb, profile) - a) / a;
       const err = 100 * (pred - pt.change);
       const pass = a !== 0 && Math.abs(err) <= 5 && Math.sign(pred) === Math.sign(pt.change);
       rows.push({
         table: table.profile,
+        arch,
         id: pt.id,
         kind: "change",
         predicted: 100 * pred,
@@ -521,12 +536,13 @@ export function fidelity(table: CalibrationTable, profile: CostProfile): Fidelit
 
 /** The fidelity table as text. */
 export function formatFidelity(rows: readonly FidelityRow[]): string {
-  const head = ["table", "point", "kind", "predicted", "published", "error", "target", "verdict"];
+  const head = ["table", "arch", "point", "kind", "predicted", "published", "error", "target", "verdict"];
   const cells = rows.map((r) => {
     const unit = r.kind === "time" ? " ms" : r.kind === "change" ? " %" : "";
     const digits = r.kind === "ratio" ? 3 : 2;
     return [
       r.table,
+      r.arch,
       r.id,
       r.kind,
       `${r.predicted.toFixed(digits)}${unit}`,
@@ -541,7 +557,7 @@ export function formatFidelity(rows: readonly FidelityRow[]): string {
   );
   const line = (c: string[]) =>
     c
-      .map((x, i) => (i === c.length - 1 ? x : i >= 3 && i <= 5 ? x.padStart(w[i]) : x.padEnd(w[i])))
+      .map((x, i) => (i === c.length - 1 ? x : i >= 4 && i <= 6 ? x.padStart(w[i]) : x.padEnd(w[i])))
       .join("  ");
   const pass = rows.filter((r) => r.pass).length;
   return [

@@ -24,6 +24,7 @@ import {
   CALIBRATION_TABLES,
   type CalibrationTable,
   designRatios,
+  type FidelityRow,
   fidelity,
   fit,
   formatFidelity,
@@ -647,15 +648,36 @@ export function makeProgram(setExit: (code: number) => void): Command {
     .description("every measured point: the model's prediction, the measured value and the error")
     .option("--table <file>", "your measurement table instead of the built-in ones")
     .option("--profile <name|file>", "the profile to predict with (default: each built-in table's own)")
+    .addOption(
+      new Option(
+        "--arch <name>",
+        "the adapter the model runs each point on; all: every adapter side by side (those whose PMD the points' folios fit)",
+      )
+        .choices([...ARCHES, "all"])
+        .default("generic"),
+    )
     .option("--json", "print the rows as JSON")
-    .action((o: { json?: boolean; table?: string; profile?: string }) => {
+    .action((o: { json?: boolean; table?: string; profile?: string; arch: ArchName | "all" }) => {
       const profile = o.profile === undefined ? undefined : resolveProfile(o.profile);
       if (o.table !== undefined && profile === undefined)
         throw new UsageError("--table needs --profile (the profile to predict it with)");
-      const rows =
+      const tables =
         o.table !== undefined
-          ? fidelity(loadTableFile(o.table), profile!)
-          : CALIBRATION_TABLES.flatMap((name) => fidelity(loadTable(name), profile ?? PROFILES[name]));
+          ? [{ table: loadTableFile(o.table), profile: profile! }]
+          : CALIBRATION_TABLES.map((name) => ({
+              table: loadTable(name),
+              profile: profile ?? PROFILES[name],
+            }));
+      const rows: FidelityRow[] = [];
+      for (const arch of selected(o.arch, ARCHES))
+        for (const t of tables) {
+          try {
+            rows.push(...fidelity(t.table, t.profile, arch));
+          } catch (e) {
+            if (!(e instanceof SpecError) || o.arch !== "all") throw e;
+            process.stderr.write(`note: ${t.table.profile} skipped on ${arch}: ${e.message}\n`);
+          }
+        }
       if (o.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
       else process.stdout.write(`${formatFidelity(rows)}\n`);
     });

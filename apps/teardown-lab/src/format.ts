@@ -258,10 +258,11 @@ export function verdict(results: readonly RunResult[]): string {
   if (results.length === 0) return "no results";
   const lines: string[] = [];
   const arches = [...new Set(results.map((r) => r.arch))];
-  const err = Math.max(...results.map((r) => r.estimate.ratioError));
   const what = (r: RunResult) => `${r.variant} (${ns(r.estimatedNs)})`;
   for (const arch of arches) {
     const rs = results.filter((r) => r.arch === arch).sort((a, b) => a.estimatedNs - b.estimatedNs);
+    // Each arch's columns share its profile (or --profile): its error decides their ties.
+    const err = Math.max(...rs.map((r) => r.estimate.ratioError));
     const best = rs[0];
     const tied = rs.filter((r) => r.estimatedNs <= best.estimatedNs * (1 + err));
     const slower = rs.slice(tied.length);
@@ -299,11 +300,11 @@ export function verdict(results: readonly RunResult[]): string {
   if (bad.length > 0) lines.push(`VIOLATIONS in ${bad.map((r) => `${r.variant}/${r.arch}`).join(", ")}`);
   if (broken.length > 0)
     lines.push(`FINAL-STATE PROBLEMS in ${broken.map((r) => `${r.variant}/${r.arch}`).join(", ")}`);
-  const profiles = [...new Set(results.map((r) => r.estimate.profile))].join(", ");
-  return (
-    `Verdict (estimated kernel time = Σ counter × cost, profile ${profiles}; design ratios ${pct(err)}):\n` +
-    lines.join("\n")
-  );
+  const profiles = [
+    ...new Set(results.map((r) => `${r.estimate.profile} (design ratios ${pct(r.estimate.ratioError)})`)),
+  ].join(", ");
+  const label = profiles.includes(", ") ? "profiles" : "profile";
+  return `Verdict (estimated kernel time = Σ counter × cost, ${label} ${profiles}):\n${lines.join("\n")}`;
 }
 
 /** Phases in teardown order (the breakdown's row groups and the folded stacks' second frame). */

@@ -3,6 +3,7 @@
 // bytes a run will hold. Browser-safe: no node: imports.
 import { genericArch } from "@mmgather/arch-generic";
 import { s390Arch } from "@mmgather/arch-s390";
+import { x86Arch } from "@mmgather/arch-x86";
 import { type ArchTlb, encodedNrPagesFor } from "@mmgather/mmu-gather";
 import type { ConcurrentOpSpec, FolioPolicy, OpSpec, ScenarioSpec, VmaSpec } from "@mmgather/teardown";
 import type { Scenario } from "./scenario.js";
@@ -10,10 +11,14 @@ import { FOLIO_SIZES, folioOrder, formatSize, parseSize } from "./size.js";
 
 export const VARIANTS = ["encoded-page", "contig-range", "encoded-nr-pages"] as const;
 export type VariantName = (typeof VARIANTS)[number];
-export const ARCHES = ["generic", "s390"] as const;
+export const ARCHES = ["generic", "s390", "x86"] as const;
 export type ArchName = (typeof ARCHES)[number];
 
-export const ARCH_TLB: Readonly<Record<ArchName, ArchTlb>> = { generic: genericArch, s390: s390Arch };
+export const ARCH_TLB: Readonly<Record<ArchName, ArchTlb>> = {
+  generic: genericArch,
+  s390: s390Arch,
+  x86: x86Arch,
+};
 
 /** PMD order of each arch: the folio order a PMD maps (generic 9 = 2 MiB, s390 8 = 1 MiB). */
 export function pmdOrder(arch: ArchName): number {

@@ -10,10 +10,12 @@ import { COST_TERMS } from "@mmgather/teardown";
 import { describe, expect, it } from "vitest";
 import { fidelity, fit, loadTable, nnls } from "../calibrate.js";
 import { loadProfileFile, loadTableFile } from "../calibration-files.js";
+import { ARCHES } from "../spec.js";
 import { runCli } from "./cli-helpers.js";
 
+/** Every number of a profile: its cost terms and its design-ratio error. */
 function numeric(p: CostProfile): Record<string, number> {
-  return Object.fromEntries(COST_TERMS.map((t) => [t.name, p[t.name]]));
+  return { ...Object.fromEntries(COST_TERMS.map((t) => [t.name, p[t.name]])), ratioError: p.ratioError };
 }
 
 describe("calibrate", () => {
@@ -70,6 +72,21 @@ describe("calibrate", () => {
       if (!r.pass) expect(r.responsible).not.toBe("");
     }
   }, 60_000);
+
+  it("fidelity --arch runs the points on that adapter; all puts the adapters side by side", () => {
+    const x86 = fidelity(loadTable("x86-64-4210r"), x86_64Xeon4210rCost, "x86");
+    const gen = fidelity(loadTable("x86-64-4210r"), x86_64Xeon4210rCost);
+    expect(x86.every((r) => r.arch === "x86")).toBe(true);
+    expect(gen.every((r) => r.arch === "generic")).toBe(true);
+    expect(x86.map((r) => r.id)).toEqual(gen.map((r) => r.id));
+    const r = runCli(["fidelity", "--arch", "all", "--json"]);
+    expect(r.status).toBe(0);
+    const rows = JSON.parse(r.stdout) as { arch: string; table: string }[];
+    expect(new Set(rows.map((x) => x.arch))).toEqual(new Set(ARCHES));
+    // The 4210R table has 2M folios: s390 (1M PMD) cannot run it, and says so.
+    expect(rows.some((x) => x.arch === "s390" && x.table === "x86-64-4210r")).toBe(false);
+    expect(r.stderr).toContain("note: x86-64-4210r skipped on s390");
+  });
 
   it("run --profile picks another profile; the counters do not change", () => {
     const a = JSON.parse(runCli(["run", "--preset", "munmap-1g", "--size", "4M", "--json"]).stdout);

@@ -33,7 +33,7 @@ describe("verdict", () => {
     expect(v).toContain("generic: a is fastest — 1.0 µs");
     expect(v).toContain("b (1.2 µs) takes 1.20× as long");
     expect(v).toMatch(
-      /^Verdict \(estimated kernel time = Σ counter × cost, profile p; design ratios ±20 %\):$/m,
+      /^Verdict \(estimated kernel time = Σ counter × cost, profile p \(design ratios ±20 %\)\):$/m,
     );
   });
 
@@ -43,6 +43,33 @@ describe("verdict", () => {
     const w = verdict([fake("a", { atomic: 100 }), fake("b", { atomic: 115 }), fake("c", { atomic: 300 })]);
     expect(w).toContain("a and b tie for fastest");
     expect(w).toContain("c (300 ns) takes 3.00× as long as a");
+  });
+
+  it("each arch's ties follow its own profile's error", () => {
+    const on = (r: RunResult, arch: string) => ({ ...r, arch });
+    const v = verdict([
+      on(fake("a", { atomic: 100 }, 0.1), "x"),
+      on(fake("b", { atomic: 130 }, 0.1), "x"),
+      on(
+        {
+          ...fake("a", { atomic: 100 }, 0.5),
+          estimate: { ...fake("a", { atomic: 100 }, 0.5).estimate, profile: "q" },
+        },
+        "y",
+      ),
+      on(
+        {
+          ...fake("b", { atomic: 130 }, 0.5),
+          estimate: { ...fake("b", { atomic: 130 }, 0.5).estimate, profile: "q" },
+        },
+        "y",
+      ),
+    ]);
+    expect(v).toContain("x: a is fastest");
+    expect(v).toContain("y: a and b tie for fastest");
+    expect(v).toMatch(
+      /^Verdict \(estimated kernel time = Σ counter × cost, profiles p \(design ratios ±10 %\), q \(design ratios ±50 %\)\):$/m,
+    );
   });
 
   it("a profile without error (0) only ties equal estimates", () => {
