@@ -26,6 +26,7 @@ const TLB: Record<string, string> = {
   mm: "flush_tlb_mm: every CPU drops all TLB entries of this mm (whole-mm teardown, or a range too large to flush page by page)",
   ipte: "IPTE: the PTE was invalidated on every CPU as it was cleared:",
   idte: "IDTE: every CPU drops all translations of this address space",
+  invlpgb: "INVLPGB: one broadcast, no IPI — every CPU drops its TLB entries for",
 };
 
 /** Why the gather flushed (TlbFlushReason); "caller" and "pteClear" need no words. */
@@ -69,9 +70,11 @@ export function describeEvent(e: TrailEvent, flushed?: boolean): string {
       return `queue pfn ${e.pfn} (${pages(e.nr)}) in the gather's batch${e.delayRmap ? ", marked 'delay rmap' (dirty shared file page)" : ""}; it is freed only after the TLB flush`;
     case "tlbFlushed":
       return (
-        (e.kind === "range" || e.kind === "ipte"
+        (e.kind === "range" || e.kind === "ipte" || (e.kind === "invlpgb" && e.end < TLB_FLUSH_ALL)
           ? `${TLB[e.kind]} ${hex(e.start)}–${hex(e.end)}${e.walkCaches ? " (and page-walk caches)" : ""}`
-          : `${TLB[e.kind] ?? e.kind}${e.walkCaches ? " (and page-walk caches)" : ""}`) +
+          : e.kind === "invlpgb"
+            ? `INVLPGB: one broadcast, no IPI — every CPU drops all TLB entries of this mm's PCID${e.walkCaches ? " (and page-walk caches)" : ""}`
+            : `${TLB[e.kind] ?? e.kind}${e.walkCaches ? " (and page-walk caches)" : ""}`) +
         (WHY[e.reason] === undefined ? "" : ` — ${WHY[e.reason]}`)
       );
     case "secondaryTlbsInvalidated":
@@ -137,7 +140,7 @@ export function describeEvent(e: TrailEvent, flushed?: boolean): string {
         ? `writeback (thread ${e.thread}): folio_mkclean write-protects and flushes ${e.cleanedPtes} mapping${e.cleanedPtes === 1 ? "" : "s"} of the dirty folio at pfn ${e.pfn}, then cleans it and writes its ${pages(e.nr)} to disk`
         : `writeback (thread ${e.thread}): folio_mkclean finds no writable mapping of the dirty folio at pfn ${e.pfn} (not mapped, or only by PTEs already gone), so it cleans it and writes its ${pages(e.nr)} to disk at once`;
     case "tlbInvalidated":
-      return e.kind === "range" || e.kind === "ipte"
+      return e.kind === "range" || e.kind === "ipte" || (e.kind === "invlpgb" && e.end < TLB_FLUSH_ALL)
         ? `the CPUs drop their cached translations (${e.kind}) of mm ${e.mmId} for ${hex(e.start)}–${hex(e.end)}`
         : `the CPUs drop every cached translation of mm ${e.mmId} (${e.kind})`;
     default:
