@@ -161,14 +161,19 @@ export class Checker {
   /** Folios freed since the last reschedule point (cond_resched, system-call entry). */
   private freesSinceResched = 0;
 
+  /** `PAGE_SIZE` of the machine, for the byte addresses of reports. */
+  readonly pageSize: number;
+
   constructor(
     mem: PhysMem,
     tlbs: CpuTlbs | null,
     nrPhysPages: number,
     trailLength = 32,
     maxViolations = 100,
+    pageSize = 2 ** mem.pageShift,
   ) {
     this.mem = mem;
+    this.pageSize = pageSize;
     this.tlbs = tlbs;
     this.dirtyFile = new Uint8Array(nrPhysPages);
     this.ring = new Array(trailLength);
@@ -379,7 +384,7 @@ export class Checker {
    */
   onDeviceMemoryFreed(pfn: number, nr: number, present: readonly number[]): void {
     this.record({ type: "opReturned", op: "revoke", mmId: -1 });
-    const ps = this.tlbs?.pageSize ?? 4096;
+    const ps = this.pageSize;
     if (present.length >= 3) {
       this.report(
         "presentAfterReturn",
@@ -432,9 +437,9 @@ export class Checker {
       // a present one left behind maps a page the process no longer has a VMA (or the data) for.
       this.report(
         "presentAfterReturn",
-        `${op} returned with a present page-table entry at ${hex(presentAt * (this.tlbs?.pageSize ?? 4096))} in the zapped range`,
+        `${op} returned with a present page-table entry at ${hex(presentAt * this.pageSize)} in the zapped range`,
         presentPfn,
-        presentAt * (this.tlbs?.pageSize ?? 4096),
+        presentAt * this.pageSize,
       );
     }
     const t = this.tlbs;

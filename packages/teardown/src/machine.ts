@@ -201,6 +201,7 @@ export class Machine {
     this.mem = createPhysMem({
       nrPages: pages,
       pmdOrder: geometry.pmdOrder,
+      pageShift: geometry.pageShift,
       pcpPolicy: config.pcpPolicy,
       pcpFreeHighBatch: config.pcpFreeHighBatch,
       rmapPolicy: config.rmapPolicy,

@@ -253,7 +253,7 @@ export function checkFinalState(machine: Machine, exited: Mm | null): FinalState
     if (mm.dead) continue;
     const pt = mm.pt;
     for (let id = 0; id < pt.entries.length; id++)
-      if (pt.entries[id] !== null) tablePages[pt.tablePfn[id]] = 1;
+      if (pt.entries[id] !== null && pt.tablePfn[id] >= 0) tablePages[pt.tablePfn[id]] = 1;
     for (const d of mm.deposits) if (d !== null) for (const p of d) if (p >= 0) tablePages[p] = 1;
     const count = [0, 0, 0, 0];
     for (let id = 0; id < pt.entries.length; id++) {

@@ -656,7 +656,9 @@ export function gupFastWalk(mm: Mm, cpu: number, addr: number): number[] {
   const tables: number[] = [];
   const pmdId = pt.pmdTable(vpn, false);
   if (pmdId >= 0) {
-    tables.push(pt.tablePfn[pt.pmdParent(vpn)], pt.tablePfn[pmdId]);
+    const pud = pt.tablePfn[pt.pmdParent(vpn)];
+    if (pud >= 0) tables.push(pud); // none for a folded PUD level
+    tables.push(pt.tablePfn[pmdId]);
     const e = pt.entries[pmdId]![pt.index(vpn, LEVEL_PMD)];
     if (e !== 0 && (e & PTE_PRESENT) === 0) tables.push(pt.tablePfn[pmdTableId(e)]);
   }
@@ -736,10 +738,11 @@ function accessMapped(
       if (pmdId < 0) continue;
       const e = pt.entries[pmdId]![pt.index(base, LEVEL_PMD)];
       if (e === 0) continue;
-      const pudId = pt.pmdParent(base);
+      // The PUD table page (none when the level is folded: pgtable-nopud.h).
+      const pud = pt.tablePfn[pt.pmdParent(base)];
       if ((e & PTE_PRESENT) !== 0) {
         if (rng.next() < fraction) {
-          walk(pt.tablePfn[pudId]);
+          if (pud >= 0) walk(pud);
           walk(pt.tablePfn[pmdId]);
           translation(base, ptePfn(e), span, (e & WRITABLE_DIRTY) === WRITABLE_DIRTY);
         }
@@ -751,7 +754,7 @@ function accessMapped(
       const to = Math.min(v.end, base + span) - base;
       for (let i = from; i < to; i++) {
         if (t[i] > 0 && (fraction >= 1 || rng.next() < fraction)) {
-          walk(pt.tablePfn[pudId]);
+          if (pud >= 0) walk(pud);
           walk(pt.tablePfn[pmdId]);
           walk(pt.tablePfn[tid]);
           translation(base + i, ptePfn(t[i]), 1, (t[i] & WRITABLE_DIRTY) === WRITABLE_DIRTY);

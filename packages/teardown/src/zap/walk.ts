@@ -146,6 +146,11 @@ function freeLevel(
     if (cb >= floor && cb + childSpan <= ceiling) {
       t[i] = 0;
       const pfn = pt.tablePfn[cid];
+      if (pfn < 0) {
+        // A folded level (pgtable-nopud.h): the entry was the parent's; pud_free_tlb does nothing.
+        pt.releaseId(cid);
+        continue;
+      }
       // Unlinked: from now on no walk reaches it, but a CPU may still cache it from an earlier one.
       if (ctx.checker !== null) ctx.mm.machine.tlbs?.noteTableUnlinked(ctx.mm.id, pfn);
       if (level - 1 === LEVEL_PMD && ctx.mm.deposits[cid] !== undefined) ctx.mm.deposits[cid] = null;
