@@ -3,7 +3,16 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
-const pkgs = ["folio", "swapcache", "mmu-gather", "arch-generic", "arch-s390", "teardown", "test-utils"];
+const pkgs = [
+  "folio",
+  "swapcache",
+  "mmu-gather",
+  "arch-generic",
+  "arch-s390",
+  "arch-arm64",
+  "teardown",
+  "test-utils",
+];
 
 const src = (p: string, file: string) =>
   fileURLToPath(new URL(`./packages/${p}/src/${file}`, import.meta.url));

@@ -23,6 +23,7 @@ export const PUBLISHED = [
   "mmu-gather",
   "arch-generic",
   "arch-s390",
+  "arch-arm64",
   "teardown",
   "host",
 ];

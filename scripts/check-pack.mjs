@@ -11,7 +11,16 @@ import { checkTarball, summarize } from "./release/tarball.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (name) => join(root, "node_modules", ".bin", name);
-const PUBLISHED = ["folio", "swapcache", "mmu-gather", "arch-generic", "arch-s390", "teardown", "host"];
+const PUBLISHED = [
+  "folio",
+  "swapcache",
+  "mmu-gather",
+  "arch-generic",
+  "arch-s390",
+  "arch-arm64",
+  "teardown",
+  "host",
+];
 
 const out = mkdtempSync(join(tmpdir(), "mmgather-pack-"));
 const failures = [];

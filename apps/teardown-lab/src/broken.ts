@@ -2,6 +2,7 @@
 // @mmgather/mmu-gather (defineVariant) and @mmgather/teardown (defineZapWalk), each with a tiny
 // scenario on which the checker catches it and the story of what a real kernel would suffer.
 // Browser-safe.
+import { arm64Arch } from "@mmgather/arch-arm64";
 import { genericArch } from "@mmgather/arch-generic";
 import {
   type ArchOverrides,
@@ -397,6 +398,24 @@ const leafOnlyArch = (real: boolean) => {
           ),
   });
 };
+
+/**
+ * The arm64 adapter (v6.18 tlb_flush) with `last_level` forced on: every range flush is TLBI VALE1IS,
+ * leaf entries only, even after free_pgtables freed page tables. Only a munmap below the flush_tlb_mm
+ * fallback (MAX_DVM_OPS = 512 TLBIs without FEAT_TLBIRANGE) goes through it.
+ */
+const arm64LastLevelAlways = defineArch({
+  ...arm64Arch,
+  name: "arm64, last-level always",
+  tlbFlush: (tlb, ops) =>
+    arm64Arch.tlbFlush(
+      tlb,
+      withTlbOps(ops, {
+        flushRange: (start, end, stride, _walkCaches, cpus) =>
+          ops.flushRange(start, end, stride, false, cpus),
+      }),
+    ),
+});
 
 const mk = (input: ScenarioInput) => () => validateScenario(input, "broken-variant scenario");
 const withSeed = (input: ScenarioInput) => (seed: number) =>
@@ -913,6 +932,32 @@ export const BROKEN: Readonly<Record<string, BrokenCase>> = {
       concurrentOp: { kind: "dontneed", vma: 0 },
     }),
     override: { variant: nestedFlushIgnored },
+  },
+  "arm64-last-level-after-free": {
+    change:
+      "arm64's tlb_flush invalidates with TLBI VALE1IS (last level only) even when free_pgtables freed page " +
+      "tables, instead of switching to TLBI VAE1IS when tlb->freed_tables is set",
+    expect: "tableFreedWhileWalkable",
+    consequence:
+      "the broadcast invalidation drops the leaf translations but leaves every CPU's walk cache pointing at the " +
+      "PTE, PMD and PUD tables munmap just handed to RCU: once the grace period frees them, a speculative walk " +
+      "on any CPU with the mm loaded reads the new owner's data as page-table entries — a translation to an " +
+      "arbitrary page, or an SError. RCU table free protects lockless walkers, not cached walks.",
+    realOrder:
+      "tlb_flush passes last_level = !tlb->freed_tables to __flush_tlb_range: after a table free the TLBIs are " +
+      "VAE1IS, which invalidate the cached walks of every level too (tlb_get_level then gives no TTL hint); " +
+      "ranges of MAX_DVM_OPS pages or more become flush_tlb_mm (TLBI ASIDE1IS), which does the same.",
+    base: "encoded-nr-pages",
+    seeds: [1],
+    scenario: mk({
+      name: "arm64-last-level-after-free",
+      cpus: 2,
+      touch: 0,
+      vmas: [{ name: "heap", kind: "anon", size: "1M" }],
+      op: { kind: "munmap", vma: 0 },
+    }),
+    override: { arch: arm64LastLevelAlways },
+    realOverride: { arch: arm64Arch },
   },
 };
 

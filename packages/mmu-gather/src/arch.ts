@@ -65,7 +65,9 @@ export const defaultGeometry: ArchGeometry = {
  * Default cost profile: the documented priors for a ~2.4–3.2 GHz x86-64 server core, in ns, from
  * public micro-benchmark orders of magnitude (uncontended locked RMW on an L1 line ~5–20 ns; spinlock
  * round trip ~20–40 ns; L2/L3 line fill ~10–40 ns; INVLPG ~50–200 ns; an IPI-based remote shootdown
- * ~1–3 µs; an IOMMU invalidation with its completion wait ~1–5 µs). Uncalibrated: the calibrated
+ * ~1–3 µs; an IOMMU invalidation with its completion wait ~1–5 µs). The arm64 TLBI terms, which only an
+ * arm64 adapter counts, are priors for issuing one broadcast TLBI (~10–30 ns by address; a range TLBI
+ * costed at twice that, being one DVM message that every receiver turns into a walk of its TLB). Uncalibrated: the calibrated
  * profiles (`x86-64-4210r`, `arm64-altra`) start from these values and fit a few terms to published
  * measurements (`teardown-lab calibrate`).
  */
@@ -122,6 +124,8 @@ export const defaultCost: CostProfile = {
   tlbRemoteCpu: 2000,
   ipte: 150,
   idte: 1500,
+  tlbiVa: 20,
+  tlbiRange: 40,
   tableFree: 100,
   rcuCall: 50,
   tableSyncOne: 3000,
@@ -193,6 +197,8 @@ export function withTlbOps(ops: TlbOps, replace: Partial<TlbOps>): TlbOps {
     invalidateLazy: (nr) => ops.invalidateLazy(nr),
     idte: () => ops.idte(),
     setFlushMm: (value) => ops.setFlushMm(value),
+    tlbiIssued: (vaOps, rangeOps) => ops.tlbiIssued(vaOps, rangeOps),
+    tlbiLimitExcess: () => ops.tlbiLimitExcess(),
     invalidateSecondaryTlbs: (start, end) => ops.invalidateSecondaryTlbs(start, end),
     ...replace,
   };

@@ -98,6 +98,9 @@ export function createGatherCounters(): GatherCounters {
     tlbFlushMm: 0,
     ipte: 0,
     lazyInvalidations: 0,
+    tlbiVaOps: 0,
+    tlbiRangeOps: 0,
+    tlbiLimitExcess: 0,
     idte: 0,
     tlbFlushSkipped: 0,
     tlbFlushes: 0,
@@ -1062,6 +1065,22 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
 
   setFlushMm(value: boolean): void {
     this.mm.flushMm = value;
+  }
+
+  tlbiIssued(vaOps: number, rangeOps: number): void {
+    if (!Number.isInteger(vaOps) || !Number.isInteger(rangeOps) || vaOps < 0 || rangeOps < 0)
+      throw new GatherError(
+        "BAD_ARGUMENT",
+        M,
+        "tlbiIssued",
+        `TLBI counts must be integers >= 0, got ${vaOps} and ${rangeOps}`,
+      );
+    this.counters.tlbiVaOps += vaOps;
+    this.counters.tlbiRangeOps += rangeOps;
+  }
+
+  tlbiLimitExcess(): void {
+    this.counters.tlbiLimitExcess++;
   }
 
   invalidateSecondaryTlbs(start: number, end: number): void {

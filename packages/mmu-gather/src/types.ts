@@ -231,6 +231,18 @@ export interface TlbOps {
   /** Set s390's lazy `mm->context.flush_mm`. */
   setFlushMm(value: boolean): void;
   /**
+   * arm64: the TLBI instructions of the range flush being issued — `vaOps` by virtual address, one
+   * stride each (TLBI VAE1IS / VALE1IS), and `rangeOps` by range (FEAT_TLBIRANGE: TLBI RVAE1IS /
+   * RVALE1IS), as `__flush_tlb_range_op` issues them. Counting only: the invalidation itself is the
+   * `flushRange` the arch calls with it.
+   */
+  tlbiIssued(vaOps: number, rangeOps: number): void;
+  /**
+   * arm64: `__flush_tlb_range_limit_excess` turned a range flush into `flush_tlb_mm` (too many
+   * entries for the TLBI loop). Counting only: the invalidation itself is the arch's `flushMm`.
+   */
+  tlbiLimitExcess(): void;
+  /**
    * `mmu_notifier_arch_invalidate_secondary_tlbs(mm, start, end)`: tell every secondary TLB sharing the
    * mm's page tables (an IOMMU's, for shared virtual addressing) to drop its translations of [start, end)
    * bytes, its paging-structure caches included; `end` = `TLB_FLUSH_ALL` for the whole address space.
@@ -380,6 +392,13 @@ export interface CostProfile {
   readonly ipte: number;
   /** ns per s390 IDTE (`gather.idte`). */
   readonly idte: number;
+  /**
+   * ns per arm64 TLBI by virtual address (`gather.tlbiVaOps`): issuing one broadcast TLBI VAE1IS /
+   * VALE1IS. The DSBs around the loop are `tlbFlushRange`; the remote CPUs' share `tlbRemoteCpu`.
+   */
+  readonly tlbiVa: number;
+  /** ns per arm64 range TLBI, FEAT_TLBIRANGE (`gather.tlbiRangeOps`): one TLBI RVAE1IS / RVALE1IS. */
+  readonly tlbiRange: number;
   /** ns per page-table page freed (`gather.tablesFreed`). */
   readonly tableFree: number;
   /** ns per `call_rcu` of a table batch (`gather.rcuCalls`). */
@@ -471,7 +490,8 @@ export type ArchConfigErrorCode =
   | "BAD_GEOMETRY"
   | "BAD_COST"
   | "BAD_CEILING"
-  | "BAD_HOOK";
+  | "BAD_HOOK"
+  | "BAD_OPTION";
 
 /** Codes of `GatherError`. */
 export type GatherErrorCode =
@@ -704,6 +724,15 @@ export interface GatherCounters {
   ipte: number;
   /** s390 PTEs invalidated lazily (`ptep_flush_lazy` with only this CPU attached: no IPTE, `flush_mm` set). */
   lazyInvalidations: number;
+  /**
+   * arm64 TLBIs by virtual address (TLBI VAE1IS / VALE1IS: one per stride of a range flush without
+   * FEAT_TLBIRANGE, or the odd page with it), summed from `TlbOps.tlbiIssued`.
+   */
+  tlbiVaOps: number;
+  /** arm64 range TLBIs (FEAT_TLBIRANGE: TLBI RVAE1IS / RVALE1IS), summed from `TlbOps.tlbiIssued`. */
+  tlbiRangeOps: number;
+  /** arm64 range flushes `__flush_tlb_range_limit_excess` turned into `flush_tlb_mm` (`TlbOps.tlbiLimitExcess`). */
+  tlbiLimitExcess: number;
   /** s390 IDTE instructions. */
   idte: number;
   /** `tlb_flush_mmu_tlbonly` calls that found nothing cleared and did nothing. */
