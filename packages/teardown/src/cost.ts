@@ -116,6 +116,11 @@ export const COST_TERMS: readonly CostTerm[] = [
   { name: "idte", counters: ["gather.idte"], unit: "s390 IDTE" },
   { name: "tlbiVa", counters: ["gather.tlbiVaOps"], unit: "arm64 TLBI by address (VAE1IS / VALE1IS)" },
   { name: "tlbiRange", counters: ["gather.tlbiRangeOps"], unit: "arm64 range TLBI (RVAE1IS / RVALE1IS)" },
+  {
+    name: "contpteConvertPte",
+    counters: ["gather.contpteConvertedPtes"],
+    unit: "PTE rewritten by arm64 contpte_convert (fold / unfold)",
+  },
   { name: "tableFree", counters: ["gather.tablesFreed"], unit: "page-table page freed" },
   { name: "rcuCall", counters: ["gather.rcuCalls"], unit: "call_rcu of a table batch" },
   { name: "tableSyncOne", counters: ["gather.tableSyncOne"], unit: "tlb_remove_table_one fallback" },

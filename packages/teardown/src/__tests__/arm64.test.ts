@@ -119,7 +119,7 @@ describe("v6.18 tlb_flush seen from a teardown", () => {
  * arm64's flush with `last_level` forced on (TLBI VALE1IS) even after page tables were freed: the walk
  * caches are never invalidated by a munmap small enough to stay below the flush_tlb_mm fallback.
  */
-export function lastLevelAlwaysArm64(base: ArchTlb): ArchTlb {
+function lastLevelAlwaysArm64(base: ArchTlb): ArchTlb {
   return defineArch({
     ...base,
     name: `${base.name}, last-level always`,
