@@ -10,6 +10,7 @@ const pkgs = [
   "arch-generic",
   "arch-s390",
   "arch-x86",
+  "arch-arm64",
   "teardown",
   "test-utils",
 ];

@@ -24,6 +24,7 @@ export const PUBLISHED = [
   "arch-generic",
   "arch-s390",
   "arch-x86",
+  "arch-arm64",
   "teardown",
   "host",
 ];

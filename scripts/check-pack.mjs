@@ -18,6 +18,7 @@ const PUBLISHED = [
   "arch-generic",
   "arch-s390",
   "arch-x86",
+  "arch-arm64",
   "teardown",
   "host",
 ];

@@ -13,8 +13,8 @@
 #  3. The published tarballs are fetched back and checked (files, pinned internal versions, CHANGELOG,
 #     publint, attw --profile esm-only).
 #  4. Users: folio alone; mmu-gather + the adapters; teardown alone with a third-party adapter
-#     (scripts/release/third-party-arch.mts), then with arch-s390; arch-x86 alone (its README install
-#     line brings its peers). Every README example is run as printed.
+#     (scripts/release/third-party-arch.mts), then with arch-s390; arch-x86 alone and arch-arm64 alone
+#     (each with its README's install line, which brings its peers). Every README example is run as printed.
 #  5. A second release (patch): a partial upgrade warns and keeps one gather (`npm ls` flags the adapters
 #     until they follow), the full upgrade is clean, and two installed versions recognise each other's errors.
 set -euo pipefail
@@ -22,7 +22,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VERDACCIO_VERSION=6.8.0
 CACHE="${MMGATHER_VERDACCIO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmgather-verdaccio}"
-PACKAGES=(folio swapcache mmu-gather arch-generic arch-s390 arch-x86 teardown)
+PACKAGES=(folio swapcache mmu-gather arch-generic arch-s390 arch-x86 arch-arm64 teardown)
 export TURBO_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1
 
 T0=$(date +%s)
@@ -154,7 +154,7 @@ for t in "$WORK"/tarballs/*.tgz; do
     { cat "$WORK/attw.log"; fail "attw $(basename "$t")"; }
 done
 echo "  publint --strict and attw --profile esm-only: no problems in ${#PACKAGES[@]} tarballs"
-for p in arch-generic arch-s390 arch-x86 teardown; do
+for p in arch-generic arch-s390 arch-x86 arch-arm64 teardown; do
   npm view "@mmgather/$p@$V1" --json | node -e '
     const m = JSON.parse(require("fs").readFileSync(0, "utf8"));
     const f = (o) => JSON.stringify(o ?? {});
@@ -226,6 +226,12 @@ U4="$(consumer x86)"
 npm_i "$U4" $(readme_specs arch-x86 "$V1")
 one_gather "$U4" "$V1"
 example arch-x86 "$U4"
+step "user 5: @mmgather/arch-arm64 alone (its README install line)"
+U5="$(consumer arm64)"
+# shellcheck disable=SC2046
+npm_i "$U5" $(readme_specs arch-arm64 "$V1")
+one_gather "$U5" "$V1"
+example arch-arm64 "$U5"
 echo "  installed: $(installed "$U4" | tr '\n' ' ')"
 
 # ---------------------------------------------------------------- 5. a second release; upgrades; two copies
@@ -234,6 +240,7 @@ V2="$(node -p "const [a, b, c] = '$V1'.split('.').map(Number); \`\${a}.\${b}.\${
 step "second release $V2 (patch to folio; the fixed group moves together)"
 release "$V2"
 grep -q "## $V2" "$REPO/packages/arch-s390/CHANGELOG.md" || fail "arch-s390 CHANGELOG has no $V2 entry"
+grep -q "## $V2" "$REPO/packages/arch-arm64/CHANGELOG.md" || fail "arch-arm64 CHANGELOG has no $V2 entry"
 
 step "user 2 upgrades: mmu-gather alone never gives a second gather; all together is clean"
 # npm (even with --strict-peer-deps) lets the user's explicit request win, with an ERESOLVE warning naming
@@ -252,6 +259,10 @@ one_gather "$U2" "$V2"
 [ "$(installed "$U2" | grep -vc "@$V2\$" || true)" = 0 ] || { installed "$U2"; fail "not everything is at $V2"; }
 (cd "$U2" && npm ls --all >"$WORK/ls.log" 2>&1) || { cat "$WORK/ls.log"; fail "npm ls after the full upgrade"; }
 for p in mmu-gather arch-s390 arch-generic arch-x86 swapcache teardown; do example "$p" "$U2"; done
+# shellcheck disable=SC2046
+npm_i "$U2" $(readme_specs arch-arm64 "$V2")
+one_gather "$U2" "$V2"
+example arch-arm64 "$U2"
 
 step "two copies: $V1 (user 3) and $V2 (user 2) recognise each other's errors"
 node "$ROOT/scripts/release/two-copies.mjs" "$U3" "$U2"

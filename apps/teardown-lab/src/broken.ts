@@ -2,6 +2,7 @@
 // @mmgather/mmu-gather (defineVariant) and @mmgather/teardown (defineZapWalk), each with a tiny
 // scenario on which the checker catches it and the story of what a real kernel would suffer.
 // Browser-safe.
+import { arm64Arch, createArm64Arch } from "@mmgather/arch-arm64";
 import { genericArch } from "@mmgather/arch-generic";
 import { x86Arch } from "@mmgather/arch-x86";
 import {
@@ -405,6 +406,50 @@ const leafOnlyArch = (real: boolean) => {
           ),
   });
 };
+
+/**
+ * The arm64 adapter (v6.18 tlb_flush) with `last_level` forced on: every range flush is TLBI VALE1IS,
+ * leaf entries only, even after free_pgtables freed page tables. Only a munmap below the flush_tlb_mm
+ * fallback (MAX_DVM_OPS = 512 TLBIs without FEAT_TLBIRANGE) goes through it.
+ */
+const arm64LastLevelAlways = defineArch({
+  ...arm64Arch,
+  name: "arm64, last-level always",
+  tlbFlush: (tlb, ops) =>
+    arm64Arch.tlbFlush(
+      tlb,
+      withTlbOps(ops, {
+        flushRange: (start, end, stride, _walkCaches, cpus) =>
+          ops.flushRange(start, end, stride, false, cpus),
+      }),
+    ),
+});
+
+/** arm64 with contpte whose clears never unfold: contpte_try_unfold_partial left out of the batched clears. */
+const arm64ContpteNoUnfold = defineArch({
+  ...arm64Arch,
+  name: "arm64, contpte clears without unfolding",
+  clearPtes: () => {},
+});
+
+/**
+ * arm64 with contpte whose contpte_convert skips its TLBI — the v6.16+ elision for BBML2_NOABORT CPUs —
+ * on CPUs without BBML2_NOABORT.
+ */
+const arm64ContpteNoBbml2 = defineArch({
+  ...createArm64Arch({ bbml2NoAbort: true }),
+  name: "arm64, contpte unfolds without TLBI",
+  contPte: { contPtes: 16, bbml2NoAbort: false },
+});
+
+/** The MADV_DONTNEED both contpte cases break: 64K folios, [32K, 96K) covers half of two blocks. */
+const contpteHalfBlocks = (name: string) =>
+  mk({
+    name,
+    cpus: 2,
+    vmas: [{ name: "heap", kind: "anon", size: "1M", folio: "64K" }],
+    op: { kind: "dontneed", vma: 0, offset: "32K", length: "64K" },
+  });
 
 const mk = (input: ScenarioInput) => () => validateScenario(input, "broken-variant scenario");
 const withSeed = (input: ScenarioInput) => (seed: number) =>
@@ -921,6 +966,71 @@ export const BROKEN: Readonly<Record<string, BrokenCase>> = {
       concurrentOp: { kind: "dontneed", vma: 0 },
     }),
     override: { variant: nestedFlushIgnored },
+  },
+  "arm64-last-level-after-free": {
+    change:
+      "arm64's tlb_flush invalidates with TLBI VALE1IS (last level only) even when free_pgtables freed page " +
+      "tables, instead of switching to TLBI VAE1IS when tlb->freed_tables is set",
+    expect: "tableFreedWhileWalkable",
+    consequence:
+      "the broadcast invalidation drops the leaf translations but leaves every CPU's walk cache pointing at the " +
+      "PTE, PMD and PUD tables munmap just handed to RCU: once the grace period frees them, a speculative walk " +
+      "on any CPU with the mm loaded reads the new owner's data as page-table entries — a translation to an " +
+      "arbitrary page, or an SError. RCU table free protects lockless walkers, not cached walks.",
+    realOrder:
+      "tlb_flush passes last_level = !tlb->freed_tables to __flush_tlb_range: after a table free the TLBIs are " +
+      "VAE1IS, which invalidate the cached walks of every level too (tlb_get_level then gives no TTL hint); " +
+      "ranges of MAX_DVM_OPS pages or more become flush_tlb_mm (TLBI ASIDE1IS), which does the same.",
+    base: "encoded-nr-pages",
+    seeds: [1],
+    scenario: mk({
+      name: "arm64-last-level-after-free",
+      cpus: 2,
+      touch: 0,
+      vmas: [{ name: "heap", kind: "anon", size: "1M" }],
+      op: { kind: "munmap", vma: 0 },
+    }),
+    override: { arch: arm64LastLevelAlways },
+    realOverride: { arch: arm64Arch },
+  },
+  "arm64-contpte-no-unfold": {
+    change:
+      "arm64's batched clear (contpte_[get_and_]clear_full_ptes, and ptep_get_and_clear for one PTE) clears " +
+      "part of a contiguous block without unfolding it first (no contpte_try_unfold_partial)",
+    expect: "contPteMisprogrammed",
+    consequence:
+      "the PTEs left in the block keep the contiguous bit over entries that are gone: the block no longer maps " +
+      "one run of one folio, which the Arm ARM calls a misprogramming of the Contiguous bit (CONSTRAINED " +
+      "UNPREDICTABLE). A TLB fill through any surviving PTE may cache the whole block — and with it the " +
+      "translations of the pages MADV_DONTNEED just gave back, which the process then still reads and writes " +
+      "after they are freed and reused.",
+    realOrder:
+      "contpte_try_unfold_partial unfolds a block the batch covers only in part (its first or its last) with " +
+      "contpte_convert — clear the block, TLBI it, rewrite it without the bit — before __clear_full_ptes; only " +
+      "blocks the batch covers whole are cleared as they are.",
+    base: "encoded-nr-pages",
+    seeds: [1],
+    scenario: contpteHalfBlocks("arm64-contpte-no-unfold"),
+    override: { arch: arm64ContpteNoUnfold },
+    realOverride: { arch: arm64Arch },
+  },
+  "arm64-contpte-unfold-without-tlbi": {
+    change:
+      "arm64's contpte_convert rewrites a block without the contiguous bit but skips the TLBI between clearing " +
+      "and rewriting it — the v6.16 elision that is only valid on CPUs with BBML2_NOABORT — on CPUs without it",
+    expect: "contPteTlbConflict",
+    consequence:
+      "the other CPU still holds the block's contiguous TLB entry while the PTEs under it are rewritten as " +
+      "separate entries: without BBML2_NOABORT the TLB may hold both translations for one address and raise a " +
+      "TLB conflict abort (or use either), a break-before-make violation.",
+    realOrder:
+      "contpte_convert clears every entry of the block and flushes it with __flush_tlb_range before __set_ptes " +
+      "writes the new entries; only when system_supports_bbml2_noabort() does it skip that flush.",
+    base: "encoded-nr-pages",
+    seeds: [1],
+    scenario: contpteHalfBlocks("arm64-contpte-unfold-without-tlbi"),
+    override: { arch: arm64ContpteNoBbml2 },
+    realOverride: { arch: arm64Arch },
   },
 };
 

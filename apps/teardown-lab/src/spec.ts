@@ -1,6 +1,7 @@
 // Maps a validated Scenario (the file format) onto @mmgather/teardown's ScenarioSpec for one
 // (variant, arch), sizes the model's physical memory when the scenario omits it, and estimates the
 // bytes a run will hold. Browser-safe: no node: imports.
+import { arm64Arch } from "@mmgather/arch-arm64";
 import { genericArch } from "@mmgather/arch-generic";
 import { s390Arch } from "@mmgather/arch-s390";
 import { x86Arch } from "@mmgather/arch-x86";
@@ -11,13 +12,14 @@ import { FOLIO_SIZES, folioOrder, formatSize, parseSize } from "./size.js";
 
 export const VARIANTS = ["encoded-page", "contig-range", "encoded-nr-pages"] as const;
 export type VariantName = (typeof VARIANTS)[number];
-export const ARCHES = ["generic", "s390", "x86"] as const;
+export const ARCHES = ["generic", "s390", "x86", "arm64"] as const;
 export type ArchName = (typeof ARCHES)[number];
 
 export const ARCH_TLB: Readonly<Record<ArchName, ArchTlb>> = {
   generic: genericArch,
   s390: s390Arch,
   x86: x86Arch,
+  arm64: arm64Arch,
 };
 
 /** PMD order of each arch: the folio order a PMD maps (generic 9 = 2 MiB, s390 8 = 1 MiB). */

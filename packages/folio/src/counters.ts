@@ -6,6 +6,7 @@
 /**
  * `pcp->batch` of the modelled zone: v6.5 `zone_batchsize` = rounddown_pow_of_two(b + b/2) - 1 with
  * b = min(managed_pages >> 10, SZ_1M / PAGE_SIZE) / 4 = 64 for any zone of ≥ 1 GiB (4 KiB pages): 63.
+ * Other page sizes: {@link pcpZoneSizes}.
  */
 export const PCP_BATCH = 63;
 
@@ -15,6 +16,7 @@ export const PCP_BATCH = 63;
  * Assumed zone: one 16 GiB ZONE_NORMAL (4,194,304 pages) as all of lowmem, so min_free_kbytes =
  * sqrt(16 GiB in KiB × 16) = 16384 → min = 4096 pages, low = min + max(min / 4, managed × 10 / 10000)
  * = 4096 + 4194 = 8290 pages, shared by the 20 CPUs of a Xeon Silver 4210R node: 8290 / 20 = 414.
+ * With 4 KiB pages; other page sizes: {@link pcpZoneSizes}.
  */
 export const PCP_HIGH = 414;
 
@@ -24,6 +26,30 @@ export const PCP_HIGH = 414;
  * assumed zone as {@link PCP_HIGH}, which is v6.7's `high_min`). Not exported from the package.
  */
 export const PCP_HIGH_MAX_V67 = 26214;
+
+/**
+ * `pcp->batch`, `pcp->high` (v6.5, and v6.7's `high_min`) and v6.7's `high_max` of the modelled zone —
+ * the 16 GiB ZONE_NORMAL shared by 20 CPUs of {@link PCP_HIGH} — with pages of 2^`pageShift` bytes. The
+ * zone's size in pages and `SZ_1M / PAGE_SIZE` in `zone_batchsize`, and `min_free_kbytes` (16384 KiB
+ * whatever the page size) in pages, all scale with the page size: {@link PCP_BATCH} / {@link PCP_HIGH} /
+ * 26214 at 4 KiB, 15 / 103 / 6553 at 16 KiB, 3 / 25 / 1638 at 64 KiB.
+ */
+export function pcpZoneSizes(pageShift: number): { batch: number; high: number; highMax: number } {
+  const cpus = 20;
+  const managed = 2 ** (34 - pageShift);
+  // zone_batchsize: min(managed >> 10, SZ_1M / PAGE_SIZE) / 4, at least 1, rounddown_pow_of_two(b + b / 2) - 1.
+  let b = Math.floor(Math.min(Math.floor(managed / 1024), 2 ** (20 - pageShift)) / 4);
+  if (b < 1) b = 1;
+  const batch = 2 ** Math.floor(Math.log2(b + Math.floor(b / 2))) - 1;
+  // __setup_per_zone_wmarks: min = min_free_kbytes in pages, low = min + max(min / 4, mult_frac(managed, 10, 10000)).
+  const min = 16384 / 2 ** (pageShift - 10);
+  const scaled = Math.floor(managed / 10000) * 10 + Math.floor(((managed % 10000) * 10) / 10000);
+  const low = min + Math.max(Math.floor(min / 4), scaled);
+  // zone_highsize: max(low / CPUs of the node, batch << 2); high_max: managed / MIN_PERCPU_PAGELIST_HIGH_FRACTION (8) / CPUs.
+  const high = Math.max(Math.floor(low / cpus), batch * 4);
+  const highMax = Math.floor(managed / 8 / cpus);
+  return { batch, high, highMax };
+}
 
 /** CONFIG_PCP_BATCH_SCALE_MAX (default 5): caps `free_count` and a `free_high` drain at batch << 5. Not exported from the package. */
 export const PCP_BATCH_SCALE_MAX = 5;

@@ -1,7 +1,7 @@
 // Models: mm/debug.c and the VM_BUG_ON_FOLIO checks: a whole-state consistency checker, a canonical
 // digest of the semantic state, and the model's own memory. Not on any teardown path.
 
-import { COMPOUND_MAPPED, MAX_PAGE_ORDER, NodeStat, NR_STAT_ITEMS, PG, PG_ALL_MASK } from "./constants.js";
+import { COMPOUND_MAPPED, NodeStat, NR_STAT_ITEMS, PG, PG_ALL_MASK } from "./constants.js";
 import { fail } from "./errors.js";
 import { F_BUDDY, F_FREE, F_HEAD, F_TAIL, MEMCG_SHIFT, ORDER_MASK, ORDER_SHIFT } from "./layout.js";
 import { lruvecOfHead, pmdStatItem } from "./lruvec.js";
@@ -109,7 +109,7 @@ export function checkInvariants(s: FolioState): void {
       for (let i = 1; i < size; i++)
         if (s.flags[pfn + i] !== F_FREE) bad(`page ${pfn + i} inside free block ${pfn} is not plain free`);
       for (let i = 0; i < size; i++) if (s.mapcount[pfn + i] !== -1) bad(`free page ${pfn + i} is mapped`);
-      if (o < MAX_PAGE_ORDER) {
+      if (o < s.maxOrder) {
         const buddy = pfn ^ size;
         const bf = buddy < s.nrPages ? s.flags[buddy] : 0;
         if (
@@ -120,7 +120,7 @@ export function checkInvariants(s: FolioState): void {
         )
           bad(`free buddies ${pfn} and ${buddy} of order ${o} were not merged`);
       }
-      blocks[node * (MAX_PAGE_ORDER + 1) + o]++;
+      blocks[node * (s.maxOrder + 1) + o]++;
       freePages += size;
       pfn += size;
     } else if ((f & F_HEAD) !== 0) {
@@ -157,8 +157,8 @@ export function checkInvariants(s: FolioState): void {
   for (let k = 0; k < blocks.length; k++) {
     if (blocks[k] !== s.freeBlocks[k])
       bad(`free list ${k} counts ${s.freeBlocks[k]} blocks, memory has ${blocks[k]}`);
-    const node = (k / (MAX_PAGE_ORDER + 1)) | 0;
-    const o = k % (MAX_PAGE_ORDER + 1);
+    const node = (k / (s.maxOrder + 1)) | 0;
+    const o = k % (s.maxOrder + 1);
     let n = 0;
     let prev = -1;
     for (let p = s.freeHead[k]; p !== -1; p = s.refcount[p]) {

@@ -3,7 +3,7 @@
 // filemap_remove_folio), with NR_FILE_PAGES / NR_SHMEM.
 // Omits: xarray node memory, shadow entries, writeback, truncation of mapped folios.
 
-import { MAX_PAGE_ORDER, NodeStat, PG } from "./constants.js";
+import { NodeStat, PG } from "./constants.js";
 import { fail } from "./errors.js";
 import { folioMapcountRaw } from "./folio.js";
 import { ORDER_MASK, ORDER_SHIFT } from "./layout.js";
@@ -34,7 +34,7 @@ export function checkSpace(s: FolioState, method: string, mapping: number): Addr
 }
 
 export function lookup(s: FolioState, space: AddressSpace, index: number): number {
-  for (let o = 0; o <= MAX_PAGE_ORDER; o++) {
+  for (let o = 0; o <= s.maxOrder; o++) {
     const base = index - (index & ((1 << o) - 1));
     const h = space.folios.get(base);
     if (h !== undefined) {

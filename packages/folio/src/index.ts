@@ -15,7 +15,7 @@ export {
   SWAP_CLUSTER_MAX,
 } from "./constants.js";
 export type { FolioCounterName } from "./counters.js";
-export { FolioCounters, PCP_BATCH, PCP_HIGH, resetFolioCounters } from "./counters.js";
+export { FolioCounters, PCP_BATCH, PCP_HIGH, pcpZoneSizes, resetFolioCounters } from "./counters.js";
 export type { FolioErrorCode } from "./errors.js";
 export {
   FolioError,

@@ -11,8 +11,8 @@
 // the kernel's field names: `largeMapcount`, `entireMapcount` and `nrPagesMapped` at page[1] of a large
 // folio, `freeNext` / `freePrev` at the first page of a free buddy block.
 
-import { FOLIO_BATCH_SIZE, MAX_PAGE_ORDER, NR_STAT_ITEMS, PAGEVEC_SIZE, PG_ALL_MASK } from "./constants.js";
-import { FolioCounters, PCP_HIGH } from "./counters.js";
+import { FOLIO_BATCH_SIZE, NR_STAT_ITEMS, PAGEVEC_SIZE, PG_ALL_MASK } from "./constants.js";
+import { FolioCounters, pcpZoneSizes } from "./counters.js";
 import { fail } from "./errors.js";
 import { F_FREE, F_HEAD, ORDER_MASK, ORDER_SHIFT } from "./layout.js";
 
@@ -60,6 +60,10 @@ export interface FolioGeometry {
   readonly nrNodes: number;
   readonly nrMemcgs: number;
   readonly pmdOrder: number;
+  /** `PAGE_SHIFT` of the page frames (12: 4 KiB). */
+  readonly pageShift: number;
+  /** Highest buddy order (`MAX_PAGE_ORDER`), at least `pmdOrder`. */
+  readonly maxOrder: number;
   readonly pcpPolicy: PcpPolicy;
   readonly pcpFreeHighBatch: boolean;
   readonly rmapPolicy: RmapPolicy;
@@ -74,6 +78,16 @@ export class FolioState {
   readonly nrNodes: number;
   readonly nrMemcgs: number;
   readonly pmdOrder: number;
+  /** `PAGE_SHIFT` of the page frames. */
+  readonly pageShift: number;
+  /** Highest buddy order (`MAX_PAGE_ORDER`): free lists of orders 0..maxOrder. */
+  readonly maxOrder: number;
+  /** `pcp->batch` of the modelled zone at this page size (`pcpZoneSizes`). */
+  readonly pcpBatch: number;
+  /** v6.5 `pcp->high` (v6.7 `high_min`) of the modelled zone at this page size. */
+  readonly pcpHighMin: number;
+  /** v6.7 `high_max` of the modelled zone at this page size. */
+  readonly pcpHighMax: number;
   readonly nrLruvecs: number;
   /** Pages per node span (the last node may be shorter). */
   readonly nodeSpan: number;
@@ -135,7 +149,7 @@ export class FolioState {
   readonly pcpEntries: Int32Array;
   /** Per node: v6.5 `pcp->free_factor`; under the v6.7 policy `pcp->free_count`. */
   readonly pcpFreeFactor: Int32Array;
-  /** v6.7 policy: per node `pcp->high` (auto-tuned, in [PCP_HIGH, PCP_HIGH_MAX_V67]). */
+  /** v6.7 policy: per node `pcp->high` (auto-tuned, in [pcpHighMin, pcpHighMax]). */
   readonly pcpHigh: Int32Array;
   /** v6.7 policy: per node PCPF_PREV_FREE_HIGH_ORDER (1 = the last pcp free was of order 1..3). */
   readonly pcpPrevHighOrder: Uint8Array;
@@ -173,6 +187,12 @@ export class FolioState {
     this.nrNodes = nrNodes;
     this.nrMemcgs = nrMemcgs;
     this.pmdOrder = g.pmdOrder;
+    this.pageShift = g.pageShift;
+    this.maxOrder = g.maxOrder;
+    const pcp = pcpZoneSizes(g.pageShift);
+    this.pcpBatch = pcp.batch;
+    this.pcpHighMin = pcp.high;
+    this.pcpHighMax = pcp.highMax;
     this.nrLruvecs = nrNodes * nrMemcgs;
     this.nodeSpan = Math.ceil(nrPages / nrNodes);
     this.flags = new Uint32Array(nrPages);
@@ -186,8 +206,8 @@ export class FolioState {
     this.index = new Int32Array(nrPages);
     this.nrPagesMapped = this.index;
     this.priv = new Uint32Array(nrPages);
-    this.freeHead = new Int32Array(nrNodes * (MAX_PAGE_ORDER + 1)).fill(-1);
-    this.freeBlocks = new Int32Array(nrNodes * (MAX_PAGE_ORDER + 1));
+    this.freeHead = new Int32Array(nrNodes * (g.maxOrder + 1)).fill(-1);
+    this.freeBlocks = new Int32Array(nrNodes * (g.maxOrder + 1));
     this.lruFolios = new Int32Array(this.nrLruvecs);
     this.lruPages = new Int32Array(this.nrLruvecs);
     this.stats = new Int32Array(this.nrLruvecs * NR_STAT_ITEMS);
@@ -198,7 +218,7 @@ export class FolioState {
     this.pcpCount = new Int32Array(nrNodes);
     this.pcpEntries = new Int32Array(nrNodes * PCP_LISTS);
     this.pcpFreeFactor = new Int32Array(nrNodes);
-    this.pcpHigh = new Int32Array(nrNodes).fill(PCP_HIGH);
+    this.pcpHigh = new Int32Array(nrNodes).fill(pcp.high);
     this.pcpPrevHighOrder = new Uint8Array(nrNodes);
     this.nrFree = nrPages;
     this.flags.fill(F_FREE);

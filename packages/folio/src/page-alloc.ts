@@ -6,7 +6,6 @@
 // Omits: zones other than one per node, migratetypes (all movable), watermarks, compaction; allocator
 // cost is reported as folios / pages and cache lines.
 
-import { MAX_PAGE_ORDER } from "./constants.js";
 import { fail } from "./errors.js";
 import { F_BUDDY, F_FREE, F_HEAD, F_TAIL, MEMCG_SHIFT, ORDER_MASK, ORDER_SHIFT } from "./layout.js";
 import {
@@ -40,7 +39,7 @@ export function seedFreeLists(s: FolioState): void {
     const end = nodeEnd(s, node);
     let pfn = nodeStart(s, node);
     while (pfn < end) {
-      let o = MAX_PAGE_ORDER;
+      let o = s.maxOrder;
       while (o > 0 && ((pfn & ((1 << o) - 1)) !== 0 || pfn + (1 << o) > end)) o--;
       s.flags[pfn] = F_FREE | F_BUDDY | (o << ORDER_SHIFT);
       listAdd(s, node, o, pfn);
@@ -50,7 +49,7 @@ export function seedFreeLists(s: FolioState): void {
 }
 
 export function listAdd(s: FolioState, node: number, order: number, pfn: number): void {
-  const k = node * (MAX_PAGE_ORDER + 1) + order;
+  const k = node * (s.maxOrder + 1) + order;
   const next = s.freeHead[k];
   s.freeNext[pfn] = next;
   s.freePrev[pfn] = -1;
@@ -60,7 +59,7 @@ export function listAdd(s: FolioState, node: number, order: number, pfn: number)
 }
 
 export function listDel(s: FolioState, node: number, order: number, pfn: number): void {
-  const k = node * (MAX_PAGE_ORDER + 1) + order;
+  const k = node * (s.maxOrder + 1) + order;
   const prev = s.freePrev[pfn];
   const next = s.freeNext[pfn];
   if (prev === -1) s.freeHead[k] = next;
@@ -86,10 +85,11 @@ export function allocFolio(s: FolioState, order: number, opts?: AllocOptions): n
     fail("EINVAL", MODULE, m, `(${order}): node ${String(node)} is not in 0..${s.nrNodes - 1}`);
   if (!isInt(memcg) || memcg < 0 || memcg >= s.nrMemcgs)
     fail("EINVAL", MODULE, m, `(${order}): memcg ${String(memcg)} is not in 0..${s.nrMemcgs - 1}`);
-  const base = node * (MAX_PAGE_ORDER + 1);
+  const maxOrder = s.maxOrder;
+  const base = node * (maxOrder + 1);
   let o = order;
-  while (o <= MAX_PAGE_ORDER && s.freeHead[base + o] === -1) o++;
-  if (o > MAX_PAGE_ORDER)
+  while (o <= maxOrder && s.freeHead[base + o] === -1) o++;
+  if (o > maxOrder)
     fail("ENOMEM", MODULE, m, `(${order}): no free block of order >= ${order} on node ${node}`);
   const c = s.counters;
   if (order <= COSTLY_ORDER || order === s.pmdOrder) {
@@ -192,11 +192,12 @@ export function freeToBuddy(s: FolioState, head: number, order: number): void {
   }
   const freeHead = s.freeHead;
   const freeBlocks = s.freeBlocks;
-  const kb = node * (MAX_PAGE_ORDER + 1);
+  const maxOrder = s.maxOrder;
+  const kb = node * (maxOrder + 1);
   let pfn = head;
   let o = order;
   let merges = 0;
-  while (o < MAX_PAGE_ORDER) {
+  while (o < maxOrder) {
     const size = 1 << o;
     const buddy = pfn ^ size;
     if (buddy < ns || buddy + size > ne) break;
@@ -258,6 +259,7 @@ export function freeOrder0List(s: FolioState, list: Int32Array, n: number): void
   const freeHead = s.freeHead;
   const freeBlocks = s.freeBlocks;
   const ne = s.nrPages;
+  const maxOrder = s.maxOrder;
   let merges = 0;
   for (let i = 0; i < n; i++) {
     const head = list[i];
@@ -272,7 +274,7 @@ export function freeOrder0List(s: FolioState, list: Int32Array, n: number): void
     // looked at below order m), so the block becomes one order-m block after 2^m - 1 merges. A page
     // followed by its order-0 buddy below it (descending pair) likewise becomes one order-1 block.
     let m = 0;
-    while (m < MAX_PAGE_ORDER) {
+    while (m < maxOrder) {
       const sz = 2 << m;
       if ((head & (sz - 1)) !== 0 || i + sz > n) break;
       let q = sz >> 1;
@@ -299,7 +301,7 @@ export function freeOrder0List(s: FolioState, list: Int32Array, n: number): void
       merges += block - 1;
       i += block - 1;
     }
-    while (o < MAX_PAGE_ORDER) {
+    while (o < maxOrder) {
       const size = 1 << o;
       const buddy = pfn ^ size;
       if (buddy + size > ne) break;

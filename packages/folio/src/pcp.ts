@@ -1,14 +1,15 @@
 // Models: the free side of the per-CPU page lists in mm/page_alloc.c, one CPU per node:
 // free_unref_page_commit with nr_pcp_high / nr_pcp_free and free_pcppages_bulk under the zone lock,
-// under two rule sets — pcpPolicy "v6.5" (free_factor, free_high after any drain; PCP_BATCH /
-// PCP_HIGH) and "v6.7" (Huang Ying's "mm: PCP high auto-tuning" and "reduce detecting time of
-// consecutive high order page freeing", v6.7/v6.8: free_count, PCPF_PREV_FREE_HIGH_ORDER,
-// PCPF_FREE_HIGH_BATCH, high auto-tuned in [PCP_HIGH, PCP_HIGH_MAX_V67]). The lists are modelled by
+// under two rule sets — pcpPolicy "v6.5" (free_factor, free_high after any drain; batch and high of
+// the modelled zone, `pcpZoneSizes` for the machine's page size) and "v6.7" (Huang Ying's "mm: PCP
+// high auto-tuning" and "reduce detecting time of consecutive high order page freeing", v6.7/v6.8:
+// free_count, PCPF_PREV_FREE_HIGH_ORDER,
+// PCPF_FREE_HIGH_BATCH, high auto-tuned in [high_min, high_max]). The lists are modelled by
 // their entry counts only: pages merge into the buddy at once, so the state digest is canonical.
 // Omits: the allocation side's nr_pcp_alloc and rmqueue_bulk refills, decay_pcp_high (time based);
 // ZONE_RECLAIM_ACTIVE and ZONE_BELOW_HIGH are assumed clear.
 
-import { PCP_BATCH, PCP_BATCH_SCALE_MAX, PCP_HIGH, PCP_HIGH_MAX_V67 } from "./counters.js";
+import { PCP_BATCH_SCALE_MAX } from "./counters.js";
 import { COSTLY_ORDER, type FolioState, PCP_LISTS } from "./mm-types.js";
 
 /** `n` v6.5 order-0 commits on node 0 (counters other than the drains' are the caller's). */
@@ -20,7 +21,7 @@ export function pcpCommitOrder0V65(s: FolioState, n: number): void {
   for (let i = 0; i < n; i++) {
     entries++;
     count++;
-    if (count >= PCP_HIGH) {
+    if (count >= s.pcpHighMin) {
       pcpEntries[0] = entries;
       pcpCount[0] = count;
       pcpDrainHigh(s, 0, 0);
@@ -41,7 +42,7 @@ export function pcpCommitOrder0V67(s: FolioState, n: number): void {
   s.pcpPrevHighOrder[0] = 0;
   const pcpEntries = s.pcpEntries;
   const pcpCount = s.pcpCount;
-  const fcMax = PCP_BATCH << PCP_BATCH_SCALE_MAX;
+  const fcMax = s.pcpBatch << PCP_BATCH_SCALE_MAX;
   let entries = pcpEntries[0];
   let count = pcpCount[0];
   let fc = s.pcpFreeFactor[0];
@@ -85,7 +86,7 @@ export function pcpCommit(s: FolioState, node: number, order: number): void {
     pcpBulkFree(s, node, count, li);
     return;
   }
-  if (count < PCP_HIGH) return;
+  if (count < s.pcpHighMin) return;
   pcpDrainHigh(s, node, li);
 }
 
@@ -93,8 +94,8 @@ export function pcpCommit(s: FolioState, node: number, order: number): void {
 export function pcpDrainHigh(s: FolioState, node: number, li: number): void {
   // nr_pcp_free: batch << free_factor clamped to [batch, high - batch]; free_factor grows while below.
   const ff = s.pcpFreeFactor[node];
-  const maxFree = PCP_HIGH - PCP_BATCH;
-  const b = PCP_BATCH << ff;
+  const maxFree = s.pcpHighMin - s.pcpBatch;
+  const b = s.pcpBatch << ff;
   if (b < maxFree) s.pcpFreeFactor[node] = ff + 1;
   pcpBulkFree(s, node, Math.min(b, maxFree), li);
 }
@@ -115,17 +116,17 @@ export function pcpCommitV67(s: FolioState, node: number, order: number): void {
   let freeHigh = false;
   if (order !== 0 && order <= COSTLY_ORDER) {
     freeHigh =
-      fc >= PCP_BATCH && s.pcpPrevHighOrder[node] !== 0 && (!s.pcpFreeHighBatch || count >= PCP_BATCH);
+      fc >= s.pcpBatch && s.pcpPrevHighOrder[node] !== 0 && (!s.pcpFreeHighBatch || count >= s.pcpBatch);
     s.pcpPrevHighOrder[node] = 1;
   } else s.pcpPrevHighOrder[node] = 0;
-  const fcMax = PCP_BATCH << PCP_BATCH_SCALE_MAX;
+  const fcMax = s.pcpBatch << PCP_BATCH_SCALE_MAX;
   const fc2 = fc < fcMax ? fc + nr : fc;
   s.pcpFreeFactor[node] = fc2;
   if (freeHigh) {
     // nr_pcp_high(free_high): high drops by batch << 5 (not below high_min) and 0 is returned, so
     // nr_pcp_free drains min(count, batch << 5).
     const h = s.pcpHigh[node] - fcMax;
-    s.pcpHigh[node] = Math.max(h, PCP_HIGH);
+    s.pcpHigh[node] = Math.max(h, s.pcpHighMin);
     pcpBulkFree(s, node, fcMax, li);
     return;
   }
@@ -140,10 +141,10 @@ export function pcpCommitV67(s: FolioState, node: number, order: number): void {
 export function pcpDrainHighV67(s: FolioState, node: number, li: number, count: number, fc: number): void {
   const high = s.pcpHigh[node];
   if (count < high) return;
-  const need = fc + PCP_BATCH;
-  if (high < need) s.pcpHigh[node] = Math.min(need, PCP_HIGH_MAX_V67);
-  const maxFree = high - PCP_BATCH;
-  pcpBulkFree(s, node, Math.max(PCP_BATCH, Math.min(fc, maxFree)), li);
+  const need = fc + s.pcpBatch;
+  if (high < need) s.pcpHigh[node] = Math.min(need, s.pcpHighMax);
+  const maxFree = high - s.pcpBatch;
+  pcpBulkFree(s, node, Math.max(s.pcpBatch, Math.min(fc, maxFree)), li);
 }
 
 /**

@@ -45,7 +45,7 @@ import {
   pageMapcount,
 } from "./folio.js";
 import { splitQueueLength } from "./huge-memory.js";
-import { MAX_MEMCGS } from "./layout.js";
+import { MAX_MEMCGS, ORDER_MASK } from "./layout.js";
 import { lruvecNrFolios, lruvecNrPages, lruvecOf, lruvecStat, nodeStat } from "./lruvec.js";
 import { mlockBatchRefs, mlockFolio } from "./mlock.js";
 import {
@@ -87,16 +87,30 @@ import {
 
 const MODULE = "phys-mem";
 
+/** The largest order the per-pfn flags word can hold (ORDER_MASK). */
+const MAX_ORDER_LIMIT = ORDER_MASK;
+
 /** Configuration of {@link createPhysMem}. */
 export interface PhysMemConfig {
-  /** Number of 4 KiB page frames. */
+  /** Number of page frames (of 2^`pageShift` bytes each). */
   nrPages: number;
   /** NUMA nodes, splitting the pfn range into equal contiguous spans (default 1). */
   nrNodes?: number;
   /** Memory cgroups (default 1): one lruvec per (node, memcg), one deferred-split queue per memcg. */
   nrMemcgs?: number;
-  /** Order of a PMD-sized folio (default 9: 2 MiB on x86_64; 8 on s390). */
+  /** Order of a PMD-sized folio (default 9: 2 MiB on x86_64; 8 on s390; arm64 11 with 16 KiB pages, 13 with 64 KiB). */
   pmdOrder?: number;
+  /**
+   * `PAGE_SHIFT` (default 12: 4 KiB pages; 12..16). Sizes the modelled zone in pages: its pcp batch
+   * and high (`pcpZoneSizes`); nothing else in this package depends on the page size.
+   */
+  pageShift?: number;
+  /**
+   * Highest buddy order, `MAX_PAGE_ORDER` (default the larger of {@link MAX_PAGE_ORDER} and `pmdOrder`,
+   * as arm64's ARCH_FORCE_MAX_ORDER makes it: 10, 11 with 16 KiB pages, 13 with 64 KiB). At least
+   * `pmdOrder`, at most 15.
+   */
+  maxPageOrder?: number;
   /**
    * Free-side rules of the per-CPU page lists (default "v6.5"): "v6.5" (`free_factor`, `free_high`
    * after any drain) or "v6.7" (v6.7+ `free_count`, auto-tuned `high`, PCPF_* flags). A property of
@@ -122,6 +136,10 @@ export class PhysMem {
   readonly nrNodes: number;
   readonly nrMemcgs: number;
   readonly pmdOrder: number;
+  /** `PAGE_SHIFT` of the page frames. */
+  readonly pageShift: number;
+  /** Highest buddy order (`MAX_PAGE_ORDER`). */
+  readonly maxPageOrder: number;
   readonly nrLruvecs: number;
   /** Pages per node span (the last node may be shorter). */
   readonly nodeSpan: number;
@@ -142,12 +160,23 @@ export class PhysMem {
       fail("EINVAL", MODULE, m, `nrNodes must be an integer in 1..min(64, nrPages), got ${String(nrNodes)}`);
     if (!isInt(nrMemcgs) || nrMemcgs < 1 || nrMemcgs > MAX_MEMCGS)
       fail("EINVAL", MODULE, m, `nrMemcgs must be an integer in 1..${MAX_MEMCGS}, got ${String(nrMemcgs)}`);
-    if (!isInt(pmdOrder) || pmdOrder < 1 || pmdOrder > MAX_PAGE_ORDER)
+    const pageShift = config.pageShift ?? 12;
+    if (!isInt(pageShift) || pageShift < 12 || pageShift > 16)
+      fail("EINVAL", MODULE, m, `pageShift must be an integer in 12..16, got ${String(pageShift)}`);
+    if (!isInt(pmdOrder) || pmdOrder < 1 || pmdOrder > MAX_ORDER_LIMIT)
       fail(
         "EINVAL",
         MODULE,
         m,
-        `pmdOrder must be an integer in 1..${MAX_PAGE_ORDER}, got ${String(pmdOrder)}`,
+        `pmdOrder must be an integer in 1..${MAX_ORDER_LIMIT}, got ${String(pmdOrder)}`,
+      );
+    const maxOrder = config.maxPageOrder ?? Math.max(MAX_PAGE_ORDER, pmdOrder);
+    if (!isInt(maxOrder) || maxOrder < pmdOrder || maxOrder > MAX_ORDER_LIMIT)
+      fail(
+        "EINVAL",
+        MODULE,
+        m,
+        `maxPageOrder must be an integer in ${pmdOrder}..${MAX_ORDER_LIMIT} (at least pmdOrder), got ${String(maxOrder)}`,
       );
     const pcpPolicy = config.pcpPolicy ?? "v6.5";
     if (pcpPolicy !== "v6.5" && pcpPolicy !== "v6.7")
@@ -163,6 +192,8 @@ export class PhysMem {
       nrNodes,
       nrMemcgs,
       pmdOrder,
+      pageShift,
+      maxOrder,
       pcpPolicy,
       pcpFreeHighBatch: fhb,
       rmapPolicy,
@@ -174,6 +205,8 @@ export class PhysMem {
     this.nrNodes = s.nrNodes;
     this.nrMemcgs = s.nrMemcgs;
     this.pmdOrder = s.pmdOrder;
+    this.pageShift = s.pageShift;
+    this.maxPageOrder = s.maxOrder;
     this.nrLruvecs = s.nrLruvecs;
     this.nodeSpan = s.nodeSpan;
     this.counters = s.counters;

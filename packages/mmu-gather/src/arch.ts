@@ -26,6 +26,19 @@
 //   tableFreed(tlb, level, ops)    arch part of pte/pmd/pud/p4d_free_tlb after the generic range update.
 //                                  may read: fullmm, mm.        default: nothing
 //
+// PTE-AWARE HOOKS (optional; null keeps every fast path of an arch that never looks at PTE values):
+//
+//   setPtes(ptes, index, nr, ops)  arch side of set_ptes() once the caller wrote nr entries (arm64
+//                                  contpte_set_ptes / contpte_try_fold).          default: null
+//   clearPtes(tlb, ptes, index, nr, ops)
+//                                  arch side of [get_and_]clear_full_ptes before the caller clears nr
+//                                  entries (arm64 contpte_try_unfold_partial). Through
+//                                  MmuGather.clearFullPtes; turns the fused zap path off.
+//                                  may read: fullmm, mm.        default: null
+//   The hooks see a PteTableView: the table's entries in the caller's encoding, with pte_t helpers.
+//   contPte (ContPteInfo | null) tells the page-table owner the arch maps contiguous blocks (CONT_PTES
+//   entries under one TLB entry); an arch with it must have both hooks.
+//
 // CAPABILITIES (named flags, checked by defineArch like the kernel's #error):
 //   noGather   MMU_GATHER_NO_GATHER     free pages on queue; the queue is never full.
 //   mergeVmas  MMU_GATHER_MERGE_VMAS    no flush at tlb_end_vma.
@@ -70,7 +83,10 @@ export const defaultGeometry: ArchGeometry = {
  * invalidation, which no calibrated machine here has) are priors with nothing published to fit them to:
  * an INVLPGB is issued like an INVLPG and completes asynchronously (~100 ns, the per-INVLPG figure
  * arch/x86/mm/tlb.c quotes for its 33-entry ceiling), a TLBSYNC waits for every CPU to finish them (~1 µs,
- * below an IPI round trip: no interrupt entry, no remote handler). Uncalibrated: the calibrated
+ * below an IPI round trip: no interrupt entry, no remote handler).
+ * The arm64 TLBI terms, which only an
+ * arm64 adapter counts, are priors for issuing one broadcast TLBI (~10–30 ns by address; a range TLBI
+ * costed at twice that, being one DVM message that every receiver turns into a walk of its TLB). Uncalibrated: the calibrated
  * profiles (`x86-64-4210r`, `arm64-altra`) start from these values and fit a few terms to published
  * measurements (`teardown-lab calibrate`).
  */
@@ -132,6 +148,9 @@ export const defaultCost: CostProfile = {
   idte: 1500,
   invlpgb: 100,
   tlbsync: 1000,
+  tlbiVa: 20,
+  tlbiRange: 40,
+  contpteConvertPte: 9,
   tableFree: 100,
   rcuCall: 50,
   tableSyncOne: 3000,
@@ -207,6 +226,11 @@ export function withTlbOps(ops: TlbOps, replace: Partial<TlbOps>): TlbOps {
     invalidateLazy: (nr) => ops.invalidateLazy(nr),
     idte: () => ops.idte(),
     setFlushMm: (value) => ops.setFlushMm(value),
+    tlbiIssued: (vaOps, rangeOps) => ops.tlbiIssued(vaOps, rangeOps),
+    tlbiLimitExcess: () => ops.tlbiLimitExcess(),
+    contpteFold: (blocks) => ops.contpteFold(blocks),
+    contpteConvert: (fold, ptes, vaOps, rangeOps) => ops.contpteConvert(fold, ptes, vaOps, rangeOps),
+    contpteClear: (blocks) => ops.contpteClear(blocks),
     invalidateSecondaryTlbs: (start, end) => ops.invalidateSecondaryTlbs(start, end),
     ...replace,
   };
@@ -231,6 +255,9 @@ export const genericArchDefaults: Omit<ArchTlb, "name"> = {
   pteClear: genericPteClear,
   tlbFlush: genericTlbFlush,
   tableFreed: genericTableFreed,
+  contPte: null,
+  setPtes: null,
+  clearPtes: null,
 };
 
 /** Refuses an impossible arch definition, as the kernel's `#error` does at build time. */
@@ -308,5 +335,29 @@ export function defineArch(overrides: ArchOverrides): ArchTlb {
     refuse("BAD_CEILING", name, "fullFlushCeiling must be an integer >= 0");
   for (const hook of ["pteClear", "tlbFlush", "tableFreed"] as const)
     if (typeof arch[hook] !== "function") refuse("BAD_HOOK", name, `${hook} must be a function`);
+  for (const hook of ["setPtes", "clearPtes"] as const)
+    if (arch[hook] !== null && typeof arch[hook] !== "function")
+      refuse("BAD_HOOK", name, `${hook} must be a function or null`);
+  const cp = arch.contPte;
+  if (cp !== null) {
+    if (
+      typeof cp !== "object" ||
+      !isPow2(cp.contPtes) ||
+      cp.contPtes < 2 ||
+      g.ptrsPerPte % cp.contPtes !== 0 ||
+      typeof cp.bbml2NoAbort !== "boolean"
+    )
+      refuse(
+        "BAD_GEOMETRY",
+        name,
+        `contPte ${JSON.stringify(cp)}: contPtes must be a power of two >= 2 dividing ptrsPerPte, bbml2NoAbort a boolean`,
+      );
+    if (arch.setPtes === null || arch.clearPtes === null)
+      refuse(
+        "BAD_HOOK",
+        name,
+        "an arch with contiguous PTE blocks must make them in setPtes and unfold them in clearPtes",
+      );
+  }
   return Object.freeze(arch);
 }

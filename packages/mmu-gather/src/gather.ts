@@ -41,6 +41,7 @@ import type {
   MmuGather,
   MmuGatherOptions,
   MmuGatherTrusted,
+  PteTableView,
   TableFreeSync,
   TlbFlushReason,
   TlbLevel,
@@ -105,6 +106,15 @@ export function createGatherCounters(): GatherCounters {
     tlbsync: 0,
     ipte: 0,
     lazyInvalidations: 0,
+    tlbiVaOps: 0,
+    tlbiRangeOps: 0,
+    tlbiLimitExcess: 0,
+    contpteFolds: 0,
+    contpteUnfolds: 0,
+    contpteConvertedPtes: 0,
+    contpteConvertTlbis: 0,
+    contpteBatchedClears: 0,
+    contpteBlocksCleared: 0,
     idte: 0,
     tlbFlushSkipped: 0,
     tlbFlushes: 0,
@@ -286,7 +296,8 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
     this.encPage = st instanceof EncodedPageStorage ? st : null;
     this.encNr = st instanceof EncodedNrPagesStorage ? st : null;
     this.contig = st instanceof ContigRangeStorage ? st : null;
-    this.fastZap = this.sink === null && this.pteClearHook === null && st !== null;
+    this.fastZap =
+      this.sink === null && this.pteClearHook === null && this.arch.clearPtes === null && st !== null;
     const prim = policy.immediateRmap;
     this.immPrim =
       prim === "pageRemoveRmap"
@@ -416,6 +427,32 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
       hook(this.ro, addr, nr, this);
       this.flushReason = null;
     }
+  }
+
+  clearFullPtes(ptes: PteTableView, index: number, nr: number): void {
+    this.live("clearFullPtes");
+    if (!Number.isInteger(index) || !Number.isInteger(nr) || nr < 1 || index < 0 || index + nr > ptes.length)
+      throw new GatherError(
+        "BAD_ARGUMENT",
+        M,
+        "clearFullPtes",
+        `entries [${index}, ${index + nr}) are not inside a table of ${ptes.length}`,
+      );
+    const addr = (ptes.base + index) * this.pageSize;
+    if (this.sink !== null) this.sink({ type: "pteCleared", addr, nr });
+    const aware = this.arch.clearPtes;
+    const hook = this.pteClearHook;
+    if (aware === null && hook === null) return;
+    this.flushReason = "pteClear";
+    if (aware !== null) aware(this.ro, ptes, index, nr, this);
+    if (hook !== null) hook(this.ro, addr, nr, this);
+    this.flushReason = null;
+  }
+
+  setPtes(ptes: PteTableView, index: number, nr: number): void {
+    this.live("setPtes");
+    const hook = this.arch.setPtes;
+    if (hook !== null) hook(ptes, index, nr, this);
   }
 
   tlbRemoveTlbEntry(addr: number): void {
@@ -1158,6 +1195,48 @@ class MmuGatherImpl implements MmuGather, MmuGatherTrusted, GatherStageOps, Stor
 
   setFlushMm(value: boolean): void {
     this.mm.flushMm = value;
+  }
+
+  tlbiIssued(vaOps: number, rangeOps: number): void {
+    if (!Number.isInteger(vaOps) || !Number.isInteger(rangeOps) || vaOps < 0 || rangeOps < 0)
+      throw new GatherError(
+        "BAD_ARGUMENT",
+        M,
+        "tlbiIssued",
+        `TLBI counts must be integers >= 0, got ${vaOps} and ${rangeOps}`,
+      );
+    this.counters.tlbiVaOps += vaOps;
+    this.counters.tlbiRangeOps += rangeOps;
+  }
+
+  tlbiLimitExcess(): void {
+    this.counters.tlbiLimitExcess++;
+  }
+
+  contpteFold(blocks: number): void {
+    this.checkCount("contpteFold", blocks);
+    this.counters.contpteFolds += blocks;
+  }
+
+  contpteConvert(fold: boolean, ptes: number, vaOps: number, rangeOps: number): void {
+    this.checkCount("contpteConvert", ptes);
+    this.tlbiIssued(vaOps, rangeOps);
+    const c = this.counters;
+    if (fold) c.contpteFolds++;
+    else c.contpteUnfolds++;
+    c.contpteConvertedPtes += ptes;
+    c.contpteConvertTlbis += vaOps + rangeOps;
+  }
+
+  contpteClear(blocks: number): void {
+    this.checkCount("contpteClear", blocks);
+    this.counters.contpteBatchedClears++;
+    this.counters.contpteBlocksCleared += blocks;
+  }
+
+  private checkCount(method: string, n: number): void {
+    if (!Number.isInteger(n) || n < 0)
+      throw new GatherError("BAD_ARGUMENT", M, method, `count must be an integer >= 0, got ${n}`);
   }
 
   invalidateSecondaryTlbs(start: number, end: number): void {

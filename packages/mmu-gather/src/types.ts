@@ -265,6 +265,35 @@ export interface TlbOps {
   /** x86 TLBSYNC (`__tlbsync`): wait until the INVLPGBs this CPU issued have completed on every CPU. */
   tlbsync(): void;
   /**
+   * arm64: the TLBI instructions of the range flush being issued — `vaOps` by virtual address, one
+   * stride each (TLBI VAE1IS / VALE1IS), and `rangeOps` by range (FEAT_TLBIRANGE: TLBI RVAE1IS /
+   * RVALE1IS), as `__flush_tlb_range_op` issues them. Counting only: the invalidation itself is the
+   * `flushRange` the arch calls with it.
+   */
+  tlbiIssued(vaOps: number, rangeOps: number): void;
+  /**
+   * arm64: `__flush_tlb_range_limit_excess` turned a range flush into `flush_tlb_mm` (too many
+   * entries for the TLBI loop). Counting only: the invalidation itself is the arch's `flushMm`.
+   */
+  tlbiLimitExcess(): void;
+  /**
+   * arm64 contpte: `set_ptes` gave `blocks` blocks of CONT_PTES entries the contiguous bit directly
+   * (`contpte_set_ptes`: aligned, fully covered, no TLB maintenance). Counting only.
+   */
+  contpteFold(blocks: number): void;
+  /**
+   * arm64 `contpte_convert` of one block: its `ptes` entries cleared and rewritten with (`fold`) or
+   * without the contiguous bit, with a range flush of the block in between whose TLBIs were `vaOps` by
+   * address and `rangeOps` by range (0 and 0 when BBML2_NOABORT lets it skip the flush). Counting only:
+   * the invalidation itself is the arch's `flushRange`.
+   */
+  contpteConvert(fold: boolean, ptes: number, vaOps: number, rangeOps: number): void;
+  /**
+   * arm64 `contpte_[get_and_]clear_full_ptes`: one batched clear (nr > 1), which cleared `blocks`
+   * contiguous blocks whole, without unfolding them. Counting only.
+   */
+  contpteClear(blocks: number): void;
+  /**
    * `mmu_notifier_arch_invalidate_secondary_tlbs(mm, start, end)`: tell every secondary TLB sharing the
    * mm's page tables (an IOMMU's, for shared virtual addressing) to drop its translations of [start, end)
    * bytes, its paging-structure caches included; `end` = `TLB_FLUSH_ALL` for the whole address space.
@@ -427,6 +456,18 @@ export interface CostProfile {
   readonly invlpgb: number;
   /** ns per x86 TLBSYNC (`gather.tlbsync`): the wait until every CPU has completed the INVLPGBs before it. */
   readonly tlbsync: number;
+  /**
+   * ns per arm64 TLBI by virtual address (`gather.tlbiVaOps`): issuing one broadcast TLBI VAE1IS /
+   * VALE1IS. The DSBs around the loop are `tlbFlushRange`; the remote CPUs' share `tlbRemoteCpu`.
+   */
+  readonly tlbiVa: number;
+  /** ns per arm64 range TLBI, FEAT_TLBIRANGE (`gather.tlbiRangeOps`): one TLBI RVAE1IS / RVALE1IS. */
+  readonly tlbiRange: number;
+  /**
+   * ns per PTE `contpte_convert` rewrites (`gather.contpteConvertedPtes`): its `__ptep_get_and_clear`
+   * (an atomic swap) and its `__set_ptes` store. The block's TLB flush is priced by the flush terms.
+   */
+  readonly contpteConvertPte: number;
   /** ns per page-table page freed (`gather.tablesFreed`). */
   readonly tableFree: number;
   /** ns per `call_rcu` of a table batch (`gather.rcuCalls`). */
@@ -504,6 +545,87 @@ export interface ArchTlb {
    * May read: `fullmm`, `mm`.
    */
   tableFreed(tlb: GatherView, level: TlbLevel, ops: TlbOps): void;
+  /**
+   * Blocks of contiguous PTEs the arch maps under one TLB entry (arm64 contpte: CONT_PTES entries with
+   * the contiguous bit), or null. The owner of the page tables reads it for TLB fills and its checks.
+   */
+  readonly contPte: ContPteInfo | null;
+  /**
+   * PTE-aware hook, or null: the arch side of `set_ptes()`, called after the caller wrote `nr` entries
+   * from `index` of `ptes` (all of one folio, consecutive pages, none of them a valid entry before).
+   * May rewrite any entry of the table (arm64: the contiguous bit). TLB maintenance goes through `ops`.
+   */
+  readonly setPtes: ((ptes: PteTableView, index: number, nr: number, ops: TlbOps) => void) | null;
+  /**
+   * PTE-aware hook, or null: the arch side of `[get_and_]clear_full_ptes` (`ptep_get_and_clear_full`
+   * for one PTE), called by `MmuGather.clearFullPtes` before the caller clears entries [index, index +
+   * nr) of `ptes` (present PTEs of one folio). May rewrite any entry of the table (arm64: unfold a
+   * partly covered block) and flush through `ops`. An arch with this hook gives up the gather's fused
+   * zap path (`zapFastPath`), which never shows the PTEs; one without it keeps it.
+   * May read: `fullmm`, `mm`.
+   */
+  readonly clearPtes:
+    | ((tlb: GatherView, ptes: PteTableView, index: number, nr: number, ops: TlbOps) => void)
+    | null;
+}
+
+/** Contiguous-PTE blocks of an arch (`ArchTlb.contPte`). */
+export interface ContPteInfo {
+  /** `CONT_PTES`: entries per block, a power of two dividing `ptrsPerPte` (arm64: 16, 128, 32 for 4K, 16K, 64K). */
+  readonly contPtes: number;
+  /**
+   * The CPUs implement FEAT_BBML2 without conflict aborts (`system_supports_bbml2_noabort()`): a TLB
+   * may hold a block's contiguous entry and entries of its PTEs rewritten without the bit at once, so
+   * `contpte_convert` skips its TLBI (v6.16+). False: the rewrite must break before it makes.
+   */
+  readonly bbml2NoAbort: boolean;
+}
+
+/**
+ * The PTEs of one PTE table as an arch's PTE-aware hook sees them (`pte_t *ptep` and its neighbours):
+ * entries by index, in the caller's encoding, read and written only through these accessors, plus the
+ * `pte_t` helpers the hook needs. The caller owns the encoding and rebinds one object per call: no
+ * allocation per PTE.
+ */
+export interface PteTableView {
+  /** Entries in the table (`PTRS_PER_PTE`). */
+  readonly length: number;
+  /** Virtual page number of entry 0 (its address is `base` × PAGE_SIZE). */
+  readonly base: number;
+  /** `__ptep_get`: entry `i`. */
+  get(i: number): number;
+  /** `__set_pte`: write entry `i` (0 is pte_none), no arch side effect. */
+  set(i: number, pte: number): void;
+  /** `pte_valid`. */
+  valid(pte: number): boolean;
+  /** `pte_special`: no struct page behind the PTE (the zero page, a VM_PFNMAP page). */
+  special(pte: number): boolean;
+  /** `pte_pfn`. */
+  pfn(pte: number): number;
+  /** `pte_cont`: the contiguous bit. */
+  cont(pte: number): boolean;
+  /** `pte_mkcont`. */
+  mkcont(pte: number): number;
+  /** `pte_mknoncont`. */
+  mknoncont(pte: number): number;
+  /** `pte_dirty`. */
+  dirty(pte: number): boolean;
+  /** `pte_mkdirty`. */
+  mkdirty(pte: number): number;
+  /** `pte_mkclean`. */
+  mkclean(pte: number): number;
+  /** `pte_young`. */
+  young(pte: number): boolean;
+  /** `pte_mkyoung`. */
+  mkyoung(pte: number): number;
+  /** `pte_mkold`. */
+  mkold(pte: number): number;
+  /** `pte_advance_pfn(pte, n)`: the same attributes `n` pages further (n may be negative). */
+  advancePfn(pte: number, n: number): number;
+  /** `folio_pfn(page_folio(pfn_to_page(pfn)))`: the first pfn of the folio holding `pfn`. */
+  folioStart(pfn: number): number;
+  /** `folio_nr_pages` of the folio holding `pfn`. */
+  folioNrPages(pfn: number): number;
 }
 
 /** Fields of `ArchTlb` a caller may override in `defineArch`; `name` is required. */
@@ -520,7 +642,8 @@ export type ArchConfigErrorCode =
   | "BAD_GEOMETRY"
   | "BAD_COST"
   | "BAD_CEILING"
-  | "BAD_HOOK";
+  | "BAD_HOOK"
+  | "BAD_OPTION";
 
 /** Codes of `GatherError`. */
 export type GatherErrorCode =
@@ -773,6 +896,30 @@ export interface GatherCounters {
   ipte: number;
   /** s390 PTEs invalidated lazily (`ptep_flush_lazy` with only this CPU attached: no IPTE, `flush_mm` set). */
   lazyInvalidations: number;
+  /**
+   * arm64 TLBIs by virtual address (TLBI VAE1IS / VALE1IS: one per stride of a range flush without
+   * FEAT_TLBIRANGE, or the odd page with it), summed from `TlbOps.tlbiIssued`.
+   */
+  tlbiVaOps: number;
+  /** arm64 range TLBIs (FEAT_TLBIRANGE: TLBI RVAE1IS / RVALE1IS), summed from `TlbOps.tlbiIssued`. */
+  tlbiRangeOps: number;
+  /** arm64 range flushes `__flush_tlb_range_limit_excess` turned into `flush_tlb_mm` (`TlbOps.tlbiLimitExcess`). */
+  tlbiLimitExcess: number;
+  /**
+   * arm64 contpte: blocks given the contiguous bit through this gather's ops — by `contpte_set_ptes`
+   * (`TlbOps.contpteFold`, e.g. a THP split inside the zap) or by a `contpte_convert` fold.
+   */
+  contpteFolds: number;
+  /** arm64 contpte: blocks unfolded by `contpte_convert` (a clear or write-protect of part of a block). */
+  contpteUnfolds: number;
+  /** arm64 contpte: PTEs rewritten by `contpte_convert`, folds and unfolds (CONT_PTES each). */
+  contpteConvertedPtes: number;
+  /** arm64 contpte: TLBIs the `contpte_convert` flushes issued (also counted in `tlbiVaOps` / `tlbiRangeOps`). */
+  contpteConvertTlbis: number;
+  /** arm64 contpte: `contpte_[get_and_]clear_full_ptes` calls (batched clears of more than one PTE). */
+  contpteBatchedClears: number;
+  /** arm64 contpte: contiguous blocks those batched clears cleared whole, without unfolding. */
+  contpteBlocksCleared: number;
   /** s390 IDTE instructions. */
   idte: number;
   /** `tlb_flush_mmu_tlbonly` calls that found nothing cleared and did nothing. */
@@ -889,6 +1036,19 @@ export interface MmuGather extends GatherView {
   tlbFlushMmuPfnmap(): void;
   /** `update_mmu_tlb`/`ptep_get_and_clear_full` TLB side effect of clearing `nr` PTEs at `addr`. */
   ptepGetAndClear(addr: number, nr: number): void;
+  /**
+   * `[get_and_]clear_full_ptes` (`ptep_get_and_clear_full` for nr = 1) of `nr` present PTEs from `index`
+   * of `ptes` on an arch with a PTE-aware clear (`ArchTlb.clearPtes`): the arch hook first — it may
+   * rewrite any entry of the table and flush through this gather — then what `ptepGetAndClear` does for
+   * their addresses. The caller clears the `nr` entries afterwards.
+   */
+  clearFullPtes(ptes: PteTableView, index: number, nr: number): void;
+  /**
+   * The arch side of `set_ptes()` (`ArchTlb.setPtes`) for `nr` entries the caller just wrote from `index`
+   * of `ptes`, with this gather's TLB operations and counters (a THP split inside the zap). Nothing when
+   * the arch has no PTE-aware set.
+   */
+  setPtes(ptes: PteTableView, index: number, nr: number): void;
   /** `tlb_remove_tlb_entry`: record one PTE (`cleared_ptes`). */
   tlbRemoveTlbEntry(addr: number): void;
   /** `tlb_remove_tlb_entries`: record `nr` PTEs. */
@@ -968,7 +1128,8 @@ export interface MmuGatherTrusted {
   removeFolioPagesTrusted(pfn: number, nr: number, delayRmap: boolean): boolean;
   /**
    * True when {@link MmuGatherTrusted.zapPresentTrusted} may stand in for the step-by-step calls: no event sink, the
-   * arch's `pteClear` is the asm-generic no-op and the arch gathers (not NO_GATHER). Fixed for the
+   * arch's `pteClear` is the asm-generic no-op, it has no PTE-aware clear (`ArchTlb.clearPtes`) and it
+   * gathers (not NO_GATHER). Fixed for the
    * gather's life, so the walk reads it once per operation.
    */
   zapFastPath(): boolean;

@@ -10,6 +10,14 @@
 // until mmu_notifier_arch_invalidate_secondary_tlbs (or exit's mmu_notifier_release) drops them.
 // A lockless walk (gup_fast) holds the tables on its path until an IPI, a grace period or its own end
 // lets it finish (CpuTlbs.locklessRefs): a table freed under one is reported.
+// Contiguous PTEs (arm64 contpte, Arm ARM "misprogramming of the Contiguous bit"): when a PTE table's
+// lock is released, every block holding a valid PTE with the contiguous bit must be whole — all its
+// entries valid, contiguous, one naturally aligned run of pfns, the same permissions — or a TLB fill
+// through any of them may return the translation of another address of the block: one whose PTE is
+// gone, to a page that is freed or reused (CONSTRAINED UNPREDICTABLE). And when an arch rewrites a
+// block without the bit, no CPU that can run the mm's user code may still cache the block's
+// contiguous entry unless the CPUs have BBML2_NOABORT: without it the TLB may hold both entries for
+// one address (a TLB conflict abort, or either translation).
 // Device memory a driver revoked (unmap_mapping_range over its device file, Linux v6.18) is freed by
 // the driver once the unmap returns: no CPU that can run user code and no device may still cache a
 // translation to any pfn of it then, and no PTE may still map it.
@@ -17,6 +25,10 @@
 import type { PhysMem } from "@mmgather/folio";
 import { type GatherEvent, MAX_GATHER_ENTRIES, MMU_GATHER_BUNDLE } from "@mmgather/mmu-gather";
 import type { CpuTlbs, LocklessWalkEnd } from "./cpu-tlb.js";
+import { PTE_CONT, PTE_WRITE, ptePfn } from "./pte.js";
+
+/** The PTE bits every entry of a contiguous block must share (permissions and the bit itself). */
+const CONT_PROT_MASK = PTE_WRITE | PTE_CONT;
 
 /** What went wrong. */
 export type ViolationKind =
@@ -36,7 +48,9 @@ export type ViolationKind =
   | "negativeCount"
   | "cleanedWhileWritable"
   | "swapDeviceUseAfterFree"
-  | "deviceMemoryUseAfterRevoke";
+  | "deviceMemoryUseAfterRevoke"
+  | "contPteMisprogrammed"
+  | "contPteTlbConflict";
 
 /** Why zap_pte_range set force_flush: the gather filled, or a dirty shared file page delayed its rmap. */
 export type WalkForcedFlushReason = "batchFull" | "dirtyShared";
@@ -161,14 +175,19 @@ export class Checker {
   /** Folios freed since the last reschedule point (cond_resched, system-call entry). */
   private freesSinceResched = 0;
 
+  /** `PAGE_SIZE` of the machine, for the byte addresses of reports. */
+  readonly pageSize: number;
+
   constructor(
     mem: PhysMem,
     tlbs: CpuTlbs | null,
     nrPhysPages: number,
     trailLength = 32,
     maxViolations = 100,
+    pageSize = 2 ** mem.pageShift,
   ) {
     this.mem = mem;
+    this.pageSize = pageSize;
     this.tlbs = tlbs;
     this.dirtyFile = new Uint8Array(nrPhysPages);
     this.ring = new Array(trailLength);
@@ -379,7 +398,7 @@ export class Checker {
    */
   onDeviceMemoryFreed(pfn: number, nr: number, present: readonly number[]): void {
     this.record({ type: "opReturned", op: "revoke", mmId: -1 });
-    const ps = this.tlbs?.pageSize ?? 4096;
+    const ps = this.pageSize;
     if (present.length >= 3) {
       this.report(
         "presentAfterReturn",
@@ -401,6 +420,88 @@ export class Checker {
         );
         return;
       }
+    }
+  }
+
+  /**
+   * A PTE table's lock is released: every block of `contPtes` entries overlapping `t[from, to)` (`t`
+   * the table whose entry 0 maps virtual page `base`) that holds a valid PTE with the contiguous bit must
+   * be whole (see the header), else `contPteMisprogrammed`.
+   */
+  checkContBlocks(
+    mmId: number,
+    t: Int32Array,
+    base: number,
+    from: number,
+    to: number,
+    contPtes: number,
+  ): void {
+    for (let b = from - (from % contPtes); b < to; b += contPtes) {
+      let cont = -1;
+      for (let j = b; j < b + contPtes; j++)
+        if (t[j] > 0 && (t[j] & PTE_CONT) !== 0) {
+          cont = j;
+          break;
+        }
+      if (cont < 0) continue;
+      const first = t[b];
+      const pfn0 = ptePfn(first);
+      let whole = first > 0 && pfn0 % contPtes === 0;
+      for (let j = 0; whole && j < contPtes; j++) {
+        const p = t[b + j];
+        whole =
+          p > 0 &&
+          (p & PTE_CONT) !== 0 &&
+          ptePfn(p) === pfn0 + j &&
+          (p & CONT_PROT_MASK) === (first & CONT_PROT_MASK);
+      }
+      if (whole) continue;
+      const addr = (base + cont) * this.pageSize;
+      this.report(
+        "contPteMisprogrammed",
+        `mm ${mmId}: the PTE at ${hex(addr)} keeps the contiguous bit, but its ${contPtes}-entry block at ${hex((base + b) * this.pageSize)} no longer maps one aligned run of pages (an entry is gone or differs): a TLB fill through it may return the translation of any address of the block — to a page that address no longer maps, one that is freed or reused`,
+        ptePfn(t[cont]),
+        addr,
+      );
+      return;
+    }
+  }
+
+  /**
+   * An arch's clear hook just rewrote the PTEs of `t` (entry 0 at virtual page `base`) around `t[index,
+   * index + nr)`: for the blocks at the two ends (the only ones a clear unfolds), none of whose PTEs has
+   * the contiguous bit any more, no CPU whose user code can run may still cache the block's contiguous
+   * entry (`contPteTlbConflict`), unless the CPUs have BBML2_NOABORT.
+   */
+  checkContUnfold(
+    mmId: number,
+    t: Int32Array,
+    base: number,
+    index: number,
+    nr: number,
+    contPtes: number,
+  ): void {
+    const tlbs = this.tlbs;
+    if (tlbs === null) return;
+    const firstBlock = index - (index % contPtes);
+    const last = index + nr - 1;
+    const lastBlock = last - (last % contPtes);
+    for (let k = 0; k < 2; k++) {
+      const b = k === 0 ? firstBlock : lastBlock;
+      if (k === 1 && b === firstBlock) break;
+      let cont = false;
+      for (let j = b; j < b + contPtes; j++) if ((t[j] & PTE_CONT) !== 0 && t[j] > 0) cont = true;
+      if (cont) continue;
+      const cpu = tlbs.cachedBlock(mmId, base + b, contPtes);
+      if (cpu < 0) continue;
+      const addr = (base + b) * this.pageSize;
+      this.report(
+        "contPteTlbConflict",
+        `CPU ${cpu} still caches the contiguous translation of the ${contPtes}-page block at ${hex(addr)} of mm ${mmId} after its PTEs were rewritten without the contiguous bit and no TLB invalidation in between (break-before-make): the TLB may now hold two entries for one address — a TLB conflict abort, or the stale block's translation`,
+        tlbs.cachedPfn(mmId, base + b),
+        addr,
+      );
+      return;
     }
   }
 
@@ -432,9 +533,9 @@ export class Checker {
       // a present one left behind maps a page the process no longer has a VMA (or the data) for.
       this.report(
         "presentAfterReturn",
-        `${op} returned with a present page-table entry at ${hex(presentAt * (this.tlbs?.pageSize ?? 4096))} in the zapped range`,
+        `${op} returned with a present page-table entry at ${hex(presentAt * this.pageSize)} in the zapped range`,
         presentPfn,
-        presentAt * (this.tlbs?.pageSize ?? 4096),
+        presentAt * this.pageSize,
       );
     }
     const t = this.tlbs;

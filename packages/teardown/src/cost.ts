@@ -301,6 +301,24 @@ export const COST_TERMS: readonly CostTerm[] = [
     unit: "x86 TLBSYNC (wait for the INVLPGBs everywhere)",
   },
   {
+    name: "tlbiVa",
+    phase: "tlb_flush",
+    counters: ["gather.tlbiVaOps"],
+    unit: "arm64 TLBI by address (VAE1IS / VALE1IS)",
+  },
+  {
+    name: "tlbiRange",
+    phase: "tlb_flush",
+    counters: ["gather.tlbiRangeOps"],
+    unit: "arm64 range TLBI (RVAE1IS / RVALE1IS)",
+  },
+  {
+    name: "contpteConvertPte",
+    phase: "zap_pte_range",
+    counters: ["gather.contpteConvertedPtes"],
+    unit: "PTE rewritten by arm64 contpte_convert (fold / unfold)",
+  },
+  {
     name: "tableFree",
     phase: "free_pgtables",
     counters: ["gather.tablesFreed"],

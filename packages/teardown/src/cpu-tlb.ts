@@ -17,8 +17,10 @@
 // TLBI, INVLPGB, s390 IPTE) does not — there only an RCU grace period or tlb_remove_table_sync_one does.
 // An INVLPGB reaches every CPU with the mm loaded, lazy ones included (they keep the mm's global ASID
 // loaded), and is never waited for by an interrupts-off section, whatever `flushIpi` says.
+// A PTE with arm64's contiguous bit is cached as one entry covering its whole block (the architecture
+// allows it; the access phase fills it so), and any invalidation overlapping the block drops it.
 // Omits: ASID/PCID reuse, associativity (direct-mapped here), global pages, speculative leaf (TLB)
-// fills after the access phase.
+// fills after the access phase, TLBI level (TTL) hints: an invalidation drops entries of every level.
 import type { TlbFlushKind, TlbListener } from "@mmgather/mmu-gather";
 import { TLB_FLUSH_ALL } from "@mmgather/mmu-gather";
 import type { SecondaryTlbs } from "./secondary-tlb.js";
@@ -406,6 +408,20 @@ export class CpuTlbs implements TlbListener {
         if (v !== INVALID && this.tlbMm[s] === mmId && v < ve && v + this.tlbNr[s] > vs)
           return Math.max(v, vs);
       }
+    }
+    return -1;
+  }
+
+  /**
+   * A CPU whose user code can use a cached entry of `mmId` for exactly the `nr` pages at `vpn` (a huge
+   * or contiguous-block entry of that size), or -1. One slot per CPU: the TLB is direct-mapped.
+   */
+  cachedBlock(mmId: number, vpn: number, nr: number): number {
+    const k = Math.floor(vpn / nr) % this.entries;
+    for (let c = 0; c < this.nrCpus; c++) {
+      const s = c * this.entries + k;
+      if (this.tlbVpn[s] === vpn && this.tlbMm[s] === mmId && this.tlbNr[s] === nr && this.tlbLive[s] !== 0)
+        return c;
     }
     return -1;
   }

@@ -4,8 +4,9 @@
 // inside a huge PMD, from __split_vma in mm/vma.c) and zap_pmd_range (a zap that covers part of it).
 //   anon  pmdp_invalidate (the huge TLB entry is flushed before any small one can be loaded),
 //         folio_ref_add(nr - 1), folio_add_anon_rmap_ptes(nr), pgtable_trans_huge_withdraw of the
-//         table deposited at fault time, set_ptes, folio_remove_rmap_pmd, pmd_populate: no page-table
-//         page is allocated or freed.
+//         table deposited at fault time, set_ptes (through the arch's PTE-aware hook: arm64 folds
+//         the PMD's blocks), folio_remove_rmap_pmd, pmd_populate: no page-table page is allocated or
+//         freed.
 //   file / shmem  pmdp_huge_clear_flush, folio_mark_dirty if the PMD was dirty, folio_set_referenced
 //         if young, folio_remove_rmap_pmd, folio_put, rss −= HPAGE_PMD_NR: the mapping goes away (a
 //         later access faults the pages back in by PTE).
@@ -26,10 +27,12 @@
 // flush, as x86 flush_tlb_mm_range sends it); s390 invalidates the segment with IDTE where this
 // flushes the PMD's range.
 import { PG, type PhysMem } from "@mmgather/folio";
+import type { MmuGather } from "@mmgather/mmu-gather";
 import { TeardownError } from "./errors.js";
 import type { Mm } from "./mm.js";
 import { LEVEL_PMD, LEVEL_PTE } from "./page-tables.js";
 import { mkPmdTable, mkPte, PTE_DIRTY, PTE_PRESENT, PTE_YOUNG, ptePfn, ZERO_PTE_BITS } from "./pte.js";
+import { archSetPtes } from "./pte-view.js";
 import { MM_FILEPAGES, MM_SHMEMPAGES, type Vma } from "./vma.js";
 import type { WalkCounters } from "./zap/context.js";
 
@@ -76,7 +79,8 @@ export function isHugeZeroPfn(mm: Mm, head: number): boolean {
 
 /**
  * `__split_huge_pmd` of the huge PMD at index `pi` of PMD table `pmdId` (pages [base, base + nr)),
- * mapped in `vma`. Flushes the huge translation from every CPU before the PTEs appear.
+ * mapped in `vma`. Flushes the huge translation from every CPU before the PTEs appear. `tlb`: the gather
+ * of the zap the split happens in (an arch's set_ptes hook counts into it), null outside one.
  */
 export function splitHugePmd(
   mm: Mm,
@@ -85,6 +89,7 @@ export function splitHugePmd(
   pi: number,
   base: number,
   acct: SplitAccounting | null,
+  tlb: MmuGather | null = null,
 ): void {
   const machine = mm.machine;
   const mem = machine.mem;
@@ -121,7 +126,9 @@ export function splitHugePmd(
   const tid = withdrawDeposit(mm, pmdId, pi, base);
   const t = pt.entries[tid]!;
   const bits = e & 0xe; // write / dirty / young
+  // set_ptes(mm, haddr, pte, entry, HPAGE_PMD_NR): the arch may fold the PTEs into contiguous blocks.
   for (let i = 0; i < nr; i++) t[i] = mkPte(head + i, bits);
+  archSetPtes(mm, t, base, 0, nr, tlb);
   removePmdRmap(mem, folioRmap, head, vma.locked);
   pmd[pi] = mkPmdTable(tid); // pmd_populate
 }

@@ -47,6 +47,7 @@ export {
   mkSwapPte,
   PFNMAP_PTE_BITS,
   PMD_HUGE,
+  PTE_CONT,
   PTE_DIRTY,
   PTE_PRESENT,
   PTE_WRITE,
@@ -55,8 +56,15 @@ export {
   pteSwapEntry,
   ZERO_PTE_BITS,
 } from "./pte.js";
+export { archSetPtes, DirectTlbOps, PteTableAccess } from "./pte-view.js";
 export { TableFreeRcu } from "./rcu.js";
-export type { CpuCounters, FinalStateChecks, LayerSnapshot, TeardownReport } from "./report.js";
+export type {
+  ContPteReport,
+  CpuCounters,
+  FinalStateChecks,
+  LayerSnapshot,
+  TeardownReport,
+} from "./report.js";
 export { checkFinalState, flattenCounters, snapshotLayers } from "./report.js";
 export type { Rng } from "./rng.js";
 export { createRng } from "./rng.js";

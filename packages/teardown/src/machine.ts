@@ -23,6 +23,7 @@ import { CpuTlbs } from "./cpu-tlb.js";
 import { TeardownError } from "./errors.js";
 import { Mm } from "./mm.js";
 import { PTE_MAX_PFN } from "./pte.js";
+import { PteTableAccess } from "./pte-view.js";
 import { TableFreeRcu } from "./rcu.js";
 import { SecondaryTlbs } from "./secondary-tlb.js";
 import type { Vma } from "./vma.js";
@@ -97,6 +98,8 @@ export class Machine {
   /** Each device file's pfn range (file index 0 maps `pfn`), by mapping id. */
   readonly deviceFiles = new Map<number, { readonly pfn: number; readonly nrPages: number }>();
   readonly tlbs: CpuTlbs | null;
+  /** The view of a PTE table the arch's PTE-aware hooks get (rebound per call). */
+  readonly pteView: PteTableAccess;
   /** The RCU page-table freeing waits on (lockless walks are its readers). */
   readonly rcu: TableFreeRcu;
   readonly checker: Checker | null;
@@ -201,10 +204,12 @@ export class Machine {
     this.mem = createPhysMem({
       nrPages: pages,
       pmdOrder: geometry.pmdOrder,
+      pageShift: geometry.pageShift,
       pcpPolicy: config.pcpPolicy,
       pcpFreeHighBatch: config.pcpFreeHighBatch,
       rmapPolicy: config.rmapPolicy,
     });
+    this.pteView = new PteTableAccess(this, folioState(this.mem));
     const swapSlots = Math.floor((config.swapBytes ?? 0) / pageSize);
     this.swap = swapSlots > 0 ? createSwapSpace(this.mem, { devices: [{ nrSlots: swapSlots + 1 }] }) : null;
     const cpus = config.cpus ?? 0;

@@ -7,6 +7,7 @@ import { TeardownError } from "./errors.js";
 import { type SplitAccounting, splitHugePmdIfNeeded } from "./huge-memory.js";
 import type { Machine } from "./machine.js";
 import { PageTables } from "./page-tables.js";
+import { DirectTlbOps } from "./pte-view.js";
 import { NR_MM_COUNTERS, type Vma, type VmaKind } from "./vma.js";
 
 /** One address space. */
@@ -30,6 +31,7 @@ export class Mm {
   hugeZeroFolio = false;
   /** exit_mmap has run. */
   dead = false;
+  private direct: DirectTlbOps | null = null;
   /** mm_users reached 0 and exit_mmap has started (mmget_not_zero fails from now on). */
   exiting = false;
 
@@ -38,6 +40,15 @@ export class Mm {
     this.machine = machine;
     this.tlbMm = tlbMm;
     this.pt = new PageTables(machine.geometry, machine.mem);
+  }
+
+  /**
+   * TLB maintenance of this mm outside any gather (an arch hook at set_ptes), created on first use;
+   * its counters record what it did.
+   */
+  directTlbOps(): DirectTlbOps {
+    if (this.direct === null) this.direct = new DirectTlbOps(this);
+    return this.direct;
   }
 
   /** The VMA containing page `vpn`, or null (find_vma + containment). */

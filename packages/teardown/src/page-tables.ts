@@ -1,7 +1,11 @@
 // Models: the four-level page-table tree of an mm — pgd_alloc / __pte_alloc / __pmd_alloc /
 // __pud_alloc (mm/memory.c) with tables allocated on demand, each table page an order-0 folio from
-// PhysMem so freeing it through the gather is real. Omits: p4d (folded), split PMD locks, page-table
-// ctor accounting, s390 2 KiB fragments (one folio per table here).
+// PhysMem so freeing it through the gather is real. A PUD level of one entry (`ptrsPerPud` 1: arm64 with
+// 64 KiB pages and 42/48-bit VAs, three levels) is folded as include/asm-generic/pgtable-nopud.h folds
+// it: the PGD entry is the PUD entry, so the level keeps a one-entry table in the tree here but no page
+// backs it (its `tablePfn` is -1): nothing allocates, walks, caches or frees one (`pud_free_tlb` is a
+// no-op). Omits: p4d (folded), split PMD locks, page-table ctor accounting, s390 2 KiB fragments (one
+// folio per table here).
 import type { PhysMem } from "@mmgather/folio";
 import type { ArchGeometry } from "@mmgather/mmu-gather";
 import { TeardownError } from "./errors.js";
@@ -35,6 +39,11 @@ export class PageTables {
   private readonly freeIds: number[] = [];
   /** Table id of the PGD. */
   readonly pgd: number;
+  /**
+   * The PUD level is folded into the PGD (`ptrsPerPud` 1, __PAGETABLE_PUD_FOLDED): its one-entry tables
+   * have no page (`tablePfn` -1).
+   */
+  readonly pudFolded: boolean;
 
   constructor(geo: ArchGeometry, mem: PhysMem) {
     this.geo = geo;
@@ -44,11 +53,16 @@ export class PageTables {
     const s1 = s0 * geo.ptrsPerPmd;
     const s2 = s1 * geo.ptrsPerPud;
     this.span = [s0, s1, s2, s2 * geo.ptrsPerPgd];
+    this.pudFolded = geo.ptrsPerPud === 1;
     this.pgd = this.allocTable(LEVEL_PGD);
   }
 
-  /** Allocates a zeroed table of `level` backed by an order-0 folio (pte_alloc_one & co). */
+  /**
+   * Allocates a zeroed table of `level` backed by an order-0 folio (pte_alloc_one & co); a folded PUD
+   * level gets its pageless one-entry table.
+   */
   allocTable(level: number): number {
+    if (level === LEVEL_PUD && this.pudFolded) return this.installTable(level, -1);
     let pfn: number;
     try {
       pfn = this.mem.allocFolio(0);
@@ -79,14 +93,16 @@ export class PageTables {
     else this.entries[id] = t;
     this.tablePfn[id] = pfn;
     this.tableLevel[id] = level;
-    this.nrTables[level]++;
-    this.allocated++;
+    if (pfn >= 0) {
+      this.nrTables[level]++;
+      this.allocated++;
+    }
     return id;
   }
 
   /** Forgets a table id whose page has been handed to the gather (or freed). */
   releaseId(id: number): void {
-    this.nrTables[this.tableLevel[id]]--;
+    if (this.tablePfn[id] >= 0) this.nrTables[this.tableLevel[id]]--;
     this.entries[id] = null;
     this.tablePfn[id] = -1;
     this.freeIds.push(id);
@@ -112,7 +128,10 @@ export class PageTables {
     return id;
   }
 
-  /** Id of the PUD table on the path to `vpn` (the table holding its PMD table), or -1. */
+  /**
+   * Id of the PUD table on the path to `vpn` (the table holding its PMD table), or -1. With a folded PUD
+   * level it has no page: `tablePfn` of it is -1.
+   */
   pmdParent(vpn: number): number {
     const g = this.entries[this.pgd]![this.index(vpn, LEVEL_PGD)];
     return g === 0 ? -1 : pmdTableId(g);
@@ -146,7 +165,10 @@ export class PageTables {
   /** Model bytes of the tables (4 bytes per entry plus per-table bookkeeping). */
   stateBytes(): number {
     let b = this.tablePfn.byteLength + this.tableLevel.byteLength;
-    for (const t of this.entries) if (t !== null) b += t.byteLength;
+    for (let id = 0; id < this.entries.length; id++) {
+      const t = this.entries[id];
+      if (t !== null && this.tablePfn[id] >= 0) b += t.byteLength;
+    }
     return b;
   }
 }

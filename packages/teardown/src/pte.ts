@@ -1,6 +1,6 @@
-// Models: the x86-64 / s390 software view of a PTE (arch/*/include/asm/pgtable.h): present pfn with
-// dirty/young/write bits, a swap entry, or none. Omits: protection keys, soft-dirty, uffd-wp
-// markers, migration / device entries, the real hardware bit positions.
+// Models: the x86-64 / s390 / arm64 software view of a PTE (arch/*/include/asm/pgtable.h): present pfn
+// with dirty/young/write bits (and arm64's contiguous bit), a swap entry, or none. Omits: protection
+// keys, soft-dirty, uffd-wp markers, migration / device entries, the real hardware bit positions.
 //
 // One PTE is one Int32 slot:
 //   0            pte_none
@@ -20,6 +20,12 @@ export const PTE_DIRTY = 4;
 export const PTE_YOUNG = 8;
 /** PMD-level leaf (pmd_trans_huge); only in PMD slots. */
 export const PMD_HUGE = 16;
+/**
+ * The contiguous bit (arm64 PTE_CONT); only in PTE slots, where the PMD_HUGE bit is free. Set only by an
+ * arch with contiguous blocks (`ArchTlb.contPte`), through its set_ptes hook: the entry belongs to a
+ * naturally aligned block of CONT_PTES entries that map one run of one folio, cached as one TLB entry.
+ */
+export const PTE_CONT = 16;
 /** Shift of the pfn inside a present entry. */
 export const PTE_PFN_SHIFT = 5;
 /** Largest pfn a present entry can hold (the int32 stays positive). */

@@ -133,10 +133,32 @@ export interface TeardownReport {
    * its own: `counters.cpu` and the estimate leave them out.
    */
   readonly numa: NumaScanCounters | null;
+  /**
+   * Contiguous PTEs, on an arch that maps them (`ArchTlb.contPte`, arm64 contpte), or null: what the
+   * operation's batched clears, unfolds and folds did — the `contpte*` gather counters, whose
+   * `contpte_convert` PTEs and TLBIs the estimate prices.
+   */
+  readonly contpte: ContPteReport | null;
   /** Model bytes of the machine (memory, swap, tables, CPUs) at the start of the teardown. */
   readonly stateBytes: number;
   /** `stateBytes` divided by the pages mapped when the teardown started (0 if none). */
   readonly stateBytesPerMappedPage: number;
+}
+
+/** What a teardown did to contiguous-PTE blocks (`TeardownReport.contpte`). */
+export interface ContPteReport {
+  /** `CONT_PTES` of the arch. */
+  readonly contPtes: number;
+  /** Batched clears (`contpte_[get_and_]clear_full_ptes`). */
+  readonly batchedClears: number;
+  /** Blocks those batched clears cleared whole, without unfolding. */
+  readonly blocksCleared: number;
+  /** Blocks unfolded by `contpte_convert` (a clear covering part of a block). */
+  readonly unfolds: number;
+  /** Blocks given the contiguous bit during the operation (a THP split in the zap, a completed block). */
+  readonly folds: number;
+  /** TLBIs the unfolds' and folds' flushes issued. */
+  readonly convertTlbis: number;
 }
 
 /** Counters of the CPU/TLB model. */
@@ -267,7 +289,7 @@ export function checkFinalState(machine: Machine, exited: Mm | null): FinalState
     if (mm.dead) continue;
     const pt = mm.pt;
     for (let id = 0; id < pt.entries.length; id++)
-      if (pt.entries[id] !== null) tablePages[pt.tablePfn[id]] = 1;
+      if (pt.entries[id] !== null && pt.tablePfn[id] >= 0) tablePages[pt.tablePfn[id]] = 1;
     for (const d of mm.deposits) if (d !== null) for (const p of d) if (p >= 0) tablePages[p] = 1;
     const count = [0, 0, 0, 0];
     for (let id = 0; id < pt.entries.length; id++) {
@@ -477,6 +499,17 @@ export function buildReport(
     writeback: writeback === null ? null : { ...writeback },
     swapoff: swapoff === null ? null : { ...swapoff },
     numa: numa === null ? null : { ...numa },
+    contpte:
+      machine.arch.contPte === null
+        ? null
+        : {
+            contPtes: machine.arch.contPte.contPtes,
+            batchedClears: g.contpteBatchedClears,
+            blocksCleared: g.contpteBlocksCleared,
+            unfolds: g.contpteUnfolds,
+            folds: g.contpteFolds,
+            convertTlbis: g.contpteConvertTlbis,
+          },
     stateBytes,
     stateBytesPerMappedPage: mappedPages > 0 ? stateBytes / mappedPages : 0,
   };

@@ -14,6 +14,8 @@
 // swap count (SwapSpace.setParallelWindow) — the worst case of two CPUs. A free_swap_and_cache without
 // its get_swap_device pin (the code before 82b1c07a0af6, Linux 6.9) then reads a freed swap_map:
 // reported as `swapDeviceUseAfterFree`.
+// Each PTE unuse_pte writes goes through the arch's set_ptes hook (set_pte_at of one PTE: arm64's
+// contpte_try_fold folds a block of a swap-cache folio once its last entry is back, flushing directly).
 // Omits: per-CPU LRU batches (the swap-ins' folio_add_lru batch is drained when swapoff ends), swapin
 // readahead (one order-0 folio per entry read in), large-folio swap-in, KSM copies,
 // VM_LOCKED (mlock of swapped-in pages), the I/O itself, signals (-EINTR), shmem_unuse, frontswap /
@@ -25,6 +27,7 @@ import type { Mm } from "./mm.js";
 import { mmapReadLock, mmapReadUnlock, type OpSteps } from "./mmap-lock.js";
 import { LEVEL_PMD } from "./page-tables.js";
 import { mkPte, PTE_PRESENT, pmdTableId, pteSwapEntry } from "./pte.js";
+import { archSetPtes } from "./pte-view.js";
 import { MM_ANONPAGES, MM_SWAPENTS, type Vma } from "./vma.js";
 
 /** What one swapoff did (every count exact). */
@@ -133,6 +136,8 @@ function* unuseVma(mm: Mm, vma: Vma, swap: SwapSpace, type: number, c: SwapoffCo
       const entry = pteSwapEntry(t[i]);
       if (entry >>> SWP_OFFSET_BITS !== type) continue;
       t[i] = unusePte(mm, vma, swap, entry, base + i, c);
+      // set_pte_at: one PTE; the arch may fold a block it completes (arm64 contpte_try_fold).
+      archSetPtes(mm, t, base, i, 1, null);
       unused++;
     }
     if (unused === 0) continue; // no lock section: the table holds no swap PTE of the device

@@ -22,8 +22,13 @@
 // VM_COPY_ON_FORK; copy_present_ptes: vm_normal_page is NULL, so __copy_present_ptes copies the PTE
 // alone, clean and old for the child, write bit kept: not a COW mapping). mlock leaves them alone
 // (mlock_fixup skips VM_SPECIAL VMAs: VM_LOCKED is never set), reclaim and THP never see them.
+// Every set_ptes of a folio's pages (fault, fork's copy in the child) goes through the arch's PTE-aware
+// hook when it has one (arm64 contpte folds the aligned, fully mapped blocks); zero and pfnmap PTEs are
+// special and never fold. A CPU access through a PTE with the contiguous bit caches the whole block.
 // Omits: readahead, khugepaged, mTHP sysfs policy, uffd, KSM, mm_forbids_zeropage (s390 KVM guests),
-// the use_zero_page sysfs switch (always on), write faults on a zero PTE or huge zero PMD (COW).
+// the use_zero_page sysfs switch (always on), write faults on a zero PTE or huge zero PMD (COW), the
+// parent's contpte_wrprotect_ptes unfold of a block that fork copies only in part (a block across a
+// VMA boundary), reclaim's unfold before it writes swap PTEs (the whole folio is unmapped either way).
 import { PG } from "@mmgather/folio";
 import { TeardownError } from "./errors.js";
 import { mmGetHugeZeroFolio } from "./huge-memory.js";
@@ -34,6 +39,7 @@ import {
   mkSwapPte,
   PFNMAP_PTE_BITS,
   PMD_HUGE,
+  PTE_CONT,
   PTE_DIRTY,
   PTE_PRESENT,
   PTE_WRITE,
@@ -43,6 +49,7 @@ import {
   pteSwapEntry,
   ZERO_PTE_BITS,
 } from "./pte.js";
+import { archSetPtes } from "./pte-view.js";
 import type { Rng } from "./rng.js";
 import type { SecondaryTlbs } from "./secondary-tlb.js";
 import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, type Vma } from "./vma.js";
@@ -243,7 +250,9 @@ function mapAnonPtes(mm: Mm, vma: Vma, vpn: number, order: number): void {
   if (vma.locked) mem.mlockFolio(head);
   const t = mm.pt.entries[tid]!;
   const i0 = vpn % mm.pt.geo.ptrsPerPte;
+  // set_ptes(mm, addr, pte, entry, nr): the arch may fold the PTEs into contiguous blocks.
   for (let i = 0; i < nr; i++) t[i0 + i] = mkPte(head + i, PTE_WRITE | PTE_DIRTY | PTE_YOUNG);
+  archSetPtes(mm, t, vpn - i0, i0, nr, null);
   mm.rss[MM_ANONPAGES] += nr;
 }
 
@@ -308,7 +317,9 @@ function mapPteFolio(mm: Mm, vma: Vma, vpn: number, order: number, dirty: boolea
   if (vma.shared && dirty) mem.folioSet(head, PG.dirty);
   const t = mm.pt.entries[tid]!;
   const i0 = vpn % mm.pt.geo.ptrsPerPte;
+  // set_pte_range → set_ptes of the folio's pages.
   for (let i = 0; i < nr; i++) t[i0 + i] = mkPte(pfn + i, bits);
+  archSetPtes(mm, t, vpn - i0, i0, nr, null);
   mm.rss[rssIndex(vma)] += nr;
 }
 
@@ -490,11 +501,14 @@ export function forkMm(parent: Mm): Mm {
         mem.folioAddRmapPtes(head, pfn, n);
         mem.folioRefAdd(head, n);
         const anon = mem.folioTest(head, PG.anon);
+        // __copy_present_ptes: wrprotect_ptes in the parent (a whole run keeps its contiguous blocks),
+        // set_ptes(pte_mknoncont) in the child, where the arch folds the blocks again.
         for (let k = 0; k < n; k++) {
           const p = t[i + k] & ~PTE_WRITE;
           t[i + k] = p;
-          ct[i + k] = p & ~PTE_YOUNG;
+          ct[i + k] = p & ~(PTE_YOUNG | PTE_CONT);
         }
+        archSetPtes(child, ct, base, i, n, null);
         child.rss[anon ? MM_ANONPAGES : rssIndex(v)] += n;
         i += n;
       }
@@ -664,7 +678,9 @@ export function gupFastWalk(mm: Mm, cpu: number, addr: number): number[] {
   const tables: number[] = [];
   const pmdId = pt.pmdTable(vpn, false);
   if (pmdId >= 0) {
-    tables.push(pt.tablePfn[pt.pmdParent(vpn)], pt.tablePfn[pmdId]);
+    const pud = pt.tablePfn[pt.pmdParent(vpn)];
+    if (pud >= 0) tables.push(pud); // none for a folded PUD level
+    tables.push(pt.tablePfn[pmdId]);
     const e = pt.entries[pmdId]![pt.index(vpn, LEVEL_PMD)];
     if (e !== 0 && (e & PTE_PRESENT) === 0) tables.push(pt.tablePfn[pmdTableId(e)]);
   }
@@ -738,16 +754,20 @@ function accessMapped(
 ): void {
   const pt = mm.pt;
   const span = pt.span[0];
+  // An arch with contiguous blocks (arm64 contpte): a PTE with the contiguous bit may be cached as one
+  // entry covering its whole block.
+  const cont = mm.machine.arch.contPte?.contPtes ?? 1;
   for (const v of mm.vmas) {
     for (let base = Math.floor(v.start / span) * span; base < v.end; base += span) {
       const pmdId = pt.pmdTable(base, false);
       if (pmdId < 0) continue;
       const e = pt.entries[pmdId]![pt.index(base, LEVEL_PMD)];
       if (e === 0) continue;
-      const pudId = pt.pmdParent(base);
+      // The PUD table page (none when the level is folded: pgtable-nopud.h).
+      const pud = pt.tablePfn[pt.pmdParent(base)];
       if ((e & PTE_PRESENT) !== 0) {
         if (rng.next() < fraction) {
-          walk(pt.tablePfn[pudId]);
+          if (pud >= 0) walk(pud);
           walk(pt.tablePfn[pmdId]);
           translation(base, ptePfn(e), span, (e & WRITABLE_DIRTY) === WRITABLE_DIRTY);
         }
@@ -759,10 +779,15 @@ function accessMapped(
       const to = Math.min(v.end, base + span) - base;
       for (let i = from; i < to; i++) {
         if (t[i] > 0 && (fraction >= 1 || rng.next() < fraction)) {
-          walk(pt.tablePfn[pudId]);
+          if (pud >= 0) walk(pud);
           walk(pt.tablePfn[pmdId]);
           walk(pt.tablePfn[tid]);
-          translation(base + i, ptePfn(t[i]), 1, (t[i] & WRITABLE_DIRTY) === WRITABLE_DIRTY);
+          const p = t[i];
+          const writable = (p & WRITABLE_DIRTY) === WRITABLE_DIRTY;
+          if ((p & PTE_CONT) !== 0 && cont > 1) {
+            const off = (base + i) % cont;
+            translation(base + i - off, ptePfn(p) - off, cont, writable);
+          } else translation(base + i, ptePfn(p), 1, writable);
         }
       }
     }

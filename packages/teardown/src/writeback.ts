@@ -21,7 +21,9 @@
 // locks a mapped folio), mmu_notifier_invalidate_range_start/end (devices get the flush through
 // flush_tlb_page's secondary invalidation, as the generic flush sends it), I/O time and completion
 // order (a folio's write completes within its step), the flush as s390 does it (IPTE: modelled as a
-// one-page range flush).
+// one-page range flush), arm64 contpte around folio_mkclean (ptep_clear_flush unfolds the block and
+// set_pte_at folds it again once the whole folio is clean: here the block keeps its contiguous bit, its
+// entries cleaned one by one within the folio's step).
 import { PG } from "@mmgather/folio";
 import type { FlushShare } from "./cpu-tlb.js";
 import { TeardownError } from "./errors.js";

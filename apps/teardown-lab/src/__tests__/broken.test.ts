@@ -60,3 +60,38 @@ describe("pfnmap-no-tlb-entry (special PTEs of a VM_PFNMAP VMA left out of the f
     expect(s.cpus).toBe(2);
   });
 });
+
+describe("arm64-last-level-after-free (arm64 tlb_flush with last_level forced after a table free)", () => {
+  const c = BROKEN["arm64-last-level-after-free"];
+  for (const design of DESIGNS) {
+    it(`is caught as ${c.expect} on ${design}; the real arm64 flush is silent`, () => {
+      const s = c.scenario(c.seeds[0]);
+      const broken = runOne(s, design, "generic", { override: c.override }).report;
+      expect(new Set(broken.violations.map((v) => v.kind))).toEqual(new Set([c.expect]));
+      expect(broken.arch).toBe("arm64, last-level always");
+      const real = runOne(s, design, "generic", { override: realOverrideOf(c) }).report;
+      expect(real.violations).toEqual([]);
+      expect(real.finalState.problems).toEqual([]);
+      // 256 last-level TLBIs at the VMA end, then 3 for the tables: VAE1IS in the real flush.
+      expect(real.counters.gather.tlbiVaOps).toBe(259);
+    });
+  }
+});
+
+describe("arm64 contpte: a block cleared in part without unfolding, or unfolded without its TLBI", () => {
+  for (const name of ["arm64-contpte-no-unfold", "arm64-contpte-unfold-without-tlbi"] as const) {
+    const c = BROKEN[name];
+    for (const design of DESIGNS) {
+      it(`${name} is caught as ${c.expect} on ${design}; the real arm64 adapter is silent`, () => {
+        const s = c.scenario(c.seeds[0]);
+        const broken = runOne(s, design, "generic", { override: c.override }).report;
+        expect(new Set(broken.violations.map((v) => v.kind))).toEqual(new Set([c.expect]));
+        const real = runOne(s, design, "generic", { override: realOverrideOf(c) }).report;
+        expect(real.violations).toEqual([]);
+        expect(real.finalState.problems).toEqual([]);
+        // Both ends of [32K, 96K) fall inside a 16-PTE block: the real zap unfolds two blocks.
+        expect(real.contpte?.unfolds).toBe(2);
+      });
+    }
+  }
+});

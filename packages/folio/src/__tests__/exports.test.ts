@@ -16,6 +16,7 @@ describe("public API", () => {
         "PAGEVEC_SIZE",
         "PCP_BATCH",
         "PCP_HIGH",
+        "pcpZoneSizes",
         "PG",
         "PG_ALL_MASK",
         "PG_MANAGED_MASK",

@@ -150,3 +150,40 @@ describe("defineArch refuses impossible adapters", () => {
     expect(code({ name: "ok", geometry: { pageShift: 16, ptrsPerPte: 8192, pmdOrder: 13 } })).toBe("none");
   });
 });
+
+describe("the PTE-aware hooks and contiguous blocks", () => {
+  const code = (o: Parameters<typeof defineArch>[0]) => {
+    try {
+      defineArch(o);
+    } catch (e) {
+      return isArchConfigError(e) ? `${e.code}: ${e.message}` : "untyped";
+    }
+    return "none";
+  };
+  const hooks = { setPtes: () => {}, clearPtes: () => {} };
+
+  it("default to none: an adapter that never looks at PTE values keeps the fused zap path", () => {
+    const a = defineArch({ name: "plain" });
+    expect([a.contPte, a.setPtes, a.clearPtes]).toEqual([null, null, null]);
+  });
+
+  it("refuses blocks without both hooks, a block size that is no power of two dividing PTRS_PER_PTE, non-function hooks", () => {
+    expect(code({ name: "c1", contPte: { contPtes: 16, bbml2NoAbort: false } })).toMatch(
+      /^BAD_HOOK: .*must make them in setPtes and unfold them in clearPtes/,
+    );
+    expect(
+      code({ name: "c2", contPte: { contPtes: 16, bbml2NoAbort: false }, setPtes: hooks.setPtes }),
+    ).toMatch(/^BAD_HOOK/);
+    for (const contPtes of [0, 1, 12, 1024])
+      expect(code({ name: "c3", contPte: { contPtes, bbml2NoAbort: false }, ...hooks })).toMatch(
+        /^BAD_GEOMETRY: .*contPtes must be a power of two >= 2 dividing ptrsPerPte/,
+      );
+    expect(
+      code({ name: "c4", contPte: { contPtes: 16, bbml2NoAbort: "no" as unknown as boolean }, ...hooks }),
+    ).toMatch(/^BAD_GEOMETRY/);
+    expect(code({ name: "c5", clearPtes: 7 as unknown as null })).toMatch(
+      /^BAD_HOOK: .*clearPtes must be a function or null/,
+    );
+    expect(code({ name: "ok", contPte: { contPtes: 16, bbml2NoAbort: true }, ...hooks })).toBe("none");
+  });
+});

@@ -9,6 +9,7 @@ import type { SwapSpace } from "@mmgather/swapcache";
 import type { Checker, TrailEventSink } from "../checker.js";
 import type { SplitAccounting } from "../huge-memory.js";
 import type { Mm } from "../mm.js";
+import type { PteTableAccess } from "../pte-view.js";
 import { NR_MM_COUNTERS, type Vma } from "../vma.js";
 
 /** Work counters of the walk itself (the gather, folio and swap layers count their own). */
@@ -122,6 +123,26 @@ export class ZapContext {
   readonly zeroPfn: number;
   /** Head pfn of the machine's huge zero folio (-1: none yet): is_huge_zero_pmd. */
   readonly hugeZeroFolio: number;
+  /**
+   * The arch clears PTEs through a PTE-aware hook (`ArchTlb.clearPtes`, arm64 contpte): the walk hands it
+   * the table before clearing a batch (`MmuGather.clearFullPtes`), through `ptes`. Decided once per
+   * operation; false keeps every other path as it was.
+   */
+  readonly pteAware: boolean;
+  /** The arch's view of the table being zapped (the machine's, rebound per table). */
+  readonly ptes: PteTableAccess;
+  /** `CONT_PTES` of an arch with contiguous blocks, else 0 (arm64's `pte_batch_hint`, the checks). */
+  readonly contPtes: number;
+  /** Check contiguous blocks (checker on, an arch with contiguous blocks), and whether BBML2 allows skipping the unfold's TLBI. */
+  readonly checkCont: boolean;
+  private readonly bbml2: boolean;
+  /** The PTE table of the lock section now running (null outside one, or in a huge PMD's). */
+  zapTable: Int32Array | null = null;
+  /** Virtual page of `zapTable`'s entry 0. */
+  zapBase = 0;
+  /** The entries [zapFrom, zapTo) of `zapTable` the section may zap. */
+  zapFrom = 0;
+  zapTo = 0;
   /** The VMA being zapped. */
   vma: Vma | null = null;
   /**
@@ -158,6 +179,12 @@ export class ZapContext {
     this.deferAllRmaps = tlb.tlbBatchRmap();
     this.fused = checker === null && this.trace === null && this.tlb.zapFastPath();
     this.runPfns = new Int32Array(this.fused ? mm.pt.geo.ptrsPerPte : 0);
+    const arch = mm.machine.arch;
+    this.pteAware = arch.clearPtes !== null;
+    this.ptes = mm.machine.pteView;
+    this.contPtes = arch.contPte?.contPtes ?? 0;
+    this.checkCont = checker !== null && this.contPtes > 0;
+    this.bbml2 = arch.contPte?.bbml2NoAbort ?? false;
     this.splitAccounting = splitAccountingFor(counters, tlb.variant);
   }
 
@@ -177,8 +204,25 @@ export class ZapContext {
     if (t !== null) t({ type: "ptlLocked", mmId: this.mm.id, tablePfn, thread: this.thread });
   }
 
+  /**
+   * `[get_and_]clear_full_ptes` of `nr` present PTEs of `t` from `i` on a PTE-aware arch: the arch sees
+   * the table first (it may unfold a block at either end), then the checker looks at what it left.
+   * The caller clears the entries after.
+   */
+  clearFullPtes(t: Int32Array, base: number, i: number, nr: number): void {
+    const ptes = this.ptes;
+    const writes = ptes.writes;
+    this.tlb.clearFullPtes(ptes.bind(t, base), i, nr);
+    // Only a hook that rewrote entries can have left a stale block entry behind.
+    if (this.checkCont && !this.bbml2 && ptes.writes !== writes)
+      this.checker!.checkContUnfold(this.mm.id, t, base, i, nr, this.contPtes);
+  }
+
   /** pte_unmap_unlock / spin_unlock. */
   unlock(): void {
+    const zt = this.zapTable;
+    if (this.checkCont && zt !== null)
+      this.checker!.checkContBlocks(this.mm.id, zt, this.zapBase, this.zapFrom, this.zapTo, this.contPtes);
     this.tlb.leavePtl();
     const c = this.checker;
     const t = this.trace;

@@ -17,6 +17,11 @@
 // one zap_present_ptes call per PTE, nothing queued. The walk knows it per VMA (ctx.noNormalPages) and
 // runs a loop of its own for such a table (zapSpecialPtes): no device pfn ever reaches a folio lookup or
 // the gather's page calls, and the fused paths stay untouched.
+// On an arch with a PTE-aware clear (arm64 contpte) both walks hand it the PTE table before clearing
+// (MmuGather.clearFullPtes, after which the batch's dirty / young bits are read): one PTE at a time in
+// the per-PTE walk (ptep_get_and_clear_full), the folio_pte_batch run in the 7.x walk, whose batch then
+// takes a contiguous block in one read (arm64's pte_batch_hint) and never crosses a change of the
+// contiguous bit (pte_same). The fused paths are off there (the gather's zapFastPath).
 // Omits: uffd-wp markers, device/migration/hwpoison entries,
 // need_resched breaks (they change no state), PMD-level IDTE on s390 (one IPTE stands in for it).
 import { PG } from "@mmgather/folio";
@@ -29,7 +34,7 @@ import {
 import { TeardownError } from "../errors.js";
 import { removePmdRmap } from "../huge-memory.js";
 import { LEVEL_PMD, LEVEL_PTE } from "../page-tables.js";
-import { PTE_DIRTY, PTE_WRITE, PTE_YOUNG, ptePfn, pteSwapEntry } from "../pte.js";
+import { PTE_CONT, PTE_DIRTY, PTE_WRITE, PTE_YOUNG, ptePfn, pteSwapEntry } from "../pte.js";
 import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS } from "../vma.js";
 import type { ZapContext } from "./context.js";
 
@@ -153,8 +158,9 @@ export function zapPtesPerPte(
   const fused = ctx.fused;
   const pageSize = ctx.pageSize;
   const zero = ctx.zeroPfn;
+  const pteAware = ctx.pteAware;
   for (let i = from; i < to; i++) {
-    const pte = t[i];
+    let pte = t[i];
     if (pte === 0) continue;
     const addr = (base + i) * pageSize;
     if (pte > 0) {
@@ -206,8 +212,13 @@ export function zapPtesPerPte(
           continue;
         }
       }
+      if (pteAware) {
+        // ptep_get_and_clear_full on a PTE-aware arch: it sees the table first (arm64 unfolds a
+        // contiguous block here, merging the block's dirty / young bits into every entry).
+        ctx.clearFullPtes(t, base, i, 1);
+        pte = t[i];
+      } else tlb.ptepGetAndClear(addr, 1);
       t[i] = 0;
-      tlb.ptepGetAndClear(addr, 1);
       tlb.tlbRemoveTlbEntry(addr);
       c.ptesCleared++;
       c.presentBatches++;
@@ -303,6 +314,75 @@ function zapOrder0Run(
   return i + k;
 }
 
+/**
+ * zap_present_ptes of the 7.x walk on an arch that clears through a PTE-aware hook (arm64 contpte), for
+ * the present, normal PTE `pte` = `t[i]`: folio_pte_batch with the arch's `pte_batch_hint` (a PTE with
+ * the contiguous bit vouches for the rest of its block: one read for the block), a batch never crossing
+ * a change of the contiguous bit (pte_same compares it); then `clear_full_ptes` /
+ * `get_and_clear_full_ptes` — the arch hook first (it unfolds a block the batch covers only in part),
+ * the batch's dirty / young bits read after it (an unfold merges the block's into every entry) — and
+ * zap_present_folio_ptes as the step-by-step path does it. Returns the next index, negated when the
+ * gather filled (force_flush is then set).
+ */
+function zapPresentPtesAware(
+  ctx: ZapContext,
+  t: Int32Array,
+  base: number,
+  i: number,
+  to: number,
+  pte: number,
+): number {
+  const tlb = ctx.tlb;
+  const fs = ctx.fs;
+  const c = ctx.counters;
+  const pfn = ptePfn(pte);
+  const head = folioHeadTrusted(fs, pfn);
+  const fnr = folioNrPagesTrusted(fs, head);
+  const cont = ctx.contPtes;
+  let n = 1;
+  if (fnr > 1 && to - i > 1) {
+    // folio_pte_batch: max_nr stops at the folio's end; the hint skips the rest of a contiguous block.
+    const max = Math.min(to - i, head + fnr - pfn);
+    const key = pte & (PTE_WRITE | PTE_CONT);
+    n = (pte & PTE_CONT) !== 0 && cont > 0 ? cont - ((base + i) % cont) : 1;
+    let reads = 1;
+    while (n < max) {
+      const p = t[i + n];
+      if (p <= 0 || ptePfn(p) !== pfn + n || (p & (PTE_WRITE | PTE_CONT)) !== key) break;
+      reads++;
+      n += (p & PTE_CONT) !== 0 && cont > 0 ? cont - ((base + i + n) % cont) : 1;
+    }
+    if (n > max) n = max;
+    c.folioPteBatchCalls++;
+    c.folioPteBatchPtes += reads;
+  }
+  const addr = (base + i) * ctx.pageSize;
+  ctx.clearFullPtes(t, base, i, n);
+  let merged = 0;
+  for (let k = i; k < i + n; k++) {
+    merged |= t[k];
+    t[k] = 0;
+  }
+  const idx = rssIndexOf(ctx, head);
+  if (idx !== MM_ANONPAGES && (merged & PTE_YOUNG) !== 0) c.markAccessedCalls++;
+  c.ptesCleared += n;
+  c.presentBatches++;
+  let delay = false;
+  if (idx !== MM_ANONPAGES && (merged & PTE_DIRTY) !== 0) {
+    ctx.mem.folioSet(head, PG.dirty);
+    if (ctx.checker !== null) ctx.checker.noteDirtyFileClear(pfn, n, ctx.thread);
+    if (tlb.tlbDelayRmap()) {
+      delay = true;
+      forceFlushDirtyShared(ctx);
+    }
+  }
+  ctx.rss[idx] -= n;
+  tlb.tlbRemoveTlbEntries(addr, n);
+  if (!delay) tlb.removeRmapTrusted(head, pfn, n);
+  if (tlb.removeFolioPagesTrusted(pfn, n, delay)) return -batchFull(ctx, i + n);
+  return i + n;
+}
+
 /** 7.x do_zap_pte_range loop: none runs skipped, folio_pte_batch, swap_pte_batch. */
 export function zapPtesFolioBatch(
   ctx: ZapContext,
@@ -349,6 +429,12 @@ export function zapPtesFolioBatch(
           i = r;
           continue;
         }
+      }
+      if (ctx.pteAware) {
+        const r = zapPresentPtesAware(ctx, t, base, i, to, pte);
+        if (r < 0) return -r;
+        i = r;
+        continue;
       }
       // A present PTE maps a live folio: the hot path reads it unchecked, and folio_pte_batch below
       // keeps [pfn, pfn + n) inside it, which is what the gather's trusted calls require.

@@ -72,7 +72,7 @@ export function* unmapPageRange(ctx: ZapContext, walk: ZapWalk, vs: number, ve: 
         continue;
       }
       // zap_pmd_range: a range that covers part of the THP splits it first (__split_huge_pmd).
-      splitHugePmd(ctx.mm, ctx.vma!, pmdId, pi, base, ctx.splitAccounting);
+      splitHugePmd(ctx.mm, ctx.vma!, pmdId, pi, base, ctx.splitAccounting, ctx.tlb);
       if (pmd[pi] === 0) continue; // a file THP's mapping is gone with the split
     }
     const tid = pmdTableId(pmd[pi]);
@@ -83,10 +83,15 @@ export function* unmapPageRange(ctx: ZapContext, walk: ZapWalk, vs: number, ve: 
     while (from < to) {
       counters.pteTableVisits++;
       ctx.lock(pt.tablePfn[tid]);
+      ctx.zapTable = t;
+      ctx.zapBase = base;
+      ctx.zapFrom = from;
+      ctx.zapTo = to;
       if (ctx.deferAllRmaps) ctx.tlb.discardRmaps();
       from = steps.zapPtes(ctx, t, base, from, to);
       ctx.addMmRssVec();
       steps.endPteTable(ctx);
+      ctx.zapTable = null;
       ctx.condResched();
       yield;
     }
@@ -146,6 +151,11 @@ function freeLevel(
     if (cb >= floor && cb + childSpan <= ceiling) {
       t[i] = 0;
       const pfn = pt.tablePfn[cid];
+      if (pfn < 0) {
+        // A folded level (pgtable-nopud.h): the entry was the parent's; pud_free_tlb does nothing.
+        pt.releaseId(cid);
+        continue;
+      }
       // Unlinked: from now on no walk reaches it, but a CPU may still cache it from an earlier one.
       if (ctx.checker !== null) ctx.mm.machine.tlbs?.noteTableUnlinked(ctx.mm.id, pfn);
       if (level - 1 === LEVEL_PMD && ctx.mm.deposits[cid] !== undefined) ctx.mm.deposits[cid] = null;
