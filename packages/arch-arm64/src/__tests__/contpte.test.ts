@@ -98,6 +98,10 @@ function recorder() {
     invalidateLazy: () => {},
     idte: () => {},
     setFlushMm: () => {},
+    // x86 operations: an arm64 hook never calls them.
+    flushTlbFunc: () => log.push("x86 flushTlbFunc"),
+    invlpgb: () => log.push("x86 invlpgb"),
+    tlbsync: () => log.push("x86 tlbsync"),
     tlbiIssued: (va, range) => {
       c.va += va;
       c.range += range;
