@@ -1,8 +1,6 @@
 // One 64 MiB munmap of 64 KiB anonymous folios on arm64 (4 KiB pages), with and without contpte: the
 // counters that show the batching and the two estimates. Run after `pnpm build`.
 import { createArm64Arch } from "@mmgather/arch-arm64";
-// One 64 MiB munmap of 64 KiB anonymous folios on arm64 (4 KiB pages), with and without contpte: the
-// counters that show the batching and the two estimates. Run after `pnpm build`.
 import { runScenario } from "@mmgather/teardown";
 
 for (const contpte of [true, false]) {
