@@ -7,6 +7,7 @@ import { genericArch } from "@mmgather/arch-generic";
 import { x86Arch } from "@mmgather/arch-x86";
 import {
   type ArchOverrides,
+  type ArchTlb,
   defineArch,
   defineVariant,
   encodedNrPages,
@@ -394,18 +395,21 @@ const leafOnlyArch = (real: boolean) => {
   return likeGeneric(real ? "last-level-unless-tables" : "last-level-always", {
     tlbFlushIpi: false,
     fullFlushCeiling: 0,
-    tlbFlush: real
-      ? flush
-      : (tlb, ops) =>
-          flush(
-            tlb,
-            withTlbOps(ops, {
-              flushRange: (start, end, stride, _walkCaches, cpus) =>
-                ops.flushRange(start, end, stride, false, cpus),
-            }),
-          ),
+    tlbFlush: real ? flush : lastLevelOnly(flush),
   });
 };
+
+/** `flush` with every range invalidation leaf-only (walk caches kept), whatever it was asked for. */
+function lastLevelOnly(flush: ArchTlb["tlbFlush"]): ArchTlb["tlbFlush"] {
+  return (tlb, ops) =>
+    flush(
+      tlb,
+      withTlbOps(ops, {
+        flushRange: (start, end, stride, _walkCaches, cpus) =>
+          ops.flushRange(start, end, stride, false, cpus),
+      }),
+    );
+}
 
 /**
  * The arm64 adapter (v6.18 tlb_flush) with `last_level` forced on: every range flush is TLBI VALE1IS,
@@ -415,14 +419,7 @@ const leafOnlyArch = (real: boolean) => {
 const arm64LastLevelAlways = defineArch({
   ...arm64Arch,
   name: "arm64, last-level always",
-  tlbFlush: (tlb, ops) =>
-    arm64Arch.tlbFlush(
-      tlb,
-      withTlbOps(ops, {
-        flushRange: (start, end, stride, _walkCaches, cpus) =>
-          ops.flushRange(start, end, stride, false, cpus),
-      }),
-    ),
+  tlbFlush: lastLevelOnly(arm64Arch.tlbFlush),
 });
 
 /** arm64 with contpte whose clears never unfold: contpte_try_unfold_partial left out of the batched clears. */
