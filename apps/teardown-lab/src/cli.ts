@@ -55,6 +55,9 @@ import {
 import { applyOverrides, PRESET_NAMES, PRESETS, type PresetOptions } from "./presets.js";
 import { PROFILE_NAMES, PROFILES } from "./profiles.js";
 import { createProgress, type Progress } from "./progress.js";
+import { isQueueError, parseQueueUrl, QueueError, type QueueUrl } from "./queue.js";
+import { type FailedCell, runCampaign } from "./queue-client.js";
+import { runWorker } from "./queue-worker.js";
 import { runOne } from "./run.js";
 import { type Scenario, ScenarioError, validateScenario } from "./scenario.js";
 import { readScenarioData } from "./scenario-file.js";
@@ -69,7 +72,7 @@ import {
   VARIANTS,
   type VariantName,
 } from "./spec.js";
-import type { SweepReply, SweepTask } from "./sweep-worker.js";
+import type { ExploreReply, ExploreTask, SweepReply, SweepTask } from "./sweep-worker.js";
 
 /** Exit code for bad input. */
 const BAD_INPUT = 2;
@@ -118,6 +121,12 @@ function listArg<T extends string>(allowed: readonly T[], what: string) {
     }
     return items as T[];
   };
+}
+
+function idArg(v: string): string {
+  if (!/^[0-9a-f]{8}$/.test(v))
+    throw new InvalidArgumentError("expected the 8 hex digits the first run printed (e.g. 3fa9c2d1)");
+  return v;
 }
 
 interface CommonOpts {
@@ -310,7 +319,21 @@ const commonOptions = (cmd: Command): Command =>
       sizeArg,
     );
 
+/** `--queue URL` (and `--resume ID`, which needs it), checked before anything runs. */
+function queueOf(o: { queue?: string; resume?: string }): QueueUrl | undefined {
+  if (o.resume !== undefined && o.queue === undefined)
+    throw new UsageError("--resume needs --queue (the Redis the cells were queued on)");
+  return o.queue === undefined ? undefined : parseQueueUrl(o.queue);
+}
+
+const note = (line: string) => process.stderr.write(`note: ${line}\n`);
+
 async function sweep(file: string | undefined, o: CommonOpts & SweepOpts): Promise<number> {
+  const queue = queueOf(o);
+  if (queue !== undefined && o.threads !== undefined)
+    throw new UsageError(
+      "--threads sizes the local pool; with --queue each worker has its own (worker --threads)",
+    );
   // The default list leaves out what cannot exist: an anonymous main VMA has no order-1 (8K) folios.
   const folios = o.folios ?? mainVmaFolioSizes(loadScenario(file, o));
   const ops = o.ops ?? [undefined];
@@ -330,8 +353,62 @@ async function sweep(file: string | undefined, o: CommonOpts & SweepOpts): Promi
       }
     }
   }
-  const threads = o.threads ?? Math.min(2, availableParallelism());
-  const progress = wantProgress(o) ? createProgress(tasks.length, "sweep") : null;
+  const startProgress = () => (wantProgress(o) ? createProgress(tasks.length, "sweep") : null);
+  let replies: readonly (SweepReply | undefined)[];
+  let failed: readonly FailedCell[] = [];
+  if (queue !== undefined) {
+    const r = await runCampaign<SweepReply>({
+      url: queue,
+      cells: { kind: "sweep", tasks },
+      seedOf: (i) => tasks[i].scenario.seed,
+      labelOf: (i) => `${tasks[i].variant}/${tasks[i].arch}`,
+      resume: o.resume,
+      startProgress,
+      note,
+    });
+    replies = r.replies;
+    failed = r.failed;
+    if (r.rerun > 0)
+      note(
+        `${r.rerun} time${r.rerun === 1 ? "" : "s"} a worker stopped answering mid-cell; the cell ran again on another`,
+      );
+  } else {
+    replies = await sweepLocally(tasks, o.threads ?? Math.min(2, availableParallelism()), startProgress());
+  }
+  const results: (RunResult & { folio: string; pmd: boolean })[] = [];
+  const skipped = new Set<string>();
+  for (const r of replies) {
+    if (r === undefined) continue;
+    if ("error" in r) {
+      skipped.add(r.error);
+      continue;
+    }
+    results.push({ folio: cells[r.index].folio, pmd: cells[r.index].pmd, ...r.result });
+  }
+  for (const why of skipped) process.stderr.write(`note: skipped: ${why}\n`);
+  for (const f of failed) {
+    const t = tasks[f.index];
+    note(
+      `cell ${f.index} (${t.variant}/${t.arch}, folio ${cells[f.index].folio}) failed on the queue: ${f.reason}`,
+    );
+  }
+  if (results.length === 0 && failed.length === 0) throw new UsageError("no cell of the sweep could run");
+  const shown = o.timing === false ? results.map(withoutTiming) : results;
+  process.stdout.write(o.json ? `${JSON.stringify(shown, null, 2)}\n` : toCsv(shown, ["folio", "pmd"]));
+  if (failed.length > 0)
+    throw new QueueError(
+      "CELL_FAILED",
+      `${failed.length} of ${tasks.length} cells failed on the queue (listed above); the others are printed`,
+    );
+  return exitStatus(results);
+}
+
+/** The sweep's cells on this machine's worker pool, replies by index. */
+async function sweepLocally(
+  tasks: readonly SweepTask[],
+  threads: number,
+  progress: Progress | null,
+): Promise<SweepReply[]> {
   const { Tinypool } = await import("tinypool");
   const pool = new Tinypool({
     filename: new URL("./sweep-worker.js", import.meta.url).href,
@@ -351,20 +428,7 @@ async function sweep(file: string | undefined, o: CommonOpts & SweepOpts): Promi
     progress?.stop();
     await pool.destroy();
   }
-  const results: (RunResult & { folio: string; pmd: boolean })[] = [];
-  const skipped = new Set<string>();
-  for (const r of replies) {
-    if ("error" in r) {
-      skipped.add(r.error);
-      continue;
-    }
-    results.push({ folio: cells[r.index].folio, pmd: cells[r.index].pmd, ...r.result });
-  }
-  for (const why of skipped) process.stderr.write(`note: skipped: ${why}\n`);
-  if (results.length === 0) throw new UsageError("no cell of the sweep could run");
-  const shown = o.timing === false ? results.map(withoutTiming) : results;
-  process.stdout.write(o.json ? `${JSON.stringify(shown, null, 2)}\n` : toCsv(shown, ["folio", "pmd"]));
-  return exitStatus(results);
+  return replies;
 }
 
 interface SweepOpts {
@@ -373,6 +437,10 @@ interface SweepOpts {
   variant?: VariantName | "all";
   arch?: ArchName | "all";
   threads?: number;
+  /** --queue URL: run the cells as jobs on this Redis (teardown-lab worker runs them). */
+  queue?: string;
+  /** --resume ID: collect an earlier `--queue` run's cells. */
+  resume?: string;
 }
 
 export function makeProgram(setExit: (code: number) => void): Command {
@@ -447,6 +515,11 @@ export function makeProgram(setExit: (code: number) => void): Command {
     .addOption(new Option("--variant <name>", "gather variant").choices([...VARIANTS, "all"]).default("all"))
     .addOption(new Option("--arch <name>", "arch adapter").choices([...ARCHES, "all"]).default("all"))
     .option("--threads <n>", "worker threads (default: 2, or fewer cores)", intArg(1, 64))
+    .option(
+      "--queue <url>",
+      "queue the cells on Redis (redis://HOST:PORT[/DB]) for teardown-lab worker to run",
+    )
+    .option("--resume <id>", "with --queue: collect the results of an earlier run of the same command", idArg)
     .action(async (file: string | undefined, o: CommonOpts & SweepOpts) => {
       if (o.json && o.csv) throw new UsageError("--json and --csv exclude each other");
       setExit(await sweep(file, o));
@@ -555,8 +628,10 @@ export function makeProgram(setExit: (code: number) => void): Command {
         "explore a deliberately broken variant's scenario, then the real design's",
       ).choices(BROKEN_NAMES),
     )
+    .option("--queue <url>", "run each design's exploration as a job on Redis (redis://HOST:PORT[/DB])")
+    .option("--resume <id>", "with --queue: collect the results of an earlier run of the same command", idArg)
     .action(
-      (
+      async (
         file: string | undefined,
         o: CommonOpts & {
           variant: VariantName | "all";
@@ -564,27 +639,69 @@ export function makeProgram(setExit: (code: number) => void): Command {
           bound: number;
           max: number;
           broken?: string;
+          queue?: string;
+          resume?: string;
         },
       ) => {
         if (o.csv) throw new UsageError("explore prints text or --json, not CSV");
+        const queue = queueOf(o);
+        const timing = o.timing !== false;
         let outs: ReturnType<typeof exploreScenario>[];
+        const tasks: ExploreTask[] = [];
         if (o.broken !== undefined) {
           if (file !== undefined || o.preset !== undefined)
             throw new UsageError("--broken brings its own scenario: give no SCENARIO_FILE or --preset");
-          outs = exploreBroken(o.broken, o.arch, o.bound, o.max, o.timing !== false);
+          tasks.push({ index: 0, broken: o.broken, arch: o.arch, bound: o.bound, max: o.max, timing });
         } else {
           const s = loadScenario(file, o);
           checkMemory(s, o);
-          outs = selected(o.variant, VARIANTS).map((variant) =>
-            exploreScenario({
+          for (const variant of selected(o.variant, VARIANTS))
+            tasks.push({
+              index: tasks.length,
               scenario: s,
               variant,
               arch: o.arch,
               bound: o.bound,
               max: o.max,
-              timing: o.timing !== false,
-            }),
+              timing,
+            });
+        }
+        if (queue === undefined) {
+          outs = tasks.flatMap((t) =>
+            t.broken !== undefined
+              ? exploreBroken(t.broken, t.arch, t.bound, t.max, t.timing)
+              : [
+                  exploreScenario({
+                    scenario: t.scenario!,
+                    variant: t.variant!,
+                    arch: t.arch,
+                    bound: t.bound,
+                    max: t.max,
+                    timing: t.timing,
+                  }),
+                ],
           );
+        } else {
+          const r = await runCampaign<ExploreReply>({
+            url: queue,
+            cells: { kind: "explore", tasks },
+            seedOf: (i) =>
+              tasks[i].scenario?.seed ?? BROKEN[o.broken!].scenario(BROKEN[o.broken!].seeds[0]).seed,
+            labelOf: (i) => tasks[i].variant ?? tasks[i].broken!,
+            resume: o.resume,
+            startProgress: () => (wantProgress(o) ? createProgress(tasks.length, "explore") : null),
+            note,
+          });
+          if (r.failed.length > 0)
+            throw new QueueError(
+              "CELL_FAILED",
+              `the exploration of ${tasks[r.failed[0].index].variant ?? o.broken} failed on the queue: ${r.failed[0].reason}`,
+            );
+          outs = r.replies.flatMap((x) => {
+            if (x === undefined || !("error" in x)) return x?.outputs ?? [];
+            if (x.input) throw new UsageError(x.error);
+            throw new QueueError("CELL_FAILED", `the exploration failed on its worker: ${x.error}`);
+          });
         }
         const shown =
           o.timing === false
@@ -843,6 +960,37 @@ export function makeProgram(setExit: (code: number) => void): Command {
     );
 
   program
+    .command("worker")
+    .description(
+      "run the sweep cells and explorations queued on Redis (sweep --queue, explore --queue) on this " +
+        "machine's cores, until SIGINT or SIGTERM",
+    )
+    .requiredOption("--queue <url>", "the Redis the jobs are queued on: redis://HOST:PORT[/DB]")
+    .option(
+      "--threads <n>",
+      "jobs run at once, each on a pool thread (default: one per core)",
+      intArg(1, 256),
+    )
+    .option(
+      "--stall-timeout <s>",
+      "seconds a job's lock lasts unrenewed: a killed worker's job goes to another worker within about twice that",
+      intArg(1, 3600),
+      30,
+    )
+    .option("--verbose", "a line per job started and finished")
+    .action(async (o: { queue: string; threads?: number; stallTimeout: number; verbose?: boolean }) => {
+      const url = parseQueueUrl(o.queue);
+      await runWorker({
+        url,
+        threads: o.threads ?? availableParallelism(),
+        stallTimeoutMs: o.stallTimeout * 1000,
+        verbose: o.verbose === true,
+        log: (line) => process.stderr.write(`${line}\n`),
+      });
+      setExit(0);
+    });
+
+  program
     .command("presets")
     .description("list the built-in scenarios")
     .option("--json", "print them as JSON (name, summary, scenario with default options)")
@@ -884,7 +1032,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       e instanceof UsageError ||
       e instanceof CalibrationFileError ||
       e instanceof CountsFileError ||
-      e instanceof HostError
+      e instanceof HostError ||
+      isQueueError(e)
     ) {
       process.stderr.write(`teardown-lab: ${e.message}\n`);
       return BAD_INPUT;
