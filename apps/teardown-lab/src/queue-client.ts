@@ -97,8 +97,8 @@ export async function runCampaign<R>(o: CampaignOptions): Promise<CampaignResult
   let events: QueueEvents | undefined;
   let ticker: NodeJS.Timeout | undefined;
   let progress: Progress | null = null;
-  const id = o.resume ?? newId();
-  const key = CAMPAIGN_KEY_PREFIX + id;
+  let id = o.resume ?? newId();
+  let key = CAMPAIGN_KEY_PREFIX + id;
   try {
     const { Queue, QueueEvents } = await import("bullmq");
     if (o.resume !== undefined) {
@@ -116,7 +116,12 @@ export async function runCampaign<R>(o: CampaignOptions): Promise<CampaignResult
         );
       o.note(`resuming ${o.cells.kind} ${id} (${n} cells) on ${o.url.display}`);
     } else {
-      await client.hset(key, { kind: o.cells.kind, cells: n, digest, created: new Date().toISOString() });
+      // A new ID must not be an unfinished campaign's (1 in 2^32 per campaign on the queue).
+      while ((await client.hsetnx(key, "digest", digest)) === 0) {
+        id = newId();
+        key = CAMPAIGN_KEY_PREFIX + id;
+      }
+      await client.hset(key, { kind: o.cells.kind, cells: n, created: new Date().toISOString() });
       o.note(
         `${o.cells.kind} ${id}: ${n} job${n === 1 ? "" : "s"} for the workers on ${o.url.display} (if this command stops, ` +
           `they go on: add --resume ${id} to the same command to collect the results)`,

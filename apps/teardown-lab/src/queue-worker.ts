@@ -140,7 +140,9 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerCounts> {
   );
   let reported = "";
   const report = () => {
-    const line = `${counts.done} done (${counts.cellErrors} cells the model refused), ${counts.refused} refused, ${counts.crashed} crashed, ${counts.running} running`;
+    const line =
+      `${counts.done} cells done (${counts.cellErrors} of them refused by the model), ` +
+      `${counts.refused} jobs refused for other versions, ${counts.crashed} failed, ${counts.running} running`;
     if (line !== reported) say(line);
     reported = line;
   };

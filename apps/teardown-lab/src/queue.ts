@@ -138,6 +138,8 @@ export async function connectRedis(url: QueueUrl): Promise<Redis> {
     password: url.password,
     tls: url.tls ? {} : undefined,
     lazyConnect: true,
+    // RESP2, the protocol of every Redis BullMQ runs on (ioredis 6 defaults to RESP3, Redis 6+ only).
+    protocol: 2,
     connectTimeout: CONNECT_TIMEOUT_MS,
     // How long disconnect() waits for a socket to close before destroying it (ioredis: 2 s).
     disconnectTimeout: 200,

@@ -243,8 +243,9 @@ describe.skipIf(MISSING !== null)("sweep and explore on a real Redis queue", () 
     expect(client.err()).toMatch(
       /note: sweep [0-9a-f]{8}: 6 jobs for the workers on redis:\/\/127\.0\.0\.1:\d+\/0/,
     );
+    // At least the killed worker's cell (a loaded machine may delay a lock renewal past 2 s too).
     expect(client.err()).toMatch(
-      /note: 1 time a worker stopped answering mid-cell; the cell ran again on another/,
+      /note: \d+ times? a worker stopped answering mid-cell; the cell ran again on another/,
     );
     // The killed worker's cell ran to its end on the other worker, and every cell ran once there or before.
     expect(w2.err()).toContain(`finished ${job}`);
@@ -290,7 +291,10 @@ describe.skipIf(MISSING !== null)("sweep and explore on a real Redis queue", () 
     expect(resumed.stdout).toBe(local.stdout);
     expect(resumed.stderr).toContain(`note: resuming sweep ${id} (12 cells)`);
     expect(resumed.stderr.split("note: skipped:").length).toBe(2);
-    expect(w.err().match(new RegExp(`started ${id}-`, "g"))).toHaveLength(12);
+    // The cells the model refuses (2M on s390: 9, 10, 11) ran once each: their error is their reply.
+    for (const i of [9, 10, 11])
+      expect(w.err().match(new RegExp(`started ${id}-${i} `, "g"))).toHaveLength(1);
+    expect(new Set([...w.err().matchAll(/finished (\S+)/g)].map((m) => m[1])).size).toBe(12);
     expect(await db.keys(`bull:teardown-lab:${id}-*`)).toEqual([]);
     expect(await db.exists(`teardown-lab:campaign:${id}`)).toBe(0);
 
