@@ -33,7 +33,7 @@ import {
 import { CalibrationFileError, loadTableFile, resolveProfile } from "./calibration-files.js";
 import { scanProcess, scenarioFromSmaps } from "./capture.js";
 import { explainBroken, explainVariant, tinyScenario } from "./explain.js";
-import { exploreBroken, exploreScenario } from "./explore.js";
+import { type ExploreOutput, exploreBroken, exploreScenario } from "./explore.js";
 import {
   breakdownTable,
   exitStatus,
@@ -69,6 +69,7 @@ import {
   estimateModelBytes,
   mainVmaFolioSizes,
   SpecError,
+  toScenarioSpec,
   VARIANTS,
   type VariantName,
 } from "./spec.js";
@@ -354,10 +355,47 @@ async function sweep(file: string | undefined, o: CommonOpts & SweepOpts): Promi
     }
   }
   const startProgress = () => (wantProgress(o) ? createProgress(tasks.length, "sweep") : null);
-  let replies: readonly (SweepReply | undefined)[];
-  let failed: readonly FailedCell[] = [];
-  if (queue !== undefined) {
-    const r = await runCampaign<SweepReply>({
+  // Prints the rows (and notes); throws when cells failed on the queue, after printing the others.
+  const print = (
+    replies: readonly (SweepReply | undefined)[],
+    failed: readonly FailedCell[],
+    id?: string,
+  ) => {
+    const results: (RunResult & { folio: string; pmd: boolean })[] = [];
+    const skipped = new Set<string>();
+    for (const r of replies) {
+      if (r === undefined) continue;
+      if ("error" in r) {
+        skipped.add(r.error);
+        continue;
+      }
+      results.push({ folio: cells[r.index].folio, pmd: cells[r.index].pmd, ...r.result });
+    }
+    for (const why of skipped) process.stderr.write(`note: skipped: ${why}\n`);
+    for (const f of failed) {
+      const t = tasks[f.index];
+      note(
+        `cell ${f.index} (${t.variant}/${t.arch}, folio ${cells[f.index].folio}) failed on the queue: ${f.reason}`,
+      );
+    }
+    if (results.length === 0 && failed.length === 0) throw new UsageError("no cell of the sweep could run");
+    const shown = o.timing === false ? results.map(withoutTiming) : results;
+    process.stdout.write(o.json ? `${JSON.stringify(shown, null, 2)}\n` : toCsv(shown, ["folio", "pmd"]));
+    if (failed.length > 0)
+      throw new QueueError(
+        "CELL_FAILED",
+        `${failed.length} of ${tasks.length} cells failed on the queue (listed above; the others are printed): ` +
+          `add --resume ${id} to the same command to run them again`,
+      );
+    return exitStatus(results);
+  };
+  if (queue === undefined)
+    return print(
+      await sweepLocally(tasks, o.threads ?? Math.min(2, availableParallelism()), startProgress()),
+      [],
+    );
+  return runCampaign<SweepReply, 0 | 1>(
+    {
       url: queue,
       cells: { kind: "sweep", tasks },
       seedOf: (i) => tasks[i].scenario.seed,
@@ -365,42 +403,15 @@ async function sweep(file: string | undefined, o: CommonOpts & SweepOpts): Promi
       resume: o.resume,
       startProgress,
       note,
-    });
-    replies = r.replies;
-    failed = r.failed;
-    if (r.rerun > 0)
-      note(
-        `${r.rerun} time${r.rerun === 1 ? "" : "s"} a worker stopped answering mid-cell; the cell ran again on another`,
-      );
-  } else {
-    replies = await sweepLocally(tasks, o.threads ?? Math.min(2, availableParallelism()), startProgress());
-  }
-  const results: (RunResult & { folio: string; pmd: boolean })[] = [];
-  const skipped = new Set<string>();
-  for (const r of replies) {
-    if (r === undefined) continue;
-    if ("error" in r) {
-      skipped.add(r.error);
-      continue;
-    }
-    results.push({ folio: cells[r.index].folio, pmd: cells[r.index].pmd, ...r.result });
-  }
-  for (const why of skipped) process.stderr.write(`note: skipped: ${why}\n`);
-  for (const f of failed) {
-    const t = tasks[f.index];
-    note(
-      `cell ${f.index} (${t.variant}/${t.arch}, folio ${cells[f.index].folio}) failed on the queue: ${f.reason}`,
-    );
-  }
-  if (results.length === 0 && failed.length === 0) throw new UsageError("no cell of the sweep could run");
-  const shown = o.timing === false ? results.map(withoutTiming) : results;
-  process.stdout.write(o.json ? `${JSON.stringify(shown, null, 2)}\n` : toCsv(shown, ["folio", "pmd"]));
-  if (failed.length > 0)
-    throw new QueueError(
-      "CELL_FAILED",
-      `${failed.length} of ${tasks.length} cells failed on the queue (listed above); the others are printed`,
-    );
-  return exitStatus(results);
+    },
+    (r) => {
+      if (r.rerun > 0)
+        note(
+          `${r.rerun} time${r.rerun === 1 ? "" : "s"} a worker stopped answering mid-cell; the cell ran again on another`,
+        );
+      return print(r.replies, r.failed, r.id);
+    },
+  );
 }
 
 /** The sweep's cells on this machine's worker pool, replies by index. */
@@ -646,7 +657,6 @@ export function makeProgram(setExit: (code: number) => void): Command {
         if (o.csv) throw new UsageError("explore prints text or --json, not CSV");
         const queue = queueOf(o);
         const timing = o.timing !== false;
-        let outs: ReturnType<typeof exploreScenario>[];
         const tasks: ExploreTask[] = [];
         if (o.broken !== undefined) {
           if (file !== undefined || o.preset !== undefined)
@@ -666,23 +676,39 @@ export function makeProgram(setExit: (code: number) => void): Command {
               timing,
             });
         }
-        if (queue === undefined) {
-          outs = tasks.flatMap((t) =>
-            t.broken !== undefined
-              ? exploreBroken(t.broken, t.arch, t.bound, t.max, t.timing)
-              : [
-                  exploreScenario({
-                    scenario: t.scenario!,
-                    variant: t.variant!,
-                    arch: t.arch,
-                    bound: t.bound,
-                    max: t.max,
-                    timing: t.timing,
-                  }),
-                ],
+        const print = (outs: readonly ExploreOutput[]) => {
+          const shown =
+            o.timing === false
+              ? outs.map((x) => ({ ...x.json, elapsedMs: undefined }))
+              : outs.map((x) => x.json);
+          process.stdout.write(
+            o.json ? `${JSON.stringify(shown, null, 2)}\n` : `${outs.map((x) => x.text).join("\n\n")}\n`,
           );
-        } else {
-          const r = await runCampaign<ExploreReply>({
+          setExit(outs.some((x) => x.json.failing > 0) ? 1 : 0);
+        };
+        if (queue === undefined) {
+          print(
+            tasks.flatMap((t) =>
+              t.broken !== undefined
+                ? exploreBroken(t.broken, t.arch, t.bound, t.max, t.timing)
+                : [
+                    exploreScenario({
+                      scenario: t.scenario!,
+                      variant: t.variant!,
+                      arch: t.arch,
+                      bound: t.bound,
+                      max: t.max,
+                      timing: t.timing,
+                    }),
+                  ],
+            ),
+          );
+          return;
+        }
+        // What the local command would refuse (the scenario cannot run on the arch) is refused here too.
+        for (const t of tasks) if (t.scenario !== undefined) toScenarioSpec(t.scenario, t.variant!, t.arch);
+        await runCampaign<ExploreReply, void>(
+          {
             url: queue,
             cells: { kind: "explore", tasks },
             seedOf: (i) =>
@@ -691,26 +717,23 @@ export function makeProgram(setExit: (code: number) => void): Command {
             resume: o.resume,
             startProgress: () => (wantProgress(o) ? createProgress(tasks.length, "explore") : null),
             note,
-          });
-          if (r.failed.length > 0)
-            throw new QueueError(
-              "CELL_FAILED",
-              `the exploration of ${tasks[r.failed[0].index].variant ?? o.broken} failed on the queue: ${r.failed[0].reason}`,
+          },
+          (r) => {
+            if (r.failed.length > 0)
+              throw new QueueError(
+                "CELL_FAILED",
+                `the exploration of ${tasks[r.failed[0].index].variant ?? o.broken} failed on the queue: ` +
+                  `${r.failed[0].reason}; add --resume ${r.id} to the same command to run it again`,
+              );
+            print(
+              r.replies.flatMap((x) => {
+                if (x === undefined || !("error" in x)) return x?.outputs ?? [];
+                if (x.input) throw new UsageError(x.error);
+                throw new QueueError("CELL_FAILED", `the exploration failed on its worker: ${x.error}`);
+              }),
             );
-          outs = r.replies.flatMap((x) => {
-            if (x === undefined || !("error" in x)) return x?.outputs ?? [];
-            if (x.input) throw new UsageError(x.error);
-            throw new QueueError("CELL_FAILED", `the exploration failed on its worker: ${x.error}`);
-          });
-        }
-        const shown =
-          o.timing === false
-            ? outs.map((x) => ({ ...x.json, elapsedMs: undefined }))
-            : outs.map((x) => x.json);
-        process.stdout.write(
-          o.json ? `${JSON.stringify(shown, null, 2)}\n` : `${outs.map((x) => x.text).join("\n\n")}\n`,
+          },
         );
-        setExit(outs.some((x) => x.json.failing > 0) ? 1 : 0);
       },
     );
 

@@ -82,11 +82,16 @@ function failureText(reason: string): string {
 }
 
 /**
- * Runs a campaign's cells on the queue at `url` and returns their replies. Throws QueueError when
- * Redis is unreachable or lost, when a worker refuses a job for its package versions, or when
- * `--resume ID` names no campaign of these cells; the campaign then stays on Redis for `--resume`.
+ * Runs a campaign's cells on the queue at `url`, hands their replies to `use` (which prints them) and
+ * returns what `use` returns; only then is the campaign removed from Redis, so a client that dies
+ * before it has printed can still `--resume`. When `use` throws, the campaign stays (its failed cells
+ * run again on `--resume`). Throws QueueError when Redis is unreachable or lost, when a worker refuses
+ * a job for its package versions, or when `--resume ID` names no campaign of these cells.
  */
-export async function runCampaign<R>(o: CampaignOptions): Promise<CampaignResult<R>> {
+export async function runCampaign<R, T>(
+  o: CampaignOptions,
+  use: (result: CampaignResult<R>) => T | Promise<T>,
+): Promise<T> {
   const n = o.cells.tasks.length;
   const versions = packageVersions();
   const digest = createHash("sha256")
@@ -271,19 +276,20 @@ export async function runCampaign<R>(o: CampaignOptions): Promise<CampaignResult
     clearInterval(ticker);
     progress?.stop();
 
-    // Printed by the caller; nothing to resume any more.
+    const out = await use({
+      id,
+      replies,
+      failed: [...failed].map(([index, reason]) => ({ index, reason })).sort((a, b) => a.index - b.index),
+      rerun,
+    });
+    // Printed: nothing to resume any more.
     for (let from = 0; from < n; from += CHUNK) {
       const ids: string[] = [];
       for (let i = from; i < Math.min(n, from + CHUNK); i++) ids.push(jobIdOf(id, i));
       await Promise.all(ids.map((j) => q.remove(j).catch(() => 0)));
     }
     await client.del(key);
-    return {
-      id,
-      replies,
-      failed: [...failed].map(([index, reason]) => ({ index, reason })).sort((a, b) => a.index - b.index),
-      rerun,
-    };
+    return out;
   } finally {
     if (ticker !== undefined) clearInterval(ticker);
     progress?.stop();

@@ -9,7 +9,7 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { isQueueError, parseQueueUrl, QueueError, versionDifference } from "../queue.js";
 import { APP_DIR, CLI, runCli } from "./cli-helpers.js";
 
@@ -196,6 +196,11 @@ describe.skipIf(MISSING !== null)("sweep and explore on a real Redis queue", () 
     await db.connect();
   });
 
+  // A failed test must not leave its workers taking the next test's jobs.
+  afterEach(() => {
+    for (const c of procs) c.kill("SIGKILL");
+  });
+
   afterAll(async () => {
     db?.disconnect();
     for (const c of procs) c.kill("SIGKILL");
@@ -329,6 +334,11 @@ describe.skipIf(MISSING !== null)("sweep and explore on a real Redis queue", () 
         /teardown-lab: a worker refused cell \d: \S+ has other versions: teardown-lab 0\.1\.0 in the job, 0\.0\.0-other here\. Install the same versions on every machine, then add --resume [0-9a-f]{8} to the same command\n$/,
       );
       expect(stale.err()).toContain("versions differ (teardown-lab 0.1.0 in the job, 0.0.0-other here)");
+      // Each job refused once, not again and again: it failed for good and the client stopped.
+      await new Promise((r) => setTimeout(r, 1000));
+      const refusals = [...stale.err().matchAll(/: refused (\S+):/g)].map((m) => m[1]);
+      expect(refusals.length).toBeGreaterThan(0);
+      expect(new Set(refusals).size).toBe(refusals.length);
       expect(await stop(stale)).toBe(0);
 
       const w = worker();
@@ -355,6 +365,13 @@ describe.skipIf(MISSING !== null)("sweep and explore on a real Redis queue", () 
       expect(queued.status, args.join(" ")).toBe(local.status);
       expect(queued.stdout, args.join(" ")).toBe(local.stdout);
     }
+    // What the local command refuses before exploring, the queued one refuses before queuing.
+    const bad = ["explore", "--preset", "munmap-1g", "--size", "4M", "--folio", "2M", "--arch", "s390"];
+    const localBad = await run(bad);
+    expect(localBad.status).toBe(2);
+    const queuedBad = await run([...bad, "--queue", url]);
+    expect(queuedBad.status).toBe(2);
+    expect(queuedBad.stderr).toBe(localBad.stderr);
     expect(await stop(w)).toBe(0);
   });
 
