@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { isQueueError, parseQueueUrl, QueueError, versionDifference } from "../queue.js";
+import { ARCHES, VARIANTS } from "../spec.js";
 import { APP_DIR, CLI, runCli } from "./cli-helpers.js";
 
 const REDIS_SERVER = process.env.REDIS_SERVER ?? "redis-server";
@@ -260,8 +261,11 @@ describe.skipIf(MISSING !== null)("sweep and explore on a real Redis queue", () 
     expect(w2.err()).toContain("SIGTERM: stopping after the 0 running jobs");
   });
 
-  // 12 cells, 3 of which the model refuses (2M folios on s390): each fails once with its error.
+  // 64K and 2M × every arch × every design, the three 2M cells on s390 refused by the model (its PMD maps
+  // 1M): each of those fails once with its error. Cells are ordered folio, arch, design.
   const SMALL = ["sweep", "--preset", "munmap-1g", "--size", "16M", "--folios", "64K,2M", "--no-timing"];
+  const CELLS = 2 * ARCHES.length * VARIANTS.length;
+  const S390_2M = VARIANTS.map((_, v) => (ARCHES.length + ARCHES.indexOf("s390")) * VARIANTS.length + v);
 
   it("resumes a sweep after its client was killed; refuses other arguments; cleans up after printing", async () => {
     const local = await run(SMALL);
@@ -271,7 +275,7 @@ describe.skipIf(MISSING !== null)("sweep and explore on a real Redis queue", () 
     const id = (await waitFor(first.err, /--resume ([0-9a-f]{8})/, 20_000))[1];
     // Every cell queued before the client dies (the resume would queue the missing ones too).
     await waitUntil(
-      async () => (await db.exists(`bull:teardown-lab:${id}-11`)) === 1,
+      async () => (await db.exists(`bull:teardown-lab:${id}-${CELLS - 1}`)) === 1,
       20_000,
       "cell 11 queued",
     );
@@ -286,20 +290,21 @@ describe.skipIf(MISSING !== null)("sweep and explore on a real Redis queue", () 
       id,
     ]);
     expect(other.status).toBe(2);
-    expect(other.stderr).toContain(`teardown-lab: sweep "${id}" was started with other cells (12 of them)`);
+    expect(other.stderr).toContain(
+      `teardown-lab: sweep "${id}" was started with other cells (${CELLS} of them)`,
+    );
 
     const w = worker("--threads", "2");
     await ready(w);
-    await waitFor(() => String(w.err().match(/finished /g)?.length ?? 0), /^12$/, 30_000);
+    await waitFor(() => String(w.err().match(/finished /g)?.length ?? 0), new RegExp(`^${CELLS}$`), 30_000);
     const resumed = await run([...SMALL, "--queue", url, "--resume", id]);
     expect(resumed.status).toBe(local.status);
     expect(resumed.stdout).toBe(local.stdout);
-    expect(resumed.stderr).toContain(`note: resuming sweep ${id} (12 cells)`);
+    expect(resumed.stderr).toContain(`note: resuming sweep ${id} (${CELLS} cells)`);
     expect(resumed.stderr.split("note: skipped:").length).toBe(2);
-    // The cells the model refuses (2M on s390: 9, 10, 11) ran once each: their error is their reply.
-    for (const i of [9, 10, 11])
-      expect(w.err().match(new RegExp(`started ${id}-${i} `, "g"))).toHaveLength(1);
-    expect(new Set([...w.err().matchAll(/finished (\S+)/g)].map((m) => m[1])).size).toBe(12);
+    // The cells the model refuses (2M on s390) ran once each: their error is their reply.
+    for (const i of S390_2M) expect(w.err().match(new RegExp(`started ${id}-${i} `, "g"))).toHaveLength(1);
+    expect(new Set([...w.err().matchAll(/finished (\S+)/g)].map((m) => m[1])).size).toBe(CELLS);
     expect(await db.keys(`bull:teardown-lab:${id}-*`)).toEqual([]);
     expect(await db.exists(`teardown-lab:campaign:${id}`)).toBe(0);
 
@@ -331,7 +336,7 @@ describe.skipIf(MISSING !== null)("sweep and explore on a real Redis queue", () 
       expect(refused.status).toBe(2);
       const id = /--resume ([0-9a-f]{8})/.exec(refused.stderr)?.[1];
       expect(refused.stderr).toMatch(
-        /teardown-lab: a worker refused cell \d: \S+ has other versions: teardown-lab 0\.1\.0 in the job, 0\.0\.0-other here\. Install the same versions on every machine, then add --resume [0-9a-f]{8} to the same command\n$/,
+        /teardown-lab: a worker refused cell \d+: \S+ has other versions: teardown-lab 0\.1\.0 in the job, 0\.0\.0-other here\. Install the same versions on every machine, then add --resume [0-9a-f]{8} to the same command\n$/,
       );
       expect(stale.err()).toContain("versions differ (teardown-lab 0.1.0 in the job, 0.0.0-other here)");
       // Each job refused once, not again and again: it failed for good and the client stopped.
