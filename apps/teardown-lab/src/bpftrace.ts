@@ -17,6 +17,7 @@
 // syscall tracepoints (CONFIG_FTRACE_SYSCALLS).
 // Omits: arm64's TLB flushes (inline __flush_tlb_range), page-table page frees (no exact counterpart).
 import type { Scenario } from "./scenario.js";
+import { vmaIndex } from "./spec.js";
 
 /** One counted kernel function and the model counters it corresponds to. */
 export interface ProbedFunction {
@@ -81,8 +82,7 @@ export const PROBED: readonly ProbedFunction[] = [
 /** The bytes the scenario's operation covers (munmap / dontneed), or null for exit. */
 export function opBytes(s: Scenario): number | null {
   if (s.op.kind === "exit") return null;
-  const idx = typeof s.op.vma === "number" ? s.op.vma : s.vmas.findIndex((v) => v.name === s.op.vma);
-  const vma = s.vmas[idx];
+  const vma = s.vmas[vmaIndex(s, s.op.vma)];
   return s.op.length ?? vma.size - s.op.offset;
 }
 

@@ -287,12 +287,16 @@ function runMatrix(
   return results;
 }
 
-const commonOptions = (cmd: Command): Command =>
+/** The options that pick and shape the scenario's main VMA (every command that loads a scenario). */
+const shapeOptions = (cmd: Command): Command =>
   cmd
     .option("--preset <name>", `built-in scenario (${PRESET_NAMES.join(", ")})`)
     .option("--folio <size>", `folio size of the main VMA: ${FOLIO_SIZES.join(", ")}`, folioArg)
     .option("--pmd", "map PMD-sized folios with a PMD (default: PTE-mapped)")
-    .option("--size <size>", "size of the main VMA (e.g. 64M, 1G)", sizeArg)
+    .option("--size <size>", "size of the main VMA (e.g. 64M, 1G)", sizeArg);
+
+const commonOptions = (cmd: Command): Command =>
+  shapeOptions(cmd)
     .option("--cpus <n>", "CPUs running threads of the process", intArg(0, 64))
     .option(
       "--devices <n>",
@@ -537,12 +541,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
     });
 
   const scenarioOptions = (cmd: Command): Command =>
-    cmd
-      .argument("[SCENARIO_FILE]", "scenario file (JSON or YAML)")
-      .option("--preset <name>", `built-in scenario (${PRESET_NAMES.join(", ")})`)
-      .option("--folio <size>", `folio size of the main VMA: ${FOLIO_SIZES.join(", ")}`, folioArg)
-      .option("--pmd", "map PMD-sized folios with a PMD (default: PTE-mapped)")
-      .option("--size <size>", "size of the main VMA (e.g. 64M, 1G)", sizeArg)
+    shapeOptions(cmd.argument("[SCENARIO_FILE]", "scenario file (JSON or YAML)"))
       .addOption(new Option("--op <op>", "operation").choices(OPS))
       .option("--seed <n>", "seed for every random choice", intArg(0, 2 ** 32 - 1));
 

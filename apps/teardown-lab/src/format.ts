@@ -302,9 +302,9 @@ export function verdict(results: readonly RunResult[]): string {
     lines.push(`FINAL-STATE PROBLEMS in ${broken.map((r) => `${r.variant}/${r.arch}`).join(", ")}`);
   const profiles = [
     ...new Set(results.map((r) => `${r.estimate.profile} (design ratios ${pct(r.estimate.ratioError)})`)),
-  ].join(", ");
-  const label = profiles.includes(", ") ? "profiles" : "profile";
-  return `Verdict (estimated kernel time = Σ counter × cost, ${label} ${profiles}):\n${lines.join("\n")}`;
+  ];
+  const label = profiles.length > 1 ? "profiles" : "profile";
+  return `Verdict (estimated kernel time = Σ counter × cost, ${label} ${profiles.join(", ")}):\n${lines.join("\n")}`;
 }
 
 /** Phases in teardown order (the breakdown's row groups and the folded stacks' second frame). */

@@ -152,7 +152,8 @@ export function archNotes(s: Scenario, arch: ArchName): string[] {
   return notes;
 }
 
-function vmaIndex(s: Scenario, vma: number | string): number {
+/** Index of an operation's VMA, given by index or by name (-1 when no VMA has that name). */
+export function vmaIndex(s: Scenario, vma: number | string): number {
   return typeof vma === "number" ? vma : s.vmas.findIndex((v) => v.name === vma);
 }
 

@@ -315,6 +315,14 @@ function zapOrder0Run(
 }
 
 /**
+ * arm64 `pte_batch_hint` for the PTE `pte` at virtual page `vpn`: with the contiguous bit, the entries
+ * left in its block of `cont` (all vouched for by this one read); otherwise 1.
+ */
+function pteBatchHint(pte: number, vpn: number, cont: number): number {
+  return (pte & PTE_CONT) !== 0 && cont > 0 ? cont - (vpn % cont) : 1;
+}
+
+/**
  * zap_present_ptes of the 7.x walk on an arch that clears through a PTE-aware hook (arm64 contpte), for
  * the present, normal PTE `pte` = `t[i]`: folio_pte_batch with the arch's `pte_batch_hint` (a PTE with
  * the contiguous bit vouches for the rest of its block: one read for the block), a batch never crossing
@@ -344,13 +352,13 @@ function zapPresentPtesAware(
     // folio_pte_batch: max_nr stops at the folio's end; the hint skips the rest of a contiguous block.
     const max = Math.min(to - i, head + fnr - pfn);
     const key = pte & (PTE_WRITE | PTE_CONT);
-    n = (pte & PTE_CONT) !== 0 && cont > 0 ? cont - ((base + i) % cont) : 1;
+    n = pteBatchHint(pte, base + i, cont);
     let reads = 1;
     while (n < max) {
       const p = t[i + n];
       if (p <= 0 || ptePfn(p) !== pfn + n || (p & (PTE_WRITE | PTE_CONT)) !== key) break;
       reads++;
-      n += (p & PTE_CONT) !== 0 && cont > 0 ? cont - ((base + i + n) % cont) : 1;
+      n += pteBatchHint(p, base + i + n, cont);
     }
     if (n > max) n = max;
     c.folioPteBatchCalls++;
