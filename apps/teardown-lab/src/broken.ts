@@ -17,11 +17,13 @@ import {
   withTlbOps,
 } from "@mmgather/mmu-gather";
 import {
+  defineMigration,
   defineNumaScan,
   defineZapWalk,
   folioBatchWalk,
   MM_ANONPAGES,
   MM_SWAPENTS,
+  migration,
   numaScan,
   PTE_WRITE,
   PTE_YOUNG,
@@ -193,6 +195,32 @@ const numaGetAndClear = defineNumaScan(numaScan, {
       ctx.counters.hugePmdsChanged++;
     },
   },
+});
+
+/**
+ * zap_pte_range without flush_tlb_batched_pending (the code before 3ea277194daa, Linux 4.12), one per
+ * design's walk: the per-PTE walk of encoded-page and contig-range, the folio-batch walk of
+ * encoded-nr-pages.
+ */
+export const BATCHED_PENDING_SKIPPED: Readonly<Record<VariantName, ZapWalk>> = Object.freeze({
+  "encoded-page": defineZapWalk(perPteWalk, {
+    name: "no flush_tlb_batched_pending",
+    steps: { flushTlbBatchedPending() {} },
+  }),
+  "contig-range": defineZapWalk(perPteWalk, {
+    name: "no flush_tlb_batched_pending",
+    steps: { flushTlbBatchedPending() {} },
+  }),
+  "encoded-nr-pages": defineZapWalk(folioBatchWalk, {
+    name: "no flush_tlb_batched_pending",
+    steps: { flushTlbBatchedPending() {} },
+  }),
+});
+
+/** migrate_pages_batch without try_to_unmap_flush between the batch's unmaps and its copies. */
+export const migrationCopyBeforeFlush = defineMigration(migration, {
+  name: "migrate_pages without try_to_unmap_flush",
+  steps: { tryToUnmapFlush() {} },
 });
 
 /** The PTE loop stops one entry short of the end of each range (an off-by-one in the end address). */
@@ -940,6 +968,59 @@ export const BROKEN: Readonly<Record<string, BrokenCase>> = {
     }),
     override: { numaScan: numaGetAndClear },
     realOverride: {},
+  },
+  "batched-pending-skipped": {
+    change:
+      "zap_pte_range does not call flush_tlb_batched_pending after taking the page-table lock, so it ignores " +
+      "the TLB flushes a concurrent migration deferred for this mm (try_to_migrate_one with TTU_BATCH_FLUSH)",
+    expect: "staleTlbAfterReturn",
+    consequence:
+      "migration cleared the PTEs and put migration entries in their place but has not flushed yet; " +
+      "MADV_DONTNEED finds the entries, clears them without a TLB entry to flush, and returns while another " +
+      "CPU still translates the addresses to the old pages. The program's next accesses there read and write " +
+      "the old pages instead of fresh zeroed ones, and those stores are lost once migration frees them (the " +
+      "race fixed by 3ea277194daa in Linux 4.12 for munmap, mprotect and madvise). Archs that flush every " +
+      "PTE as they clear it (asm-generic, s390) cannot have it.",
+    realOrder:
+      "every path that changes PTEs another CPU may have unmapped with a deferred flush calls " +
+      "flush_tlb_batched_pending under the page-table lock: mm->tlb_flush_batched says a deferred flush may be " +
+      "outstanding, so it flushes the mm (x86 flush_tlb_mm, arm64 dsb(ish)) before looking at the PTEs.",
+    base: "encoded-nr-pages",
+    // The migration must unmap every PTE before the zap reaches the table and flush only after it returns.
+    seeds: [10, 25, 30, 31],
+    scenario: withSeed({
+      name: "batched-pending-skipped",
+      cpus: 2,
+      vmas: [{ name: "heap", kind: "anon", size: "64K" }],
+      op: { kind: "dontneed", vma: 0 },
+      concurrentOp: { kind: "migrate", vma: 0 },
+    }),
+    override: { walk: BATCHED_PENDING_SKIPPED["encoded-nr-pages"], arch: x86Arch },
+  },
+  "migration-copy-before-flush": {
+    change:
+      "migrate_pages_batch copies each folio (migrate_folio_move) without first calling try_to_unmap_flush for " +
+      "the PTE clears try_to_migrate_one deferred",
+    expect: "migratedWhileWritable",
+    consequence:
+      "another CPU still holds a writable, dirty translation of the old page: its stores after the copy go to " +
+      "the old page, which is then freed — the data is silently lost, and the freed page is written through " +
+      "the stale entry after it has been reused (a use-after-free as well).",
+    realOrder:
+      "migrate_pages_batch unmaps the whole batch, calls try_to_unmap_flush once (arch_tlbbatch_flush: IPIs on " +
+      "x86, dsb(ish) after the TLBIs on arm64), and only then moves each folio: no CPU can store to an old page " +
+      "once its copy starts.",
+    base: "encoded-nr-pages",
+    seeds: [1],
+    scenario: withSeed({
+      name: "migration-copy-before-flush",
+      cpus: 2,
+      vmas: [{ name: "heap", kind: "anon", size: "64K" }],
+      op: { kind: "dontneed", vma: 0, length: "8K" },
+      concurrentOp: { kind: "migrate", vma: 0 },
+    }),
+    override: { migration: migrationCopyBeforeFlush, arch: x86Arch },
+    realOverride: { arch: x86Arch },
   },
   "nested-flush-ignored": {
     change:

@@ -135,6 +135,16 @@ export function describeEvent(e: TrailEvent, flushed?: boolean): string {
       return e.stage === "waiting"
         ? `swapoff (another CPU): try_to_unuse swapped in every entry it could find; it waits for the ${e.device === 0 ? "" : `device ${e.device}'s `}slots the teardown still holds`
         : `swapoff (another CPU): inuse_pages is 0 and nothing pins the device — percpu_ref_kill, then swap_map is freed`;
+    case "migrationEntrySet":
+      return e.deferred
+        ? `migration (thread ${e.thread}): try_to_migrate_one clears the PTE at ${hex(e.addr)} (pfn ${e.pfn}) and puts a migration entry there; its TLB flush is deferred to the batch (set_tlb_ubc_flush_pending: mm->tlb_flush_batched says so)`
+        : `migration (thread ${e.thread}): try_to_migrate_one clears and flushes the PTE at ${hex(e.addr)} (pfn ${e.pfn}, ptep_clear_flush) and puts a migration entry there`;
+    case "migrationEntryZapped":
+      return `thread ${e.thread} clears the migration entry at ${hex(e.addr)} (pfn ${e.pfn}): not a present PTE, so nothing is added to the range to flush`;
+    case "batchedPendingFlushed":
+      return `flush_tlb_batched_pending: a deferred flush of mm ${e.mmId} may be outstanding, so thread ${e.thread} flushes the mm before touching its PTEs`;
+    case "folioMigrated":
+      return `migration (thread ${e.thread}): the ${pages(e.nr)} at pfn ${e.pfn} are copied to the new folio at pfn ${e.to}, and remove_migration_ptes maps it where the migration entries still are`;
     case "folioWrittenBack":
       return e.cleanedPtes > 0
         ? `writeback (thread ${e.thread}): folio_mkclean write-protects and flushes ${e.cleanedPtes} mapping${e.cleanedPtes === 1 ? "" : "s"} of the dirty folio at pfn ${e.pfn}, then cleans it and writes its ${pages(e.nr)} to disk`

@@ -68,10 +68,19 @@ export const OPS = ["exit", "munmap", "dontneed"] as const;
  * What a second thread may run concurrently: munmap / dontneed of the same mm (not next to exit, which
  * takes the whole mm), writeback of a file VMA's dirty page cache (a flusher thread), swapoff of the
  * swap device, a driver revoking a pfnmap VMA's device memory (unmap_mapping_range in a kernel
- * thread) — these three next to any op — or NUMA balancing's hinting scan of a VMA range (a thread of
- * the same mm: not next to exit).
+ * thread) — these three next to any op —, NUMA balancing's hinting scan of a VMA range (a thread of
+ * the same mm: not next to exit), or page migration of an anon VMA range (migrate_pages(2) on another
+ * CPU, next to any op).
  */
-export const CONCURRENT_OPS = ["munmap", "dontneed", "writeback", "swapoff", "revoke", "numa"] as const;
+export const CONCURRENT_OPS = [
+  "munmap",
+  "dontneed",
+  "writeback",
+  "swapoff",
+  "revoke",
+  "numa",
+  "migrate",
+] as const;
 
 const Bool = z.boolean({ error: "expected true or false" });
 
@@ -173,6 +182,11 @@ const CONCURRENT_VMA_KINDS = {
     kinds: ["file-shared", "file-private"],
     message: (kind: string) =>
       `writeback needs a file VMA (file-shared or file-private), got ${kind}${kind === "shmem" ? " (shmem is never written back)" : ""}`,
+  },
+  migrate: {
+    kinds: ["anon"],
+    message: (kind: string) =>
+      `migrate moves the anon folios of a VMA range and needs an anon VMA, got ${kind}`,
   },
   revoke: {
     kinds: ["pfnmap"],
@@ -312,7 +326,8 @@ export const ScenarioSchema = z
       if (
         s.concurrentOp.kind === "writeback" ||
         s.concurrentOp.kind === "revoke" ||
-        s.concurrentOp.kind === "numa"
+        s.concurrentOp.kind === "numa" ||
+        s.concurrentOp.kind === "migrate"
       )
         checkRange(s.concurrentOp, s.vmas, "concurrentOp", ctx);
       else if (s.concurrentOp.kind === "swapoff") {

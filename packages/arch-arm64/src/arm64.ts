@@ -83,6 +83,9 @@ export function createArm64Arch(options: Arm64Options = {}): ArchTlb {
     tableFree: "rcu",
     // TLBI …IS is a hardware broadcast: no CPU takes an interrupt, so no gup_fast walk is waited for.
     tlbFlushIpi: false,
+    // arch_tlbbatch_should_defer: more than one CPU online; add_pending issues TLBI …IS without a DSB
+    // (__flush_tlb_range_nosync), arch_tlbbatch_flush and arch_flush_tlb_batched_pending are dsb(ish).
+    tlbBatch: { shouldDefer: "smp", nosync: true },
     // __flush_tlb_range / flush_tlb_mm call mmu_notifier_arch_invalidate_secondary_tlbs.
     invalidatesSecondaryTlbs: true,
     geometry,

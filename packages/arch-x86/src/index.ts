@@ -64,6 +64,8 @@ export const x86Arch: ArchTlb = defineArch({
   ...common,
   // Every flush interrupts the remote CPUs: an interrupts-off gup_fast walk holds it up.
   tlbFlushIpi: true,
+  // arch_tlbbatch_should_defer: another CPU in mm_cpumask; add_pending records the CPUs, the flush IPIs them.
+  tlbBatch: { shouldDefer: "remoteCpus", nosync: false },
   cost: x86_64Xeon4210rCost,
   tlbFlush: makeX86TlbFlush(x86_64Geometry, TLB_SINGLE_PAGE_FLUSH_CEILING, false),
 });
@@ -79,6 +81,9 @@ export const x86InvlpgbArch: ArchTlb = defineArch({
   // Broadcast flushes wait for no interrupts-off section: gup_fast walks are waited out by the RCU
   // grace period of table freeing alone (the model applies this to the adapter's IPI flushes too).
   tlbFlushIpi: false,
+  // The batched unmap flush as on x86Arch: arch_tlbbatch_add_pending's INVLPGB path (an mm with a global
+  // ASID: invlpgb_flush_user_nr_nosync, waited for by TLBSYNC) is not modelled.
+  tlbBatch: { shouldDefer: "remoteCpus", nosync: false },
   cost: x86InvlpgbCost,
   tlbFlush: makeX86TlbFlush(x86_64Geometry, TLB_SINGLE_PAGE_FLUSH_CEILING, true),
 });

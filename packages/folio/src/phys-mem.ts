@@ -74,6 +74,7 @@ import { folioRemoveRmapRange } from "./rmap-series.js";
 import { pageRemoveRmap } from "./rmap-v6.5.js";
 import {
   folioAddLru,
+  folioIsolateLru,
   folioPut,
   foliosPutRefs,
   foliosPutRefsComplete,
@@ -450,6 +451,14 @@ export class PhysMem {
    */
   folioAddLru(head: number): void {
     folioAddLru(this.s, head);
+  }
+
+  /**
+   * `folio_isolate_lru`: take a folio off its LRU list with a reference for the isolator (PG_lru
+   * cleared). False when it is not on one (in the LRU-add batch, or already isolated).
+   */
+  folioIsolateLru(head: number): boolean {
+    return folioIsolateLru(this.s, head);
   }
 
   /** `lru_add_drain()`: move this CPU's LRU-add batch to the LRU and drain its mlock batch. */

@@ -151,6 +151,27 @@ export function folioAddLru(s: FolioState, head: number): void {
   if (s.lruBatchNr === PAGEVEC_SIZE || ((f >>> ORDER_SHIFT) & ORDER_MASK) !== 0) moveLruBatch(s);
 }
 
+/**
+ * `folio_isolate_lru` (mm/vmscan.c, v6.18): a folio on an LRU list is taken off it under its lruvec
+ * lock (PG_lru cleared; PG_active kept, as lruvec_del_folio does) with a reference for the isolator
+ * (folio_get). False, and nothing done, when the folio is not on an LRU list (still in a per-CPU
+ * LRU-add batch, or already isolated).
+ */
+export function folioIsolateLru(s: FolioState, head: number): boolean {
+  const m = "folioIsolateLru";
+  checkHead(s, m, head);
+  const f = s.flags[head];
+  if ((f & PG.lru) === 0) return false;
+  if (s.refcount[head] <= 0) fail("BAD_STATE", MODULE, m, `(${head}): folio on the LRU has refcount 0`);
+  s.refcount[head]++;
+  s.counters.refcountAtomics++;
+  s.counters.lruvecLockAcquisitions++;
+  lruvecDel(s, lruvecOfHead(s, head), head);
+  s.flags[head] |= f & PG.active;
+  s.counters.metadataLines++;
+  return true;
+}
+
 /** 6.5 `folio_batch_move_lru(fbatch, lru_add_fn)`: relock per lruvec change, then `release_pages` the batch refs. */
 export function moveLruBatch(s: FolioState): void {
   const c = s.counters;

@@ -47,6 +47,8 @@
 //   tableFree  "rcu" | "direct"         MMU_GATHER_RCU_TABLE_FREE or free after the flush.
 //   tlbFlushIpi                         range / mm flushes interrupt the remote CPUs (x86 IPIs), so they
 //                                       wait out gup_fast walks; false for broadcast invalidation.
+//   tlbBatch                            CONFIG_ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH: how rmap walks that
+//                                       unmap (migration) defer their flushes (TlbBatchInfo), or null.
 //   invalidatesSecondaryTlbs            tlbFlush also calls ops.invalidateSecondaryTlbs for what it
 //                                       invalidated (mmu_notifier_arch_invalidate_secondary_tlbs, from
 //                                       the arch flush since v6.6): devices sharing the page tables.
@@ -258,6 +260,7 @@ export const genericArchDefaults: Omit<ArchTlb, "name"> = {
   contPte: null,
   setPtes: null,
   clearPtes: null,
+  tlbBatch: null,
 };
 
 /** Refuses an impossible arch definition, as the kernel's `#error` does at build time. */
@@ -359,5 +362,17 @@ export function defineArch(overrides: ArchOverrides): ArchTlb {
         "an arch with contiguous PTE blocks must make them in setPtes and unfold them in clearPtes",
       );
   }
+  const tb = arch.tlbBatch ?? null;
+  if (
+    tb !== null &&
+    (typeof tb !== "object" ||
+      (tb.shouldDefer !== "remoteCpus" && tb.shouldDefer !== "smp") ||
+      typeof tb.nosync !== "boolean")
+  )
+    refuse(
+      "BAD_OPTION",
+      name,
+      `tlbBatch ${JSON.stringify(tb)}: shouldDefer must be "remoteCpus" or "smp" and nosync a boolean, or tlbBatch null`,
+    );
   return Object.freeze(arch);
 }

@@ -57,6 +57,7 @@ export type {
   RmapPrimitive,
   TableFreeMode,
   TableFreeSync,
+  TlbBatchInfo,
   TlbFlushKind,
   TlbFlushReason,
   TlbLevel,

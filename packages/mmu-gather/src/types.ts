@@ -567,6 +567,30 @@ export interface ArchTlb {
   readonly clearPtes:
     | ((tlb: GatherView, ptes: PteTableView, index: number, nr: number, ops: TlbOps) => void)
     | null;
+  /**
+   * The arch's batched unmap flush (`CONFIG_ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH`: x86, arm64, riscv), which
+   * rmap walks that unmap (migration, reclaim) use instead of a flush per PTE; absent or null where the
+   * arch does not select it (asm-generic, s390): those walks flush each PTE as they clear it.
+   */
+  readonly tlbBatch?: TlbBatchInfo | null;
+}
+
+/** An arch's batched unmap TLB flush (`ArchTlb.tlbBatch`; mm/rmap.c and the arch's tlbbatch.h). */
+export interface TlbBatchInfo {
+  /**
+   * `arch_tlbbatch_should_defer`: "remoteCpus" defers when another CPU has the mm in its cpumask (x86:
+   * `cpumask_any_but(mm_cpumask(mm), get_cpu()) < nr_cpu_ids`), "smp" whenever more than one CPU is
+   * online (arm64: `num_online_cpus() > 1`).
+   */
+  readonly shouldDefer: "remoteCpus" | "smp";
+  /**
+   * `arch_tlbbatch_add_pending` issues the invalidation of the range at once without waiting for it
+   * (arm64 `__flush_tlb_range_nosync`, x86 INVLPGB): `arch_tlbbatch_flush` and
+   * `arch_flush_tlb_batched_pending` only wait (DSB, TLBSYNC), so until then the range may still be
+   * cached. False (x86 IPIs): add_pending only records the mm's CPUs, `arch_tlbbatch_flush` flushes
+   * them all (`flush_tlb_multi`, a full flush) and `arch_flush_tlb_batched_pending` is `flush_tlb_mm`.
+   */
+  readonly nosync: boolean;
 }
 
 /** Contiguous-PTE blocks of an arch (`ArchTlb.contPte`). */

@@ -47,6 +47,7 @@ export type ViolationKind =
   | "mapcountExceedsRefcount"
   | "negativeCount"
   | "cleanedWhileWritable"
+  | "migratedWhileWritable"
   | "swapDeviceUseAfterFree"
   | "deviceMemoryUseAfterRevoke"
   | "contPteMisprogrammed"
@@ -110,6 +111,44 @@ export type TeardownEvent =
       readonly pfn: number;
       readonly nr: number;
       readonly cleanedPtes: number;
+      readonly thread: number;
+    }
+  | {
+      /**
+       * try_to_migrate_one replaced the PTE at `addr` of mm `mmId` (mapping `pfn`) with a migration
+       * entry; its TLB flush was deferred to the migration's try_to_unmap_flush (`deferred`), or done
+       * at once (ptep_clear_flush).
+       */
+      readonly type: "migrationEntrySet";
+      readonly mmId: number;
+      readonly addr: number;
+      readonly pfn: number;
+      readonly deferred: boolean;
+      readonly thread: number;
+    }
+  | {
+      /** A zap cleared the migration entry at `addr` of mm `mmId` (pointing at `pfn`): nothing to flush. */
+      readonly type: "migrationEntryZapped";
+      readonly mmId: number;
+      readonly addr: number;
+      readonly pfn: number;
+      readonly thread: number;
+    }
+  | {
+      /** flush_tlb_batched_pending found a deferred flush of mm `mmId` outstanding and did it. */
+      readonly type: "batchedPendingFlushed";
+      readonly mmId: number;
+      readonly thread: number;
+    }
+  | {
+      /**
+       * Migration copied the folio at `pfn` (`nr` pages) to the new folio at `to` and mapped the new one
+       * where the old one's migration entries still were.
+       */
+      readonly type: "folioMigrated";
+      readonly pfn: number;
+      readonly to: number;
+      readonly nr: number;
       readonly thread: number;
     }
   | {
@@ -382,6 +421,27 @@ export class Checker {
         this.report(
           "cleanedWhileWritable",
           `writeback cleaned dirty file pfn ${p} while a CPU still caches a writable, dirty translation to it: a store through it after the I/O is lost`,
+          p,
+          -1,
+        );
+        return;
+      }
+    }
+  }
+
+  /**
+   * Migration is about to copy the `nr` pages of the folio at `head` (move_to_new_folio): a CPU that
+   * still caches a writable, dirty translation of one can store into the old page after the copy, and
+   * the store is lost with it (`migratedWhileWritable`).
+   */
+  onFolioMigrated(head: number, nr: number): void {
+    const t = this.tlbs;
+    if (t === null) return;
+    for (let p = head; p < head + nr; p++) {
+      if (t.writeHazardRefs[p] > 0) {
+        this.report(
+          "migratedWhileWritable",
+          `migration copied pfn ${p} while a CPU still caches a writable, dirty translation to it: a store through it after the copy is lost`,
           p,
           -1,
         );

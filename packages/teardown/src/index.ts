@@ -25,6 +25,8 @@ export type {
 export { explore, runSchedule } from "./explore.js";
 export type { MachineConfig } from "./machine.js";
 export { createMachine, Machine } from "./machine.js";
+export type { MigrateCounters, Migration, MigrationContext, MigrationSteps } from "./migrate.js";
+export { defineMigration, migration } from "./migrate.js";
 export { Mm } from "./mm.js";
 export type { OpStep, OpSteps } from "./mmap-lock.js";
 export type { NumaScan, NumaScanContext, NumaScanCounters, NumaScanSteps } from "./numa.js";
@@ -43,6 +45,10 @@ export {
 } from "./ops.js";
 export { LEVEL_PGD, LEVEL_PMD, LEVEL_PTE, LEVEL_PUD, PageTables } from "./page-tables.js";
 export {
+  isMigrationPte,
+  isWritableMigrationPte,
+  migrationPtePfn,
+  mkMigrationPte,
   mkPte,
   mkSwapPte,
   PFNMAP_PTE_BITS,
@@ -54,6 +60,8 @@ export {
   PTE_YOUNG,
   ptePfn,
   pteSwapEntry,
+  SWP_MIGRATION_READ,
+  SWP_MIGRATION_WRITE,
   ZERO_PTE_BITS,
 } from "./pte.js";
 export { archSetPtes, DirectTlbOps, PteTableAccess } from "./pte-view.js";
@@ -79,6 +87,7 @@ export type {
 export { buildScenario, interleave, runBuilt, runScenario } from "./scenario.js";
 export { SecondaryTlbs } from "./secondary-tlb.js";
 export type { SwapoffCounters } from "./swapoff.js";
+export type { TlbUnmapBatch } from "./tlb-batch.js";
 export type { Vma, VmaKind } from "./vma.js";
 export {
   isPfnmap,

@@ -31,6 +31,19 @@ export class Mm {
   hugeZeroFolio = false;
   /** exit_mmap has run. */
   dead = false;
+  /**
+   * `mm->tlb_flush_batched`, its two halves: flushes rmap walks deferred for this mm
+   * (set_tlb_ubc_flush_pending, the pending count) and the count flush_tlb_batched_pending last caught
+   * up with (the flushed count). They differ while a deferred flush may still be outstanding.
+   */
+  tlbFlushBatchedPending = 0;
+  tlbFlushBatchedFlushed = 0;
+  /**
+   * Virtual page ranges [start, end), flat pairs, of deferred invalidations of this mm issued without
+   * waiting (`TlbBatchInfo.nosync`: arm64 TLBI without DSB), not yet waited for by
+   * flush_tlb_batched_pending: until then a CPU may still use a translation in them.
+   */
+  readonly tlbBatchRanges: number[] = [];
   private direct: DirectTlbOps | null = null;
   /** mm_users reached 0 and exit_mmap has started (mmget_not_zero fails from now on). */
   exiting = false;

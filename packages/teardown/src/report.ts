@@ -17,10 +17,11 @@ import type { Violation } from "./checker.js";
 import { type CostEstimate, estimateCost } from "./cost.js";
 import type { FlushShare } from "./cpu-tlb.js";
 import type { Machine } from "./machine.js";
+import type { MigrateCounters } from "./migrate.js";
 import type { Mm } from "./mm.js";
 import type { NumaScanCounters } from "./numa.js";
 import type { OpResult } from "./ops.js";
-import { PTE_PRESENT, pmdTableId, ptePfn, pteSwapEntry } from "./pte.js";
+import { isMigrationPte, migrationPtePfn, PTE_PRESENT, pmdTableId, ptePfn, pteSwapEntry } from "./pte.js";
 import type { SwapoffCounters } from "./swapoff.js";
 import type { WritebackCounters } from "./writeback.js";
 import type { WalkCounters } from "./zap/context.js";
@@ -133,6 +134,12 @@ export interface TeardownReport {
    * its own: `counters.cpu` and the estimate leave them out.
    */
   readonly numa: NumaScanCounters | null;
+  /**
+   * What a concurrent migration did (`concurrentOp.kind` "migrate"), or null. Its TLB flushes are its
+   * own (`counters.cpu` and the estimate leave them out); its isolations, new folios, rmap changes and
+   * frees are part of `counters.folio` (it shares that layer with the teardown).
+   */
+  readonly migrate: MigrateCounters | null;
   /**
    * Contiguous PTEs, on an arch that maps them (`ArchTlb.contPte`, arm64 contpte), or null: what the
    * operation's batched clears, unfolds and folds did — the `contpte*` gather counters, whose
@@ -300,6 +307,17 @@ export function checkFinalState(machine: Machine, exited: Mm | null): FinalState
         const e = t[i];
         if (e === 0) continue;
         if (level === 0) {
+          if (isMigrationPte(e)) {
+            // Every migration ends by replacing its entries (or a zap clears them): one left behind
+            // would fault forever (migration_entry_wait on a folio nobody migrates).
+            const mp = migrationPtePfn(e);
+            count[mem.isFree(mp) ? 1 : counterOf(machine, mem.folioHead(mp))]++;
+            if (problems.length < 20)
+              problems.push(
+                `mm ${mm.id}: a migration entry for pfn ${migrationPtePfn(e)} is left in a page table`,
+              );
+            continue;
+          }
           if (e < 0) {
             count[2]++;
             swapPtes++;
@@ -445,6 +463,7 @@ export function buildReport(
   writeback: WritebackCounters | null = null,
   swapoff: SwapoffCounters | null = null,
   numa: NumaScanCounters | null = null,
+  migrate: MigrateCounters | null = null,
 ): TeardownReport {
   const g = r.gather;
   const w = r.walkCounters;
@@ -490,7 +509,7 @@ export function buildReport(
       walk: { ...w, tablesFreed: [...w.tablesFreed] as [number, number, number] },
       cpu:
         now.cpu !== null && before.cpu !== null
-          ? withoutShares(delta(now.cpu, before.cpu), [writeback, numa])
+          ? withoutShares(delta(now.cpu, before.cpu), [writeback, numa, migrate])
           : null,
     },
     violations: machine.checker !== null ? machine.checker.violations.slice(violationsBefore) : [],
@@ -499,6 +518,7 @@ export function buildReport(
     writeback: writeback === null ? null : { ...writeback },
     swapoff: swapoff === null ? null : { ...swapoff },
     numa: numa === null ? null : { ...numa },
+    migrate: migrate === null ? null : { ...migrate },
     contpte:
       machine.arch.contPte === null
         ? null

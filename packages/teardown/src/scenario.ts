@@ -10,6 +10,13 @@ import { createGatherCounters } from "@mmgather/mmu-gather";
 import type { TrailEventSink } from "./checker.js";
 import { TeardownError } from "./errors.js";
 import { createMachine, type Machine } from "./machine.js";
+import {
+  createMigrateCounters,
+  type MigrateCounters,
+  type Migration,
+  migratePagesSteps,
+  migration,
+} from "./migrate.js";
 import type { Mm } from "./mm.js";
 import type { OpSteps } from "./mmap-lock.js";
 import {
@@ -114,8 +121,8 @@ export interface OpSpec {
  * a concurrent munmap's (its gathers included; they may belong to other mms than the target).
  */
 export interface ConcurrentOpSpec extends Omit<OpSpec, "kind"> {
-  /** munmap, madvise, writeback, swapoff, revoke or numa ("exit" is refused: it takes the whole mm). */
-  readonly kind: TeardownOp | "writeback" | "swapoff" | "revoke" | "numa";
+  /** munmap, madvise, writeback, swapoff, revoke, numa or migrate ("exit" is refused: it takes the whole mm). */
+  readonly kind: TeardownOp | "writeback" | "swapoff" | "revoke" | "numa" | "migrate";
 }
 
 /** A whole experiment. */
@@ -193,6 +200,11 @@ export interface ScenarioSpec {
    * another with `defineNumaScan`).
    */
   readonly numaScan?: NumaScan;
+  /**
+   * The migration a `concurrentOp` of kind "migrate" runs (default: the kernel's `migration`; build
+   * another with `defineMigration`).
+   */
+  readonly migration?: Migration;
   /** Batch-page allocation outcomes. */
   readonly alloc?: BatchAllocPolicy;
   /**
@@ -443,6 +455,7 @@ function runOps(
   let writeback: WritebackCounters | null = null;
   let swapoff: SwapoffCounters | null = null;
   let numa: NumaScanCounters | null = null;
+  let migrate: MigrateCounters | null = null;
   let revoke: RevokeResult | null = null;
   try {
     if (spec.concurrentOp === undefined) {
@@ -470,6 +483,18 @@ function runOps(
       if (typeof scan !== "object" || scan === null || typeof scan.steps?.changeHugePmd !== "function")
         fail("spec.numaScan must be a NumaScan built with defineNumaScan");
       schedule([a.steps, numaScanSteps(target, s1 / ps, (s1 + l1) / ps, scan, nc)]);
+    } else if (spec.concurrentOp.kind === "migrate") {
+      const mc = createMigrateCounters();
+      migrate = mc;
+      const [s1, l1] = opRange(b, spec, spec.concurrentOp);
+      const ps = machine.pageSize;
+      const mig = spec.migration ?? migration;
+      if (typeof mig !== "object" || mig === null || typeof mig.steps?.tryToUnmapFlush !== "function")
+        fail("spec.migration must be a Migration built with defineMigration");
+      schedule([
+        a.steps,
+        migratePagesSteps(target, Math.floor(s1 / ps), Math.ceil((s1 + l1) / ps), 1, mig, mc),
+      ]);
     } else if (spec.concurrentOp.kind === "swapoff") {
       const so = createSwapoffCounters();
       swapoff = so;
@@ -486,7 +511,9 @@ function runOps(
       const kind = spec.concurrentOp.kind as string;
       if (spec.op.kind === "exit" || kind === "exit") fail("exit cannot run concurrently");
       if (kind !== "munmap" && kind !== "madvise")
-        fail(`concurrentOp.kind must be munmap, madvise, writeback, swapoff, revoke or numa, got "${kind}"`);
+        fail(
+          `concurrentOp.kind must be munmap, madvise, writeback, swapoff, revoke, numa or migrate, got "${kind}"`,
+        );
       const [s1, l1] = opRange(b, spec, spec.concurrentOp);
       const c = startOp(target, spec.concurrentOp.kind, s1, l1, { ...opts, thread: 1 });
       schedule([a.steps, c.steps]);
@@ -537,6 +564,7 @@ function runOps(
     writeback,
     swapoff,
     numa,
+    migrate,
   );
 }
 

@@ -1,7 +1,7 @@
 // The deliberately broken cases that do not depend on one gather design must be caught on every
 // design, and the correct code on the same machine must stay silent.
 import { describe, expect, it } from "vitest";
-import { BROKEN, realOverrideOf } from "../broken.js";
+import { BATCHED_PENDING_SKIPPED, BROKEN, migrationCopyBeforeFlush, realOverrideOf } from "../broken.js";
 import { runOne } from "../run.js";
 
 const DESIGNS = ["encoded-page", "contig-range", "encoded-nr-pages"] as const;
@@ -91,6 +91,59 @@ describe("arm64 contpte: a block cleared in part without unfolding, or unfolded 
         expect(real.finalState.problems).toEqual([]);
         // Both ends of [32K, 96K) fall inside a 16-PTE block: the real zap unfolds two blocks.
         expect(real.contpte?.unfolds).toBe(2);
+      });
+    }
+  }
+});
+
+describe("batched-pending-skipped (zap_pte_range without flush_tlb_batched_pending, a migration racing)", () => {
+  const c = BROKEN["batched-pending-skipped"];
+  for (const arch of ["x86", "arm64"] as const) {
+    for (const design of DESIGNS) {
+      it(`is caught as ${c.expect} on ${arch} ${design}; the real walk is silent`, () => {
+        const walk = BATCHED_PENDING_SKIPPED[design];
+        let caught = 0;
+        for (const seed of c.seeds) {
+          const s = c.scenario(seed);
+          const broken = runOne(s, design, arch, { override: { walk } }).report;
+          if (broken.violations.some((v) => v.kind === c.expect)) caught++;
+          expect(broken.counters.walk.batchedPendingFlushes).toBe(0);
+          const real = runOne(s, design, arch).report;
+          expect(real.violations).toEqual([]);
+          expect(real.finalState.problems).toEqual([]);
+          // The real walk met the migration entries and flushed the deferred flush first.
+          expect(real.counters.walk.migrationPtesCleared).toBeGreaterThan(0);
+          expect(real.counters.walk.batchedPendingFlushes).toBeGreaterThan(0);
+        }
+        expect(caught).toBe(c.seeds.length);
+      });
+    }
+  }
+
+  it("cannot happen where every PTE clear is flushed at once (generic, s390): no deferred flush", () => {
+    for (const arch of ["generic", "s390"] as const) {
+      const s = c.scenario(c.seeds[0]);
+      const r = runOne(s, "encoded-nr-pages", arch, {
+        override: { walk: BATCHED_PENDING_SKIPPED["encoded-nr-pages"] },
+      }).report;
+      expect(r.violations).toEqual([]);
+      expect(r.migrate?.flushesDeferred).toBe(0);
+    }
+  });
+});
+
+describe("migration-copy-before-flush (migrate_pages_batch without try_to_unmap_flush)", () => {
+  const c = BROKEN["migration-copy-before-flush"];
+  for (const arch of ["x86", "arm64"] as const) {
+    for (const design of DESIGNS) {
+      it(`is caught as ${c.expect} on ${arch} ${design}; the real migration is silent`, () => {
+        const s = c.scenario(c.seeds[0]);
+        const broken = runOne(s, design, arch, { override: { migration: migrationCopyBeforeFlush } }).report;
+        expect(broken.violations.map((v) => v.kind)).toContain(c.expect);
+        const real = runOne(s, design, arch).report;
+        expect(real.violations).toEqual([]);
+        expect(real.finalState.problems).toEqual([]);
+        expect(real.migrate?.batchFlushes).toBeGreaterThan(0);
       });
     }
   }

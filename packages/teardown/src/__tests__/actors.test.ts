@@ -4,6 +4,10 @@
 // to the operation, with lazy-TLB CPUs, devices sharing the page tables and gup_fast walkers.
 // File PMDs stay out of writeback runs: v6.18's zap_huge_pmd drops a dirty file PMD's rmap before its
 // TLB flush, a window the writeback test reports on purpose (writeback.test.ts).
+
+import { arm64Arch } from "@mmgather/arch-arm64";
+import { genericArch } from "@mmgather/arch-generic";
+import { x86Arch } from "@mmgather/arch-x86";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { runScenario, type ScenarioSpec } from "../index.js";
@@ -22,18 +26,33 @@ describe("all actors: the real designs stay silent", () => {
       swap: fc.double({ min: 0, max: 0.6, noNaN: true }),
       keep: fc.boolean(),
     });
-    const tally = { cases: 0, writeback: 0, swapoff: 0, numa: 0, racing: 0, devices: 0, gupFast: 0 };
+    const tally = {
+      cases: 0,
+      writeback: 0,
+      swapoff: 0,
+      numa: 0,
+      migrate: 0,
+      migrateDeferred: 0,
+      racing: 0,
+      devices: 0,
+      gupFast: 0,
+    };
     fc.assert(
       fc.property(
         fc.array(vmaArb, { minLength: 1, maxLength: 3 }),
         fc.constantFrom("exit", "munmap", "madvise" as const),
-        fc.constantFrom("munmap", "madvise", "writeback", "swapoff", "numa" as const),
+        fc.constantFrom("munmap", "madvise", "writeback", "swapoff", "numa", "migrate" as const),
         fc.integer({ min: 2, max: 4 }),
         fc.integer({ min: 1, max: 1e6 }),
         fc.boolean(),
-        (vs, op, second, cpus, seed, fork) => {
+        // Archs that flush every PTE clear at once, and the two that defer an rmap walk's flushes.
+        fc.constantFrom(genericArch, x86Arch, arm64Arch),
+        (vs, op, second, cpus, seed, fork, arch) => {
           const span = 2 << 20;
           const fileVma = vs.findIndex((v) => v.kind === "file-shared" || v.kind === "file-private");
+          // Migration moves anon folios: its VMA (the last) is anon.
+          const kindOf = (i: number) => (second === "migrate" && i === vs.length - 1 ? "anon" : vs[i].kind);
+          const anonVma = vs.length - 1;
           const kind =
             (second === "writeback" && fileVma < 0) ||
             (op === "exit" && (second === "munmap" || second === "madvise" || second === "numa"))
@@ -44,14 +63,15 @@ describe("all actors: the real designs stay silent", () => {
             memory: 64 << 20,
             swap: 16 << 20,
             seed,
+            arch,
             variant,
             fork,
             cpus,
             lazyCpus: lazy,
             devices: (seed >> 3) % 2,
             gupFast: op !== "exit" && cpus - lazy - 2 >= 1 ? (seed >> 5) % 2 : 0,
-            vmas: vs.map((v) => ({
-              kind: v.kind as "anon",
+            vmas: vs.map((v, i) => ({
+              kind: kindOf(i) as "anon",
               size: v.tables * span,
               folio: {
                 mix: [
@@ -60,24 +80,27 @@ describe("all actors: the real designs stay silent", () => {
                 ],
               },
               pmdMapped: v.pmd && !(kind === "writeback" && v.kind !== "anon"),
-              dirtyFraction: v.kind === "anon" ? 0 : v.dirty,
-              swapFraction: v.kind === "anon" ? v.swap : 0,
+              dirtyFraction: kindOf(i) === "anon" ? 0 : v.dirty,
+              swapFraction: kindOf(i) === "anon" ? v.swap : 0,
               keepInSwapCache: v.keep,
             })),
             op: op === "exit" ? { kind: "exit" } : { kind: op, vma: 0, offset: 4096 * (seed % 17) },
             concurrentOp:
               kind === "writeback"
                 ? { kind, vma: fileVma }
-                : kind === "swapoff"
-                  ? { kind }
-                  : kind === "numa"
-                    ? { kind, vma: vs.length - 1 }
-                    : { kind, vma: vs.length - 1, length: 4096 * (1 + (seed % 300)) },
+                : kind === "migrate"
+                  ? { kind, vma: anonVma }
+                  : kind === "swapoff"
+                    ? { kind }
+                    : kind === "numa"
+                      ? { kind, vma: vs.length - 1 }
+                      : { kind, vma: vs.length - 1, length: 4096 * (1 + (seed % 300)) },
           });
           tally.cases++;
           if (kind === "writeback") tally.writeback++;
           else if (kind === "swapoff") tally.swapoff++;
           else if (kind === "numa") tally.numa++;
+          else if (kind === "migrate") tally.migrate++;
           else tally.racing++;
           if (spec("encoded-page").devices! > 0) tally.devices++;
           if (spec("encoded-page").gupFast! > 0) tally.gupFast++;
@@ -86,6 +109,7 @@ describe("all actors: the real designs stay silent", () => {
             expect(r.violations).toEqual([]);
             expect(r.finalState.problems).toEqual([]);
             if (kind === "swapoff") expect(r.swapoff?.completed).toBe(1);
+            if (kind === "migrate" && r.migrate!.flushesDeferred > 0) tally.migrateDeferred++;
           }
         },
       ),
@@ -96,6 +120,8 @@ describe("all actors: the real designs stay silent", () => {
     expect(tally.swapoff).toBeGreaterThan(tally.cases / 10);
     expect(tally.racing).toBeGreaterThan(tally.cases / 10);
     expect(tally.numa).toBeGreaterThan(tally.cases / 20);
+    expect(tally.migrate).toBeGreaterThan(tally.cases / 20);
+    expect(tally.migrateDeferred).toBeGreaterThan(0);
     expect(tally.devices).toBeGreaterThan(tally.cases / 5);
     expect(tally.gupFast).toBeGreaterThan(0);
     if (LONG) console.log("actors tally", tally);

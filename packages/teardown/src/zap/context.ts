@@ -18,6 +18,17 @@ export interface WalkCounters {
   ptesCleared: number;
   /** Swap PTEs cleared. */
   swapPtesCleared: number;
+  /**
+   * Migration entries cleared (a concurrent migration's, still in place when the walk got there): rss
+   * of the folio's kind − 1 each, nothing else.
+   */
+  migrationPtesCleared: number;
+  /**
+   * flush_tlb_batched_pending calls that flushed (a deferred flush of another CPU's unmapping rmap walk
+   * was outstanding for the mm): x86 flush_tlb_mm, arm64 dsb(ish). Their invalidations are in the CPU
+   * counters.
+   */
+  batchedPendingFlushes: number;
   /** Runs of present PTEs handed to the gather in one call (7.x batches; 1 per PTE otherwise). */
   presentBatches: number;
   /** Runs of swap PTEs released in one call. */
@@ -71,6 +82,8 @@ export function createWalkCounters(): WalkCounters {
   return {
     ptesCleared: 0,
     swapPtesCleared: 0,
+    migrationPtesCleared: 0,
+    batchedPendingFlushes: 0,
     presentBatches: 0,
     swapBatches: 0,
     hugePmdsZapped: 0,

@@ -22,7 +22,10 @@
 // the per-PTE walk (ptep_get_and_clear_full), the folio_pte_batch run in the 7.x walk, whose batch then
 // takes a contiguous block in one read (arm64's pte_batch_hint) and never crosses a change of the
 // contiguous bit (pte_same). The fused paths are off there (the gather's zapFastPath).
-// Omits: uffd-wp markers, device/migration/hwpoison entries,
+// Migration entries (a concurrent migration's, migrate.ts): the folio's rss counter drops, the entry is
+// cleared, nothing else (v6.5 zap_pte_range and v6.18 zap_nonpresent_ptes alike). Each page-table-lock
+// section starts with flush_tlb_batched_pending (the walk's `flushTlbBatchedPending` step).
+// Omits: uffd-wp markers, device/hwpoison entries,
 // need_resched breaks (they change no state), PMD-level IDTE on s390 (one IPTE stands in for it).
 import { PG } from "@mmgather/folio";
 import {
@@ -34,7 +37,17 @@ import {
 import { TeardownError } from "../errors.js";
 import { removePmdRmap } from "../huge-memory.js";
 import { LEVEL_PMD, LEVEL_PTE } from "../page-tables.js";
-import { PTE_CONT, PTE_DIRTY, PTE_WRITE, PTE_YOUNG, ptePfn, pteSwapEntry } from "../pte.js";
+import {
+  isMigrationPte,
+  migrationPtePfn,
+  PTE_CONT,
+  PTE_DIRTY,
+  PTE_WRITE,
+  PTE_YOUNG,
+  ptePfn,
+  pteSwapEntry,
+} from "../pte.js";
+import { flushTlbBatchedPending } from "../tlb-batch.js";
 import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS } from "../vma.js";
 import type { ZapContext } from "./context.js";
 
@@ -43,6 +56,12 @@ import type { ZapContext } from "./context.js";
  * `defineZapWalk` to build a deliberately broken walk.
  */
 export interface ZapWalkSteps {
+  /**
+   * Step 4 of zap_pte_range, right after the PTE lock is taken: flush_tlb_batched_pending(mm) — a
+   * flush another CPU's rmap walk deferred for this mm (migration, tlb-batch.ts) is done now, before
+   * this walk finds those PTEs already cleared and flushes nothing for them.
+   */
+  flushTlbBatchedPending(ctx: ZapContext): void;
   /**
    * The PTE loop of one zap_pte_range call over `t[from, to)` (the PTL is held). `base` is the virtual
    * page of `t[0]`. Sets `ctx.forceFlush`; returns the index reached (< `to` when the gather filled).
@@ -97,9 +116,38 @@ function forceFlushDirtyShared(ctx: ZapContext): void {
   ctx.forceFlush = true;
 }
 
-/** One swap PTE cleared and its slot dropped (`free_swap_and_cache`), as v6.5 to v6.9 do it. */
+/**
+ * A migration entry (is_migration_entry): the rss counter of the folio it points to drops by one and the
+ * entry is cleared (pte_clear_not_present_full) — no rmap, no reference, nothing queued: the migration
+ * already removed the rmap and dropped the PTE's reference when it installed the entry, and it still
+ * holds the folio. v6.5's zap_pte_range and v6.18's zap_nonpresent_ptes alike, one entry at a time.
+ */
+function zapMigrationPte(ctx: ZapContext, t: Int32Array, i: number): void {
+  const pfn = migrationPtePfn(t[i]);
+  const head = folioHeadTrusted(ctx.fs, pfn);
+  if (ctx.trace !== null)
+    ctx.trace({
+      type: "migrationEntryZapped",
+      mmId: ctx.mm.id,
+      addr: (ctx.zapBase + i) * ctx.pageSize,
+      pfn,
+      thread: ctx.thread,
+    });
+  t[i] = 0;
+  ctx.rss[rssIndexOf(ctx, head)]--;
+  ctx.counters.migrationPtesCleared++;
+}
+
+/**
+ * One swap PTE cleared and its slot dropped (`free_swap_and_cache`), as v6.5 to v6.9 do it; a
+ * migration entry takes its own branch (zapMigrationPte).
+ */
 function zapSwapPte(ctx: ZapContext, t: Int32Array, i: number): void {
   const pte = t[i];
+  if (isMigrationPte(pte)) {
+    zapMigrationPte(ctx, t, i);
+    return;
+  }
   t[i] = 0;
   ctx.rss[MM_SWAPENTS]--;
   ctx.counters.swapPtesCleared++;
@@ -499,8 +547,11 @@ export function zapPtesFolioBatch(
         return batchFull(ctx, i + n);
       }
       i += n;
+    } else if (isMigrationPte(pte)) {
+      zapMigrationPte(ctx, t, i);
+      i++;
     } else if (swapBatch) {
-      // swap_pte_batch: consecutive offsets on one device.
+      // swap_pte_batch: consecutive offsets on one device (genuine swap entries only).
       const entry = pteSwapEntry(pte);
       const type = entry >>> 26;
       let n = 1;
@@ -518,6 +569,13 @@ export function zapPtesFolioBatch(
     }
   }
   return to;
+}
+
+/** flush_tlb_batched_pending under the PTE lock (tlb-batch.ts), counted when it flushed. */
+export function flushTlbBatchedPendingDefault(ctx: ZapContext): void {
+  if (!flushTlbBatchedPending(ctx.mm.machine, ctx.mm)) return;
+  ctx.counters.batchedPendingFlushes++;
+  if (ctx.trace !== null) ctx.trace({ type: "batchedPendingFlushed", mmId: ctx.mm.id, thread: ctx.thread });
 }
 
 /** End of zap_pte_range: TLB → delayed rmaps under the PTL; unlock; free after it. */
@@ -609,6 +667,7 @@ export function freeTableDefault(ctx: ZapContext, level: number, tablePfn: numbe
 export const perPteWalk: ZapWalk = Object.freeze({
   name: "per-pte",
   steps: Object.freeze({
+    flushTlbBatchedPending: flushTlbBatchedPendingDefault,
     zapPtes: zapPtesPerPte,
     endPteTable: endPteTableDefault,
     zapHugePmd: zapHugePmdDefault,
@@ -620,6 +679,7 @@ export const perPteWalk: ZapWalk = Object.freeze({
 export const folioBatchWalk: ZapWalk = Object.freeze({
   name: "folio-batch",
   steps: Object.freeze({
+    flushTlbBatchedPending: flushTlbBatchedPendingDefault,
     zapPtes: zapPtesFolioBatch,
     endPteTable: endPteTableDefault,
     zapHugePmd: zapHugePmdDefault,
@@ -630,7 +690,7 @@ export const folioBatchWalk: ZapWalk = Object.freeze({
 /** Derives a walk from `base`, replacing steps (how a broken walk is built). */
 export function defineZapWalk(base: ZapWalk, overrides: ZapWalkOverrides): ZapWalk {
   const steps: ZapWalkSteps = Object.freeze({ ...base.steps, ...overrides.steps });
-  for (const k of ["zapPtes", "endPteTable", "zapHugePmd", "freeTable"] as const) {
+  for (const k of ["flushTlbBatchedPending", "zapPtes", "endPteTable", "zapHugePmd", "freeTable"] as const) {
     if (typeof steps[k] !== "function") {
       throw new TeardownError("UNKNOWN_WALK", "zap", "defineZapWalk", `step ${k} must be a function`);
     }

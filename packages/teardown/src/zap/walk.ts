@@ -83,6 +83,7 @@ export function* unmapPageRange(ctx: ZapContext, walk: ZapWalk, vs: number, ve: 
     while (from < to) {
       counters.pteTableVisits++;
       ctx.lock(pt.tablePfn[tid]);
+      steps.flushTlbBatchedPending(ctx);
       ctx.zapTable = t;
       ctx.zapBase = base;
       ctx.zapFrom = from;
