@@ -17,10 +17,12 @@ import {
   withTlbOps,
 } from "@mmgather/mmu-gather";
 import {
+  defineKvmFault,
   defineMigration,
   defineNumaScan,
   defineZapWalk,
   folioBatchWalk,
+  kvmFault,
   MM_ANONPAGES,
   MM_SWAPENTS,
   migration,
@@ -215,6 +217,25 @@ export const BATCHED_PENDING_SKIPPED: Readonly<Record<VariantName, ZapWalk>> = O
     name: "no flush_tlb_batched_pending",
     steps: { flushTlbBatchedPending() {} },
   }),
+});
+
+/** unmap_vmas / zap_page_range_single without the mmu notifier calls around them, one per design's walk. */
+export const MMU_NOTIFIER_SKIPPED: Readonly<Record<VariantName, ZapWalk>> = Object.freeze(
+  Object.fromEntries(
+    (["encoded-page", "contig-range", "encoded-nr-pages"] as const).map((d) => [
+      d,
+      defineZapWalk(d === "encoded-nr-pages" ? folioBatchWalk : perPteWalk, {
+        name: "no mmu_notifier_invalidate_range_start/end",
+        steps: { mmuNotifierInvalidateRangeStart() {}, mmuNotifierInvalidateRangeEnd() {} },
+      }),
+    ]),
+  ) as Record<VariantName, ZapWalk>,
+);
+
+/** KVM's page fault without mmu_invalidate_retry_gfn under mmu_lock: it maps whatever GUP returned. */
+export const kvmFaultNoRetry = defineKvmFault(kvmFault, {
+  name: "kvm fault without mmu_invalidate_retry",
+  steps: { mmuInvalidateRetry: () => false },
 });
 
 /** migrate_pages_batch without try_to_unmap_flush between the batch's unmaps and its copies. */
@@ -1021,6 +1042,56 @@ export const BROKEN: Readonly<Record<string, BrokenCase>> = {
     }),
     override: { migration: migrationCopyBeforeFlush, arch: x86Arch },
     realOverride: { arch: x86Arch },
+  },
+  "mmu-notifier-skipped": {
+    change:
+      "unmap_vmas (and zap_page_range_single) zap the range without mmu_notifier_invalidate_range_start / " +
+      "_end around it, so subscribers with page tables of their own are never told",
+    expect: "kvmSpteUseAfterFree",
+    consequence:
+      "KVM keeps its sptes for the range: the guest goes on reading and writing pages the host has freed " +
+      "and handed to someone else — another process's data, or the host kernel's — a guest-to-host escape.",
+    realOrder:
+      "unmap_vmas calls mmu_notifier_invalidate_range_start before the first PTE is cleared: KVM zaps its " +
+      "sptes of the range and flushes the guest's TLBs, and blocks new ones until _end; the pages are freed " +
+      "only after that, by tlb_finish_mmu.",
+    base: "encoded-nr-pages",
+    seeds: [1],
+    scenario: mk({
+      name: "mmu-notifier-skipped",
+      cpus: 1,
+      kvm: true,
+      vmas: [{ name: "guest-ram", kind: "anon", size: "64K" }],
+      op: { kind: "munmap", vma: 0 },
+    }),
+    override: { walk: MMU_NOTIFIER_SKIPPED["encoded-nr-pages"] },
+  },
+  "kvm-fault-no-retry": {
+    change:
+      "KVM's page fault sets the spte without checking mmu_invalidate_retry_gfn under mmu_lock: it does not " +
+      "notice that an invalidation ran (or is running) since it read mmu_invalidate_seq and looked the page up",
+    expect: "kvmSpteUseAfterFree",
+    consequence:
+      "the vCPU looked up (GUP) a page just before MADV_DONTNEED zapped it and maps it after the " +
+      "invalidation zapped the sptes; when the fault drops its GUP reference the page is freed while the " +
+      "guest still maps it — the guest reads and writes memory the host reuses.",
+    realOrder:
+      "the fault reads mmu_invalidate_seq before the GUP and, under mmu_lock, retries when an invalidation " +
+      "is in progress over the page or the sequence moved: range_start/_end bracket the zap, so a page the " +
+      "zap takes away is never mapped by a fault that looked it up earlier.",
+    base: "encoded-nr-pages",
+    seeds: [2, 4, 5, 10],
+    scenario: withSeed({
+      name: "kvm-fault-no-retry",
+      cpus: 2,
+      kvm: true,
+      touch: 0,
+      vmas: [{ name: "guest-ram", kind: "anon", size: "64K" }],
+      op: { kind: "dontneed", vma: 0 },
+      concurrentOp: { kind: "kvm-fault", vma: 0, length: "8K" },
+    }),
+    override: { kvmFault: kvmFaultNoRetry },
+    realOverride: {},
   },
   "nested-flush-ignored": {
     change:

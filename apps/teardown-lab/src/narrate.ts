@@ -135,6 +135,16 @@ export function describeEvent(e: TrailEvent, flushed?: boolean): string {
       return e.stage === "waiting"
         ? `swapoff (another CPU): try_to_unuse swapped in every entry it could find; it waits for the ${e.device === 0 ? "" : `device ${e.device}'s `}slots the teardown still holds`
         : `swapoff (another CPU): inuse_pages is 0 and nothing pins the device — percpu_ref_kill, then swap_map is freed`;
+    case "kvmGup":
+      return `vCPU (thread ${e.thread}): a guest fault at ${hex(e.addr)} reads mmu_invalidate_seq (${e.mmuSeq}) and looks the host page up with GUP: pfn ${e.pfn}, one reference taken`;
+    case "kvmFaultRetry":
+      return `vCPU (thread ${e.thread}): under mmu_lock, mmu_invalidate_retry_gfn sees an invalidation since the lookup of ${hex(e.addr)}: drop the page, fault again`;
+    case "kvmSpteSet":
+      return `vCPU (thread ${e.thread}): KVM maps guest page ${hex(e.addr)} to pfn ${e.pfn} in its spte, under mmu_lock, and drops the GUP reference (an spte holds none)`;
+    case "mmuNotifierRange":
+      return e.edge === "start"
+        ? `mmu_notifier_invalidate_range_start ${hex(e.start)}–${hex(e.end)}: KVM marks the range in progress and zaps ${e.sptesZapped} spte${e.sptesZapped === 1 ? "" : "s"} of it (thread ${e.thread})`
+        : `mmu_notifier_invalidate_range_end ${hex(e.start)}–${hex(e.end)}: KVM's mmu_invalidate_seq moves on; faults that read the old one must retry (thread ${e.thread})`;
     case "migrationEntrySet":
       return e.deferred
         ? `migration (thread ${e.thread}): try_to_migrate_one clears the PTE at ${hex(e.addr)} (pfn ${e.pfn}) and puts a migration entry there; its TLB flush is deferred to the batch (set_tlb_ubc_flush_pending: mm->tlb_flush_batched says so)`

@@ -69,8 +69,9 @@ export const OPS = ["exit", "munmap", "dontneed"] as const;
  * takes the whole mm), writeback of a file VMA's dirty page cache (a flusher thread), swapoff of the
  * swap device, a driver revoking a pfnmap VMA's device memory (unmap_mapping_range in a kernel
  * thread) — these three next to any op —, NUMA balancing's hinting scan of a VMA range (a thread of
- * the same mm: not next to exit), or page migration of an anon VMA range (migrate_pages(2) on another
- * CPU, next to any op).
+ * the same mm: not next to exit), page migration of an anon VMA range (migrate_pages(2) on another
+ * CPU, next to any op), or a KVM vCPU faulting guest pages of a VMA range in (needs kvm: true; a thread
+ * of the process: not next to exit).
  */
 export const CONCURRENT_OPS = [
   "munmap",
@@ -80,6 +81,7 @@ export const CONCURRENT_OPS = [
   "revoke",
   "numa",
   "migrate",
+  "kvm-fault",
 ] as const;
 
 const Bool = z.boolean({ error: "expected true or false" });
@@ -252,6 +254,7 @@ export const ScenarioSchema = z
     cpus: intIn(0, 64).default(0),
     lazyCpus: intIn(0, 63).default(0),
     devices: intIn(0, 8).default(0),
+    kvm: Bool.default(false),
     gupFast: intIn(0, 62).default(0),
     tlbEntries: intIn(16, 65536).default(2048),
     touch: Fraction.default(1),
@@ -294,6 +297,13 @@ export const ScenarioSchema = z
         message:
           "gup_fast walks the calling thread's mm: no thread of an exiting process runs, use munmap or dontneed",
       });
+    if (s.kvm && s.cpus < 1)
+      ctx.addIssue({
+        code: "custom",
+        path: ["kvm"],
+        input: s.kvm,
+        message: "a KVM guest's sptes are checked with the CPU model: expected cpus ≥ 1",
+      });
     if (s.devices > 0 && s.cpus < 1)
       ctx.addIssue({
         code: "custom",
@@ -316,6 +326,20 @@ export const ScenarioSchema = z
           message: need.message(target.kind),
         });
       }
+      if (s.concurrentOp.kind === "kvm-fault" && !s.kvm)
+        ctx.addIssue({
+          code: "custom",
+          path: ["concurrentOp", "kind"],
+          input: s.concurrentOp.kind,
+          message: "kvm-fault is a vCPU of a KVM guest: set kvm: true",
+        });
+      if (s.concurrentOp.kind === "kvm-fault" && s.op.kind === "exit")
+        ctx.addIssue({
+          code: "custom",
+          path: ["concurrentOp", "kind"],
+          input: s.concurrentOp.kind,
+          message: "a vCPU is a thread of the process: it does not run next to exit",
+        });
       if (s.concurrentOp.kind === "numa" && s.op.kind === "exit")
         ctx.addIssue({
           code: "custom",
@@ -327,7 +351,8 @@ export const ScenarioSchema = z
         s.concurrentOp.kind === "writeback" ||
         s.concurrentOp.kind === "revoke" ||
         s.concurrentOp.kind === "numa" ||
-        s.concurrentOp.kind === "migrate"
+        s.concurrentOp.kind === "migrate" ||
+        s.concurrentOp.kind === "kvm-fault"
       )
         checkRange(s.concurrentOp, s.vmas, "concurrentOp", ctx);
       else if (s.concurrentOp.kind === "swapoff") {

@@ -22,9 +22,11 @@
 // the driver once the unmap returns: no CPU that can run user code and no device may still cache a
 // translation to any pfn of it then, and no PTE may still map it.
 // Omits: KSM, hugetlb.
+
 import type { PhysMem } from "@mmgather/folio";
 import { type GatherEvent, MAX_GATHER_ENTRIES, MMU_GATHER_BUNDLE } from "@mmgather/mmu-gather";
 import type { CpuTlbs, LocklessWalkEnd } from "./cpu-tlb.js";
+import type { KvmMmu } from "./kvm.js";
 import { PTE_CONT, PTE_WRITE, ptePfn } from "./pte.js";
 
 /** The PTE bits every entry of a contiguous block must share (permissions and the bit itself). */
@@ -48,6 +50,7 @@ export type ViolationKind =
   | "negativeCount"
   | "cleanedWhileWritable"
   | "migratedWhileWritable"
+  | "kvmSpteUseAfterFree"
   | "swapDeviceUseAfterFree"
   | "deviceMemoryUseAfterRevoke"
   | "contPteMisprogrammed"
@@ -124,6 +127,43 @@ export type TeardownEvent =
       readonly addr: number;
       readonly pfn: number;
       readonly deferred: boolean;
+      readonly thread: number;
+    }
+  | {
+      /**
+       * A vCPU's fault read mmu_invalidate_seq (`mmuSeq`) and looked the host page of guest page `addr`
+       * up (hva_to_pfn: GUP), taking a reference on `pfn`.
+       */
+      readonly type: "kvmGup";
+      readonly addr: number;
+      readonly pfn: number;
+      readonly mmuSeq: number;
+      readonly thread: number;
+    }
+  | {
+      /** Under mmu_lock the vCPU's fault saw an invalidation in its way: it drops the page and faults again. */
+      readonly type: "kvmFaultRetry";
+      readonly addr: number;
+      readonly thread: number;
+    }
+  | {
+      /** A vCPU's fault set KVM's spte for the guest page at `addr` to host `pfn`. */
+      readonly type: "kvmSpteSet";
+      readonly addr: number;
+      readonly pfn: number;
+      readonly thread: number;
+    }
+  | {
+      /**
+       * mmu_notifier_invalidate_range_start ("start") or _end ("end") over [start, end) of mm `mmId`;
+       * `sptesZapped` is what KVM dropped (start only).
+       */
+      readonly type: "mmuNotifierRange";
+      readonly edge: "start" | "end";
+      readonly mmId: number;
+      readonly start: number;
+      readonly end: number;
+      readonly sptesZapped: number;
       readonly thread: number;
     }
   | {
@@ -216,6 +256,8 @@ export class Checker {
 
   /** `PAGE_SIZE` of the machine, for the byte addresses of reports. */
   readonly pageSize: number;
+  /** KVM's secondary MMU, when a guest is modelled: its sptes are checked at every free. */
+  kvm: KvmMmu | null = null;
 
   constructor(
     mem: PhysMem,
@@ -348,6 +390,20 @@ export class Checker {
         pfn,
         -1,
       );
+    }
+    const k = this.kvm;
+    if (k !== null) {
+      for (let p = pfn; p < pfn + nr; p++) {
+        if (k.spteRefs[p] > 0) {
+          this.report(
+            "kvmSpteUseAfterFree",
+            `pfn ${p} returned to the allocator while KVM still maps it in the guest (an spte): the guest reads and writes a page the host reused`,
+            p,
+            -1,
+          );
+          return;
+        }
+      }
     }
     const t = this.tlbs;
     if (t === null) return;

@@ -23,6 +23,8 @@ export type {
   ScheduleStep,
 } from "./explore.js";
 export { explore, runSchedule } from "./explore.js";
+export type { KvmCounters, KvmFault, KvmFaultContext, KvmFaultSteps } from "./kvm.js";
+export { defineKvmFault, KvmMmu, kvmFault } from "./kvm.js";
 export type { MachineConfig } from "./machine.js";
 export { createMachine, Machine } from "./machine.js";
 export type { MigrateCounters, Migration, MigrationContext, MigrationSteps } from "./migrate.js";

@@ -21,6 +21,7 @@ import { createSwapSpace, type SwapSpace } from "@mmgather/swapcache";
 import { Checker, type TrailEvent, type TrailEventSink } from "./checker.js";
 import { CpuTlbs } from "./cpu-tlb.js";
 import { TeardownError } from "./errors.js";
+import type { KvmMmu } from "./kvm.js";
 import { Mm } from "./mm.js";
 import { PTE_MAX_PFN } from "./pte.js";
 import { PteTableAccess } from "./pte-view.js";
@@ -102,6 +103,8 @@ export class Machine {
   readonly pteView: PteTableAccess;
   /** The RCU page-table freeing waits on (lockless walks are its readers). */
   readonly rcu: TableFreeRcu;
+  /** A KVM guest backed by one of the mms (kvm.ts), or null. */
+  kvm: KvmMmu | null = null;
   readonly checker: Checker | null;
   readonly mms: Mm[] = [];
   /**
@@ -421,6 +424,7 @@ export class Machine {
     let b = this.mem.stateBytes() + (this.swap?.stateBytes() ?? 0) + (this.tlbs?.stateBytes() ?? 0);
     if (this.checker !== null) b += this.checker.dirtyFile.byteLength;
     for (const mm of this.mms) b += mm.stateBytes();
+    if (this.kvm !== null) b += this.kvm.stateBytes();
     return b;
   }
 }

@@ -15,7 +15,9 @@
 // belongs to —, i_mmap_unlock_read; then the driver frees the device memory. A kernel thread: no
 // mmap_lock, and no CPU of a target mm is quiesced by it. free_pgtables of munmap / exit runs
 // tlb_flush_mmu_pfnmap, then waits for the revoke's read side before unlinking a VMA of that file.
-// Omits: mmu notifiers, VM_ACCOUNT, uprobes, hugetlb, the OOM reaper, -ENOMEM for holes in a madvise
+// mmu notifiers: mmu_notifier_release at the start of exit_mmap (devices, KVM), and
+// invalidate_range_start / _end around unmap_vmas and zap_page_range_single (the zap walk's steps).
+// Omits: VM_ACCOUNT, uprobes, hugetlb, the OOM reaper, -ENOMEM for holes in a madvise
 // range (holes are skipped), zap_details filtering (even_cows = 0 skips private COW copies: a revoke
 // here only zaps VM_PFNMAP VMAs, which have none), PAT (pfnmap_untrack when the VMA is freed).
 import type {
@@ -256,6 +258,8 @@ export function* exitMmapSteps(mm: Mm, opts: TeardownOptions, r: OpResult): OpSt
     const n = devices.release(mm.id);
     if (trace !== null) trace({ type: "mmuNotifierRelease", mmId: mm.id, devices: n });
   }
+  // ... and a KVM guest on it drops every spte (kvm_mmu_notifier_release).
+  machine.kvm?.release(mm.id);
   yield* mmapReadLock(mm);
   const vmas = mm.vmas.slice();
   machine.mem.lruAddDrain();

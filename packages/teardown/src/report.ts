@@ -16,6 +16,7 @@ import type { SwapCounters } from "@mmgather/swapcache";
 import type { Violation } from "./checker.js";
 import { type CostEstimate, estimateCost } from "./cost.js";
 import type { FlushShare } from "./cpu-tlb.js";
+import type { KvmCounters } from "./kvm.js";
 import type { Machine } from "./machine.js";
 import type { MigrateCounters } from "./migrate.js";
 import type { Mm } from "./mm.js";
@@ -140,6 +141,11 @@ export interface TeardownReport {
    * frees are part of `counters.folio` (it shares that layer with the teardown).
    */
   readonly migrate: MigrateCounters | null;
+  /**
+   * What a KVM guest on the target mm (`ScenarioSpec.kvm`) saw during the run — notifier calls, sptes
+   * zapped, vCPU faults and their retries —, or null without a guest.
+   */
+  readonly kvm: KvmCounters | null;
   /**
    * Contiguous PTEs, on an arch that maps them (`ArchTlb.contPte`, arm64 contpte), or null: what the
    * operation's batched clears, unfolds and folds did — the `contpte*` gather counters, whose
@@ -464,6 +470,7 @@ export function buildReport(
   swapoff: SwapoffCounters | null = null,
   numa: NumaScanCounters | null = null,
   migrate: MigrateCounters | null = null,
+  kvm: KvmCounters | null = null,
 ): TeardownReport {
   const g = r.gather;
   const w = r.walkCounters;
@@ -519,6 +526,7 @@ export function buildReport(
     swapoff: swapoff === null ? null : { ...swapoff },
     numa: numa === null ? null : { ...numa },
     migrate: migrate === null ? null : { ...migrate },
+    kvm: kvm === null ? null : { ...kvm },
     contpte:
       machine.arch.contPte === null
         ? null

@@ -9,6 +9,7 @@ import type { ArchTlb, BatchAllocPolicy, CostProfile, GatherCounters } from "@mm
 import { createGatherCounters } from "@mmgather/mmu-gather";
 import type { TrailEventSink } from "./checker.js";
 import { TeardownError } from "./errors.js";
+import { type KvmCounters, type KvmFault, KvmMmu, kvmFault, kvmFaultSteps } from "./kvm.js";
 import { createMachine, type Machine } from "./machine.js";
 import {
   createMigrateCounters,
@@ -54,6 +55,7 @@ import {
   swapOut,
   touch,
   touchDevice,
+  touchKvm,
 } from "./workload.js";
 import {
   checkWritebackVma,
@@ -121,8 +123,11 @@ export interface OpSpec {
  * a concurrent munmap's (its gathers included; they may belong to other mms than the target).
  */
 export interface ConcurrentOpSpec extends Omit<OpSpec, "kind"> {
-  /** munmap, madvise, writeback, swapoff, revoke, numa or migrate ("exit" is refused: it takes the whole mm). */
-  readonly kind: TeardownOp | "writeback" | "swapoff" | "revoke" | "numa" | "migrate";
+  /**
+   * munmap, madvise, writeback, swapoff, revoke, numa, migrate or kvm-fault ("exit" is refused: it takes
+   * the whole mm).
+   */
+  readonly kind: TeardownOp | "writeback" | "swapoff" | "revoke" | "numa" | "migrate" | "kvm-fault";
 }
 
 /** A whole experiment. */
@@ -205,6 +210,17 @@ export interface ScenarioSpec {
    * another with `defineMigration`).
    */
   readonly migration?: Migration;
+  /**
+   * A KVM guest whose memory is the target mm (kvm.ts): built after the CPUs' and devices' accesses,
+   * the guest maps `touch` of the mapped pages in KVM's sptes, and every teardown's mmu notifier calls
+   * reach it (default false). Needs `cpus` ≥ 1 (its sptes are checked with the CPUs').
+   */
+  readonly kvm?: boolean;
+  /**
+   * The vCPU fault path a `concurrentOp` of kind "kvm-fault" runs (default: the kernel's `kvmFault`;
+   * build another with `defineKvmFault`).
+   */
+  readonly kvmFault?: KvmFault;
   /** Batch-page allocation outcomes. */
   readonly alloc?: BatchAllocPolicy;
   /**
@@ -353,6 +369,14 @@ export function buildScenario(spec: ScenarioSpec): BuiltScenario {
     bindDevice(target, d);
     touchDevice(target, d, spec.touch ?? 1, rng);
   }
+  if (spec.kvm !== undefined && typeof spec.kvm !== "boolean") fail("kvm must be true or false");
+  if (spec.kvm === true) {
+    if (cpus < 1) fail("kvm needs cpus >= 1: the guest's sptes are checked with the CPU model");
+    const kvm = new KvmMmu(target.id, machine.nrPages);
+    machine.kvm = kvm;
+    machine.checker!.kvm = kvm;
+    touchKvm(target, kvm, spec.touch ?? 1, rng);
+  }
   const built: BuiltScenario = { machine, parent, child, target, vmas, rng };
   startGupFast(built, spec, cpus, lazy);
   return built;
@@ -450,6 +474,7 @@ function runOps(
   const { machine, target } = b;
   // performance.now(): a monotonic clock in Node ≥ 16 and every browser (fractional ms).
   const t0 = performance.now();
+  const kvm0 = machine.kvm === null ? null : { ...machine.kvm.counters };
   const a = startOp(target, spec.op.kind, s0, l0, { ...opts, thread: 0 });
   let result: OpResult = a.result;
   let writeback: WritebackCounters | null = null;
@@ -495,6 +520,19 @@ function runOps(
         a.steps,
         migratePagesSteps(target, Math.floor(s1 / ps), Math.ceil((s1 + l1) / ps), 1, mig, mc),
       ]);
+    } else if (spec.concurrentOp.kind === "kvm-fault") {
+      if (spec.op.kind === "exit")
+        fail("concurrentOp: a vCPU is a thread of the process: it does not run next to exit");
+      if (machine.kvm === null) fail("concurrentOp kvm-fault needs a KVM guest: kvm: true");
+      const [s1, l1] = opRange(b, spec, spec.concurrentOp);
+      const ps = machine.pageSize;
+      const f = spec.kvmFault ?? kvmFault;
+      if (typeof f !== "object" || f === null || typeof f.steps?.mmuInvalidateRetry !== "function")
+        fail("spec.kvmFault must be a KvmFault built with defineKvmFault");
+      schedule([
+        a.steps,
+        kvmFaultSteps(machine, target, Math.floor(s1 / ps), Math.ceil((s1 + l1) / ps), f, 1),
+      ]);
     } else if (spec.concurrentOp.kind === "swapoff") {
       const so = createSwapoffCounters();
       swapoff = so;
@@ -512,7 +550,7 @@ function runOps(
       if (spec.op.kind === "exit" || kind === "exit") fail("exit cannot run concurrently");
       if (kind !== "munmap" && kind !== "madvise")
         fail(
-          `concurrentOp.kind must be munmap, madvise, writeback, swapoff, revoke, numa or migrate, got "${kind}"`,
+          `concurrentOp.kind must be munmap, madvise, writeback, swapoff, revoke, numa, migrate or kvm-fault, got "${kind}"`,
         );
       const [s1, l1] = opRange(b, spec, spec.concurrentOp);
       const c = startOp(target, spec.concurrentOp.kind, s1, l1, { ...opts, thread: 1 });
@@ -565,7 +603,15 @@ function runOps(
     swapoff,
     numa,
     migrate,
+    kvm0 === null ? null : kvmDelta(machine.kvm!.counters, kvm0),
   );
+}
+
+/** What KVM's counters gained since `before`. */
+function kvmDelta(now: KvmCounters, before: KvmCounters): KvmCounters {
+  const out = { ...now };
+  for (const k of Object.keys(out) as (keyof KvmCounters)[]) out[k] = now[k] - before[k];
+  return out;
 }
 
 /**

@@ -32,6 +32,7 @@
 import { PG } from "@mmgather/folio";
 import { TeardownError } from "./errors.js";
 import { mmGetHugeZeroFolio } from "./huge-memory.js";
+import type { KvmMmu } from "./kvm.js";
 import type { Mm } from "./mm.js";
 import { LEVEL_PMD } from "./page-tables.js";
 import {
@@ -734,6 +735,22 @@ export function touchDevice(mm: Mm, device: number, fraction: number, rng: Rng):
     rng,
     (table) => dev.fillWalk(device, table),
     (vpn, pfn, nr) => dev.fillTlb(device, vpn, pfn, nr),
+  );
+}
+
+/**
+ * The KVM guest backed by `mm` touches about `fraction` of its mapped pages: each becomes an spte
+ * (a huge host mapping one spte per page). No page reference is taken: KVM holds none for an spte.
+ */
+export function touchKvm(mm: Mm, kvm: KvmMmu, fraction: number, rng: Rng): void {
+  accessMapped(
+    mm,
+    fraction,
+    rng,
+    () => {},
+    (vpn, pfn, nr) => {
+      for (let i = 0; i < nr; i++) kvm.map(vpn + i, pfn + i);
+    },
   );
 }
 

@@ -1,7 +1,13 @@
 // The deliberately broken cases that do not depend on one gather design must be caught on every
 // design, and the correct code on the same machine must stay silent.
 import { describe, expect, it } from "vitest";
-import { BATCHED_PENDING_SKIPPED, BROKEN, migrationCopyBeforeFlush, realOverrideOf } from "../broken.js";
+import {
+  BATCHED_PENDING_SKIPPED,
+  BROKEN,
+  MMU_NOTIFIER_SKIPPED,
+  migrationCopyBeforeFlush,
+  realOverrideOf,
+} from "../broken.js";
 import { runOne } from "../run.js";
 
 const DESIGNS = ["encoded-page", "contig-range", "encoded-nr-pages"] as const;
@@ -146,5 +152,38 @@ describe("migration-copy-before-flush (migrate_pages_batch without try_to_unmap_
         expect(real.migrate?.batchFlushes).toBeGreaterThan(0);
       });
     }
+  }
+});
+
+describe("mmu-notifier-skipped (unmap_vmas without mmu_notifier_invalidate_range_start/end)", () => {
+  const c = BROKEN["mmu-notifier-skipped"];
+  for (const arch of ["generic", "s390", "x86", "arm64"] as const) {
+    for (const design of DESIGNS) {
+      it(`is caught as ${c.expect} on ${arch} ${design}; the real walk is silent`, () => {
+        const s = c.scenario(c.seeds[0]);
+        const broken = runOne(s, design, arch, { override: { walk: MMU_NOTIFIER_SKIPPED[design] } }).report;
+        expect(broken.violations.map((v) => v.kind)).toContain(c.expect);
+        const real = runOne(s, design, arch).report;
+        expect(real.violations).toEqual([]);
+        expect(real.finalState.problems).toEqual([]);
+        expect(real.kvm?.sptesZapped).toBe(16);
+      });
+    }
+  }
+});
+
+describe("kvm-fault-no-retry (KVM maps a page without mmu_invalidate_retry_gfn)", () => {
+  const c = BROKEN["kvm-fault-no-retry"];
+  for (const design of DESIGNS) {
+    it(`is caught as ${c.expect} on ${design} on every listed seed; the real fault path is silent`, () => {
+      for (const seed of c.seeds) {
+        const s = c.scenario(seed);
+        const broken = runOne(s, design, "generic", { override: c.override }).report;
+        expect(broken.violations.map((v) => v.kind)).toContain(c.expect);
+        const real = runOne(s, design, "generic").report;
+        expect(real.violations).toEqual([]);
+        expect(real.finalState.problems).toEqual([]);
+      }
+    });
   }
 });

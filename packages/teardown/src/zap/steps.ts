@@ -57,6 +57,13 @@ import type { ZapContext } from "./context.js";
  */
 export interface ZapWalkSteps {
   /**
+   * unmap_vmas / zap_page_range_single, before the first VMA: mmu_notifier_invalidate_range_start over
+   * pages [vs, ve) — subscribers with page tables of their own (KVM) drop their mappings of the range.
+   */
+  mmuNotifierInvalidateRangeStart(ctx: ZapContext, vs: number, ve: number): void;
+  /** After the last VMA (before tlb_finish_mmu frees anything): mmu_notifier_invalidate_range_end. */
+  mmuNotifierInvalidateRangeEnd(ctx: ZapContext, vs: number, ve: number): void;
+  /**
    * Step 4 of zap_pte_range, right after the PTE lock is taken: flush_tlb_batched_pending(mm) — a
    * flush another CPU's rmap walk deferred for this mm (migration, tlb-batch.ts) is done now, before
    * this walk finds those PTEs already cleared and flushes nothing for them.
@@ -571,6 +578,40 @@ export function zapPtesFolioBatch(
   return to;
 }
 
+/** mmu_notifier_invalidate_range_start: the machine's KVM guest, if any, zaps its sptes of the range. */
+export function mmuNotifierInvalidateRangeStartDefault(ctx: ZapContext, vs: number, ve: number): void {
+  const kvm = ctx.mm.machine.kvm;
+  if (kvm === null) return;
+  const n = kvm.invalidateRangeStart(ctx.mm.id, vs, ve);
+  if (ctx.trace !== null)
+    ctx.trace({
+      type: "mmuNotifierRange",
+      edge: "start",
+      mmId: ctx.mm.id,
+      start: vs * ctx.pageSize,
+      end: ve * ctx.pageSize,
+      sptesZapped: n,
+      thread: ctx.thread,
+    });
+}
+
+/** mmu_notifier_invalidate_range_end: the machine's KVM guest, if any, ends the invalidation. */
+export function mmuNotifierInvalidateRangeEndDefault(ctx: ZapContext, vs: number, ve: number): void {
+  const kvm = ctx.mm.machine.kvm;
+  if (kvm === null) return;
+  kvm.invalidateRangeEnd(ctx.mm.id);
+  if (ctx.trace !== null)
+    ctx.trace({
+      type: "mmuNotifierRange",
+      edge: "end",
+      mmId: ctx.mm.id,
+      start: vs * ctx.pageSize,
+      end: ve * ctx.pageSize,
+      sptesZapped: 0,
+      thread: ctx.thread,
+    });
+}
+
 /** flush_tlb_batched_pending under the PTE lock (tlb-batch.ts), counted when it flushed. */
 export function flushTlbBatchedPendingDefault(ctx: ZapContext): void {
   if (!flushTlbBatchedPending(ctx.mm.machine, ctx.mm)) return;
@@ -667,6 +708,8 @@ export function freeTableDefault(ctx: ZapContext, level: number, tablePfn: numbe
 export const perPteWalk: ZapWalk = Object.freeze({
   name: "per-pte",
   steps: Object.freeze({
+    mmuNotifierInvalidateRangeStart: mmuNotifierInvalidateRangeStartDefault,
+    mmuNotifierInvalidateRangeEnd: mmuNotifierInvalidateRangeEndDefault,
     flushTlbBatchedPending: flushTlbBatchedPendingDefault,
     zapPtes: zapPtesPerPte,
     endPteTable: endPteTableDefault,
@@ -679,6 +722,8 @@ export const perPteWalk: ZapWalk = Object.freeze({
 export const folioBatchWalk: ZapWalk = Object.freeze({
   name: "folio-batch",
   steps: Object.freeze({
+    mmuNotifierInvalidateRangeStart: mmuNotifierInvalidateRangeStartDefault,
+    mmuNotifierInvalidateRangeEnd: mmuNotifierInvalidateRangeEndDefault,
     flushTlbBatchedPending: flushTlbBatchedPendingDefault,
     zapPtes: zapPtesFolioBatch,
     endPteTable: endPteTableDefault,
@@ -690,7 +735,15 @@ export const folioBatchWalk: ZapWalk = Object.freeze({
 /** Derives a walk from `base`, replacing steps (how a broken walk is built). */
 export function defineZapWalk(base: ZapWalk, overrides: ZapWalkOverrides): ZapWalk {
   const steps: ZapWalkSteps = Object.freeze({ ...base.steps, ...overrides.steps });
-  for (const k of ["flushTlbBatchedPending", "zapPtes", "endPteTable", "zapHugePmd", "freeTable"] as const) {
+  for (const k of [
+    "mmuNotifierInvalidateRangeStart",
+    "mmuNotifierInvalidateRangeEnd",
+    "flushTlbBatchedPending",
+    "zapPtes",
+    "endPteTable",
+    "zapHugePmd",
+    "freeTable",
+  ] as const) {
     if (typeof steps[k] !== "function") {
       throw new TeardownError("UNKNOWN_WALK", "zap", "defineZapWalk", `step ${k} must be a function`);
     }

@@ -8,7 +8,7 @@
 // callers (ops.ts) run it before they wait for i_mmap_rwsem, as the kernel does before unlink_file_vma.
 // PAT bookkeeping is not here in v6.18: untrack_pfn left unmap_single_vma in v6.16 (pfnmap_untrack
 // runs when the last VMA sharing the pfnmap_track_ctx is freed), and is not modelled.
-// Omits: hugetlb VMAs, huge PUDs, mmu notifiers, uprobes, vma merging inside free_pgtables, PAT.
+// Omits: hugetlb VMAs, huge PUDs, uprobes, vma merging inside free_pgtables, PAT.
 
 import { splitHugePmd } from "../huge-memory.js";
 import type { OpSteps } from "../mmap-lock.js";
@@ -22,8 +22,23 @@ const NO_VMA_FLAGS = Object.freeze({ exec: false, huge: false, pfnmap: false, lo
 const LOCKED_VMA_FLAGS = Object.freeze({ exec: false, huge: false, pfnmap: false, locked: true });
 const PFNMAP_VMA_FLAGS = Object.freeze({ exec: false, huge: false, pfnmap: true, locked: false });
 
-/** unmap_vmas over `vmas` clipped to pages [vs, ve); yields after every lock section. */
+/**
+ * unmap_vmas over `vmas` clipped to pages [vs, ve), between mmu_notifier_invalidate_range_start and
+ * _end (zap_page_range_single has the same pair around its one VMA); yields after every lock section.
+ */
 export function* unmapVmas(
+  ctx: ZapContext,
+  walk: ZapWalk,
+  vmas: readonly Vma[],
+  vs: number,
+  ve: number,
+): OpSteps {
+  walk.steps.mmuNotifierInvalidateRangeStart(ctx, vs, ve);
+  yield* unmapEachVma(ctx, walk, vmas, vs, ve);
+  walk.steps.mmuNotifierInvalidateRangeEnd(ctx, vs, ve);
+}
+
+function* unmapEachVma(
   ctx: ZapContext,
   walk: ZapWalk,
   vmas: readonly Vma[],
