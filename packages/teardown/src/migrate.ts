@@ -12,7 +12,8 @@
 //      try_to_migrate_one, under the page-table lock of each table mapping the folio: per PTE,
 //      should_defer_flush ? ptep_get_and_clear + set_tlb_ubc_flush_pending : ptep_clear_flush;
 //      pte_dirty → folio_mark_dirty; set_pte_at of a writable / readable migration entry;
-//      folio_remove_rmap_pte; folio_put.
+//      folio_remove_rmap_pte; folio_put — all between mmu_notifier_invalidate_range_start and _end
+//      (MMU_NOTIFY_MIGRATE) over the folio's range, which a KVM guest (kvm.ts) hears.
 //   2. try_to_unmap_flush, once for the batch, before any folio of it is copied (`MigrationSteps`).
 //   3. migrate_folio_move, per folio: move_to_new_folio (folio_migrate_mapping wants only the expected
 //      references — else -EAGAIN, put back —, the copy, folio_migrate_flags), folio_add_lru(dst),
@@ -246,6 +247,10 @@ function* tryToMigrate(
       }
       let cleared = 0;
       const defer = shouldDeferFlush(machine, mm, cpu);
+      // try_to_migrate_one's mmu_notifier_invalidate_range_start (MMU_NOTIFY_MIGRATE) over the folio's
+      // range in this VMA: a KVM guest drops its sptes before the PTEs go.
+      const kvm = machine.kvm;
+      kvm?.invalidateRangeStart(mm.id, v, stop);
       for (let k = v; k < stop; k++) {
         const pte = t[k - base];
         if (pte <= 0 || ptePfn(pte) !== head + (k - index)) continue;
@@ -271,6 +276,7 @@ function* tryToMigrate(
         c.ptesUnmapped++;
         cleared++;
       }
+      kvm?.invalidateRangeEnd(mm.id);
       if (cleared > 0) {
         c.ptlSections++;
         yield;

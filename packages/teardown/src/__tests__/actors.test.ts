@@ -23,7 +23,7 @@ const LONG = process.env.MMGATHER_LONG === "1";
 const DESIGNS = ["encoded-page", "contig-range", "encoded-nr-pages"] as const;
 
 describe("all actors: the real designs stay silent", () => {
-  it(`random workloads, random second thread (${LONG ? 1000 : 60} cases)`, () => {
+  it(`random workloads, random second thread (${LONG ? 1000 : 80} cases)`, () => {
     const vmaArb = fc.record({
       kind: fc.constantFrom("anon", "file-shared", "file-private", "shmem" as const),
       tables: fc.integer({ min: 1, max: 2 }),
@@ -40,6 +40,9 @@ describe("all actors: the real designs stay silent", () => {
       numa: 0,
       migrate: 0,
       migrateDeferred: 0,
+      kvm: 0,
+      kvmFault: 0,
+      kvmRetries: 0,
       racing: 0,
       devices: 0,
       gupFast: 0,
@@ -48,7 +51,7 @@ describe("all actors: the real designs stay silent", () => {
       fc.property(
         fc.array(vmaArb, { minLength: 1, maxLength: 3 }),
         fc.constantFrom("exit", "munmap", "madvise" as const),
-        fc.constantFrom("munmap", "madvise", "writeback", "swapoff", "numa", "migrate" as const),
+        fc.constantFrom("munmap", "madvise", "writeback", "swapoff", "numa", "migrate", "kvm-fault" as const),
         fc.integer({ min: 2, max: 4 }),
         fc.integer({ min: 1, max: 1e6 }),
         fc.boolean(),
@@ -62,7 +65,8 @@ describe("all actors: the real designs stay silent", () => {
           const anonVma = vs.length - 1;
           const kind =
             (second === "writeback" && fileVma < 0) ||
-            (op === "exit" && (second === "munmap" || second === "madvise" || second === "numa"))
+            (op === "exit" &&
+              (second === "munmap" || second === "madvise" || second === "numa" || second === "kvm-fault"))
               ? "swapoff"
               : second;
           const lazy = cpus > 2 ? seed % (cpus - 1) : 0;
@@ -77,6 +81,8 @@ describe("all actors: the real designs stay silent", () => {
             lazyCpus: lazy,
             devices: (seed >> 3) % 2,
             gupFast: op !== "exit" && cpus - lazy - 2 >= 1 ? (seed >> 5) % 2 : 0,
+            // A KVM guest on the mm half the time (always for a vCPU fault).
+            kvm: kind === "kvm-fault" || (seed >> 7) % 2 === 1,
             vmas: vs.map((v, i) => ({
               kind: kindOf(i) as "anon",
               size: v.tables * span,
@@ -99,7 +105,7 @@ describe("all actors: the real designs stay silent", () => {
                   ? { kind, vma: anonVma }
                   : kind === "swapoff"
                     ? { kind }
-                    : kind === "numa"
+                    : kind === "numa" || kind === "kvm-fault"
                       ? { kind, vma: vs.length - 1 }
                       : { kind, vma: vs.length - 1, length: 4096 * (1 + (seed % 300)) },
           });
@@ -108,7 +114,9 @@ describe("all actors: the real designs stay silent", () => {
           else if (kind === "swapoff") tally.swapoff++;
           else if (kind === "numa") tally.numa++;
           else if (kind === "migrate") tally.migrate++;
+          else if (kind === "kvm-fault") tally.kvmFault++;
           else tally.racing++;
+          if (spec("encoded-page").kvm === true) tally.kvm++;
           if (spec("encoded-page").devices! > 0) tally.devices++;
           if (spec("encoded-page").gupFast! > 0) tally.gupFast++;
           for (const variant of DESIGNS) {
@@ -117,20 +125,23 @@ describe("all actors: the real designs stay silent", () => {
             expect(r.finalState.problems).toEqual([]);
             if (kind === "swapoff") expect(r.swapoff?.completed).toBe(1);
             if (kind === "migrate" && r.migrate!.flushesDeferred > 0) tally.migrateDeferred++;
+            if (r.kvm !== null) tally.kvmRetries += r.kvm.faultRetries;
           }
         },
       ),
-      { numRuns: LONG ? 1000 : 60, seed: 7 },
+      { numRuns: LONG ? 1000 : 80, seed: 7 },
     );
+    if (LONG) console.log("actors tally", tally);
     // The generators reach every actor.
-    expect(tally.writeback).toBeGreaterThan(tally.cases / 10);
+    expect(tally.writeback).toBeGreaterThan(tally.cases / 20);
     expect(tally.swapoff).toBeGreaterThan(tally.cases / 10);
     expect(tally.racing).toBeGreaterThan(tally.cases / 10);
     expect(tally.numa).toBeGreaterThan(tally.cases / 20);
     expect(tally.migrate).toBeGreaterThan(tally.cases / 20);
     expect(tally.migrateDeferred).toBeGreaterThan(0);
+    expect(tally.kvmFault).toBeGreaterThan(tally.cases / 40);
+    expect(tally.kvm).toBeGreaterThan(tally.cases / 5);
     expect(tally.devices).toBeGreaterThan(tally.cases / 5);
     expect(tally.gupFast).toBeGreaterThan(0);
-    if (LONG) console.log("actors tally", tally);
   }, 600_000);
 });

@@ -61,6 +61,27 @@ describe("KVM guest behind the mmu notifiers", () => {
     }
   });
 
+  it("migration tells the guest too: try_to_migrate_one's range_start zaps the sptes of each folio it moves", () => {
+    for (const variant of DESIGNS) {
+      const r = runScenario(
+        spec({
+          variant,
+          vmas: [
+            { kind: "anon", size: 64 << 10 },
+            { kind: "anon", size: 64 << 10 },
+          ],
+          op: { kind: "munmap", vma: 0 },
+          concurrentOp: { kind: "migrate", vma: 1 },
+        }),
+      );
+      expect(r.violations).toEqual([]);
+      expect(r.finalState.problems).toEqual([]);
+      expect(r.migrate!.foliosMigrated).toBe(16);
+      // 16 sptes of the munmapped VMA, 16 of the migrated one.
+      expect(r.kvm!.sptesZapped).toBe(32);
+    }
+  });
+
   it("kvm: true needs the CPU model; kvm-fault needs the guest", () => {
     expect(() => runScenario(spec({ cpus: 0 }))).toThrow(/kvm needs cpus/);
     expect(() =>
