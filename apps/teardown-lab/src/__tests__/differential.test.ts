@@ -100,25 +100,25 @@ describe("generated cases as scenario files", () => {
 
 describe("teardown-lab differential", () => {
   it("exit 0: a tally per actor, arch, op and knob; the same bytes for the same seed with --no-timing", () => {
-    const args = ["differential", "--cases", "16", "--seed", "5", "--no-timing"];
+    const args = ["differential", "--cases", "8", "--seed", "5", "--no-timing"];
     const a = runCli(args);
     expect(a.stderr).toBe("");
     expect(a.status).toBe(0);
     const lines = a.stdout.split("\n");
     expect(lines[0]).toBe(
-      "differential: 16 cases of seed 5 on generic, s390, x86, arm64, designs encoded-page, contig-range, encoded-nr-pages",
+      "differential: 8 cases of seed 5 on generic, s390, x86, arm64, designs encoded-page, contig-range, encoded-nr-pages",
     );
-    expect(lines[1]).toMatch(/^agree with no violation: 16 of 16/);
+    expect(lines[1]).toMatch(/^agree with no violation: 8 of 8/);
     expect(lines[2]).toBe("failing: 0");
     for (const label of ["actor   none ", "arch    generic ", "op      exit ", "knobs   noCpus "])
       expect(a.stdout).toContain(label);
     expect(a.stdout).not.toContain("elapsed");
+    // Chunks of another size on another pool: the same bytes.
     expect(runCli([...args, "--threads", "1"]).stdout).toBe(a.stdout);
-    expect(runCli(["differential", "--cases", "16", "--seed", "5"]).stdout).toMatch(/\nelapsed \d+\.\d s\n/);
   });
 
   it("--json: the documented summary; --arch draws every case on one adapter", () => {
-    const r = runCli(["differential", "--cases", "8", "--arch", "s390", "--json", "--no-timing"]);
+    const r = runCli(["differential", "--cases", "8", "--arch", "s390", "--json"]);
     expect(r.status).toBe(0);
     const j = JSON.parse(r.stdout) as DifferentialSummary;
     expect(Object.keys(j)).toEqual([
@@ -131,9 +131,11 @@ describe("teardown-lab differential", () => {
       "refused",
       "failed",
       "tally",
+      "elapsedMs",
       "failures",
     ]);
     expect(j).toMatchObject({ source: "random", seed: 1, cases: 8, arches: ["s390"], passed: 8, failed: 0 });
+    expect(j.elapsedMs).toBeGreaterThan(0);
     expect(j.tally.arch).toEqual({ s390: 8 });
     expect(Object.values(j.tally.actor).reduce((a, b) => a + b, 0)).toBe(8);
     expect(Object.keys(j.tally.knobs)).toContain("hugeZero");
@@ -143,7 +145,7 @@ describe("teardown-lab differential", () => {
     const r = runCli([
       "differential",
       "--cases",
-      "6",
+      "3",
       "--broken",
       "pte-left-behind",
       "--json",
@@ -153,7 +155,7 @@ describe("teardown-lab differential", () => {
     const j = JSON.parse(r.stdout) as DifferentialSummary;
     expect(j.designs).toEqual(["encoded-page", "contig-range", "pte-left-behind"]);
     expect(j.failed).toBeGreaterThan(0);
-    expect(j.failed + j.passed).toBe(6);
+    expect(j.failed + j.passed).toBe(3);
     const f = j.failures[0];
     expect(f.groups).toEqual([["encoded-page", "contig-range"], ["pte-left-behind"]]);
     expect(f.designs[0]).toMatchObject({ design: "encoded-page", violations: [], finalStateProblems: [] });
@@ -181,7 +183,7 @@ describe("teardown-lab differential", () => {
     expect(runCli(["differential", file, "--arch", f.arch, "--no-timing"]).status).toBe(0);
     expect(runCli(["run", file, "--arch", f.arch, "--no-timing"]).status).toBe(0);
 
-    const text = runCli(["differential", "--cases", "6", "--broken", "pte-left-behind", "--no-timing"]);
+    const text = runCli(["differential", "--cases", "3", "--broken", "pte-left-behind", "--no-timing"]);
     expect(text.status).toBe(1);
     expect(text.stdout).toContain(
       `case ${f.index} (seed ${f.seed}, ${f.arch}, ${f.op}${f.actor === "none" ? "" : ` + ${f.actor}`}): final states differ (folio): encoded-page, contig-range | pte-left-behind`,
