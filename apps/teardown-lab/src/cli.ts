@@ -32,6 +32,20 @@ import {
 } from "./calibrate.js";
 import { CalibrationFileError, loadTableFile, resolveProfile } from "./calibration-files.js";
 import { scanProcess, scenarioFromSmaps } from "./capture.js";
+import {
+  addTally,
+  type CaseFailure,
+  DIFFERENTIAL_CHUNK,
+  DifferentialError,
+  type DifferentialReply,
+  type DifferentialSummary,
+  type DifferentialTask,
+  differentialBrokenNames,
+  differentialDesigns,
+  emptyTally,
+  formatDifferential,
+  runCase,
+} from "./differential.js";
 import { explainBroken, explainVariant, tinyScenario } from "./explain.js";
 import { type ExploreOutput, exploreBroken, exploreScenario } from "./explore.js";
 import {
@@ -59,7 +73,7 @@ import { isQueueError, parseQueueUrl, QueueError, type QueueUrl } from "./queue.
 import { type FailedCell, runCampaign } from "./queue-client.js";
 import { runWorker } from "./queue-worker.js";
 import { runOne } from "./run.js";
-import { type Scenario, ScenarioError, validateScenario } from "./scenario.js";
+import { type Scenario, ScenarioError, type ScenarioInput, validateScenario } from "./scenario.js";
 import { readScenarioData } from "./scenario-file.js";
 import { FOLIO_SIZES, folioOrder, formatSize, parseSize } from "./size.js";
 import {
@@ -418,25 +432,26 @@ async function sweep(file: string | undefined, o: CommonOpts & SweepOpts): Promi
   );
 }
 
-/** The sweep's cells on this machine's worker pool, replies by index. */
-async function sweepLocally(
-  tasks: readonly SweepTask[],
+/** Tasks on this machine's worker pool (dist/sweep-worker.js, function `name`), replies by index. */
+async function runLocally<T extends { readonly index: number }, R>(
+  tasks: readonly T[],
+  name: string,
   threads: number,
   progress: Progress | null,
-): Promise<SweepReply[]> {
+  labelOf: (t: T) => string,
+): Promise<R[]> {
   const { Tinypool } = await import("tinypool");
   const pool = new Tinypool({
     filename: new URL("./sweep-worker.js", import.meta.url).href,
     minThreads: threads,
     maxThreads: threads,
   });
-  const replies: SweepReply[] = new Array(tasks.length);
+  const replies: R[] = new Array(tasks.length);
   try {
     await Promise.all(
       tasks.map(async (t) => {
-        const r = (await pool.run(t)) as SweepReply;
-        replies[t.index] = r;
-        progress?.tick(`${t.variant}/${t.arch}`);
+        replies[t.index] = (await pool.run(t, { name })) as R;
+        progress?.tick(labelOf(t));
       }),
     );
   } finally {
@@ -444,6 +459,173 @@ async function sweepLocally(
     await pool.destroy();
   }
   return replies;
+}
+
+/** The sweep's cells on this machine's worker pool, replies by index. */
+function sweepLocally(
+  tasks: readonly SweepTask[],
+  threads: number,
+  progress: Progress | null,
+): Promise<SweepReply[]> {
+  return runLocally<SweepTask, SweepReply>(
+    tasks,
+    "default",
+    threads,
+    progress,
+    (t) => `${t.variant}/${t.arch}`,
+  );
+}
+
+interface DifferentialOpts {
+  cases: number;
+  seed: number;
+  arch: ArchName | "all";
+  broken?: string;
+  json?: boolean;
+  timing?: boolean;
+  progress?: boolean;
+  threads?: number;
+  queue?: string;
+  resume?: string;
+}
+
+const casesLabel = (t: DifferentialTask) => `cases ${t.first}–${t.first + t.count - 1}`;
+
+/** `teardown-lab differential`: random cases (locally or on the queue), or one scenario file. */
+async function differential(file: string | undefined, o: DifferentialOpts, cmd: Command): Promise<number> {
+  const queue = queueOf(o);
+  if (queue !== undefined && o.threads !== undefined)
+    throw new UsageError(
+      "--threads sizes the local pool; with --queue each worker has its own (worker --threads)",
+    );
+  const arches = selected(o.arch, ARCHES);
+  const t0 = performance.now();
+  const summarise = (
+    source: string,
+    ran: readonly ArchName[],
+    designs: readonly string[],
+    cases: number,
+    refused: number,
+    tally: DifferentialSummary["tally"],
+    failures: readonly CaseFailure[],
+  ): number => {
+    const summary: DifferentialSummary = {
+      source,
+      seed: source === "random" ? o.seed : null,
+      cases,
+      arches: ran,
+      designs,
+      passed: cases - failures.length,
+      refused,
+      failed: failures.length,
+      tally,
+      elapsedMs: o.timing === false ? undefined : Math.round(performance.now() - t0),
+      failures,
+    };
+    process.stdout.write(o.json ? `${JSON.stringify(summary, null, 2)}\n` : formatDifferential(summary));
+    return failures.length > 0 ? 1 : 0;
+  };
+
+  if (file !== undefined) {
+    for (const opt of ["cases", "seed"])
+      if (cmd.getOptionValueSource(opt) === "cli")
+        throw new UsageError(
+          `--${opt} draws random cases; a SCENARIO_FILE is one case: give one or the other`,
+        );
+    if (queue !== undefined)
+      throw new UsageError("--queue runs random cases on the workers; a SCENARIO_FILE runs here");
+    const data = readScenarioData(file);
+    const s = validateScenario(data, file);
+    checkMemory(s, {});
+    const ran: ArchName[] = [];
+    const failures: CaseFailure[] = [];
+    let refused = 0;
+    const tally = emptyTally(arches);
+    for (const arch of arches) {
+      try {
+        toScenarioSpec(s, "encoded-nr-pages", arch);
+      } catch (e) {
+        if (!(e instanceof SpecError) || o.arch !== "all") throw e;
+        note(`skipping ${arch}: ${e.message}`);
+        continue;
+      }
+      const out = runCase(ran.length, data as ScenarioInput, arch, tally, o.broken);
+      ran.push(arch);
+      if (out.refused) refused++;
+      if (out.failure !== null) failures.push(out.failure);
+    }
+    if (ran.length === 0) throw new UsageError("nothing could run on the chosen arches");
+    for (const a of arches) if (!ran.includes(a)) delete tally.arch[a];
+    const designs = differentialDesigns(s.kernel, o.broken).map((d) => d.name);
+    return summarise(file, ran, designs, ran.length, refused, tally, failures);
+  }
+
+  const designs = differentialDesigns("6.18", o.broken).map((d) => d.name);
+  const threads = o.threads ?? availableParallelism();
+  // Locally: chunks small enough to keep every thread busy; on the queue: always DIFFERENTIAL_CHUNK, so
+  // `--resume` finds the same jobs whatever machine it runs on.
+  const chunk =
+    queue === undefined
+      ? Math.max(1, Math.min(DIFFERENTIAL_CHUNK, Math.ceil(o.cases / (4 * threads))))
+      : DIFFERENTIAL_CHUNK;
+  const tasks: DifferentialTask[] = [];
+  for (let first = 0; first < o.cases; first += chunk)
+    tasks.push({
+      index: tasks.length,
+      seed: o.seed,
+      first,
+      count: Math.min(chunk, o.cases - first),
+      arches,
+      ...(o.broken === undefined ? {} : { broken: o.broken }),
+    });
+  const startProgress = () => (wantProgress(o) ? createProgress(tasks.length, "differential") : null);
+  const print = (replies: readonly (DifferentialReply | undefined)[]): number => {
+    const tally = emptyTally(arches);
+    const failures: CaseFailure[] = [];
+    let refused = 0;
+    for (const r of replies) {
+      if (r === undefined) continue;
+      if ("error" in r) throw new Error(`chunk ${r.index} of the differential run stopped: ${r.error}`);
+      addTally(tally, r.tally);
+      refused += r.refused;
+      failures.push(...r.failures);
+    }
+    return summarise("random", arches, designs, o.cases, refused, tally, failures);
+  };
+  if (queue === undefined)
+    return print(
+      await runLocally<DifferentialTask, DifferentialReply>(
+        tasks,
+        "differentialTask",
+        threads,
+        startProgress(),
+        casesLabel,
+      ),
+    );
+  return runCampaign<DifferentialReply, number>(
+    {
+      url: queue,
+      cells: { kind: "differential", tasks },
+      seedOf: () => o.seed,
+      labelOf: (i) => casesLabel(tasks[i]),
+      resume: o.resume,
+      startProgress,
+      note,
+    },
+    (r) => {
+      if (r.rerun > 0)
+        note(
+          `${r.rerun} time${r.rerun === 1 ? "" : "s"} a worker stopped answering mid-chunk; the chunk ran again on another`,
+        );
+      if (r.failed.length > 0)
+        throw new QueueError(
+          "CELL_FAILED",
+          `${r.failed.length} of ${tasks.length} chunks failed on the queue (chunk ${r.failed[0].index}: ` +
+            `${r.failed[0].reason}); add --resume ${r.id} to the same command to run them again`,
+        );
+      return print(r.replies);
+    },
+  );
 }
 
 interface SweepOpts {
@@ -737,6 +919,44 @@ export function makeProgram(setExit: (code: number) => void): Command {
     );
 
   program
+    .command("differential")
+    .description(
+      "run random workloads with every actor on the three designs: their final states must agree and no " +
+        "checker may fire; or re-run one case from its scenario file",
+    )
+    .argument("[SCENARIO_FILE]", "a failing case's scenario (as printed), run on the --arch adapters")
+    .option("--cases <n>", "random cases to run", intArg(1, 100_000_000), 1000)
+    .option(
+      "--seed <n>",
+      "seed of the run: case i of seed S is always the same workload",
+      intArg(0, 2 ** 32 - 1),
+      1,
+    )
+    .addOption(
+      new Option("--arch <name>", "arch adapter the cases are drawn on (all: each case on one of them)")
+        .choices([...ARCHES, "all"])
+        .default("all"),
+    )
+    .addOption(
+      new Option(
+        "--broken <name>",
+        "a deliberately broken design in place of encoded-nr-pages: the run must then fail",
+      ).choices(differentialBrokenNames()),
+    )
+    .option("--json", "print the summary as JSON")
+    .option("--no-timing", "omit the elapsed time, so equal inputs give byte-identical output")
+    .option("--progress", "show progress on stderr even when it is not a terminal")
+    .option("--threads <n>", "worker threads (default: one per core)", intArg(1, 256))
+    .option(
+      "--queue <url>",
+      "run the cases as jobs on Redis (redis://HOST:PORT[/DB]) for teardown-lab worker",
+    )
+    .option("--resume <id>", "with --queue: collect the results of an earlier run of the same command", idArg)
+    .action(async (file: string | undefined, o: DifferentialOpts, cmd: Command) => {
+      setExit(await differential(file, o, cmd));
+    });
+
+  program
     .command("calibrate")
     .description(
       "fit a cost profile's free terms to a measurement table: a built-in one or your own (NNLS; see README)",
@@ -984,7 +1204,8 @@ export function makeProgram(setExit: (code: number) => void): Command {
   program
     .command("worker")
     .description(
-      "run the sweep cells and explorations queued on Redis (sweep --queue, explore --queue) on this " +
+      "run the sweep cells, explorations and differential chunks queued on Redis (sweep, explore and " +
+        "differential --queue) on this " +
         "machine's cores, until SIGINT or SIGTERM",
     )
     .requiredOption("--queue <url>", "the Redis the jobs are queued on: redis://HOST:PORT[/DB]")
@@ -1055,6 +1276,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       e instanceof CalibrationFileError ||
       e instanceof CountsFileError ||
       e instanceof HostError ||
+      e instanceof DifferentialError ||
       isQueueError(e)
     ) {
       process.stderr.write(`teardown-lab: ${e.message}\n`);

@@ -1,4 +1,4 @@
-// The client side of `sweep --queue` and `explore --queue`: queues a campaign's cells as BullMQ jobs
+// The client side of `sweep --queue`, `explore --queue` and `differential --queue`: queues a campaign's cells as BullMQ jobs
 // on Redis, waits for every cell's reply and hands them back by index, so the command prints exactly
 // what it prints when it runs the cells itself. Node-only.
 //
@@ -10,6 +10,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { Job, Queue, QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
+import type { DifferentialTask } from "./differential.js";
 import type { Progress } from "./progress.js";
 import {
   CAMPAIGN_KEY_PREFIX,
@@ -38,7 +39,8 @@ const CHUNK = 500;
 
 export type CampaignCells =
   | { readonly kind: "sweep"; readonly tasks: readonly SweepTask[] }
-  | { readonly kind: "explore"; readonly tasks: readonly ExploreTask[] };
+  | { readonly kind: "explore"; readonly tasks: readonly ExploreTask[] }
+  | { readonly kind: "differential"; readonly tasks: readonly DifferentialTask[] };
 
 export interface CampaignOptions {
   readonly url: QueueUrl;

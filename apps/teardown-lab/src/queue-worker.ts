@@ -1,4 +1,4 @@
-// `teardown-lab worker --queue URL`: takes sweep cells and explorations from the queue and runs them on
+// `teardown-lab worker --queue URL`: takes sweep cells, explorations and differential chunks from the queue and runs them on
 // this machine's local pool (tinypool, dist/sweep-worker.js, one thread per core by default), as many
 // at once as the pool has threads. The model runs in the pool's threads, so this process's event loop
 // stays free to renew the jobs' locks. Node-only.
@@ -8,6 +8,7 @@ import {
   type CellJob,
   connectRedis,
   formatVersions,
+  JOB_KINDS,
   JOB_PROTOCOL,
   MAX_STALLED,
   packageVersions,
@@ -71,7 +72,9 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerCounts> {
     const why =
       d.protocol !== JOB_PROTOCOL
         ? `job format ${d.protocol} in the job, ${JOB_PROTOCOL} here`
-        : versionDifference(d.versions, versions);
+        : !Object.hasOwn(JOB_KINDS, d.kind)
+          ? `job kind "${String(d.kind)}" is not one of ${Object.keys(JOB_KINDS).join(", ")}`
+          : versionDifference(d.versions, versions);
     if (why !== null) {
       counts.refused++;
       say(`refused ${job.id}: versions differ (${why})`);
@@ -82,7 +85,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerCounts> {
     if (o.verbose) say(`started ${what}`);
     const t0 = performance.now();
     try {
-      const reply = (await pool.run(d.task, { name: d.kind === "sweep" ? "default" : "exploreTask" })) as {
+      const reply = (await pool.run(d.task, { name: JOB_KINDS[d.kind] })) as {
         error?: string;
       };
       counts.done++;

@@ -1,10 +1,11 @@
-// What the queue's client (`sweep --queue`, `explore --queue`) and its workers (`worker --queue`)
+// What the queue's client (`sweep --queue`, `explore --queue`, `differential --queue`) and its workers (`worker --queue`)
 // share: the queue URL, the Redis connection with its fail-fast first connect, the package versions a
 // job carries, the job's shape, and QueueError. The queue is BullMQ's on Redis; a job is one cell of a
 // sweep or one exploration, its return value the cell's reply. Node-only.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import type { Redis } from "ioredis";
+import type { DifferentialTask } from "./differential.js";
 import type { ExploreTask, SweepTask } from "./sweep-worker.js";
 
 /** The BullMQ queue every client and worker uses (keys `bull:teardown-lab:*`). */
@@ -13,8 +14,18 @@ export const QUEUE_NAME = "teardown-lab";
 /** Prefix of the hash that records an unfinished sweep or exploration (`--resume ID` reads it). */
 export const CAMPAIGN_KEY_PREFIX = "teardown-lab:campaign:";
 
-/** Format of `CellJob`; a worker refuses a job of any other format. */
-export const JOB_PROTOCOL = 1;
+/**
+ * Format of `CellJob`; a worker refuses a job of any other format. 2: the "differential" kind (a worker
+ * of format 1 would have run it as an exploration).
+ */
+export const JOB_PROTOCOL = 2;
+
+/** The kinds of job a worker runs, and the pool function of each. */
+export const JOB_KINDS = {
+  sweep: "default",
+  explore: "exploreTask",
+  differential: "differentialTask",
+} as const;
 
 /** How long the first connection to Redis may take before the command gives up (exit 2). */
 export const CONNECT_TIMEOUT_MS = 3000;
@@ -246,13 +257,15 @@ export interface JobHeader {
 }
 
 /**
- * One job: a sweep cell (scenario, design, arch, cost profile) or an exploration (scenario or broken
- * case, design, arch, bound, cap). BullMQ stores it as JSON; the reply comes back as the job's return
- * value (`SweepReply` or `ExploreReply`).
+ * One job: a sweep cell (scenario, design, arch, cost profile), an exploration (scenario or broken
+ * case, design, arch, bound, cap) or a chunk of a random differential run (seed, first case, count,
+ * arches, broken design). BullMQ stores it as JSON; the reply comes back as the job's return value
+ * (`SweepReply`, `ExploreReply` or `DifferentialReply`).
  */
 export type CellJob =
   | (JobHeader & { readonly kind: "sweep"; readonly task: SweepTask })
-  | (JobHeader & { readonly kind: "explore"; readonly task: ExploreTask });
+  | (JobHeader & { readonly kind: "explore"; readonly task: ExploreTask })
+  | (JobHeader & { readonly kind: "differential"; readonly task: DifferentialTask });
 
 /** BullMQ job ID of a cell: `ID-INDEX` (BullMQ refuses `:` and all-digit custom IDs). */
 export function jobIdOf(campaign: string, index: number): string {

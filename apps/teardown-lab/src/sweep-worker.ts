@@ -1,8 +1,10 @@
-// tinypool worker of `teardown-lab sweep` and of `teardown-lab worker`: the default export runs one
-// (scenario, variant, arch) sweep cell and returns its RunResult; `exploreTask` runs one exploration.
+// tinypool worker of `teardown-lab sweep`, `differential` and `worker`: the default export runs one
+// (scenario, variant, arch) sweep cell and returns its RunResult; `exploreTask` runs one exploration;
+// `differentialTask` one chunk of a random differential run.
 // Errors come back as a reply with `error` set so one bad cell does not stop the pool.
 
 import type { CostProfile } from "@mmgather/mmu-gather";
+import { type DifferentialReply, type DifferentialTask, runDifferentialTask } from "./differential.js";
 import { type ExploreOutput, exploreBroken, exploreScenario } from "./explore.js";
 import type { RunResult } from "./format.js";
 import { runOne } from "./run.js";
@@ -80,5 +82,14 @@ export function exploreTask(t: ExploreTask): ExploreReply {
       error: e instanceof Error ? e.message : String(e),
       input: e instanceof SpecError || e instanceof ScenarioError,
     };
+  }
+}
+
+/** One chunk of `teardown-lab differential`; an error that stops the chunk comes back as its reply. */
+export function differentialTask(t: DifferentialTask): DifferentialReply {
+  try {
+    return runDifferentialTask(t);
+  } catch (e) {
+    return { index: t.index, error: e instanceof Error ? e.message : String(e) };
   }
 }

@@ -13,6 +13,25 @@ export type { CostEstimate, CostPhase, CostTerm } from "./cost.js";
 export { COST_TERMS, estimateCost, termCount } from "./cost.js";
 export type { CpuTlbConfig, FlushShare } from "./cpu-tlb.js";
 export { CpuTlbs, type LocklessWalkEnd } from "./cpu-tlb.js";
+export type {
+  CaseFeatures,
+  CaseKnob,
+  ConcurrentActor,
+  DesignOutcome,
+  DifferentialDesign,
+  DifferentialOptions,
+  DifferentialResult,
+  RandomScenarioOptions,
+} from "./differential.js";
+export {
+  CASE_KNOBS,
+  CONCURRENT_ACTORS,
+  caseFeatures,
+  DIFFERENTIAL_DESIGNS,
+  DIGEST_IGNORED_FLAGS,
+  randomScenario,
+  runDifferential,
+} from "./differential.js";
 export type { TeardownErrorCode } from "./errors.js";
 export { isTeardownError, TeardownError } from "./errors.js";
 export type {

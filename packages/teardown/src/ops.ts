@@ -14,7 +14,8 @@
 // zap_page_range_single (its own tlb_gather_mmu, unmap_single_vma, tlb_finish_mmu), whatever mm it
 // belongs to —, i_mmap_unlock_read; then the driver frees the device memory. A kernel thread: no
 // mmap_lock, and no CPU of a target mm is quiesced by it. free_pgtables of munmap / exit runs
-// tlb_flush_mmu_pfnmap, then waits for the revoke's read side before unlinking a VMA of that file.
+// tlb_flush_mmu_pfnmap, then waits for the revoke's read side before unlinking a VMA of that file;
+// munmap's __split_vma of a file VMA (vma_prepare: i_mmap_lock_write) waits for it too.
 // mmu notifiers: mmu_notifier_release at the start of exit_mmap (devices, KVM), and
 // invalidate_range_start / _end around unmap_vmas and zap_page_range_single (the zap walk's steps).
 // Omits: VM_ACCOUNT, uprobes, hugetlb, the OOM reaper, -ENOMEM for holes in a madvise
@@ -402,6 +403,14 @@ function* munmapBody(mm: Mm, start: number, len: number, opts: TeardownOptions, 
   let present: [number, number] = [-1, -1];
   try {
     const acct = splitAccountingFor(r.walkCounters, r.variant);
+    // __split_vma → vma_prepare takes i_mmap_lock_write of a file VMA's mapping: a split waits while a
+    // revoke's unmap_mapping_range walks that file's VMAs (its read side), which must not see one VMA
+    // become two halfway through.
+    for (const at of [vs, ve]) {
+      const v = mm.findVma(at);
+      if (v === null || v.start === at || v.mapping < 0) continue;
+      while ((machine.iMmapReaders.get(v.mapping) ?? 0) > 0) yield "wait";
+    }
     mm.splitVma(vs, acct);
     mm.splitVma(ve, acct);
     const vmas = mm.detachVmas(vs, ve);
@@ -605,7 +614,6 @@ export function* revokeSteps(
   const readers = machine.iMmapReaders;
   readers.set(mapping, (readers.get(mapping) ?? 0) + 1);
   const mms = new Set<number>();
-  const zapped: number[] = [];
   try {
     const vmas = (machine.iMmap.get(mapping) ?? []).slice();
     for (const { mm, vma } of vmas) {
@@ -626,7 +634,6 @@ export function* revokeSteps(
       yield* unmapVmas(ctx, r.walk, [vma], s, e);
       tlb.finish();
       addCounters(r.gather, tlb.counters);
-      zapped.push(mm.id, s, e);
       yield;
     }
   } finally {
@@ -642,11 +649,13 @@ export function* revokeSteps(
   // The user's sink gets the return here; the checker records its own (onDeviceMemoryFreed).
   if (machine.events !== null) machine.events({ type: "opReturned", op: "revoke", mmId: -1 });
   if (checker !== null) {
+    // Every VMA of the file now, not only those the walk zapped: one it missed maps freed memory too.
     const present: number[] = [];
-    for (let i = 0; i < zapped.length; i += 3) {
-      const mm = machine.mms.find((m) => m.id === zapped[i])!;
-      if (present.length === 0)
-        forEachPresent(mm, zapped[i + 1], zapped[i + 2], (pfn, vpn) => {
+    for (const { mm, vma } of machine.iMmap.get(mapping) ?? []) {
+      const s = vma.start + Math.max(0, first - vma.pgoff);
+      const e = vma.start + Math.min(vma.end - vma.start, end - vma.pgoff);
+      if (present.length === 0 && s < e)
+        forEachPresent(mm, s, e, (pfn, vpn) => {
           if (present.length === 0) present.push(mm.id, vpn, pfn);
         });
     }

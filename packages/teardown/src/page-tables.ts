@@ -159,7 +159,8 @@ export class PageTables {
 
   /** Whether a PMD slot value is a huge (PMD-mapped) leaf. */
   static isHugePmd(e: number): boolean {
-    return (e & PMD_HUGE) !== 0;
+    // A table pointer ((tableId + 1) << 1, bit 0 clear) may have the PMD_HUGE bit set too.
+    return (e & PTE_PRESENT) !== 0 && (e & PMD_HUGE) !== 0;
   }
 
   /** Model bytes of the tables (4 bytes per entry plus per-table bookkeeping). */

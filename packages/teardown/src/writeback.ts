@@ -14,10 +14,10 @@
 // folio is written and cleaned while another CPU still caches a writable, dirty translation, and a
 // store through it after the I/O is never written back: checked as `cleanedWhileWritable`.
 // Each page-table-lock section, and each folio's clean-and-write, is one step of the generator.
+// rmap_walk_file holds i_mmap_rwsem for read over each folio's walk: a munmap splitting one of the file's
+// VMAs, or a teardown's free_pgtables unlinking one, waits until it is done.
 // Omits: shmem (never written back by writeback_iter: no BDI_CAP_WRITEBACK), the writeback tags and
-// their xarray walk (every index of the range is looked up), i_mmap_rwsem (the walk looks at each
-// VMA's page tables as they are when it gets there: a table munmap freed meanwhile is simply gone, where
-// the kernel's free_pgtables would wait for the walk), folio_lock contention (no teardown path
+// their xarray walk (every index of the range is looked up), folio_lock contention (no teardown path
 // locks a mapped folio), mmu_notifier_invalidate_range_start/end (devices get the flush through
 // flush_tlb_page's secondary invalidation, as the generic flush sends it), I/O time and completion
 // order (a folio's write completes within its step), the flush as s390 does it (IPTE: modelled as a
@@ -121,7 +121,9 @@ function* mkcleanVma(
       continue;
     }
     c.ptlSections++;
-    if ((e & PMD_HUGE) !== 0) {
+    // A present PMD slot is a huge leaf. PMD_HUGE alone does not tell: a slot pointing to a PTE table
+    // holds (tableId + 1) << 1, which has that bit set for table ids 7..14, 23..30, …
+    if ((e & PTE_PRESENT) !== 0 && (e & PMD_HUGE) !== 0) {
       // A PMD mapping of this folio: pmdp_invalidate, pmd_wrprotect, pmd_mkclean, set_pmd_at.
       if (ptePfn(e) === head && (e & (PTE_DIRTY | PTE_WRITE)) !== 0) {
         clearFlush(machine, mm.id, base, span, c);
@@ -180,15 +182,22 @@ export function* writebackSteps(
     let cleaned = 0;
     if (!mem.folioMapped(head)) counters.mkcleanUnmapped++;
     else {
-      // rmap_walk_file: the i_mmap tree as it is now (a copy: the teardown may unlink VMAs meanwhile,
-      // under i_mmap_rwsem for write, which the walk's read side holds off — each VMA it already
-      // found stays valid for its page-table walk).
-      const vmas = (machine.iMmap.get(mapping) ?? []).slice();
-      for (const { mm, vma } of vmas) {
-        if (!vma.shared) continue; // invalid_mkclean_vma
-        if (vma.pgoff >= fFirst + nr || vma.pgoff + (vma.end - vma.start) <= fFirst) continue;
-        counters.rmapVmasVisited++;
-        cleaned += yield* mkcleanVma(machine, mm, vma, head, fFirst, nr, counters);
+      // rmap_walk_file under i_mmap_lock_read: the VMAs it finds stay as they are until it is done —
+      // munmap's split (vma_prepare) and free_pgtables' unlink_file_vma take the write side and wait.
+      const readers = machine.iMmapReaders;
+      readers.set(mapping, (readers.get(mapping) ?? 0) + 1);
+      try {
+        const vmas = (machine.iMmap.get(mapping) ?? []).slice();
+        for (const { mm, vma } of vmas) {
+          if (!vma.shared) continue; // invalid_mkclean_vma
+          if (vma.pgoff >= fFirst + nr || vma.pgoff + (vma.end - vma.start) <= fFirst) continue;
+          counters.rmapVmasVisited++;
+          cleaned += yield* mkcleanVma(machine, mm, vma, head, fFirst, nr, counters);
+        }
+      } finally {
+        const n = (readers.get(mapping) ?? 1) - 1;
+        if (n === 0) readers.delete(mapping);
+        else readers.set(mapping, n);
       }
     }
     // folio_mark_dirty when it cleaned any (a no-op here: the folio is dirty), folio_test_clear_dirty.

@@ -1,5 +1,5 @@
 // The job queue end to end: a real redis-server (Debian's package) on 127.0.0.1 on a free port with a
-// temporary directory, worker processes of the built CLI, sweeps and explorations queued on it and
+// temporary directory, worker processes of the built CLI, sweeps, explorations and differential runs queued on it and
 // compared byte for byte with the same commands run locally; a worker killed mid-cell, a client killed
 // and resumed, a worker of other package versions, Redis unreachable. The server is stopped by its PID
 // in afterAll, whatever happened. Without redis-server these tests are skipped with the reason printed.
@@ -377,6 +377,24 @@ describe.skipIf(MISSING !== null)("sweep and explore on a real Redis queue", () 
     const queuedBad = await run([...bad, "--queue", url]);
     expect(queuedBad.status).toBe(2);
     expect(queuedBad.stderr).toBe(localBad.stderr);
+    expect(await stop(w)).toBe(0);
+  });
+
+  it("differential --queue prints what the local run prints, byte for byte, a broken design's failures too", async () => {
+    const w = worker("--threads", "2");
+    await ready(w);
+    // 52 cases: two jobs of 50 and 2 cases on the queue; locally one chunk per few cases.
+    for (const args of [
+      ["differential", "--cases", "52", "--seed", "3", "--no-timing"],
+      ["differential", "--cases", "4", "--broken", "pte-left-behind", "--json", "--no-timing"],
+    ]) {
+      const local = await run(args);
+      const queued = await run([...args, "--queue", url]);
+      expect(queued.status, args.join(" ")).toBe(local.status);
+      expect(queued.stdout, args.join(" ")).toBe(local.stdout);
+      expect(queued.stderr).toMatch(/note: differential [0-9a-f]{8}: \d+ jobs? for the workers/);
+    }
+    expect(w.err()).toMatch(/finished \S+ \(differential cell 1\)/);
     expect(await stop(w)).toBe(0);
   });
 

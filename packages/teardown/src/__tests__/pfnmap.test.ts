@@ -253,6 +253,24 @@ describe("revoke: unmap_mapping_range over the device file, a kernel thread", ()
     });
   }
 
+  it("munmap's split of a VMA of the device file waits for the revoke's i_mmap walk (vma_prepare)", () => {
+    // Found by the long random differential run: the split made one VMA two halfway through the walk,
+    // whose copy of i_mmap then missed the new half, left mapped when the device memory was freed.
+    for (const variant of variants) {
+      const e = explore(
+        spec({
+          vmas: [{ kind: "pfnmap", size: 1024 * KB, splitAt: 128 * KB }],
+          op: { kind: "munmap", vma: 0, offset: 512 * KB, length: 64 * KB },
+          concurrentOp: { kind: "revoke", vma: 0 },
+          variant,
+        }),
+        { bound: 2 },
+      );
+      expect(e.complete).toBe(true);
+      expect(e.failing).toBe(0);
+    }
+  });
+
   it("property: any page range revoked clears exactly those PTEs and leaves no violation", () => {
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 31 }), fc.integer({ min: 1, max: 32 }), (first, n) => {

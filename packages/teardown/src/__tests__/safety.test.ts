@@ -1,6 +1,5 @@
 import { genericArch } from "@mmgather/arch-generic";
 import { s390Arch } from "@mmgather/arch-s390";
-import { PG } from "@mmgather/folio";
 import {
   type ArchTlb,
   contigRange,
@@ -24,6 +23,7 @@ import {
   pteSwapEntry,
   resolveVariant,
   runBuilt,
+  runDifferential,
   runScenario,
   type ScenarioSpec,
   type ViolationKind,
@@ -739,22 +739,9 @@ describe("deliberately broken variants are caught", () => {
 
 const LONG = process.env.MMGATHER_LONG === "1";
 
-/**
- * What the differential digest leaves out, and why.
- *
- * `PG.partiallyMapped` — 7.x's `PG_partially_mapped` (mm/rmap.c `__folio_remove_rmap` calls
- * `deferred_split_folio(folio, true)`, which sets it; v6.9+ mm/huge_memory.c). Linux 6.5's
- * `page_remove_rmap` and the 2023 series' `folio_remove_rmap_range` queue the same folio on the same
- * deferred-split queue without recording why: the flag does not exist there. Which folios are queued
- * (`PG.deferredQueued` + the queue length) is still compared, as are mapcounts, refcounts, LRU, stats,
- * page cache and swap; so a partial munmap / MADV_DONTNEED through a large anon folio must leave the
- * same folios mapped, referenced and queued in every variant. The flag only steers what the
- * deferred-split shrinker later does with a queued folio (split vs. "underused" accounting), which no
- * teardown observes.
- *
- * Nothing else is normalised: the digests are `PhysMem.stateDigest` and `SwapSpace.stateDigest`.
- */
-const DIGEST_IGNORED_FLAGS = PG.partiallyMapped;
+// The digest comparison, what it leaves out and why (PG_partially_mapped, PG_mlocked after lru_add_drain,
+// placement next to an allocating actor), and the refusal of MADV_DONTNEED on VM_LOCKED live in
+// runDifferential (differential.ts, DIGEST_IGNORED_FLAGS).
 
 describe("differential: all variants reach the same final state with no violation", () => {
   it(`random workloads, partial ranges included (${LONG ? 2000 : 200} cases)`, () => {
@@ -835,23 +822,16 @@ describe("differential: all variants reach the same final state with no violatio
           if (spec("encoded-page").gupFast! > 0) tally.gupFast++;
           if (op !== "exit" && (offPages % (span / 4096) !== 0 || lenPages % (span / 4096) !== 0))
             tally.partial++;
-          const digests = (["encoded-page", "contig-range", "encoded-nr-pages"] as const).map((variant) => {
-            const s = spec(variant);
-            const b = buildScenario(s);
-            const r = runBuilt(b, s);
-            expect(r.violations).toEqual([]);
-            expect(r.finalState.problems).toEqual([]);
+          const r = runDifferential(spec("encoded-nr-pages"));
+          for (const o of r.outcomes) {
+            expect(o.violations).toEqual([]);
+            expect(o.problems).toEqual([]);
+            expect(o.error).toBeNull();
             // The checker runs exactly when CPUs are modelled (ScenarioSpec.checker default).
-            expect(b.machine.checker !== null).toBe(cpus > 0);
-            if (
-              variant === "encoded-nr-pages" &&
-              b.machine.mem.stateDigest() !== b.machine.mem.stateDigest(DIGEST_IGNORED_FLAGS)
-            )
-              tally.partiallyMappedSet++;
-            return b.machine.mem.stateDigest(DIGEST_IGNORED_FLAGS) + (b.machine.swap?.stateDigest() ?? "");
-          });
-          expect(digests[1]).toBe(digests[0]);
-          expect(digests[2]).toBe(digests[0]);
+            expect(o.checked).toBe(cpus > 0);
+          }
+          if (r.outcomes[2].ignoredFlagsSet) tally.partiallyMappedSet++;
+          expect(r.groups).toEqual([["encoded-page", "contig-range", "encoded-nr-pages"]]);
         },
       ),
       { numRuns: LONG ? 2000 : 200, seed: 42 },
@@ -939,34 +919,19 @@ describe("differential: VMA splits through THPs, mlock and concurrent operations
           if (b !== null) tally.concurrent++;
           if (vs.some((v) => v.mlock)) tally.mlocked++;
           if (vs.some((v) => v.split !== null && v.pmd && v.order === 9)) tally.splitThroughPmd++;
-          const digests: string[] = [];
-          for (const variant of VARIANTS) {
-            const s = spec(variant);
-            const built = buildScenario(s);
-            let r: ReturnType<typeof runBuilt>;
-            try {
-              r = runBuilt(built, s);
-            } catch (e) {
-              // MADV_DONTNEED of a VM_LOCKED VMA is -EINVAL on the kernel too.
-              expect(String(e)).toMatch(/VM_LOCKED/);
-              tally.refused++;
-              return;
-            }
-            expect(r.violations).toEqual([]);
-            expect(r.finalState.problems).toEqual([]);
-            // Compare once the per-CPU batches are drained: v6.18's free path no longer drains the
-            // mlock batch (no lru_add_drain in free_pages_and_swap_cache), so until the next drain it
-            // still holds the folios munlock_folio queued. PG_mlocked is left out: v6.5's
-            // munlock_vma_folio skips a PTE-mapped large folio that v6.18 munlocks (kernel behaviour,
-            // not a model difference; the flag only steers reclaim).
-            built.machine.mem.lruAddDrain();
-            digests.push(
-              built.machine.mem.stateDigest(DIGEST_IGNORED_FLAGS | PG.mlocked) +
-                (built.machine.swap?.stateDigest() ?? ""),
-            );
+          const r = runDifferential(spec("encoded-nr-pages"));
+          if (r.refused) {
+            // MADV_DONTNEED of a VM_LOCKED VMA is -EINVAL on the kernel too (under every design alike).
+            for (const o of r.outcomes) expect(o.refused).toMatch(/VM_LOCKED/);
+            tally.refused++;
+            return;
           }
-          expect(digests[1]).toBe(digests[0]);
-          expect(digests[2]).toBe(digests[0]);
+          for (const o of r.outcomes) {
+            expect(o.violations).toEqual([]);
+            expect(o.problems).toEqual([]);
+            expect(o.error).toBeNull();
+          }
+          expect(r.groups).toEqual([[...VARIANTS]]);
         },
       ),
       { numRuns: LONG ? 2000 : 150, seed: 7 },

@@ -186,6 +186,49 @@ describe("writeback next to every operation, random workloads (PTE-mapped files)
   });
 });
 
+describe("writeback: found by the long random differential run", () => {
+  it("finds the PTEs of every PTE table, also those whose PMD slot has the PMD_HUGE bit", () => {
+    // VMA 1 starts at 12 MiB: its second PTE table is table 7, whose PMD slot (7 + 1) << 1 = 16 has the
+    // PMD_HUGE bit set. The mkclean walk took that slot for a huge PMD and cleaned nothing there.
+    const spec: ScenarioSpec = {
+      memory: 48 << 20,
+      cpus: 1,
+      vmas: [
+        { kind: "anon", size: (4 << 20) + 4096 },
+        { kind: "file-shared", size: 4 << 20, dirtyFraction: 1 },
+      ],
+      op: { kind: "munmap", vma: 0 },
+      concurrentOp: { kind: "writeback", vma: 1 },
+    };
+    for (const variant of DESIGNS) {
+      const r = runScenario({ ...spec, variant });
+      expect(r.violations).toEqual([]);
+      expect(r.writeback?.foliosWritten).toBe(1024);
+      expect(r.writeback?.ptesCleaned).toBe(1024);
+    }
+  });
+
+  it("holds i_mmap_rwsem for read over a folio's rmap walk: exit of a forked child waits for it", () => {
+    // The walk yields between page tables; without the read side the child's exit freed its PGD
+    // under the walk (a TypeError in the model).
+    for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+      const r = runScenario({
+        memory: 48 << 20,
+        cpus: 2,
+        seed,
+        fork: true,
+        target: "child",
+        vmas: [{ kind: "file-shared", size: 4 << 20, dirtyFraction: 1 }],
+        op: { kind: "exit" },
+        concurrentOp: { kind: "writeback", vma: 0 },
+      });
+      expect(r.violations).toEqual([]);
+      expect(r.finalState.problems).toEqual([]);
+      expect(r.writeback?.foliosWritten).toBe(1024);
+    }
+  });
+});
+
 describe("writeback is refused where the kernel has none", () => {
   it("shmem and anonymous VMAs", () => {
     for (const kind of ["shmem", "anon"] as const) {
