@@ -158,6 +158,7 @@ export function scenarioOf(spec: ScenarioSpec, name: string): ScenarioInput {
     ...opt("lazyCpus", spec.lazyCpus),
     ...opt("gupFast", spec.gupFast),
     ...opt("devices", spec.devices),
+    ...opt("kvm", spec.kvm),
     ...opt("tlbEntries", spec.tlbEntries),
     ...opt("touch", spec.touch),
     ...opt("fork", spec.fork),

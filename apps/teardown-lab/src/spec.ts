@@ -215,7 +215,7 @@ export function toScenarioSpec(s: Scenario, variant: VariantName, arch: ArchName
     cpus: s.cpus,
     lazyCpus: s.lazyCpus,
     devices: s.devices,
-    kvm: s.kvm,
+    kvm: s.kvm ? true : undefined,
     gupFast: s.gupFast,
     tlbEntries: s.tlbEntries,
     touch: s.touch,

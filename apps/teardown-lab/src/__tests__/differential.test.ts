@@ -186,7 +186,7 @@ describe("teardown-lab differential", () => {
     const text = runCli(["differential", "--cases", "3", "--broken", "pte-left-behind", "--no-timing"]);
     expect(text.status).toBe(1);
     expect(text.stdout).toContain(
-      `case ${f.index} (seed ${f.seed}, ${f.arch}, ${f.op}${f.actor === "none" ? "" : ` + ${f.actor}`}): final states differ (folio): encoded-page, contig-range | pte-left-behind`,
+      `case ${f.index} (seed ${f.seed}, ${f.arch}, ${f.op}${f.actor === "none" ? "" : ` + ${f.actor}`}): final states differ (${f.differsIn.join(", ")}): encoded-page, contig-range | pte-left-behind`,
     );
     expect(text.stdout).toContain(
       `re-run: save the scenario below as ${f.scenario.name}.json, then teardown-lab differential ${f.scenario.name}.json --arch ${f.arch}`,
