@@ -235,7 +235,7 @@ export function failureOf(
   arch: ArchName,
   r: DifferentialResult,
 ): CaseFailure | null {
-  if (r.agree && (r.silent || r.refused)) return null;
+  if (r.passed) return null;
   return {
     index,
     seed: s.seed,
