@@ -327,7 +327,10 @@ export interface DifferentialSummary {
   readonly cases: number;
   readonly arches: readonly ArchName[];
   readonly designs: readonly string[];
-  /** Cases where every design agreed and none found anything (refused ones included). */
+  /**
+   * Cases no design found anything in, the designs agreeing where that is required (next to a migration
+   * it is not: `runDifferential`'s `agreementRequired`); refused ones included.
+   */
   readonly passed: number;
   readonly refused: number;
   readonly failed: number;
@@ -381,7 +384,7 @@ export function formatDifferential(s: DifferentialSummary): string {
     file
       ? `differential: ${s.source} on ${s.arches.join(", ")}, designs ${s.designs.join(", ")}`
       : `differential: ${s.cases} cases of seed ${s.seed} on ${s.arches.join(", ")}, designs ${s.designs.join(", ")}`,
-    `agree with no violation: ${s.passed} of ${s.cases}${s.refused > 0 ? ` (${s.refused} refused alike by every design: skipped)` : ""}`,
+    `passed (no violation; the same final state where that is required): ${s.passed} of ${s.cases}${s.refused > 0 ? ` (${s.refused} refused alike by every design: skipped)` : ""}`,
     `failing: ${s.failed}`,
     "",
     line("actor", s.tally.actor),
