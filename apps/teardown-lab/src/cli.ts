@@ -58,7 +58,7 @@ import { createProgress, type Progress } from "./progress.js";
 import { isQueueError, parseQueueUrl, QueueError, type QueueUrl } from "./queue.js";
 import { type FailedCell, runCampaign } from "./queue-client.js";
 import { runWorker } from "./queue-worker.js";
-import { runOne } from "./run.js";
+import { runOne, SharedBuilds } from "./run.js";
 import { type Scenario, ScenarioError, validateScenario } from "./scenario.js";
 import { readScenarioData } from "./scenario-file.js";
 import { FOLIO_SIZES, folioOrder, formatSize, parseSize } from "./size.js";
@@ -267,14 +267,17 @@ function runMatrix(
   explicitArch: boolean,
   progress: Progress | null,
   profile: CostProfile | undefined,
+  copies: number,
 ): RunResult[] {
   const results: RunResult[] = [];
+  const cells = arches.flatMap((arch) => variants.map((variant) => ({ variant, arch })));
+  const runs = new SharedBuilds(s, cells, { profile }, copies);
   for (const arch of arches) {
     for (const note of archNotes(s, arch)) process.stderr.write(`note: ${note}\n`);
     try {
       for (const variant of variants) {
         const progressOf = progress?.phase(`${variant}/${arch}`);
-        results.push(runOne(s, variant, arch, { profile, progress: progressOf }).result);
+        results.push(runs.run(variant, arch, progressOf).result);
         progress?.tick(`${variant}/${arch}`);
       }
     } catch (e) {
@@ -501,7 +504,10 @@ export function makeProgram(setExit: (code: number) => void): Command {
         const progress = wantProgress(o) ? createProgress(variants.length * arches.length, s.name) : null;
         let results: RunResult[];
         try {
-          results = runMatrix(s, variants, arches, o.arch !== "all", progress, profileOf(o));
+          // Copies of the model that fit the memory limit at once: one build shared by the designs
+          // (and arches) and a working copy need two.
+          const copies = Math.floor(memoryLimit(o).bytes / Math.max(1, estimateModelBytes(s)));
+          results = runMatrix(s, variants, arches, o.arch !== "all", progress, profileOf(o), copies);
         } finally {
           progress?.stop();
         }

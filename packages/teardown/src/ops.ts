@@ -96,7 +96,8 @@ let anchors: unknown[] | null = null;
 /** Non-null while the anchors are built: every operation's gather and walk context is pushed here. */
 let anchorCapture: unknown[] | null = null;
 
-function ensureAnchors(): void {
+/** Builds the anchors once per process (the first operation does it otherwise). */
+export function ensureAnchors(): void {
   if (anchors !== null) return;
   const keep: unknown[] = [];
   anchors = keep;
