@@ -17,7 +17,6 @@ import {
 } from "@mmgather/host";
 import { type CostProfile, NR_PAGES_KERNELS } from "@mmgather/mmu-gather";
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { stringify as stringifyYaml } from "yaml";
 import { bpftraceProgram, CountsFileError, compareCounts, formatCounts, parseCounts } from "./bpftrace.js";
 import { BROKEN, BROKEN_NAMES } from "./broken.js";
 import {
@@ -54,7 +53,7 @@ import {
 } from "./host.js";
 import { applyOverrides, PRESET_NAMES, PRESETS, type PresetOptions } from "./presets.js";
 import { PROFILE_NAMES, PROFILES } from "./profiles.js";
-import { createProgress, type Progress } from "./progress.js";
+import type { Progress } from "./progress.js";
 import { isQueueError, parseQueueUrl, QueueError, type QueueUrl } from "./queue.js";
 import { type FailedCell, runCampaign } from "./queue-client.js";
 import { runWorker } from "./queue-worker.js";
@@ -234,6 +233,11 @@ function selected<T extends string>(v: T | "all" | undefined, all: readonly T[])
   return v === undefined || v === "all" ? [...all] : [v];
 }
 
+/** The progress bar's constructor (cli-progress), loaded only when a bar is shown. */
+async function progressBars(show: boolean): Promise<typeof import("./progress.js").createProgress | null> {
+  return show ? (await import("./progress.js")).createProgress : null;
+}
+
 function wantProgress(o: CommonOpts): boolean {
   return o.progress === true || process.stderr.isTTY === true;
 }
@@ -361,7 +365,8 @@ async function sweep(file: string | undefined, o: CommonOpts & SweepOpts): Promi
       }
     }
   }
-  const startProgress = () => (wantProgress(o) ? createProgress(tasks.length, "sweep") : null);
+  const bars = await progressBars(wantProgress(o));
+  const startProgress = () => bars?.(tasks.length, "sweep") ?? null;
   // Prints the rows (and notes); throws when cells failed on the queue, after printing the others.
   const print = (
     replies: readonly (SweepReply | undefined)[],
@@ -490,7 +495,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
       "write the estimate as folded stacks (arch/design;phase;term ns) for flamegraph tools and speedscope",
     )
     .action(
-      (
+      async (
         file: string | undefined,
         o: CommonOpts & { variant: VariantName | "all"; arch: ArchName | "all" },
         cmd: Command,
@@ -501,7 +506,8 @@ export function makeProgram(setExit: (code: number) => void): Command {
         checkMemory(s, o);
         const variants = selected(o.variant, VARIANTS);
         const arches = selected(o.arch, ARCHES);
-        const progress = wantProgress(o) ? createProgress(variants.length * arches.length, s.name) : null;
+        const bars = await progressBars(wantProgress(o));
+        const progress = bars?.(variants.length * arches.length, s.name) ?? null;
         let results: RunResult[];
         try {
           // Copies of the model that fit the memory limit at once: one build shared by the designs
@@ -661,6 +667,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
       ) => {
         if (o.csv) throw new UsageError("explore prints text or --json, not CSV");
         const queue = queueOf(o);
+        const bars = await progressBars(wantProgress(o));
         const timing = o.timing !== false;
         const tasks: ExploreTask[] = [];
         if (o.broken !== undefined) {
@@ -720,7 +727,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
               tasks[i].scenario?.seed ?? BROKEN[o.broken!].scenario(BROKEN[o.broken!].seeds[0]).seed,
             labelOf: (i) => tasks[i].variant ?? tasks[i].broken!,
             resume: o.resume,
-            startProgress: () => (wantProgress(o) ? createProgress(tasks.length, "explore") : null),
+            startProgress: () => bars?.(tasks.length, "explore") ?? null,
             note,
           },
           (r) => {
@@ -832,7 +839,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
     .description("write a scenario that reproduces a running process's memory (from /proc/PID/smaps)")
     .argument("<pid>", "process id", intArg(1, 2 ** 22))
     .option("--out <file>", "write the scenario there (YAML; default: stdout)")
-    .action((pid: number, o: { out?: string }) => {
+    .action(async (pid: number, o: { out?: string }) => {
       let vmas: SmapsVma[];
       try {
         vmas = readSmaps(pid);
@@ -846,7 +853,8 @@ export function makeProgram(setExit: (code: number) => void): Command {
       }
       const { scenario, notes } = scenarioFromSmaps(vmas, `pid-${pid}`, scanProcess(pid, vmas));
       validateScenario(scenario as unknown as Record<string, unknown>, `capture of ${pid}`);
-      const text = `${notes.map((n) => `# note: ${n}`).join("\n")}\n${stringifyYaml(scenario)}`;
+      const { stringify } = await import("yaml");
+      const text = `${notes.map((n) => `# note: ${n}`).join("\n")}\n${stringify(scenario)}`;
       for (const n of notes) process.stderr.write(`note: ${n}\n`);
       if (o.out === undefined) process.stdout.write(text);
       else writeFileSync(o.out, text);
@@ -901,6 +909,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
         const bytes = parseSize(o.size)!;
         const thp = o.configureThp ? new ThpSettings() : undefined;
         let progress: Progress | null = null;
+        const bars = await progressBars(o.progress === true || process.stderr.isTTY === true);
         const t = await measure({
           ops: o.ops,
           folios: o.folio,
@@ -909,7 +918,8 @@ export function makeProgram(setExit: (code: number) => void): Command {
           thp,
           progress: (done, total, label) => {
             if (o.progress !== true && process.stderr.isTTY !== true) return;
-            progress ??= createProgress(total, "host measure");
+            if (bars === null) return;
+            progress ??= bars(total, "host measure");
             progress.tick(label);
             if (done === total) progress.stop();
           },
