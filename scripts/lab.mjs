@@ -32,7 +32,7 @@ const { INIT_CWD: typedIn } = process.env;
 const cwd = typedIn !== undefined && existsSync(typedIn) ? typedIn : process.cwd();
 const child = spawn(
   process.execPath,
-  [join(root, "apps/teardown-lab/dist/cli.js"), ...process.argv.slice(2)],
+  [join(root, "apps/teardown-lab/dist/teardown-lab.js"), ...process.argv.slice(2)],
   {
     cwd,
     stdio: "inherit",

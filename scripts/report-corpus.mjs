@@ -25,7 +25,7 @@ function option(name) {
   const i = process.argv.indexOf(name);
   return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : null;
 }
-const cli = option("--cli") ?? join(root, "apps/teardown-lab/dist/cli.js");
+const cli = option("--cli") ?? join(root, "apps/teardown-lab/dist/teardown-lab.js");
 const dump = option("--dump");
 const golden = join(root, "scripts/report-corpus.golden.json");
 const scenarioDir = join(root, "apps/teardown-lab/scenarios");

@@ -17,7 +17,6 @@ import {
 } from "@mmgather/host";
 import { type CostProfile, NR_PAGES_KERNELS } from "@mmgather/mmu-gather";
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { stringify as stringifyYaml } from "yaml";
 import { bpftraceProgram, CountsFileError, compareCounts, formatCounts, parseCounts } from "./bpftrace.js";
 import { BROKEN, BROKEN_NAMES } from "./broken.js";
 import {
@@ -68,11 +67,11 @@ import {
 } from "./host.js";
 import { applyOverrides, PRESET_NAMES, PRESETS, type PresetOptions } from "./presets.js";
 import { PROFILE_NAMES, PROFILES } from "./profiles.js";
-import { createProgress, type Progress } from "./progress.js";
+import type { Progress } from "./progress.js";
 import { isQueueError, parseQueueUrl, QueueError, type QueueUrl } from "./queue.js";
 import { type FailedCell, runCampaign } from "./queue-client.js";
 import { runWorker } from "./queue-worker.js";
-import { runOne } from "./run.js";
+import { runOne, SharedBuilds } from "./run.js";
 import { type Scenario, ScenarioError, type ScenarioInput, validateScenario } from "./scenario.js";
 import { readScenarioData } from "./scenario-file.js";
 import { FOLIO_SIZES, folioOrder, formatSize, parseSize } from "./size.js";
@@ -248,6 +247,11 @@ function selected<T extends string>(v: T | "all" | undefined, all: readonly T[])
   return v === undefined || v === "all" ? [...all] : [v];
 }
 
+/** The progress bar's constructor (cli-progress), loaded only when a bar is shown. */
+async function progressBars(show: boolean): Promise<typeof import("./progress.js").createProgress | null> {
+  return show ? (await import("./progress.js")).createProgress : null;
+}
+
 function wantProgress(o: CommonOpts): boolean {
   return o.progress === true || process.stderr.isTTY === true;
 }
@@ -281,14 +285,17 @@ function runMatrix(
   explicitArch: boolean,
   progress: Progress | null,
   profile: CostProfile | undefined,
+  copies: number,
 ): RunResult[] {
   const results: RunResult[] = [];
+  const cells = arches.flatMap((arch) => variants.map((variant) => ({ variant, arch })));
+  const runs = new SharedBuilds(s, cells, { profile }, copies);
   for (const arch of arches) {
     for (const note of archNotes(s, arch)) process.stderr.write(`note: ${note}\n`);
     try {
       for (const variant of variants) {
         const progressOf = progress?.phase(`${variant}/${arch}`);
-        results.push(runOne(s, variant, arch, { profile, progress: progressOf }).result);
+        results.push(runs.run(variant, arch, progressOf).result);
         progress?.tick(`${variant}/${arch}`);
       }
     } catch (e) {
@@ -372,7 +379,8 @@ async function sweep(file: string | undefined, o: CommonOpts & SweepOpts): Promi
       }
     }
   }
-  const startProgress = () => (wantProgress(o) ? createProgress(tasks.length, "sweep") : null);
+  const bars = await progressBars(wantProgress(o));
+  const startProgress = () => bars?.(tasks.length, "sweep") ?? null;
   // Prints the rows (and notes); throws when cells failed on the queue, after printing the others.
   const print = (
     replies: readonly (SweepReply | undefined)[],
@@ -578,7 +586,8 @@ async function differential(file: string | undefined, o: DifferentialOpts, cmd: 
       arches,
       ...(o.broken === undefined ? {} : { broken: o.broken }),
     });
-  const startProgress = () => (wantProgress(o) ? createProgress(tasks.length, "differential") : null);
+  const bars = await progressBars(wantProgress(o));
+  const startProgress = () => bars?.(tasks.length, "differential") ?? null;
   const print = (replies: readonly (DifferentialReply | undefined)[]): number => {
     const tally = emptyTally(arches);
     const failures: CaseFailure[] = [];
@@ -669,7 +678,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
       "write the estimate as folded stacks (arch/design;phase;term ns) for flamegraph tools and speedscope",
     )
     .action(
-      (
+      async (
         file: string | undefined,
         o: CommonOpts & { variant: VariantName | "all"; arch: ArchName | "all" },
         cmd: Command,
@@ -680,10 +689,14 @@ export function makeProgram(setExit: (code: number) => void): Command {
         checkMemory(s, o);
         const variants = selected(o.variant, VARIANTS);
         const arches = selected(o.arch, ARCHES);
-        const progress = wantProgress(o) ? createProgress(variants.length * arches.length, s.name) : null;
+        const bars = await progressBars(wantProgress(o));
+        const progress = bars?.(variants.length * arches.length, s.name) ?? null;
         let results: RunResult[];
         try {
-          results = runMatrix(s, variants, arches, o.arch !== "all", progress, profileOf(o));
+          // Copies of the model that fit the memory limit at once: one build shared by the designs
+          // (and arches) and a working copy need two.
+          const copies = Math.floor(memoryLimit(o).bytes / Math.max(1, estimateModelBytes(s)));
+          results = runMatrix(s, variants, arches, o.arch !== "all", progress, profileOf(o), copies);
         } finally {
           progress?.stop();
         }
@@ -837,6 +850,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
       ) => {
         if (o.csv) throw new UsageError("explore prints text or --json, not CSV");
         const queue = queueOf(o);
+        const bars = await progressBars(wantProgress(o));
         const timing = o.timing !== false;
         const tasks: ExploreTask[] = [];
         if (o.broken !== undefined) {
@@ -896,7 +910,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
               tasks[i].scenario?.seed ?? BROKEN[o.broken!].scenario(BROKEN[o.broken!].seeds[0]).seed,
             labelOf: (i) => tasks[i].variant ?? tasks[i].broken!,
             resume: o.resume,
-            startProgress: () => (wantProgress(o) ? createProgress(tasks.length, "explore") : null),
+            startProgress: () => bars?.(tasks.length, "explore") ?? null,
             note,
           },
           (r) => {
@@ -1046,7 +1060,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
     .description("write a scenario that reproduces a running process's memory (from /proc/PID/smaps)")
     .argument("<pid>", "process id", intArg(1, 2 ** 22))
     .option("--out <file>", "write the scenario there (YAML; default: stdout)")
-    .action((pid: number, o: { out?: string }) => {
+    .action(async (pid: number, o: { out?: string }) => {
       let vmas: SmapsVma[];
       try {
         vmas = readSmaps(pid);
@@ -1060,7 +1074,8 @@ export function makeProgram(setExit: (code: number) => void): Command {
       }
       const { scenario, notes } = scenarioFromSmaps(vmas, `pid-${pid}`, scanProcess(pid, vmas));
       validateScenario(scenario as unknown as Record<string, unknown>, `capture of ${pid}`);
-      const text = `${notes.map((n) => `# note: ${n}`).join("\n")}\n${stringifyYaml(scenario)}`;
+      const { stringify } = await import("yaml");
+      const text = `${notes.map((n) => `# note: ${n}`).join("\n")}\n${stringify(scenario)}`;
       for (const n of notes) process.stderr.write(`note: ${n}\n`);
       if (o.out === undefined) process.stdout.write(text);
       else writeFileSync(o.out, text);
@@ -1115,6 +1130,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
         const bytes = parseSize(o.size)!;
         const thp = o.configureThp ? new ThpSettings() : undefined;
         let progress: Progress | null = null;
+        const bars = await progressBars(o.progress === true || process.stderr.isTTY === true);
         const t = await measure({
           ops: o.ops,
           folios: o.folio,
@@ -1123,7 +1139,8 @@ export function makeProgram(setExit: (code: number) => void): Command {
           thp,
           progress: (done, total, label) => {
             if (o.progress !== true && process.stderr.isTTY !== true) return;
-            progress ??= createProgress(total, "host measure");
+            if (bars === null) return;
+            progress ??= bars(total, "host measure");
             progress.tick(label);
             if (done === total) progress.stop();
           },

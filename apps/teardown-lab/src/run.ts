@@ -1,14 +1,20 @@
-// Runs one scenario for one (variant, arch) and shapes the documented RunResult. Counters are the
+// Runs one scenario for one (variant, arch) — or for several, building the workload once for those
+// whose builds are the same (SharedBuilds) — and shapes the documented RunResult. Counters are the
 // teardown phase's own, as @mmgather/teardown reports them (folio, swap and cpu layers are deltas over
 // the operation); the estimate is the report's: Σ counter × the cost profile. Browser-safe.
 import type { CostProfile } from "@mmgather/mmu-gather";
 import { isSwapError } from "@mmgather/swapcache";
 import {
+  type BuiltScenario,
+  buildScenario,
+  cloneBuilt,
   flattenCounters,
   isTeardownError,
+  runBuilt,
   runScenario,
   type ScenarioProgress,
   type ScenarioSpec,
+  sharesBuild,
   type TeardownReport,
   type TrailEvent,
 } from "@mmgather/teardown";
@@ -82,33 +88,44 @@ export interface RunOutput {
   readonly report: TeardownReport;
 }
 
-/** Runs a scenario's teardown for one variant on one arch. Throws SpecError for what cannot run. */
-export function runOne(s: Scenario, variant: VariantName, arch: ArchName, opts: RunOptions = {}): RunOutput {
-  const full: ScenarioSpec = {
+/** The teardown spec of one run: the scenario's for (variant, arch) with the run's options applied. */
+function fullSpec(s: Scenario, variant: VariantName, arch: ArchName, opts: RunOptions): ScenarioSpec {
+  return {
     ...toScenarioSpec(s, variant, arch),
     ...opts.override,
     events: opts.events,
     costProfile: opts.profile,
     progress: opts.progress,
   };
-  let report: TeardownReport;
-  try {
-    report = runScenario(full);
-  } catch (e) {
-    if (isSwapError(e) && e.code === "ENOSPC") {
-      throw new SpecError(
-        `${arch}/${variant}: the model's swap (${formatSize(full.swap ?? 0)}) is too small for the swap-out the scenario asks for; set a larger "swap"`,
-      );
-    }
-    if (isTeardownError(e)) {
-      const hint =
-        e.code === "ENOMEM"
-          ? ` (the model has ${formatSize(full.memory)} of physical memory; set a larger "memory" in the scenario)`
-          : "";
-      throw new SpecError(`${arch}/${variant}: the model refused the scenario: ${e.message}${hint}`);
-    }
-    throw e;
+}
+
+/** What the model refused, as the SpecError the CLI reports (exit 2); anything else unchanged. */
+function refusal(e: unknown, full: ScenarioSpec, variant: VariantName, arch: ArchName): unknown {
+  if (isSwapError(e) && e.code === "ENOSPC") {
+    return new SpecError(
+      `${arch}/${variant}: the model's swap (${formatSize(full.swap ?? 0)}) is too small for the swap-out the scenario asks for; set a larger "swap"`,
+    );
   }
+  if (isTeardownError(e)) {
+    const hint =
+      e.code === "ENOMEM"
+        ? ` (the model has ${formatSize(full.memory)} of physical memory; set a larger "memory" in the scenario)`
+        : "";
+    return new SpecError(`${arch}/${variant}: the model refused the scenario: ${e.message}${hint}`);
+  }
+  return e;
+}
+
+/** `f()`, with what the model refuses thrown as SpecError. */
+function modelCall<T>(full: ScenarioSpec, variant: VariantName, arch: ArchName, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw refusal(e, full, variant, arch);
+  }
+}
+
+function output(s: Scenario, arch: ArchName, report: TeardownReport): RunOutput {
   const counters = reportCounters(report);
   const result: RunResult = {
     scenario: s.name,
@@ -133,4 +150,106 @@ export function runOne(s: Scenario, variant: VariantName, arch: ArchName, opts: 
     finalStateProblems: report.finalState.problems,
   };
   return { result, report };
+}
+
+/** Runs a scenario's teardown for one variant on one arch. Throws SpecError for what cannot run. */
+export function runOne(s: Scenario, variant: VariantName, arch: ArchName, opts: RunOptions = {}): RunOutput {
+  const full = fullSpec(s, variant, arch, opts);
+  return output(
+    s,
+    arch,
+    modelCall(full, variant, arch, () => runScenario(full)),
+  );
+}
+
+/** One (variant, arch) run of a scenario. */
+export interface Cell {
+  readonly variant: VariantName;
+  readonly arch: ArchName;
+}
+
+/**
+ * Runs the cells of one scenario, in their order, building the workload once for the cells whose
+ * builds are the same (`sharesBuild`: every design, and arches whose page tables and set_ptes agree)
+ * and running each on an exact copy of it (`cloneBuilt`; the last cell of a build runs on the build
+ * itself). Each `run` returns what `runOne(s, variant, arch, { ...opts, progress })` would; a build's
+ * progress is reported to the cell that builds it. `copies` bounds the copies of the model held at
+ * once (the memory limit over the scenario's estimated bytes): a build is kept for later cells only
+ * while it and a working copy fit, and below 2 every cell builds its own, as `runOne` does.
+ */
+export class SharedBuilds {
+  private readonly bases: BuiltScenario[] = [];
+  /** The working copy of `from`, reused (copied into) by the next cell of that build on its arch. */
+  private work: { readonly built: BuiltScenario; readonly from: BuiltScenario } | null = null;
+  private next = 0;
+  private readonly s: Scenario;
+  private readonly cells: readonly Cell[];
+  private readonly opts: RunOptions;
+  private readonly copies: number;
+
+  constructor(s: Scenario, cells: readonly Cell[], opts: Omit<RunOptions, "progress">, copies: number) {
+    this.s = s;
+    this.cells = cells;
+    this.opts = opts;
+    this.copies = copies;
+  }
+
+  /** The spec of a later cell, or null when it cannot run (it will then build nothing). */
+  private specOf(c: Cell): ScenarioSpec | null {
+    try {
+      return fullSpec(this.s, c.variant, c.arch, this.opts);
+    } catch {
+      return null;
+    }
+  }
+
+  private drop(b: BuiltScenario): void {
+    const i = this.bases.indexOf(b);
+    if (i >= 0) this.bases.splice(i, 1);
+    if (this.work?.from === b) this.work = null;
+  }
+
+  /** Runs cell (variant, arch), the next of the cells or a later one (cells skipped are not run). */
+  run(variant: VariantName, arch: ArchName, progress?: ScenarioProgress): RunOutput {
+    let i = this.next;
+    while (i < this.cells.length && (this.cells[i].variant !== variant || this.cells[i].arch !== arch)) i++;
+    if (i === this.cells.length)
+      throw new Error(`cell ${variant}/${arch} is not one of the cells left to run`);
+    this.next = i + 1;
+    const full = fullSpec(this.s, variant, arch, { ...this.opts, progress });
+    if (this.copies < 2)
+      return output(
+        this.s,
+        arch,
+        modelCall(full, variant, arch, () => runScenario(full)),
+      );
+    let base = this.bases.find((b) => sharesBuild(b.spec, full));
+    if (base === undefined) {
+      // Room for this build and a working copy: older builds go first.
+      while (this.bases.length > 0 && this.bases.length + 2 > this.copies) this.drop(this.bases[0]);
+      base = modelCall(full, variant, arch, () => buildScenario(full));
+      this.bases.push(base);
+    }
+    const from = base;
+    const later = this.cells.slice(i + 1).some((c) => {
+      const spec = this.specOf(c);
+      return spec !== null && sharesBuild(from.spec, spec);
+    });
+    let b: BuiltScenario;
+    if (!later && from.machine.arch === full.arch) {
+      b = from;
+      this.drop(from);
+    } else {
+      const w = this.work;
+      const into = w !== null && w.from === from && w.built.machine.arch === full.arch ? w.built : undefined;
+      b = modelCall(full, variant, arch, () => cloneBuilt(from, full, into));
+      this.work = { built: b, from };
+      if (!later) this.drop(from);
+    }
+    return output(
+      this.s,
+      arch,
+      modelCall(full, variant, arch, () => runBuilt(b, full)),
+    );
+  }
 }

@@ -1,6 +1,23 @@
-// Node-only: reads scenario files from disk.
+// Node-only: reads scenario files from disk. The YAML library is loaded the first time a YAML file is
+// read (a JSON file or a preset never loads it).
 import { readFileSync, statSync } from "node:fs";
-import { parseScenarioData, type Scenario, ScenarioError, validateScenario } from "./scenario.js";
+import { createRequire } from "node:module";
+import type * as Yaml from "yaml";
+import {
+  parseScenarioData,
+  type Scenario,
+  ScenarioError,
+  validateScenario,
+  type YamlLoader,
+} from "./scenario.js";
+
+let yaml: typeof Yaml | null = null;
+
+/** The `yaml` package, loaded on first use (its Node build is CommonJS: `require` loads it at once). */
+export const loadYaml: YamlLoader = () => {
+  yaml ??= createRequire(import.meta.url)("yaml") as typeof Yaml;
+  return yaml;
+};
 
 /** Largest scenario file read (a real one is a few KiB). */
 export const MAX_SCENARIO_FILE_BYTES = 1 << 20;
@@ -24,7 +41,7 @@ export function readScenarioData(path: string): Record<string, unknown> {
     const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a directory" : code;
     throw new ScenarioError(`cannot read scenario file ${path} (${why})`, []);
   }
-  return parseScenarioData(text, path);
+  return parseScenarioData(text, path, loadYaml);
 }
 
 /** Reads and validates a scenario file. */

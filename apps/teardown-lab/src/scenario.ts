@@ -2,7 +2,7 @@
 // field path, what was given and what is allowed. Browser-safe (files are read in scenario-file.ts).
 
 import { NR_PAGES_KERNELS } from "@mmgather/mmu-gather";
-import { parseDocument, YAMLParseError } from "yaml";
+import type * as Yaml from "yaml";
 import { z } from "zod";
 import { folioOrder, formatSize, parseSize } from "./size.js";
 
@@ -485,15 +485,23 @@ export function validateScenario(data: unknown, source = "scenario"): Scenario {
   throw new ScenarioError(`${source} is not a valid scenario:\n  ${issues.join("\n  ")}`, issues);
 }
 
+/**
+ * The YAML library (`yaml`), given as a function that returns it: parsing a JSON scenario never calls
+ * it, so a caller can load the library only for YAML text (the CLI does; it is a good part of its
+ * start-up otherwise).
+ */
+export type YamlLoader = () => Pick<typeof Yaml, "parseDocument" | "YAMLParseError">;
+
 /** Parses JSON or YAML text (chosen by file extension, else by content) into an object, unvalidated. */
-export function parseScenarioData(text: string, source: string): Record<string, unknown> {
+export function parseScenarioData(text: string, source: string, yaml: YamlLoader): Record<string, unknown> {
   if (text.trim() === "") throw new ScenarioError(`${source} is empty: expected a JSON or YAML scenario`, []);
   let data: unknown;
   const isJson = source.endsWith(".json") || /^\s*[[{]/.test(text);
+  const lib = isJson ? null : yaml();
   try {
-    if (isJson) data = JSON.parse(text);
+    if (lib === null) data = JSON.parse(text);
     else {
-      const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+      const doc = lib.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
       if (doc.errors.length > 0) throw doc.errors[0];
       // A tag the YAML core schema does not know (!foo, !!js/function) is refused, not dropped.
       const tag = doc.warnings.find((w) => w.code === "TAG_RESOLVE_FAILED");
@@ -508,7 +516,9 @@ export function parseScenarioData(text: string, source: string): Record<string, 
     if (err instanceof ScenarioError) throw err;
     const what = isJson ? "JSON" : "YAML";
     const detail =
-      err instanceof YAMLParseError || err instanceof SyntaxError ? err.message.split("\n")[0] : String(err);
+      (lib !== null && err instanceof lib.YAMLParseError) || err instanceof SyntaxError
+        ? err.message.split("\n")[0]
+        : String(err);
     throw new ScenarioError(`${source} is not valid ${what}: ${detail}`, []);
   }
   if (nestingDepth(data, MAX_NESTING) > MAX_NESTING) {
@@ -524,8 +534,8 @@ export function parseScenarioData(text: string, source: string): Record<string, 
 }
 
 /** Parses JSON or YAML text and validates it. */
-export function parseScenarioText(text: string, source: string): Scenario {
-  return validateScenario(parseScenarioData(text, source), source);
+export function parseScenarioText(text: string, source: string, yaml: YamlLoader): Scenario {
+  return validateScenario(parseScenarioData(text, source, yaml), source);
 }
 
 /** The JSON Schema of the scenario format (input side), as shipped in scenario.schema.json. */

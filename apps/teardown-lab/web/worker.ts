@@ -1,6 +1,7 @@
 // The model, in a Web Worker: validates the scenario, runs the three variants, sweeps folio sizes
 // for the chart and turns the event trace into timelines. Uses the same modules as the CLI.
 import type { TrailEvent } from "@mmgather/teardown";
+import * as yaml from "yaml";
 import { BROKEN } from "../src/broken.js";
 import type { RunResult } from "../src/format.js";
 import { applyOverrides, PRESETS } from "../src/presets.js";
@@ -64,7 +65,7 @@ function scenarioFor(req: RunRequest, folio: string): Scenario {
     if (p === undefined) throw new Error(`unknown preset ${req.preset}`);
     return validateScenario(p.build(o), `preset ${req.preset}`);
   }
-  const raw = parseScenarioData(req.scenarioText, "pasted scenario");
+  const raw = parseScenarioData(req.scenarioText, "pasted scenario", () => yaml);
   return validateScenario(
     applyOverrides(raw, folio === "" ? {} : { folio, pmd: req.pmd }),
     "pasted scenario",

@@ -225,6 +225,83 @@ export class FolioState {
   }
 }
 
+/** Copies `src` into `dst` in place, reusing `dst`'s array when the lengths match. */
+function copyArray<T extends Int32Array | Uint32Array | Uint8Array>(dst: T, src: T): T {
+  if (dst.length !== src.length) return src.slice() as T;
+  dst.set(src);
+  return dst;
+}
+
+function copyPutRefsCtx(dst: PutRefsCtx, src: PutRefsCtx): void {
+  dst.active = src.active;
+  dst.lruvec = src.lruvec;
+  dst.lockBatch = src.lockBatch;
+  dst.toFree = copyArray(dst.toFree, src.toFree);
+  dst.nrToFree = src.nrToFree;
+}
+
+/**
+ * Makes `dst` an exact copy of `src` (a model facility, nothing the kernel does): every per-pfn array,
+ * the free lists, pcp lists, LRU and its batches, statistics, split queues, mlock counts, the page
+ * cache, the open put-refs contexts, the lifetime free totals and the counters. `dst`'s free observer
+ * is kept (it belongs to `dst`'s owner). Arrays are copied into `dst`'s own (no per-page object), so
+ * `dst` can be reused for the next copy; both must have the same geometry (EINVAL otherwise).
+ */
+export function copyFolioState(dst: FolioState, src: FolioState): void {
+  if (
+    dst.nrPages !== src.nrPages ||
+    dst.nrNodes !== src.nrNodes ||
+    dst.nrMemcgs !== src.nrMemcgs ||
+    dst.pmdOrder !== src.pmdOrder ||
+    dst.pageShift !== src.pageShift ||
+    dst.maxOrder !== src.maxOrder ||
+    dst.pcpV67 !== src.pcpV67 ||
+    dst.pcpFreeHighBatch !== src.pcpFreeHighBatch ||
+    dst.rmapV69 !== src.rmapV69
+  )
+    fail("EINVAL", MODULE, "copyFrom", "the two memories differ in geometry or policy");
+  if (dst === src) return;
+  // refcount, mapping and index carry their union names (largeMapcount, freeNext, …) too.
+  dst.flags.set(src.flags);
+  dst.mapcount.set(src.mapcount);
+  dst.refcount.set(src.refcount);
+  dst.mapping.set(src.mapping);
+  dst.index.set(src.index);
+  dst.priv.set(src.priv);
+  dst.freeHead.set(src.freeHead);
+  dst.freeBlocks.set(src.freeBlocks);
+  dst.nrFree = src.nrFree;
+  dst.lruFolios.set(src.lruFolios);
+  dst.lruPages.set(src.lruPages);
+  dst.stats.set(src.stats);
+  dst.splitQueueLen.set(src.splitQueueLen);
+  dst.lruBatch.set(src.lruBatch);
+  dst.mlockCount =
+    src.mlockCount === null
+      ? null
+      : dst.mlockCount === null
+        ? src.mlockCount.slice()
+        : copyArray(dst.mlockCount, src.mlockCount);
+  dst.mlockBatch.set(src.mlockBatch);
+  dst.mlockBatchNr = src.mlockBatchNr;
+  dst.lruBatchNr = src.lruBatchNr;
+  dst.lruBatchMin = src.lruBatchMin;
+  dst.lruBatchMax = src.lruBatchMax;
+  dst.pcpCount.set(src.pcpCount);
+  dst.pcpEntries.set(src.pcpEntries);
+  dst.pcpFreeFactor.set(src.pcpFreeFactor);
+  dst.pcpHigh.set(src.pcpHigh);
+  dst.pcpPrevHighOrder.set(src.pcpPrevHighOrder);
+  dst.batchFree.set(src.batchFree);
+  dst.spaces.length = 0;
+  for (const a of src.spaces) dst.spaces.push({ swapBacked: a.swapBacked, folios: new Map(a.folios) });
+  copyPutRefsCtx(dst.seriesCtx, src.seriesCtx);
+  copyPutRefsCtx(dst.releaseCtx, src.releaseCtx);
+  dst.freedFoliosTotal = src.freedFoliosTotal;
+  dst.freedPagesTotal = src.freedPagesTotal;
+  Object.assign(dst.counters, src.counters);
+}
+
 /** The state behind each PhysMem (read by `folioState` in `@mmgather/folio/internal`). */
 const states = new WeakMap<object, FolioState>();
 

@@ -50,8 +50,10 @@ import { lruvecNrFolios, lruvecNrPages, lruvecOf, lruvecStat, nodeStat } from ".
 import { mlockBatchRefs, mlockFolio } from "./mlock.js";
 import {
   checkHead,
+  copyFolioState,
   FolioState,
   type FreeObserver,
+  folioStateOf,
   isInt,
   nodeEnd,
   nodeOf,
@@ -560,6 +562,19 @@ export class PhysMem {
    */
   stateDigest(ignoreFlags = 0): string {
     return stateDigest(this.s, ignoreFlags);
+  }
+
+  /**
+   * Makes this memory an exact copy of `src` (a model facility, nothing the kernel does): every page
+   * frame, the free lists and per-CPU lists, LRU, statistics, queues, page cache and counters. This
+   * memory's free observer stays. The arrays are copied into this memory's own (typed-array copies, no
+   * per-page object), so one memory can take copy after copy. `src` must have the same geometry and
+   * policies (EINVAL otherwise). Used to run several experiments from one built state.
+   */
+  copyFrom(src: PhysMem): void {
+    const t = src instanceof PhysMem ? folioStateOf(src) : undefined;
+    if (t === undefined) fail("EINVAL", MODULE, "copyFrom", "src must be a PhysMem from createPhysMem");
+    copyFolioState(this.s, t);
   }
 
   /** Zero every counter. */

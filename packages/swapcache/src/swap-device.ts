@@ -110,6 +110,18 @@ export class SwapDevice {
     this.nrFree -= nr;
   }
 
+  /** Makes this device an exact copy of `src` (same size): map, cache, cluster counts, cursor, swapoff state. */
+  copyFrom(src: SwapDevice): void {
+    this.map.set(src.map);
+    this.cache.set(src.cache);
+    this.clusterFree.set(src.clusterFree);
+    this.nrFree = src.nrFree;
+    this.swapoffState = src.swapoffState;
+    this.users = src.users;
+    this.nextCluster = src.nextCluster;
+    this.nextOffset = src.nextOffset;
+  }
+
   /** Model memory of this device in bytes. */
   bytes(): number {
     return this.map.byteLength + this.cache.byteLength + this.clusterFree.byteLength;

@@ -287,6 +287,29 @@ export class SwapSpace {
     deleteFromSwapCache(this.s, head);
   }
 
+  /**
+   * Makes this swap space an exact copy of `src` (a model facility, nothing the kernel does): every
+   * device's swap_map, swap-cache index, cluster free counts, allocation cursor, swapoff state and
+   * users, and the counters. Folio state is not touched (copy the PhysMem itself with its `copyFrom`);
+   * this space keeps its own PhysMem. Arrays are copied into this space's own. `src` must have the same
+   * devices, and no swapoff window open (EINVAL otherwise).
+   */
+  copyFrom(src: SwapSpace): void {
+    const m = "copyFrom";
+    if (!(src instanceof SwapSpace))
+      throw new SwapError("EINVAL", "swapfile", m, "src must be a SwapSpace from createSwapSpace");
+    const a = this.s;
+    const b = src.s;
+    if (a.devs.length !== b.devs.length || a.devs.some((d, t) => d.nrSlots !== b.devs[t]!.nrSlots))
+      throw new SwapError("EINVAL", "swapfile", m, "the two swap spaces have different devices");
+    if (b.parallelWindow !== null)
+      throw new SwapError("EINVAL", "swapfile", m, "src is inside a swapoff's parallel window");
+    if (a === b) return;
+    for (let t = 0; t < a.devs.length; t++) a.devs[t]!.copyFrom(b.devs[t]!);
+    Object.assign(a.counters, b.counters);
+    a.parallelWindow = null;
+  }
+
   // ---------------------------------------------------------------- checks and digests
 
   /** Sets every counter back to 0. */

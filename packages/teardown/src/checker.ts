@@ -26,6 +26,7 @@
 import type { PhysMem } from "@mmgather/folio";
 import { type GatherEvent, MAX_GATHER_ENTRIES, MMU_GATHER_BUNDLE } from "@mmgather/mmu-gather";
 import type { CpuTlbs, LocklessWalkEnd } from "./cpu-tlb.js";
+import { TeardownError } from "./errors.js";
 import type { KvmMmu } from "./kvm.js";
 import { PTE_CONT, PTE_WRITE, ptePfn } from "./pte.js";
 
@@ -273,6 +274,31 @@ export class Checker {
     this.dirtyFile = new Uint8Array(nrPhysPages);
     this.ring = new Array(trailLength);
     this.maxViolations = maxViolations;
+  }
+
+  /**
+   * Makes this checker an exact copy of `src`'s state (same size): violations, dirty-file marks, the
+   * trail (events are immutable records, shared), held PTLs, per-thread dirty pages and the reschedule
+   * count. A model facility, nothing the kernel does.
+   */
+  copyFrom(src: Checker): void {
+    if (
+      src.dirtyFile.length !== this.dirtyFile.length ||
+      src.ring.length !== this.ring.length ||
+      src.maxViolations !== this.maxViolations
+    )
+      throw new TeardownError("EINVAL", "checker", "copyFrom", "the two checkers differ in size");
+    if (src === this) return;
+    this.violations.length = 0;
+    for (const v of src.violations) this.violations.push(v);
+    this.dirtyFile.set(src.dirtyFile);
+    for (let i = 0; i < src.ring.length; i++) this.ring[i] = src.ring[i];
+    this.ringPos = src.ringPos;
+    this.ringLen = src.ringLen;
+    this.ptlHeld = src.ptlHeld;
+    this.dirtyUnderPtl.clear();
+    for (const [k, v] of src.dirtyUnderPtl) this.dirtyUnderPtl.set(k, v.slice());
+    this.freesSinceResched = src.freesSinceResched;
   }
 
   /** Appends an event to the trail ring. */

@@ -23,6 +23,7 @@
 // fills after the access phase, TLBI level (TTL) hints: an invalidation drops entries of every level.
 import type { TlbFlushKind, TlbListener } from "@mmgather/mmu-gather";
 import { TLB_FLUSH_ALL } from "@mmgather/mmu-gather";
+import { TeardownError } from "./errors.js";
 import type { SecondaryTlbs } from "./secondary-tlb.js";
 
 /**
@@ -492,6 +493,54 @@ export class CpuTlbs implements TlbListener {
   /** TlbListener: `mmu_notifier_arch_invalidate_secondary_tlbs` reached the mm's devices. */
   secondaryTlbInvalidate(mmId: number, start: number, end: number): void {
     if (this.secondary !== null) this.secondary.invalidate(mmId, start, end);
+  }
+
+  /**
+   * Makes these caches an exact copy of `src`'s (same CPUs, cache sizes and physical pages): every
+   * translation and walk entry, the per-pfn reference counts, quiesced, lazy and lockless-walk state,
+   * speculative-walk epochs and the counters; the devices' caches too. The hooks and `flushIpi` stay
+   * this object's (they belong to its machine and arch). A model facility, nothing the kernel does.
+   */
+  copyFrom(src: CpuTlbs): void {
+    if (
+      src.nrCpus !== this.nrCpus ||
+      src.entries !== this.entries ||
+      src.walkEntries !== this.walkEntries ||
+      src.pageSize !== this.pageSize ||
+      src.tlbRefs.length !== this.tlbRefs.length ||
+      (src.secondary === null) !== (this.secondary === null)
+    )
+      throw new TeardownError("EINVAL", "cpu-tlb", "copyFrom", "the two CPU models differ in size");
+    if (src === this) return;
+    this.tlbVpn.set(src.tlbVpn);
+    this.tlbPfn.set(src.tlbPfn);
+    this.tlbNr.set(src.tlbNr);
+    this.tlbMm.set(src.tlbMm);
+    this.walkPfn.set(src.walkPfn);
+    this.walkMm.set(src.walkMm);
+    this.tlbRefs.set(src.tlbRefs);
+    this.hazardRefs.set(src.hazardRefs);
+    this.tlbLive.set(src.tlbLive);
+    this.tlbWrite.set(src.tlbWrite);
+    this.writeHazardRefs.set(src.writeHazardRefs);
+    this.cpuQuiesced.set(src.cpuQuiesced);
+    this.quiesceDepth.set(src.quiesceDepth);
+    this.walkRefs.set(src.walkRefs);
+    this.cpuMm.set(src.cpuMm);
+    this.cpuLazy.set(src.cpuLazy);
+    Object.assign(this.invalidations, src.invalidations);
+    this.entriesInvalidated = src.entriesInvalidated;
+    this.remoteCpuFlushes = src.remoteCpuFlushes;
+    this.locklessRefs.set(src.locklessRefs);
+    this.walkHeld.set(src.walkHeld);
+    this.locklessWalkers = src.locklessWalkers;
+    this.walkFlushedAt.set(src.walkFlushedAt);
+    this.walkEpoch = src.walkEpoch;
+    this.unlinkedAt.clear();
+    for (const [k, v] of src.unlinkedAt) this.unlinkedAt.set(k, v);
+    this.unlinkedFrom.clear();
+    for (const [k, v] of src.unlinkedFrom) this.unlinkedFrom.set(k, v);
+    if (this.secondary !== null) this.secondary.copyFrom(src.secondary!);
   }
 
   /** Model bytes (the devices' caches included). */

@@ -9,6 +9,7 @@ export type {
   WalkForcedFlushReason,
 } from "./checker.js";
 export { Checker, FREES_WITHOUT_RESCHED_BOUND } from "./checker.js";
+export { cloneBuilt, sharesBuild } from "./clone.js";
 export type { CostEstimate, CostPhase, CostTerm } from "./cost.js";
 export { COST_TERMS, estimateCost, termCount } from "./cost.js";
 export type { CpuTlbConfig, FlushShare } from "./cpu-tlb.js";

@@ -137,6 +137,25 @@ export class KvmMmu {
     return this.zap(0, Number.POSITIVE_INFINITY);
   }
 
+  /**
+   * Makes this guest an exact copy of `src`'s (same physical memory size): sptes, sequence, invalidations
+   * in progress, counters. A model facility (cloneBuilt), nothing the kernel does.
+   */
+  copyFrom(src: KvmMmu): void {
+    if (src.spteRefs.length !== this.spteRefs.length || src.mmId !== this.mmId)
+      throw new TeardownError("EINVAL", "kvm", "copyFrom", "the two guests differ in memory or mm");
+    if (src === this) return;
+    this.sptes.clear();
+    for (const [k, v] of src.sptes) this.sptes.set(k, v);
+    this.spteRefs.set(src.spteRefs);
+    this.mmuInvalidateSeq = src.mmuInvalidateSeq;
+    this.mmuInvalidateInProgress = src.mmuInvalidateInProgress;
+    this.rangeStart = src.rangeStart;
+    this.rangeEnd = src.rangeEnd;
+    this.released = src.released;
+    Object.assign(this.counters, src.counters);
+  }
+
   /** Model bytes: the per-pfn counts and about 32 B per spte. */
   stateBytes(): number {
     return this.spteRefs.byteLength + this.sptes.size * 32;

@@ -21,8 +21,9 @@ import { createSwapSpace, type SwapSpace } from "@mmgather/swapcache";
 import { Checker, type TrailEvent, type TrailEventSink } from "./checker.js";
 import { CpuTlbs } from "./cpu-tlb.js";
 import { TeardownError } from "./errors.js";
-import type { KvmMmu } from "./kvm.js";
+import { KvmMmu } from "./kvm.js";
 import { Mm } from "./mm.js";
+import { sameGeometry } from "./page-tables.js";
 import { PTE_MAX_PFN } from "./pte.js";
 import { PteTableAccess } from "./pte-view.js";
 import { TableFreeRcu } from "./rcu.js";
@@ -157,8 +158,11 @@ export class Machine {
   nextVmaId = 1;
   nextAnonVma = 1;
   private nextMmId = 1;
+  /** What the machine was created with (`clone` creates its copy from it). */
+  private readonly config: MachineConfig;
 
   constructor(config: MachineConfig) {
+    this.config = config;
     const arch = config.arch ?? genericArch;
     if (typeof arch !== "object" || arch === null || typeof arch.tlbFlush !== "function") {
       throw new TeardownError(
@@ -409,6 +413,89 @@ export class Machine {
         { cause: e },
       );
     }
+  }
+
+  /**
+   * A new machine with this one's configuration (and `arch`, by default this one's: another must have
+   * the same geometry) in an exact copy of this one's state — see `copyFrom`. Returns it with the map
+   * from each of this machine's VMAs to its copy. A model facility, nothing the kernel does.
+   */
+  clone(arch: ArchTlb = this.arch): { machine: Machine; vmas: Map<Vma, Vma> } {
+    const machine = new Machine({ ...this.config, arch });
+    return { machine, vmas: machine.copyFrom(this) };
+  }
+
+  /**
+   * Makes this machine an exact copy of `src`'s state, between operations (a model facility, nothing
+   * the kernel does): physical memory, swap, the CPUs' and devices' TLBs and walk caches, the checker,
+   * RCU, every mm (exited ones too: same ids, page tables, rss, deposits, locks) with copies of their
+   * VMAs, each file's i_mmap, device files, the zero pages and every id counter. Typed arrays are copied
+   * into this machine's own where sizes match (no per-page object), so one machine can take copy after
+   * copy; its event sink, free observer, hooks and arch stay its own. `src` must have the same memory,
+   * swap, CPUs, devices, checker and page-table geometry (EINVAL otherwise), and this machine either no
+   * mm yet or the same mms as `src` (a copy of it). Returns the map from each of `src`'s VMAs to its copy.
+   */
+  copyFrom(src: Machine): Map<Vma, Vma> {
+    const bad = (why: string): never => {
+      throw new TeardownError("EINVAL", "machine", "copyFrom", why);
+    };
+    if (src === this) bad("a machine cannot copy itself");
+    if (!sameGeometry(src.geometry, this.geometry)) bad("the two machines' page-table geometries differ");
+    if (src.nrPages !== this.nrPages || src.nrDevicePages !== this.nrDevicePages)
+      bad("the two machines differ in memory or device memory");
+    if ((src.swap === null) !== (this.swap === null)) bad("one machine has swap, the other none");
+    if ((src.tlbs === null) !== (this.tlbs === null)) bad("one machine models CPUs, the other none");
+    if ((src.checker === null) !== (this.checker === null))
+      bad("one machine runs the checker, the other not");
+    if (src.rcu.waiting !== 0) bad("src is inside an operation (RCU callbacks are waiting)");
+    const fresh = this.mms.length === 0;
+    if (!fresh && (this.mms.length !== src.mms.length || this.mms.some((m, i) => m.id !== src.mms[i].id)))
+      bad("this machine's mms are not src's");
+    // Mms first: a new one allocates its PGD from this machine's memory, which the copy below overwrites.
+    if (fresh) for (const m of src.mms) this.mms.push(new Mm(m.id, this, createTlbMm(m.id)));
+    const vmas = new Map<Vma, Vma>();
+    const vmaOf = (v: Vma): Vma => {
+      let c = vmas.get(v);
+      if (c === undefined) {
+        c = { ...v };
+        vmas.set(v, c);
+      }
+      return c;
+    };
+    for (const m of src.mms) for (const v of m.vmas) vmaOf(v);
+    this.iMmap.clear();
+    for (const [mapping, list] of src.iMmap)
+      this.iMmap.set(
+        mapping,
+        list.map((e) => ({ mm: this.mms[src.mms.indexOf(e.mm)], vma: vmaOf(e.vma) })),
+      );
+    for (let i = 0; i < src.mms.length; i++) this.mms[i].copyFrom(src.mms[i], vmas);
+    this.mem.copyFrom(src.mem);
+    this.swap?.copyFrom(src.swap!);
+    this.tlbs?.copyFrom(src.tlbs!);
+    this.checker?.copyFrom(src.checker!);
+    this.rcu.copyFrom(src.rcu);
+    this.pteView.copyFrom(src.pteView);
+    // A KVM guest: its own copy, reused when this machine already has one for the same mm.
+    if (src.kvm === null) this.kvm = null;
+    else {
+      if (this.kvm === null || this.kvm.mmId !== src.kvm.mmId)
+        this.kvm = new KvmMmu(src.kvm.mmId, this.nrPages);
+      this.kvm.copyFrom(src.kvm);
+    }
+    if (this.checker !== null) this.checker.kvm = this.kvm;
+    this.iMmapReaders.clear();
+    for (const [k, v] of src.iMmapReaders) this.iMmapReaders.set(k, v);
+    this.deviceFiles.clear();
+    for (const [k, v] of src.deviceFiles) this.deviceFiles.set(k, v);
+    this.nextDevicePfn = src.nextDevicePfn;
+    this.zeroPfn = src.zeroPfn;
+    this.hugeZeroFolio = src.hugeZeroFolio;
+    this.hugeZeroRefcount = src.hugeZeroRefcount;
+    this.nextVmaId = src.nextVmaId;
+    this.nextAnonVma = src.nextAnonVma;
+    this.nextMmId = src.nextMmId;
+    return vmas;
   }
 
   /** A new empty mm on this machine. */

@@ -64,6 +64,48 @@ export class Mm {
     return this.direct;
   }
 
+  /**
+   * Makes this mm an exact copy of `src` (same id, on a copy of `src`'s machine): page tables, rss,
+   * deposits, flush bookkeeping, lock and exit state, the direct TLB ops' counters. The VMAs are the
+   * caller's (`vmas` maps each of `src`'s to its copy), since a VMA may be shared by the machine's
+   * i_mmap. A model facility, nothing the kernel does.
+   */
+  copyFrom(src: Mm, vmas: ReadonlyMap<Vma, Vma>): void {
+    if (src.id !== this.id)
+      throw new TeardownError(
+        "EINVAL",
+        "mm",
+        "copyFrom",
+        `mm ${this.id} cannot take the state of mm ${src.id}`,
+      );
+    if (src === this) return;
+    this.pt.copyFrom(src.pt);
+    this.vmas.length = 0;
+    for (const v of src.vmas) this.vmas.push(vmas.get(v)!);
+    this.rss.set(src.rss);
+    const a = this.tlbMm;
+    const b = src.tlbMm;
+    a.tlbFlushPending = b.tlbFlushPending;
+    a.flushMm = b.flushMm;
+    a.attachedElsewhere = b.attachedElsewhere;
+    a.cpumask = b.cpumask.slice();
+    a.lazyCpus = b.lazyCpus.slice();
+    a.hasNotifiers = b.hasNotifiers;
+    this.ptlAcquisitions = src.ptlAcquisitions;
+    this.deposits.length = 0;
+    for (const d of src.deposits) this.deposits.push(d === null ? null : d.slice());
+    this.mmapLock = src.mmapLock;
+    this.hugeZeroFolio = src.hugeZeroFolio;
+    this.dead = src.dead;
+    if (src.direct === null) this.direct = null;
+    else this.directTlbOps().copyFrom(src.direct);
+    this.exiting = src.exiting;
+    this.tlbFlushBatchedPending = src.tlbFlushBatchedPending;
+    this.tlbFlushBatchedFlushed = src.tlbFlushBatchedFlushed;
+    this.tlbBatchRanges.length = 0;
+    for (const x of src.tlbBatchRanges) this.tlbBatchRanges.push(x);
+  }
+
   /** The VMA containing page `vpn`, or null (find_vma + containment). */
   findVma(vpn: number): Vma | null {
     const v = this.vmas;

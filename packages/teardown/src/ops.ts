@@ -93,13 +93,19 @@ export interface OpResult {
 // 1 GiB teardown. So the first operation of a process first tears down one tiny mm per kernel variant
 // (4K, 64K, PTE- and PMD-mapped 2M anon folios; munmap then exit) and retains those objects: real runs
 // then reuse the same maps and the code compiled against them. About 3 × 16 MiB of model memory.
+// Still needed when runs start from copies of one kept build (cloneBuilt): the kept build holds the
+// machine's, mm's and page tables' maps, but the gather, its batch storage and the walk context are
+// made per operation and die with it, so between two designs a GC could still drop their maps. They
+// are built before a run's clock starts (runOps), so they are no part of the first run's simWallNs;
+// what they cost is mostly the first execution of the fault and zap paths, which the run would pay.
 
 const ANCHOR_VARIANTS: readonly VariantName[] = ["encoded-page", "contig-range", "encoded-nr-pages"];
 let anchors: unknown[] | null = null;
 /** Non-null while the anchors are built: every operation's gather and walk context is pushed here. */
 let anchorCapture: unknown[] | null = null;
 
-function ensureAnchors(): void {
+/** Builds the anchors once per process (the first operation does it otherwise). */
+export function ensureAnchors(): void {
   if (anchors !== null) return;
   const keep: unknown[] = [];
   anchors = keep;

@@ -17,6 +17,19 @@ export const LEVEL_PMD = 1;
 export const LEVEL_PUD = 2;
 export const LEVEL_PGD = 3;
 
+/** True when two arch geometries are the same in every field (page size, table sizes, PMD order, task size). */
+export function sameGeometry(a: ArchGeometry, b: ArchGeometry): boolean {
+  return (
+    a.pageShift === b.pageShift &&
+    a.ptrsPerPte === b.ptrsPerPte &&
+    a.pmdOrder === b.pmdOrder &&
+    a.ptrsPerPmd === b.ptrsPerPmd &&
+    a.ptrsPerPud === b.ptrsPerPud &&
+    a.ptrsPerPgd === b.ptrsPerPgd &&
+    a.taskSize === b.taskSize
+  );
+}
+
 /** The page tables of one mm. Entries live in one Int32Array per table (never one object per PTE). */
 export class PageTables {
   /** The arch adapter's geometry (entries per table at each level, page size). */
@@ -55,6 +68,46 @@ export class PageTables {
     this.span = [s0, s1, s2, s2 * geo.ptrsPerPgd];
     this.pudFolded = geo.ptrsPerPud === 1;
     this.pgd = this.allocTable(LEVEL_PGD);
+  }
+
+  /**
+   * Makes these tables an exact copy of `src`'s (same geometry; the table pages are `src`'s pfns, so the
+   * copy belongs to a copy of `src`'s memory): every table's entries, the ids, levels and backing pfns,
+   * free ids and counts. A table of the same size already here is reused; nothing is allocated from
+   * memory. A model facility, nothing the kernel does.
+   */
+  copyFrom(src: PageTables): void {
+    if (!sameGeometry(src.geo, this.geo) || src.pgd !== this.pgd)
+      throw new TeardownError(
+        "EINVAL",
+        "page-tables",
+        "copyFrom",
+        "the two page-table trees differ in geometry",
+      );
+    if (src === this) return;
+    const n = src.entries.length;
+    for (let id = 0; id < n; id++) {
+      const t = src.entries[id];
+      const mine = id < this.entries.length ? this.entries[id] : null;
+      let copy: Int32Array | null = null;
+      if (t !== null) {
+        if (mine !== null && mine.length === t.length) {
+          mine.set(t);
+          copy = mine;
+        } else copy = t.slice();
+      }
+      if (id < this.entries.length) this.entries[id] = copy;
+      else this.entries.push(copy);
+    }
+    this.entries.length = n;
+    if (this.tablePfn.length === src.tablePfn.length) this.tablePfn.set(src.tablePfn);
+    else this.tablePfn = src.tablePfn.slice();
+    if (this.tableLevel.length === src.tableLevel.length) this.tableLevel.set(src.tableLevel);
+    else this.tableLevel = src.tableLevel.slice();
+    for (let l = 0; l < 4; l++) this.nrTables[l] = src.nrTables[l];
+    this.allocated = src.allocated;
+    this.freeIds.length = 0;
+    for (const id of src.freeIds) this.freeIds.push(id);
   }
 
   /**

@@ -20,6 +20,14 @@ import { PTE_CONT, PTE_DIRTY, PTE_PFN_SHIFT, PTE_YOUNG } from "./pte.js";
 
 const EMPTY = new Int32Array(0);
 
+/** Copies every gather counter of `src` into `dst` (the forced-flush record too, not shared). */
+function copyGatherCounters(dst: GatherCounters, src: GatherCounters): void {
+  const forced = dst.forcedFlushes;
+  Object.assign(dst, src);
+  dst.forcedFlushes = forced;
+  Object.assign(forced, src.forcedFlushes);
+}
+
 /**
  * A `PteTableView` (@mmgather/mmu-gather) over one PTE table of the model (an Int32Array of pte.ts entries). One per
  * machine, rebound with `bind` before each hook call: no object per table or per PTE.
@@ -46,6 +54,16 @@ export class PteTableAccess implements PteTableView {
     this.t = t;
     this.base = base;
     return this;
+  }
+
+  /**
+   * Takes `src`'s write count and base (a copy of `src`'s machine). The view stays unbound: every hook
+   * call binds it first.
+   */
+  copyFrom(src: PteTableAccess): void {
+    this.t = EMPTY;
+    this.base = src.base;
+    this.writes = src.writes;
   }
 
   get(i: number): number {
@@ -116,6 +134,12 @@ export class DirectTlbOps implements TlbOps {
 
   constructor(mm: Mm) {
     this.mm = mm;
+  }
+
+  /** Takes `src`'s counters and pending INVLPGB (the same mm of a copied machine). */
+  copyFrom(src: DirectTlbOps): void {
+    copyGatherCounters(this.counters, src.counters);
+    this.invlpgbPending = src.invlpgbPending;
   }
 
   flushRange(

@@ -9,6 +9,7 @@
 // call_rcu for a single table (v6.18 with CONFIG_PT_RECLAIM; the model takes the IPI path).
 import type { TableFreeSync } from "@mmgather/mmu-gather";
 import type { CpuTlbs } from "./cpu-tlb.js";
+import { TeardownError } from "./errors.js";
 
 /** The machine's RCU, as `TableFreeSync` for every gather. */
 export class TableFreeRcu implements TableFreeSync {
@@ -19,6 +20,17 @@ export class TableFreeRcu implements TableFreeSync {
 
   constructor(tlbs: CpuTlbs | null) {
     this.tlbs = tlbs;
+  }
+
+  /**
+   * Takes `src`'s count of deferred callbacks. Only between operations: a waiting callback frees pages
+   * of `src`'s machine, so `src` must have none (EINVAL otherwise).
+   */
+  copyFrom(src: TableFreeRcu): void {
+    if (src.pending.length !== 0)
+      throw new TeardownError("EINVAL", "rcu", "copyFrom", "callbacks are waiting for a grace period");
+    this.pending.length = 0;
+    this.deferredCallbacks = src.deferredCallbacks;
   }
 
   callRcu(free: () => void): void {

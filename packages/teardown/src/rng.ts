@@ -5,6 +5,8 @@
 export interface Rng {
   next(): number;
   int(n: number): number;
+  /** An independent generator in this one's state: both return the same sequence from here on. */
+  clone(): Rng;
 }
 
 /** mulberry32 over a 32-bit seed. */
@@ -17,5 +19,6 @@ export function createRng(seed: number): Rng {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-  return { next, int: (n: number) => Math.floor(next() * n) };
+  // createRng(seed) starts from s = seed >>> 0, so a generator at state s is createRng(s).
+  return { next, int: (n: number) => Math.floor(next() * n), clone: () => createRng(s) };
 }

@@ -30,6 +30,7 @@ import {
 import {
   checkRevokeVma,
   createRevokeResult,
+  ensureAnchors,
   exitMmap,
   madviseDontneed,
   type OpResult,
@@ -253,6 +254,8 @@ export interface BuiltScenario {
   readonly target: Mm;
   readonly vmas: readonly Vma[];
   readonly rng: Rng;
+  /** The spec it was built from (`sharesBuild` compares another spec with it). */
+  readonly spec: ScenarioSpec;
 }
 
 function fail(msg: string): never {
@@ -377,7 +380,7 @@ export function buildScenario(spec: ScenarioSpec): BuiltScenario {
     machine.checker!.kvm = kvm;
     touchKvm(target, kvm, spec.touch ?? 1, rng);
   }
-  const built: BuiltScenario = { machine, parent, child, target, vmas, rng };
+  const built: BuiltScenario = { machine, parent, child, target, vmas, rng, spec };
   startGupFast(built, spec, cpus, lazy);
   return built;
 }
@@ -472,6 +475,8 @@ function runOps(
   schedule: Scheduler,
 ): TeardownReport {
   const { machine, target } = b;
+  // The process's one-time hidden-class anchors (ops.ts) are built before the clock starts.
+  ensureAnchors();
   // performance.now(): a monotonic clock in Node ≥ 16 and every browser (fractional ms).
   const t0 = performance.now();
   const kvm0 = machine.kvm === null ? null : { ...machine.kvm.counters };

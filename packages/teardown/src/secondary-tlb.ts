@@ -18,6 +18,7 @@
 // timeouts.
 
 import { roundPow2 } from "./cpu-tlb.js";
+import { TeardownError } from "./errors.js";
 
 const INVALID = -1;
 
@@ -74,6 +75,30 @@ export class SecondaryTlbs {
     this.walkPfn = new Int32Array(this.nrDevices * this.walkEntries).fill(INVALID);
     this.tlbRefs = new Uint16Array(nrPhysPages);
     this.walkRefs = new Uint16Array(nrPhysPages);
+  }
+
+  /**
+   * Makes these device caches an exact copy of `src`'s (same devices, sizes and physical pages): bindings,
+   * translations, walk entries, reference counts and counters. A model facility, nothing the kernel does.
+   */
+  copyFrom(src: SecondaryTlbs): void {
+    if (
+      src.nrDevices !== this.nrDevices ||
+      src.entries !== this.entries ||
+      src.walkEntries !== this.walkEntries ||
+      src.tlbRefs.length !== this.tlbRefs.length
+    )
+      throw new TeardownError("EINVAL", "secondary-tlb", "copyFrom", "the two device models differ in size");
+    if (src === this) return;
+    this.deviceMm.set(src.deviceMm);
+    this.tlbVpn.set(src.tlbVpn);
+    this.tlbPfn.set(src.tlbPfn);
+    this.tlbNr.set(src.tlbNr);
+    this.walkPfn.set(src.walkPfn);
+    this.tlbRefs.set(src.tlbRefs);
+    this.walkRefs.set(src.walkRefs);
+    this.invalidations = src.invalidations;
+    this.entriesInvalidated = src.entriesInvalidated;
   }
 
   /** `iommu_sva_bind_device`: `device` now translates through `mmId`'s page tables. */

@@ -8,6 +8,7 @@ import { parseSmaps } from "@mmgather/host";
 import { describe, expect, it } from "vitest";
 import { scenarioFromSmaps } from "../capture.js";
 import { parseScenarioText, validateScenario } from "../scenario.js";
+import { loadYaml } from "../scenario-file.js";
 import { runCli } from "./cli-helpers.js";
 
 const fixture = (f: string) => readFileSync(join(__dirname, "fixtures", f), "utf8");
@@ -86,7 +87,7 @@ describe("capture from /proc/PID/smaps", () => {
         expect(c.status).toBe(0);
         const text = readFileSync(out, "utf8");
         expect(text).toContain("# note: folio sizes and sharing from /proc/PID/pagemap");
-        const s = parseScenarioText(text, out);
+        const s = parseScenarioText(text, out, loadYaml);
         expect(s.fork).toBe(true);
         expect(s.vmas.some((v) => v.kind === "anon" && v.mlock)).toBe(true);
         if (thp) expect(s.vmas.some((v) => v.kind === "anon" && v.folio === 2 << 20 && v.pmd)).toBe(true);

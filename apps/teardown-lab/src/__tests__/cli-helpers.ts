@@ -3,7 +3,8 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 export const APP_DIR = fileURLToPath(new URL("../../", import.meta.url));
-export const CLI = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
+/** The package's bin: the CLI bundled into one file (vite.cli.config.ts). */
+export const CLI = fileURLToPath(new URL("../../dist/teardown-lab.js", import.meta.url));
 
 export interface CliRun {
   readonly status: number | null;

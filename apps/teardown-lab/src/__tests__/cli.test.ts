@@ -1,4 +1,4 @@
-// End-to-end CLI tests: spawn `node dist/cli.js` as a user would (turbo builds before testing).
+// End-to-end CLI tests: spawn `node dist/teardown-lab.js` (the bin) as a user would (turbo builds before testing).
 import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

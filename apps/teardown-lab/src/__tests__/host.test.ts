@@ -180,7 +180,7 @@ describe("host commands without root or off Linux", () => {
     const r = spawnSync(
       process.execPath,
       [
-        new URL("../../dist/cli.js", import.meta.url).pathname,
+        new URL("../../dist/teardown-lab.js", import.meta.url).pathname,
         "host",
         "measure",
         "--size",

@@ -329,7 +329,7 @@ describe.skipIf(MISSING !== null)("sweep and explore on a real Redis queue", () 
       const local = await run(args);
       const stale = start(
         ["worker", "--queue", url, "--threads", "1", "--stall-timeout", "2"],
-        join(other, "dist", "cli.js"),
+        join(other, "dist", "teardown-lab.js"),
       );
       await ready(stale);
       const refused = await run([...args, "--queue", url]);

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseScenarioText, ScenarioError, scenarioJsonSchema, validateScenario } from "../scenario.js";
+import { loadYaml } from "../scenario-file.js";
 import { autoMemoryBytes, toScenarioSpec } from "../spec.js";
 import { APP_DIR, runCli } from "./cli-helpers.js";
 
@@ -231,7 +232,7 @@ describe("the loader under random input", () => {
           expect(e).toBeInstanceOf(ScenarioError);
         }
         try {
-          parseScenarioText(JSON.stringify(data) ?? "", "fuzz.json");
+          parseScenarioText(JSON.stringify(data) ?? "", "fuzz.json", loadYaml);
         } catch (e) {
           expect(e).toBeInstanceOf(ScenarioError);
         }
