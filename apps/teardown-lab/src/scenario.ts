@@ -196,6 +196,12 @@ const CONCURRENT_VMA_KINDS = {
   },
 } as const satisfies Record<string, { kinds: readonly string[]; message: (kind: string) => string }>;
 
+/** Actors that are threads of the process itself: none runs once it exits (why, for the error). */
+const NOT_BESIDE_EXIT = {
+  numa: "the NUMA hinting scan runs in a thread of the mm (task_numa_work): not next to exit",
+  "kvm-fault": "a vCPU is a thread of the process: it does not run next to exit",
+} as const;
+
 function checkRange(
   op: OpInput,
   vmas: readonly { name?: string; size: number }[],
@@ -333,19 +339,13 @@ export const ScenarioSchema = z
           input: s.concurrentOp.kind,
           message: "kvm-fault is a vCPU of a KVM guest: set kvm: true",
         });
-      if (s.concurrentOp.kind === "kvm-fault" && s.op.kind === "exit")
+      const threadOfMm = NOT_BESIDE_EXIT[s.concurrentOp.kind as keyof typeof NOT_BESIDE_EXIT];
+      if (threadOfMm !== undefined && s.op.kind === "exit")
         ctx.addIssue({
           code: "custom",
           path: ["concurrentOp", "kind"],
           input: s.concurrentOp.kind,
-          message: "a vCPU is a thread of the process: it does not run next to exit",
-        });
-      if (s.concurrentOp.kind === "numa" && s.op.kind === "exit")
-        ctx.addIssue({
-          code: "custom",
-          path: ["concurrentOp", "kind"],
-          input: s.concurrentOp.kind,
-          message: "the NUMA hinting scan runs in a thread of the mm (task_numa_work): not next to exit",
+          message: threadOfMm,
         });
       if (
         s.concurrentOp.kind === "writeback" ||

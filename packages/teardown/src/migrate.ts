@@ -218,66 +218,26 @@ function pteTableOf(mm: Mm, vpn: number): Int32Array | null {
 }
 
 /**
- * try_to_migrate(src) → try_to_migrate_one per mapping: each table's PTEs of the folio become migration
- * entries under its lock (one step each).
+ * The rmap walk over the `nr` pages at virtual page `index`: for every live mm, each PTE table that maps
+ * part of the range as it is now, `visit(mm, table, base, from, to)` under that table's lock (entries
+ * [from, to) of the range, `base` the table's first page); a section that did work (`visit` returned
+ * more than 0) is a step of its own.
  */
-function* tryToMigrate(
-  ctx: MigrationContext,
-  head: number,
+function* rmapWalkTables(
+  machine: Machine,
+  index: number,
   nr: number,
-  cpu: number,
-  thread: number,
+  c: MigrateCounters,
+  visit: (mm: Mm, t: Int32Array, base: number, from: number, to: number) => number,
 ): OpSteps {
-  const machine = ctx.machine;
-  const trace = machine.traceSink();
-  const mem = machine.mem;
-  const c = ctx.counters;
-  const ps = machine.pageSize;
-  const index = mem.folioIndex(head);
   for (const mm of machine.mms.slice()) {
-    if (mm.dead || !mem.folioMapped(head)) continue;
+    if (mm.dead) continue;
     const span = mm.pt.span[0];
     for (let v = index; v < index + nr; ) {
       const base = v - (v % span);
       const stop = Math.min(index + nr, base + span);
       const t = pteTableOf(mm, v);
-      if (t === null) {
-        v = stop;
-        continue;
-      }
-      let cleared = 0;
-      const defer = shouldDeferFlush(machine, mm, cpu);
-      // try_to_migrate_one's mmu_notifier_invalidate_range_start (MMU_NOTIFY_MIGRATE) over the folio's
-      // range in this VMA: a KVM guest drops its sptes before the PTEs go.
-      const kvm = machine.kvm;
-      kvm?.invalidateRangeStart(mm.id, v, stop);
-      for (let k = v; k < stop; k++) {
-        const pte = t[k - base];
-        if (pte <= 0 || ptePfn(pte) !== head + (k - index)) continue;
-        t[k - base] = 0;
-        if (defer) {
-          setTlbUbcFlushPending(machine, ctx.ubc, mm, k, k + 1, (pte & PTE_DIRTY) !== 0, c);
-          c.flushesDeferred++;
-        } else if (machine.tlbs === null) c.tlbFlushes++;
-        else machine.tlbs.flushTlbMmRange(mm.id, k * ps, (k + 1) * ps, c);
-        if (trace !== null)
-          trace({
-            type: "migrationEntrySet",
-            mmId: mm.id,
-            addr: k * ps,
-            pfn: ptePfn(pte),
-            deferred: defer,
-            thread,
-          });
-        if ((pte & PTE_DIRTY) !== 0) mem.folioSet(head, PG.dirty);
-        t[k - base] = mkMigrationPte(ptePfn(pte), (pte & PTE_WRITE) !== 0);
-        mem.folioRemoveRmapPtes(head, ptePfn(pte), 1);
-        mem.folioPut(head);
-        c.ptesUnmapped++;
-        cleared++;
-      }
-      kvm?.invalidateRangeEnd(mm.id);
-      if (cleared > 0) {
+      if (t !== null && visit(mm, t, base, v, stop) > 0) {
         c.ptlSections++;
         yield;
       }
@@ -287,45 +247,78 @@ function* tryToMigrate(
 }
 
 /**
+ * try_to_migrate(src) → try_to_migrate_one per mapping: each table's PTEs of the folio become migration
+ * entries under its lock (one step each).
+ */
+function tryToMigrate(ctx: MigrationContext, head: number, nr: number, cpu: number, thread: number): OpSteps {
+  const machine = ctx.machine;
+  const trace = machine.traceSink();
+  const mem = machine.mem;
+  const c = ctx.counters;
+  const ps = machine.pageSize;
+  const index = mem.folioIndex(head);
+  const kvm = machine.kvm;
+  return rmapWalkTables(machine, index, nr, c, (mm, t, base, from, to) => {
+    if (!mem.folioMapped(head)) return 0;
+    const defer = shouldDeferFlush(machine, mm, cpu);
+    // try_to_migrate_one's mmu_notifier_invalidate_range_start (MMU_NOTIFY_MIGRATE) over the folio's
+    // range in this VMA: a KVM guest drops its sptes before the PTEs go.
+    kvm?.invalidateRangeStart(mm.id, from, to);
+    let cleared = 0;
+    for (let k = from; k < to; k++) {
+      const pte = t[k - base];
+      if (pte <= 0 || ptePfn(pte) !== head + (k - index)) continue;
+      t[k - base] = 0;
+      if (defer) {
+        setTlbUbcFlushPending(machine, ctx.ubc, mm, k, k + 1, (pte & PTE_DIRTY) !== 0, c);
+        c.flushesDeferred++;
+      } else if (machine.tlbs === null) c.tlbFlushes++;
+      else machine.tlbs.flushTlbMmRange(mm.id, k * ps, (k + 1) * ps, c);
+      if (trace !== null)
+        trace({
+          type: "migrationEntrySet",
+          mmId: mm.id,
+          addr: k * ps,
+          pfn: ptePfn(pte),
+          deferred: defer,
+          thread,
+        });
+      if ((pte & PTE_DIRTY) !== 0) mem.folioSet(head, PG.dirty);
+      t[k - base] = mkMigrationPte(ptePfn(pte), (pte & PTE_WRITE) !== 0);
+      mem.folioRemoveRmapPtes(head, ptePfn(pte), 1);
+      mem.folioPut(head);
+      c.ptesUnmapped++;
+      cleared++;
+    }
+    kvm?.invalidateRangeEnd(mm.id);
+    return cleared;
+  });
+}
+
+/**
  * remove_migration_ptes(src, dst): every migration entry still pointing at src maps dst instead (src
  * itself when the move failed). A PTE of src again takes back the reference and mapping the unmap gave
  * up.
  */
-function* removeMigrationPtes(ctx: MigrationContext, src: number, dst: number, nr: number): OpSteps {
-  const machine = ctx.machine;
-  const mem = machine.mem;
+function removeMigrationPtes(ctx: MigrationContext, src: number, dst: number, nr: number): OpSteps {
+  const mem = ctx.machine.mem;
   const c = ctx.counters;
   const index = mem.folioIndex(dst);
-  for (const mm of machine.mms.slice()) {
-    if (mm.dead) continue;
-    const span = mm.pt.span[0];
-    for (let v = index; v < index + nr; ) {
-      const base = v - (v % span);
-      const stop = Math.min(index + nr, base + span);
-      const t = pteTableOf(mm, v);
-      if (t === null) {
-        v = stop;
-        continue;
-      }
-      let remapped = 0;
-      for (let k = v; k < stop; k++) {
-        const e = t[k - base];
-        if (!isMigrationPte(e) || migrationPtePfn(e) !== src + (k - index)) continue;
-        const pfn = dst + (k - index);
-        mem.folioGet(dst);
-        mem.folioAddRmapPtes(dst, pfn, 1);
-        // A fresh PTE: old (not young), clean; writable when the entry was.
-        t[k - base] = mkPte(pfn, isWritableMigrationPte(e) ? PTE_WRITE : 0);
-        c.ptesRemapped++;
-        remapped++;
-      }
-      if (remapped > 0) {
-        c.ptlSections++;
-        yield;
-      }
-      v = stop;
+  return rmapWalkTables(ctx.machine, index, nr, c, (_mm, t, base, from, to) => {
+    let remapped = 0;
+    for (let k = from; k < to; k++) {
+      const e = t[k - base];
+      if (!isMigrationPte(e) || migrationPtePfn(e) !== src + (k - index)) continue;
+      const pfn = dst + (k - index);
+      mem.folioGet(dst);
+      mem.folioAddRmapPtes(dst, pfn, 1);
+      // A fresh PTE: old (not young), clean; writable when the entry was.
+      t[k - base] = mkPte(pfn, isWritableMigrationPte(e) ? PTE_WRITE : 0);
+      c.ptesRemapped++;
+      remapped++;
     }
-  }
+    return remapped;
+  });
 }
 
 /** folio_putback_lru: back on the LRU (through the LRU-add batch), the isolation's reference dropped. */
