@@ -4,16 +4,24 @@
 // preemption bound, as CHESS does (Musuvathi and Qadeer, "Iterative context bounding for systematic
 // testing of multithreaded programs", PLDI 2007). A preemption is a switch away from a thread that
 // could have gone on; a switch when it finished or waits for mmap_lock is free. Every interleaving
-// with at most `bound` preemptions is run exactly once, from a freshly built scenario (the model's
-// state is not cloned: rebuilding is deterministic for a seed). Interleavings are tried in order of
+// with at most `bound` preemptions is run exactly once, from the scenario as a fresh build gives it: the
+// scenario is built once and each run takes an exact copy of it (`cloneBuilt`, into the previous run's
+// machine). Interleavings are tried in order of
 // their preemption count, so the first failures found are the ones with the fewest preemptions.
 // Omits: partial-order reduction (two steps on disjoint tables are still tried both ways), more
 // than the two threads a scenario can name.
 import type { TrailEvent } from "./checker.js";
+import { cloneBuilt } from "./clone.js";
 import { TeardownError } from "./errors.js";
 import type { OpSteps } from "./mmap-lock.js";
 import type { TeardownReport } from "./report.js";
-import { buildScenario, runBuiltWith, type ScenarioSpec, type Scheduler } from "./scenario.js";
+import {
+  type BuiltScenario,
+  buildScenario,
+  runBuiltWith,
+  type ScenarioSpec,
+  type Scheduler,
+} from "./scenario.js";
 
 /** How far `explore` searches. */
 export interface ExploreOptions {
@@ -153,8 +161,17 @@ function emptyTrace(): Trace {
   return { threads: [], enabled: [], waited: [], firstViolation: -1 };
 }
 
-function runPrefix(spec: ScenarioSpec, prefix: readonly number[]): { report: TeardownReport; trace: Trace } {
-  const b = buildScenario(spec);
+/**
+ * One interleaving on a copy of the scenario built once (`cloneBuilt`: each run starts from exactly the
+ * state a fresh build gives), reusing the previous run's copy when there is one.
+ */
+function runPrefix(
+  built: { base: BuiltScenario; scratch: BuiltScenario | null },
+  spec: ScenarioSpec,
+  prefix: readonly number[],
+): { report: TeardownReport; trace: Trace } {
+  const b = cloneBuilt(built.base, spec, built.scratch ?? undefined);
+  built.scratch = b;
   const checker = b.machine.checker;
   const trace = emptyTrace();
   const report = runBuiltWith(
@@ -195,6 +212,7 @@ export function explore(spec: ScenarioSpec, opts: ExploreOptions = {}): ExploreR
   if (!Number.isInteger(max) || max < 1)
     bad("explore", `maxInterleavings must be a positive integer, got ${max}`);
   const t0 = performance.now();
+  const built = { base: buildScenario(spec), scratch: null as BuiltScenario | null };
   // One stack of schedule prefixes per preemption count; each prefix ends with the step at which it
   // leaves its parent's schedule, so every schedule is reached from exactly one prefix.
   const pending: number[][][] = Array.from({ length: bound + 1 }, () => []);
@@ -212,7 +230,7 @@ export function explore(spec: ScenarioSpec, opts: ExploreOptions = {}): ExploreR
         break;
       }
       const prefix = stack.pop()!;
-      const { report, trace } = runPrefix(spec, prefix);
+      const { report, trace } = runPrefix(built, spec, prefix);
       explored++;
       byPreemptions[p]++;
       if (failed(report)) {
