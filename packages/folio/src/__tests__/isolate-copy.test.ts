@@ -33,6 +33,9 @@ describe("folioIsolateLru", () => {
     expect(others.map((l) => [m.lruvecNrFolios(l), m.lruvecNrPages(l)])).toEqual(before);
     expect(m.counters.lruvecLockAcquisitions).toBe(1);
     expect(m.counters.refcountAtomics).toBe(1);
+    // One metadata line: the folio's flags and LRU links (lruvec_del_folio).
+    expect(m.counters.metadataLines).toBe(1);
+    expect(m.counters.lruDels).toBe(1);
     // Isolated already: nothing changes.
     expect(m.folioIsolateLru(h)).toBe(false);
     expect(m.folioRef(h)).toBe(ref + 1);
