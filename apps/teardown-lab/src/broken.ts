@@ -34,6 +34,7 @@ import {
   pteSwapEntry,
   type ScenarioSpec,
   type ZapWalk,
+  type ZapWalkOverrides,
 } from "@mmgather/teardown";
 import { type Scenario, type ScenarioInput, validateScenario } from "./scenario.js";
 import type { VariantName } from "./spec.js";
@@ -200,37 +201,31 @@ const numaGetAndClear = defineNumaScan(numaScan, {
 });
 
 /**
- * zap_pte_range without flush_tlb_batched_pending (the code before 3ea277194daa, Linux 4.12), one per
- * design's walk: the per-PTE walk of encoded-page and contig-range, the folio-batch walk of
- * encoded-nr-pages.
+ * A walk broken the same way for each design: `steps` over the per-PTE walk of encoded-page and
+ * contig-range, over the folio-batch walk of encoded-nr-pages.
  */
-export const BATCHED_PENDING_SKIPPED: Readonly<Record<VariantName, ZapWalk>> = Object.freeze({
-  "encoded-page": defineZapWalk(perPteWalk, {
-    name: "no flush_tlb_batched_pending",
-    steps: { flushTlbBatchedPending() {} },
-  }),
-  "contig-range": defineZapWalk(perPteWalk, {
-    name: "no flush_tlb_batched_pending",
-    steps: { flushTlbBatchedPending() {} },
-  }),
-  "encoded-nr-pages": defineZapWalk(folioBatchWalk, {
-    name: "no flush_tlb_batched_pending",
-    steps: { flushTlbBatchedPending() {} },
-  }),
+function brokenWalkPerDesign(
+  name: string,
+  steps: NonNullable<ZapWalkOverrides["steps"]>,
+): Readonly<Record<VariantName, ZapWalk>> {
+  const perPte = defineZapWalk(perPteWalk, { name, steps });
+  return Object.freeze({
+    "encoded-page": perPte,
+    "contig-range": perPte,
+    "encoded-nr-pages": defineZapWalk(folioBatchWalk, { name, steps }),
+  });
+}
+
+/** zap_pte_range without flush_tlb_batched_pending (the code before 3ea277194daa, Linux 4.12). */
+export const BATCHED_PENDING_SKIPPED = brokenWalkPerDesign("no flush_tlb_batched_pending", {
+  flushTlbBatchedPending() {},
 });
 
-/** unmap_vmas / zap_page_range_single without the mmu notifier calls around them, one per design's walk. */
-export const MMU_NOTIFIER_SKIPPED: Readonly<Record<VariantName, ZapWalk>> = Object.freeze(
-  Object.fromEntries(
-    (["encoded-page", "contig-range", "encoded-nr-pages"] as const).map((d) => [
-      d,
-      defineZapWalk(d === "encoded-nr-pages" ? folioBatchWalk : perPteWalk, {
-        name: "no mmu_notifier_invalidate_range_start/end",
-        steps: { mmuNotifierInvalidateRangeStart() {}, mmuNotifierInvalidateRangeEnd() {} },
-      }),
-    ]),
-  ) as Record<VariantName, ZapWalk>,
-);
+/** unmap_vmas / zap_page_range_single without the mmu notifier calls around them. */
+export const MMU_NOTIFIER_SKIPPED = brokenWalkPerDesign("no mmu_notifier_invalidate_range_start/end", {
+  mmuNotifierInvalidateRangeStart() {},
+  mmuNotifierInvalidateRangeEnd() {},
+});
 
 /** KVM's page fault without mmu_invalidate_retry_gfn under mmu_lock: it maps whatever GUP returned. */
 export const kvmFaultNoRetry = defineKvmFault(kvmFault, {

@@ -477,17 +477,33 @@ export class CpuTlbs implements TlbListener {
    * devices the same range. `share` (when given) receives what the flush added to the CPU counters.
    */
   flushTlbMmRange(mmId: number, start: number, end: number, share: FlushShare | null = null): void {
-    const remote = this.remoteCpuFlushes;
-    const dropped = this.entriesInvalidated;
-    const d = this.secondary;
-    const dev = d?.invalidations ?? 0;
+    if (share !== null) this.markShare();
     this.tlbInvalidate(mmId, "range", start, end, end - start, false);
-    d?.invalidate(mmId, start, end);
+    this.secondary?.invalidate(mmId, start, end);
     if (share === null) return;
     share.tlbFlushes++;
-    share.remoteCpuFlushes += this.remoteCpuFlushes - remote;
-    share.entriesInvalidated += this.entriesInvalidated - dropped;
-    share.secondaryTlbInvalidations += (d?.invalidations ?? 0) - dev;
+    this.addShare(share);
+  }
+
+  private markRemote = 0;
+  private markDropped = 0;
+  private markDevice = 0;
+
+  /**
+   * Marks the CPU and device counters before an actor's invalidations; `addShare` then adds what they
+   * cost since to the actor's share (not reentrant: one mark at a time).
+   */
+  markShare(): void {
+    this.markRemote = this.remoteCpuFlushes;
+    this.markDropped = this.entriesInvalidated;
+    this.markDevice = this.secondary?.invalidations ?? 0;
+  }
+
+  /** Adds the remote flushes, dropped entries and device commands since `markShare` to `share`. */
+  addShare(share: FlushShare): void {
+    share.remoteCpuFlushes += this.remoteCpuFlushes - this.markRemote;
+    share.entriesInvalidated += this.entriesInvalidated - this.markDropped;
+    share.secondaryTlbInvalidations += (this.secondary?.invalidations ?? 0) - this.markDevice;
   }
 
   /** TlbListener: `mmu_notifier_arch_invalidate_secondary_tlbs` reached the mm's devices. */

@@ -25,7 +25,7 @@ import type { Machine } from "./machine.js";
 import type { Mm } from "./mm.js";
 import type { OpSteps } from "./mmap-lock.js";
 import { LEVEL_PMD } from "./page-tables.js";
-import { PMD_HUGE, PTE_PRESENT, pmdTableId, ptePfn } from "./pte.js";
+import { ptePfn } from "./pte.js";
 
 /** What KVM's secondary MMU did during the run (every count exact). */
 export interface KvmCounters {
@@ -93,11 +93,23 @@ export class KvmMmu {
   /** Zaps the sptes of pages [vs, ve); returns how many. */
   private zap(vs: number, ve: number): number {
     let n = 0;
-    for (const [vpn, pfn] of this.sptes) {
-      if (vpn < vs || vpn >= ve) continue;
-      this.sptes.delete(vpn);
-      this.spteRefs[pfn]--;
-      n++;
+    const sptes = this.sptes;
+    if (ve - vs < sptes.size) {
+      // A range smaller than the guest (a migrated folio, a partial munmap): look its pages up.
+      for (let vpn = vs; vpn < ve; vpn++) {
+        const pfn = sptes.get(vpn);
+        if (pfn === undefined) continue;
+        sptes.delete(vpn);
+        this.spteRefs[pfn]--;
+        n++;
+      }
+    } else {
+      for (const [vpn, pfn] of sptes) {
+        if (vpn < vs || vpn >= ve) continue;
+        sptes.delete(vpn);
+        this.spteRefs[pfn]--;
+        n++;
+      }
     }
     this.counters.sptesZapped += n;
     if (n > 0) this.counters.remoteTlbFlushes++;
@@ -215,12 +227,11 @@ export function defineKvmFault(
 /** The host pfn a present PTE or huge PMD of `mm` maps at `vpn`, or -1. */
 function hostPfn(mm: Mm, vpn: number): number {
   const pt = mm.pt;
-  const pmdId = pt.pmdTable(vpn, false);
-  if (pmdId < 0) return -1;
-  const pe = pt.entries[pmdId]![pt.index(vpn, LEVEL_PMD)];
-  if (pe === 0) return -1;
-  if ((pe & PTE_PRESENT) !== 0) return (pe & PMD_HUGE) !== 0 ? ptePfn(pe) + (vpn % pt.span[0]) : -1;
-  const pte = pt.entries[pmdTableId(pe)]![vpn % pt.span[0]];
+  const span = pt.span[0];
+  const id = pt.pteTable(vpn, false);
+  if (id === -1) return -1;
+  if (id === -2) return ptePfn(pt.entries[pt.pmdTable(vpn, false)]![pt.index(vpn, LEVEL_PMD)]) + (vpn % span);
+  const pte = pt.entries[id]![vpn % span];
   return pte > 0 ? ptePfn(pte) : -1;
 }
 

@@ -41,18 +41,14 @@ import { TeardownError } from "./errors.js";
 import type { Machine } from "./machine.js";
 import type { Mm } from "./mm.js";
 import { mmapReadLock, mmapReadUnlock, type OpSteps } from "./mmap-lock.js";
-import { LEVEL_PMD } from "./page-tables.js";
 import {
   isMigrationPte,
   isWritableMigrationPte,
   migrationPtePfn,
   mkMigrationPte,
   mkPte,
-  PMD_HUGE,
   PTE_DIRTY,
-  PTE_PRESENT,
   PTE_WRITE,
-  pmdTableId,
   ptePfn,
 } from "./pte.js";
 import {
@@ -179,11 +175,9 @@ function* queuePagesRange(mm: Mm, vs: number, ve: number, out: number[], c: Migr
     const s = Math.max(vs, vma.start);
     const e = Math.min(ve, vma.end);
     for (let base = Math.floor(s / span) * span; base < e; base += span) {
-      const pmdId = pt.pmdTable(base, false);
-      if (pmdId < 0) continue;
-      const pe = pt.entries[pmdId]![pt.index(base, LEVEL_PMD)];
-      if (pe === 0 || (pe & PMD_HUGE) !== 0) continue; // none, or a PMD-mapped THP (not modelled)
-      const t = pt.entries[pmdTableId(pe)]!;
+      const id = pt.pteTable(base, false);
+      if (id < 0) continue; // none, or a PMD-mapped THP (not modelled)
+      const t = pt.entries[id]!;
       let queued = 0;
       for (let v = Math.max(s, base); v < Math.min(e, base + span); v++) {
         const pte = t[v - base];
@@ -207,16 +201,6 @@ function* queuePagesRange(mm: Mm, vs: number, ve: number, out: number[], c: Migr
   }
 }
 
-/** The PTE table of `mm` mapping page `vpn`, or null (none, a huge PMD, or freed). */
-function pteTableOf(mm: Mm, vpn: number): Int32Array | null {
-  const pt = mm.pt;
-  const pmdId = pt.pmdTable(vpn, false);
-  if (pmdId < 0) return null;
-  const pe = pt.entries[pmdId]![pt.index(vpn, LEVEL_PMD)];
-  if (pe === 0 || (pe & PTE_PRESENT) !== 0) return null;
-  return pt.entries[pmdTableId(pe)]!;
-}
-
 /**
  * The rmap walk over the `nr` pages at virtual page `index`: for every live mm, each PTE table that maps
  * part of the range as it is now, `visit(mm, table, base, from, to)` under that table's lock (entries
@@ -236,8 +220,9 @@ function* rmapWalkTables(
     for (let v = index; v < index + nr; ) {
       const base = v - (v % span);
       const stop = Math.min(index + nr, base + span);
-      const t = pteTableOf(mm, v);
-      if (t !== null && visit(mm, t, base, v, stop) > 0) {
+      // The PTE table mapping it now (none, a huge PMD, or freed meanwhile: nothing to visit).
+      const id = mm.pt.pteTable(v, false);
+      if (id >= 0 && visit(mm, mm.pt.entries[id]!, base, v, stop) > 0) {
         c.ptlSections++;
         yield;
       }

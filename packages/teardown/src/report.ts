@@ -223,7 +223,8 @@ function withoutShares(cpu: CpuCounters, shares: readonly (FlushShare | null)[])
   return out;
 }
 
-function delta<T extends object>(now: T, before: T): T {
+/** What counter record `now` gained since `before` (field by field, nested records too). */
+export function delta<T extends object>(now: T, before: T): T {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(now)) {
     const b = (before as Record<string, unknown>)[k];

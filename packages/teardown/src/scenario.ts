@@ -9,7 +9,7 @@ import type { ArchTlb, BatchAllocPolicy, CostProfile, GatherCounters } from "@mm
 import { createGatherCounters } from "@mmgather/mmu-gather";
 import type { TrailEventSink } from "./checker.js";
 import { TeardownError } from "./errors.js";
-import { type KvmCounters, type KvmFault, KvmMmu, kvmFault, kvmFaultSteps } from "./kvm.js";
+import { type KvmFault, KvmMmu, kvmFault, kvmFaultSteps } from "./kvm.js";
 import { createMachine, type Machine } from "./machine.js";
 import {
   createMigrateCounters,
@@ -41,7 +41,7 @@ import {
   type TeardownOp,
   type VariantSpec,
 } from "./ops.js";
-import { buildReport, type LayerSnapshot, snapshotLayers, type TeardownReport } from "./report.js";
+import { buildReport, delta, type LayerSnapshot, snapshotLayers, type TeardownReport } from "./report.js";
 import { createRng, type Rng } from "./rng.js";
 import { createSwapoffCounters, type SwapoffCounters, swapoffSteps } from "./swapoff.js";
 import type { Vma, VmaKind } from "./vma.js";
@@ -421,6 +421,13 @@ function opRange(b: BuiltScenario, spec: ScenarioSpec, op: OpSpec | ConcurrentOp
   return [v.start * b.machine.pageSize + offset, length];
 }
 
+/** The pages [first, end) an operation's byte range touches (opRange rounded out to whole pages). */
+function pagesOf(b: BuiltScenario, spec: ScenarioSpec, op: OpSpec | ConcurrentOpSpec): [number, number] {
+  const [start, len] = opRange(b, spec, op);
+  const ps = b.machine.pageSize;
+  return [Math.floor(start / ps), Math.ceil((start + len) / ps)];
+}
+
 /** Runs one scenario and reports on its teardown. */
 export function runScenario(spec: ScenarioSpec): TeardownReport {
   const b = buildScenario(spec);
@@ -516,28 +523,20 @@ function runOps(
     } else if (spec.concurrentOp.kind === "migrate") {
       const mc = createMigrateCounters();
       migrate = mc;
-      const [s1, l1] = opRange(b, spec, spec.concurrentOp);
-      const ps = machine.pageSize;
+      const [vs, ve] = pagesOf(b, spec, spec.concurrentOp);
       const mig = spec.migration ?? migration;
       if (typeof mig !== "object" || mig === null || typeof mig.steps?.tryToUnmapFlush !== "function")
         fail("spec.migration must be a Migration built with defineMigration");
-      schedule([
-        a.steps,
-        migratePagesSteps(target, Math.floor(s1 / ps), Math.ceil((s1 + l1) / ps), 1, mig, mc),
-      ]);
+      schedule([a.steps, migratePagesSteps(target, vs, ve, 1, mig, mc)]);
     } else if (spec.concurrentOp.kind === "kvm-fault") {
       if (spec.op.kind === "exit")
         fail("concurrentOp: a vCPU is a thread of the process: it does not run next to exit");
       if (machine.kvm === null) fail("concurrentOp kvm-fault needs a KVM guest: kvm: true");
-      const [s1, l1] = opRange(b, spec, spec.concurrentOp);
-      const ps = machine.pageSize;
+      const [vs, ve] = pagesOf(b, spec, spec.concurrentOp);
       const f = spec.kvmFault ?? kvmFault;
       if (typeof f !== "object" || f === null || typeof f.steps?.mmuInvalidateRetry !== "function")
         fail("spec.kvmFault must be a KvmFault built with defineKvmFault");
-      schedule([
-        a.steps,
-        kvmFaultSteps(machine, target, Math.floor(s1 / ps), Math.ceil((s1 + l1) / ps), f, 1),
-      ]);
+      schedule([a.steps, kvmFaultSteps(machine, target, vs, ve, f, 1)]);
     } else if (spec.concurrentOp.kind === "swapoff") {
       const so = createSwapoffCounters();
       swapoff = so;
@@ -608,15 +607,8 @@ function runOps(
     swapoff,
     numa,
     migrate,
-    kvm0 === null ? null : kvmDelta(machine.kvm!.counters, kvm0),
+    kvm0 === null ? null : delta(machine.kvm!.counters, kvm0),
   );
-}
-
-/** What KVM's counters gained since `before`. */
-function kvmDelta(now: KvmCounters, before: KvmCounters): KvmCounters {
-  const out = { ...now };
-  for (const k of Object.keys(out) as (keyof KvmCounters)[]) out[k] = now[k] - before[k];
-  return out;
 }
 
 /**

@@ -19,7 +19,7 @@
 // try_to_unmap_flush_dirty (reclaim's; migration flushes everything), riscv, x86's INVLPGB batch path.
 import type { TlbBatchInfo } from "@mmgather/mmu-gather";
 import { TLB_FLUSH_ALL } from "@mmgather/mmu-gather";
-import type { CpuTlbs, FlushShare } from "./cpu-tlb.js";
+import type { FlushShare } from "./cpu-tlb.js";
 import type { Machine } from "./machine.js";
 import type { Mm } from "./mm.js";
 
@@ -58,18 +58,6 @@ export function shouldDeferFlush(machine: Machine, mm: Mm, cpu: number): boolean
   return false;
 }
 
-/** Runs `fn`, adding what its invalidations cost the CPUs and devices to `share`. */
-function counted(tlbs: CpuTlbs, share: FlushShare, fn: () => void): void {
-  const remote = tlbs.remoteCpuFlushes;
-  const dropped = tlbs.entriesInvalidated;
-  const d = tlbs.secondary;
-  const dev = d?.invalidations ?? 0;
-  fn();
-  share.remoteCpuFlushes += tlbs.remoteCpuFlushes - remote;
-  share.entriesInvalidated += tlbs.entriesInvalidated - dropped;
-  share.secondaryTlbInvalidations += (d?.invalidations ?? 0) - dev;
-}
-
 /**
  * set_tlb_ubc_flush_pending for the PTEs of pages [vs, ve) of `mm` just cleared (their old value had
  * the dirty bit when `dirty`): the arch batch takes them, the devices are told now, mm's pending
@@ -93,10 +81,10 @@ export function setTlbUbcFlushPending(
   // arm64 the range (from __flush_tlb_range_nosync).
   const d = tlbs.secondary;
   if (d !== null) {
-    const dev = d.invalidations;
+    tlbs.markShare();
     if (tb.nosync) d.invalidate(mm.id, vs * ps, ve * ps);
     else d.invalidate(mm.id, 0, TLB_FLUSH_ALL);
-    share.secondaryTlbInvalidations += d.invalidations - dev;
+    tlbs.addShare(share);
   }
   ubc.flushRequired = true;
   mm.tlbFlushBatchedPending++;
@@ -115,19 +103,19 @@ export function tryToUnmapFlush(machine: Machine, ubc: TlbUnmapBatch, share: Flu
   const p = ubc.pending;
   if (tb !== null && tlbs !== null) {
     const ps = machine.pageSize;
-    counted(tlbs, share, () => {
-      if (tb.nosync) {
-        for (let i = 0; i < p.length; i += 3)
-          tlbs.tlbInvalidate(p[i], "range", p[i + 1] * ps, p[i + 2] * ps, ps, false);
-      } else {
-        const done = new Set<number>();
-        for (let i = 0; i < p.length; i += 3) {
-          if (done.has(p[i])) continue;
-          done.add(p[i]);
-          tlbs.tlbInvalidate(p[i], "mm", 0, TLB_FLUSH_ALL, 0, true);
-        }
+    tlbs.markShare();
+    if (tb.nosync) {
+      for (let i = 0; i < p.length; i += 3)
+        tlbs.tlbInvalidate(p[i], "range", p[i + 1] * ps, p[i + 2] * ps, ps, false);
+    } else {
+      const done = new Set<number>();
+      for (let i = 0; i < p.length; i += 3) {
+        if (done.has(p[i])) continue;
+        done.add(p[i]);
+        tlbs.tlbInvalidate(p[i], "mm", 0, TLB_FLUSH_ALL, 0, true);
       }
-    });
+    }
+    tlbs.addShare(share);
     share.tlbFlushes++;
   }
   p.length = 0;
