@@ -34,17 +34,6 @@ export function* unmapVmas(
   ve: number,
 ): OpSteps {
   walk.steps.mmuNotifierInvalidateRangeStart(ctx, vs, ve);
-  yield* unmapEachVma(ctx, walk, vmas, vs, ve);
-  walk.steps.mmuNotifierInvalidateRangeEnd(ctx, vs, ve);
-}
-
-function* unmapEachVma(
-  ctx: ZapContext,
-  walk: ZapWalk,
-  vmas: readonly Vma[],
-  vs: number,
-  ve: number,
-): OpSteps {
   for (const vma of vmas) {
     const s = Math.max(vs, vma.start);
     const e = Math.min(ve, vma.end);
@@ -59,6 +48,7 @@ function* unmapEachVma(
   }
   ctx.vma = null;
   ctx.noNormalPages = false;
+  walk.steps.mmuNotifierInvalidateRangeEnd(ctx, vs, ve);
 }
 
 /** unmap_page_range → zap_pmd_range → zap_pte_range for pages [vs, ve) of one VMA. */
