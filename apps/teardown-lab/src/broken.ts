@@ -849,6 +849,35 @@ export const BROKEN: Readonly<Record<string, BrokenCase>> = {
     }),
     override: { variant: unboundedFree },
   },
+  "deferred-split-fully-unmapped": {
+    change:
+      'the 6.18 design runs on the folio layer\'s v6.9 rmap (rmapPolicy: "v6.9"): __folio_remove_rmap calls ' +
+      "deferred_split_folio for every PTE-level unmap of a large anon folio, whether or not a page of it is " +
+      "still mapped — the rule before v6.10's partially-mapped gate (98046944a159)",
+    expect: "deferredSplitFullyUnmapped",
+    consequence:
+      "every mTHP the munmap zaps whole is put on the deferred-split queue although nothing maps it any more and " +
+      "the gather is about to free it: split_queue_lock is taken to queue it and again at free to take it off, " +
+      "and the deferred-split statistics (the ones users read to see how often their large folios get split) " +
+      "count a split that never happens. Harmless for memory safety; a cost and a false signal on exactly the " +
+      "path the 2023 series batched: once a whole folio's rmap goes in one call, the unmap can tell a fully " +
+      "unmapped folio from a partly unmapped one, and v6.10 stopped queueing the former.",
+    realOrder:
+      "v6.10+ __folio_remove_rmap computes partially_mapped = nr && atomic_read(mapped) for a PTE-level unmap " +
+      "(some page of the folio still mapped after this call) and queues only then; a batch that unmaps the " +
+      "whole folio at once (folio_remove_rmap_ptes over folio_pte_batch's run) leaves it off the queue. The " +
+      "series' folio_remove_rmap_range had the same gate (nr_mapped).",
+    base: "encoded-nr-pages",
+    seeds: [1],
+    scenario: mk({
+      name: "deferred-split-fully-unmapped",
+      cpus: 1,
+      vmas: [{ name: "heap", kind: "anon", size: "1M", folio: "64K" }],
+      op: { kind: "munmap", vma: 0 },
+    }),
+    override: { rmapPolicy: "v6.9" },
+    realOverride: {},
+  },
   "pte-left-behind": {
     change: "the PTE loop of zap_pte_range stops one entry before the end of each range (an off-by-one)",
     expect: "presentAfterReturn",

@@ -9,7 +9,7 @@
 import { PG } from "./constants.js";
 import { fail } from "./errors.js";
 import { MEMCG_SHIFT, ORDER_MASK, ORDER_SHIFT } from "./layout.js";
-import { type FolioState, isInt } from "./mm-types.js";
+import { type DeferredSplitObserver, type FolioState, isInt } from "./mm-types.js";
 
 const MODULE = "huge-memory";
 
@@ -29,6 +29,8 @@ export function deferredSplit65(s: FolioState, head: number): void {
   s.flags[head] = f | PG.deferredQueued;
   s.splitQueueLen[f >>> MEMCG_SHIFT]++;
   c.deferredSplitQueued++;
+  const o = s.splitObserver;
+  if (o !== null) o(head);
 }
 
 /** 7.x `deferred_split_folio(folio, partially_mapped = true)`. */
@@ -48,6 +50,10 @@ export function deferredSplit7(s: FolioState, head: number): void {
     f |= PG.deferredQueued;
     s.splitQueueLen[f >>> MEMCG_SHIFT]++;
     c.deferredSplitQueued++;
+    s.flags[head] = f;
+    const o = s.splitObserver;
+    if (o !== null) o(head);
+    return;
   }
   s.flags[head] = f;
 }
@@ -75,4 +81,11 @@ export function splitQueueLength(s: FolioState, memcg?: number): number {
   if (!isInt(memcg) || memcg < 0 || memcg >= s.nrMemcgs)
     fail("EINVAL", MODULE, "splitQueueLength", `(${String(memcg)}): memcg is not in 0..${s.nrMemcgs - 1}`);
   return s.splitQueueLen[memcg];
+}
+
+/** Register (or with null remove) the observer called whenever a folio is added to a deferred-split queue. */
+export function setDeferredSplitObserver(s: FolioState, fn: DeferredSplitObserver | null): void {
+  if (fn !== null && typeof fn !== "function")
+    fail("EINVAL", MODULE, "setDeferredSplitObserver", "observer must be a function or null");
+  s.splitObserver = fn;
 }

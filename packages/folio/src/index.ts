@@ -25,7 +25,7 @@ export {
   type MmgatherErrorOptions,
 } from "./errors.js";
 export type { AddressSpaceOptions } from "./filemap.js";
-export type { FreeObserver, PcpPolicy, RmapPolicy } from "./mm-types.js";
+export type { DeferredSplitObserver, FreeObserver, PcpPolicy, RmapPolicy } from "./mm-types.js";
 export type { AllocOptions } from "./page-alloc.js";
 export type { PhysMemConfig } from "./phys-mem.js";
 export { createPhysMem, PhysMem } from "./phys-mem.js";

@@ -37,6 +37,12 @@ export type RmapPolicy = "v6.9" | "v6.18";
 /** Called with (head pfn, order) whenever a folio is returned to the allocator. */
 export type FreeObserver = (head: number, order: number) => void;
 
+/**
+ * Called with the head pfn whenever a folio is added to a deferred-split queue (`list_add_tail` on
+ * `_deferred_list`), after the rmap removal that queued it has updated every mapcount.
+ */
+export type DeferredSplitObserver = (head: number) => void;
+
 /** One page-cache address_space. */
 export interface AddressSpace {
   readonly swapBacked: boolean;
@@ -166,6 +172,8 @@ export class FolioState {
   readonly seriesCtx = new PutRefsCtx();
   readonly releaseCtx = new PutRefsCtx();
   freeObserver: FreeObserver | null = null;
+  /** See {@link DeferredSplitObserver}. */
+  splitObserver: DeferredSplitObserver | null = null;
   /**
    * Folios / pages returned to the allocator since creation: `counters.foliosFreed` / `pagesFreed`
    * without `resetCounters()`. Lets an owner keep lifetime totals without a free observer.
@@ -243,8 +251,8 @@ function copyPutRefsCtx(dst: PutRefsCtx, src: PutRefsCtx): void {
 /**
  * Makes `dst` an exact copy of `src` (a model facility, nothing the kernel does): every per-pfn array,
  * the free lists, pcp lists, LRU and its batches, statistics, split queues, mlock counts, the page
- * cache, the open put-refs contexts, the lifetime free totals and the counters. `dst`'s free observer
- * is kept (it belongs to `dst`'s owner). Arrays are copied into `dst`'s own (no per-page object), so
+ * cache, the open put-refs contexts, the lifetime free totals and the counters. `dst`'s free and
+ * deferred-split observers are kept (they belong to `dst`'s owner). Arrays are copied into `dst`'s own (no per-page object), so
  * `dst` can be reused for the next copy; both must have the same geometry (EINVAL otherwise).
  */
 export function copyFolioState(dst: FolioState, src: FolioState): void {

@@ -44,13 +44,14 @@ import {
   nrPagesMapped,
   pageMapcount,
 } from "./folio.js";
-import { splitQueueLength } from "./huge-memory.js";
+import { setDeferredSplitObserver, splitQueueLength } from "./huge-memory.js";
 import { MAX_MEMCGS, ORDER_MASK } from "./layout.js";
 import { lruvecNrFolios, lruvecNrPages, lruvecOf, lruvecStat, nodeStat } from "./lruvec.js";
 import { mlockBatchRefs, mlockFolio } from "./mlock.js";
 import {
   checkHead,
   copyFolioState,
+  type DeferredSplitObserver,
   FolioState,
   type FreeObserver,
   folioStateOf,
@@ -392,6 +393,14 @@ export class PhysMem {
   /** Folios on the deferred-split queue of `memcg` (all memcgs if omitted). */
   splitQueueLength(memcg?: number): number {
     return splitQueueLength(this.s, memcg);
+  }
+
+  /**
+   * Register (or with null remove) the observer called whenever a folio is added to a deferred-split
+   * queue, after the rmap removal that queued it has updated every mapcount.
+   */
+  setDeferredSplitObserver(fn: DeferredSplitObserver | null): void {
+    setDeferredSplitObserver(this.s, fn);
   }
 
   /** 7.x `folio_add_{anon,file}_rmap_ptes(folio, page, nr)`: map `nr` pages starting at `pfn` by PTE. */

@@ -55,7 +55,8 @@ export type ViolationKind =
   | "swapDeviceUseAfterFree"
   | "deviceMemoryUseAfterRevoke"
   | "contPteMisprogrammed"
-  | "contPteTlbConflict";
+  | "contPteTlbConflict"
+  | "deferredSplitFullyUnmapped";
 
 /** Why zap_pte_range set force_flush: the gather filled, or a dirty shared file page delayed its rmap. */
 export type WalkForcedFlushReason = "batchFull" | "dirtyShared";
@@ -259,6 +260,13 @@ export class Checker {
   readonly pageSize: number;
   /** KVM's secondary MMU, when a guest is modelled: its sptes are checked at every free. */
   kvm: KvmMmu | null = null;
+  /**
+   * The design under test follows a kernel whose rmap queues only partially mapped folios for deferred
+   * split (v6.10+: `__folio_remove_rmap`'s `partially_mapped` gate, 98046944a159): set from the gather
+   * variant's `policy.kernel` at each gather ("6.18"). Older trees (mm-unstable 2023-08's per-page
+   * page_remove_rmap, v6.9) queue a folio their unmap left fully unmapped, and are not held to it.
+   */
+  partialDeferredSplitOnly = false;
 
   constructor(
     mem: PhysMem,
@@ -299,6 +307,7 @@ export class Checker {
     this.dirtyUnderPtl.clear();
     for (const [k, v] of src.dirtyUnderPtl) this.dirtyUnderPtl.set(k, v.slice());
     this.freesSinceResched = src.freesSinceResched;
+    this.partialDeferredSplitOnly = src.partialDeferredSplitOnly;
   }
 
   /** Appends an event to the trail ring. */
@@ -645,6 +654,23 @@ export class Checker {
       );
       return;
     }
+  }
+
+  /**
+   * PhysMem's deferred-split observer: folio `head` was just added to a deferred-split queue, its
+   * mapcounts already updated by the rmap removal that queued it. Under the rules of v6.10+ only a
+   * partially mapped large anon folio is queued; one with no page mapped anywhere is about to be freed,
+   * and queueing it takes split_queue_lock twice (here and again at free) and counts a
+   * THP_DEFERRED_SPLIT_PAGE event for a folio nobody can split.
+   */
+  onDeferredSplitQueued(head: number): void {
+    if (!this.partialDeferredSplitOnly || this.mem.folioMapped(head)) return;
+    this.report(
+      "deferredSplitFullyUnmapped",
+      `folio ${head} (${this.mem.folioNrPages(head)} pages) queued for deferred split with no page of it mapped anywhere`,
+      head,
+      -1,
+    );
   }
 
   /** mapcount ≤ refcount, nothing negative, for the folio containing `pfn`. */

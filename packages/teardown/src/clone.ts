@@ -12,7 +12,7 @@ import type { Machine } from "./machine.js";
 import type { Mm } from "./mm.js";
 import { resolveVariant } from "./ops.js";
 import { sameGeometry } from "./page-tables.js";
-import type { BuiltScenario, ScenarioSpec } from "./scenario.js";
+import { type BuiltScenario, rmapPolicyOf, type ScenarioSpec } from "./scenario.js";
 import type { Vma } from "./vma.js";
 
 /**
@@ -74,8 +74,8 @@ function buildRunsOps(s: ScenarioSpec): boolean {
 
 /**
  * True when `b` builds exactly the machine state `a` does, so a run of `b` may start from a copy of
- * `a`'s build (`cloneBuilt`). Every field the build reads must be equal; the variants must pick the same
- * rmap rules (`policy.kernel` 6.9 or not, `MachineConfig.rmapPolicy`); and, when the build runs
+ * `a`'s build (`cloneBuilt`). Every field the build reads must be equal; the two must run on the same
+ * rmap rules (`rmapPolicyOf`: `spec.rmapPolicy`, else the design's kernel); and, when the build runs
  * operations of its own (fork with `sharedFraction` < 1, `exitedChildren`), the same variant, walk and
  * arch. Otherwise the arches may differ if nothing of them reaches the build: the same page-table
  * geometry, the same PTE-aware `setPtes` (arm64 contpte folds blocks at fault and fork), the same
@@ -90,10 +90,10 @@ export function sharesBuild(a: ScenarioSpec, b: ScenarioSpec): boolean {
   try {
     va = resolveVariant(a.variant);
     vb = resolveVariant(b.variant);
+    if (rmapPolicyOf(a) !== rmapPolicyOf(b)) return false;
   } catch {
     return false;
   }
-  if ((va.policy.kernel === "6.9") !== (vb.policy.kernel === "6.9")) return false;
   const aa = a.arch ?? genericArch;
   const ab = b.arch ?? genericArch;
   if (buildRunsOps(a)) return va === vb && a.walk === b.walk && aa === ab;

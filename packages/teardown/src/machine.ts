@@ -281,6 +281,7 @@ export class Machine {
       if (ev !== null) ev({ type: "pageFreed", pfn: head, nr });
     };
     this.events = null;
+    if (checker !== null) this.mem.setDeferredSplitObserver((head) => checker.onDeferredSplitQueued(head));
     if (this.tlbs !== null) {
       this.tlbs.onWalkDone = (cpu, by) => {
         const ev = this.events;

@@ -195,6 +195,8 @@ function gatherFor(
   mm.tlbMm.cpumask = tlbs?.cpumask(mm.id) ?? [];
   mm.tlbMm.lazyCpus = tlbs?.lazyCpus(mm.id) ?? [];
   mm.tlbMm.hasNotifiers = (tlbs?.secondary?.boundTo(mm.id) ?? 0) > 0;
+  const checker = machine.checker;
+  if (checker !== null) checker.partialDeferredSplitOnly = r.variant.policy.kernel === "6.18";
   const sink = machine.gatherSink();
   return createMmuGather({
     mem: machine.mem,

@@ -4,7 +4,7 @@
 // A concurrent "revoke" is a driver's kernel thread unmapping its device file (unmap_mapping_range, see
 // ops.ts) — every VMA of every mm mapping it — and then freeing the device memory.
 // Omits: YAML parsing (the CLI app's job); specs are plain objects.
-import { isMmgatherError, type PcpPolicy } from "@mmgather/folio";
+import { isMmgatherError, type PcpPolicy, type RmapPolicy } from "@mmgather/folio";
 import type { ArchTlb, BatchAllocPolicy, CostProfile, GatherCounters } from "@mmgather/mmu-gather";
 import { createGatherCounters } from "@mmgather/mmu-gather";
 import type { TrailEventSink } from "./checker.js";
@@ -192,6 +192,13 @@ export interface ScenarioSpec {
   readonly pcpPolicy?: PcpPolicy;
   /** `MachineConfig.pcpFreeHighBatch` (v6.7 policy only; default false). */
   readonly pcpFreeHighBatch?: boolean;
+  /**
+   * Deferred-split rule of the folio layer's 7.x rmap (`MachineConfig.rmapPolicy`). Default: the rule
+   * of the design's kernel — "v6.9" for a design following 6.9, else "v6.18". Naming the other one
+   * runs the design on a folio layer of another kernel: "v6.9" under a 6.18 design is the rmap without
+   * v6.10's partially-mapped gate (98046944a159), which the checker reports (`deferredSplitFullyUnmapped`).
+   */
+  readonly rmapPolicy?: RmapPolicy;
   /** The operation. */
   readonly op: OpSpec;
   /**
@@ -258,6 +265,17 @@ export interface BuiltScenario {
   readonly spec: ScenarioSpec;
 }
 
+/**
+ * The folio layer's rmap rule a scenario runs on: `spec.rmapPolicy`, else the rule of the kernel tree
+ * the design follows. BAD_SPEC for anything but "v6.9" / "v6.18".
+ */
+export function rmapPolicyOf(spec: ScenarioSpec): RmapPolicy {
+  const p = spec.rmapPolicy;
+  if (p === undefined) return resolveVariant(spec.variant).policy.kernel === "6.9" ? "v6.9" : "v6.18";
+  if (p !== "v6.9" && p !== "v6.18") fail(`spec.rmapPolicy must be "v6.9" or "v6.18", got ${String(p)}`);
+  return p;
+}
+
 function fail(msg: string): never {
   throw new TeardownError("BAD_SPEC", "scenario", "runScenario", msg);
 }
@@ -281,8 +299,7 @@ export function buildScenario(spec: ScenarioSpec): BuiltScenario {
     checker: spec.checker,
     pcpPolicy: spec.pcpPolicy,
     pcpFreeHighBatch: spec.pcpFreeHighBatch,
-    // The folio layer's rmap follows the kernel tree of the design under test.
-    rmapPolicy: resolveVariant(spec.variant).policy.kernel === "6.9" ? "v6.9" : "v6.18",
+    rmapPolicy: rmapPolicyOf(spec),
   });
   const parent = machine.createMm();
   const vmas: Vma[] = [];

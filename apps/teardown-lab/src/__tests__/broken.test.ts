@@ -1,5 +1,7 @@
 // The deliberately broken cases that do not depend on one gather design must be caught on every
 // design, and the correct code on the same machine must stay silent.
+
+import { encodedNrPagesV69 } from "@mmgather/mmu-gather";
 import { describe, expect, it } from "vitest";
 import {
   BATCHED_PENDING_SKIPPED,
@@ -9,6 +11,7 @@ import {
   realOverrideOf,
 } from "../broken.js";
 import { runOne } from "../run.js";
+import { validateScenario } from "../scenario.js";
 
 const DESIGNS = ["encoded-page", "contig-range", "encoded-nr-pages"] as const;
 
@@ -186,4 +189,55 @@ describe("kvm-fault-no-retry (KVM maps a page without mmu_invalidate_retry_gfn)"
       }
     });
   }
+});
+
+describe("deferred-split-fully-unmapped (the 6.18 design on v6.9's rmap, without the partially-mapped gate)", () => {
+  const c = BROKEN["deferred-split-fully-unmapped"];
+  const s = c.scenario(c.seeds[0]);
+
+  it(`is caught as ${c.expect} once per whole mTHP the munmap zaps; the real rmap is silent and queues none`, () => {
+    const broken = runOne(s, "encoded-nr-pages", "generic", { override: c.override }).report;
+    // 1 MiB of 64K folios: 16 folios, each unmapped in one folio_remove_rmap_ptes call and queued.
+    expect(broken.violations.map((v) => v.kind)).toEqual(new Array(16).fill(c.expect));
+    expect(broken.counters.folio.deferredSplitQueued).toBe(16);
+    expect(broken.finalState.problems).toEqual([]);
+    const real = runOne(s, "encoded-nr-pages", "generic", { override: realOverrideOf(c) }).report;
+    expect(real.violations).toEqual([]);
+    expect(real.counters.folio.deferredSplitQueued).toBe(0);
+    // Same teardown otherwise: every folio freed, the same rmap and flush work.
+    expect(real.dataFoliosFreed).toBe(broken.dataFoliosFreed);
+    expect(real.counters.folio.largeMapcountAtomics).toBe(broken.counters.folio.largeMapcountAtomics);
+  });
+
+  it("a partial munmap under v6.18 queues the folios it leaves mapped in part, silently", () => {
+    // [32K, 96K) of a 1M VMA of 64K folios: the second half of folio 0 and the first half of folio 1.
+    const part = validateScenario(
+      {
+        name: "partial",
+        cpus: 1,
+        vmas: [{ name: "heap", kind: "anon", size: "1M", folio: "64K" }],
+        op: { kind: "munmap", vma: 0, offset: "32K", length: "64K" },
+      },
+      "test",
+    );
+    const r = runOne(part, "encoded-nr-pages", "generic").report;
+    expect(r.violations).toEqual([]);
+    expect(r.counters.folio.deferredSplitQueued).toBe(2);
+  });
+
+  it("is not held against the trees that predate the gate: v6.9 itself and mm-unstable of August 2023", () => {
+    const v69 = runOne(s, "encoded-nr-pages", "generic", { override: { variant: encodedNrPagesV69 } }).report;
+    expect(v69.violations).toEqual([]);
+    expect(v69.counters.folio.deferredSplitQueued).toBe(16);
+    for (const design of ["encoded-page", "contig-range"] as const) {
+      const r = runOne(s, design, "generic", { override: c.override }).report;
+      expect(r.violations).toEqual([]);
+    }
+  });
+
+  it("a rmapPolicy that names no rule is a BAD_SPEC naming the field", () => {
+    expect(() =>
+      runOne(s, "encoded-nr-pages", "generic", { override: { rmapPolicy: "v6.1" as never } }),
+    ).toThrow(/rmapPolicy must be "v6.9" or "v6.18"/);
+  });
 });
