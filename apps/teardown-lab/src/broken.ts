@@ -17,6 +17,8 @@ import {
   withTlbOps,
 } from "@mmgather/mmu-gather";
 import {
+  collapse,
+  defineCollapse,
   defineKvmFault,
   defineMigration,
   defineNumaScan,
@@ -234,6 +236,34 @@ export const kvmFaultNoRetry = defineKvmFault(kvmFault, {
 });
 
 /** migrate_pages_batch without try_to_unmap_flush between the batch's unmaps and its copies. */
+/**
+ * pmdp_collapse_flush as x86 had it from 4.19 until January 2025: flush_tlb_range passed freed_tables =
+ * false to flush_tlb_mm_range, so native_flush_tlb_multi left the lazy-TLB CPUs out although the flush
+ * retracts a page table.
+ */
+export const collapseFlushSkipsLazy = defineCollapse(collapse, {
+  name: "pmdp_collapse_flush without freed_tables",
+  steps: {
+    pmdpCollapseFlush(ctx, clearPmd, base) {
+      clearPmd();
+      ctx.flushTlbRange(base, false);
+    },
+  },
+});
+
+/**
+ * retract_page_tables / collapse_pte_mapped_thp before 2ba99c5e0881 (Linux 6.1): the retracted table goes
+ * back with pte_free right after the flush — no tlb_remove_table_sync_one, no RCU.
+ */
+export const collapseTableFreedAtOnce = defineCollapse(collapse, {
+  name: "pte_free instead of pte_free_defer",
+  steps: {
+    pteFreeDefer(ctx, tablePfn) {
+      ctx.freeTable(tablePfn);
+    },
+  },
+});
+
 export const migrationCopyBeforeFlush = defineMigration(migration, {
   name: "migrate_pages without try_to_unmap_flush",
   steps: { tryToUnmapFlush() {} },
@@ -1066,6 +1096,69 @@ export const BROKEN: Readonly<Record<string, BrokenCase>> = {
     }),
     override: { migration: migrationCopyBeforeFlush, arch: x86Arch },
     realOverride: { arch: x86Arch },
+  },
+  "collapse-flush-skips-lazy": {
+    change:
+      "khugepaged's pmdp_collapse_flush flushes the retracted PMD's range with flush_tlb_range as x86 had it " +
+      "from 4.19 (016c4d92cd16) until 2025: freed_tables = false, so the IPIs skip the lazy-TLB CPUs",
+    expect: "tableFreedWhileWalkable",
+    consequence:
+      "a CPU that ran this process and switched to a kernel thread keeps the mm loaded, and its " +
+      "paging-structure caches may still hold the PMD entry that pointed at the PTE table. After the RCU " +
+      "grace period the table is freed and reused; a speculative walk on that CPU can then load garbage " +
+      "from the reused page as PTEs — bogus TLB entries for user addresses, or on some CPUs a machine check. " +
+      'The same class as the lazy-TLB flushes reverted in 2018; fixed for this path by "x86/mm: Fix ' +
+      'flush_tlb_range() when used for zapping normal PMDs" (Jann Horn, January 2025, marked for stable).',
+    realOrder:
+      "v6.18's x86 flush_tlb_range passes freed_tables = true: flush_tlb_mm_range then IPIs every CPU in " +
+      "mm_cpumask, lazy ones included, and each drops its paging-structure caches before pte_free_defer " +
+      "queues the table for freeing. On arm64 and s390 the broken flush is harmless: their invalidations " +
+      "reach every CPU anyway (broadcast TLBIs, whole-mm flushes), lazy ones included.",
+    base: "encoded-nr-pages",
+    seeds: [1],
+    scenario: withSeed({
+      name: "collapse-flush-skips-lazy",
+      cpus: 3,
+      lazyCpus: 1,
+      vmas: [
+        { name: "heap", kind: "anon", size: "64K" },
+        { name: "shm", kind: "shmem", size: "2M", folio: "2M" },
+      ],
+      op: { kind: "munmap", vma: 0 },
+      concurrentOp: { kind: "khugepaged", vma: 1 },
+    }),
+    override: { collapse: collapseFlushSkipsLazy, arch: x86Arch },
+    realOverride: { arch: x86Arch },
+  },
+  "collapse-table-freed-at-once": {
+    change:
+      "khugepaged's collapse_pte_mapped_thp frees the retracted PTE table with pte_free right after " +
+      "pmdp_collapse_flush — as retract_page_tables did before 2ba99c5e0881 (Linux 6.1) — instead of " +
+      "pte_free_defer",
+    expect: "tableFreedUnderGupFast",
+    consequence:
+      "a gup_fast walk on another CPU (interrupts off, no lock) read the PMD before it was cleared and is " +
+      "still inside the PTE table. On an arch whose TLB flush is a hardware broadcast (arm64, s390), the " +
+      "flush does not wait for it, so the table is freed and may be reused while the walk still reads it " +
+      "as PTEs: gup_fast can take a reference on, and hand the caller, an arbitrary page — memory " +
+      "corruption reachable from user space (the bug Jann Horn fixed in 2ba99c5e0881).",
+    realOrder:
+      "pte_free_defer frees the table from an RCU callback: gup_fast's interrupts-off section is an RCU " +
+      "read-side critical section, so the table outlives every walk that could have seen it (from Linux " +
+      "6.1 to 6.5, tlb_remove_table_sync_one's IPI waited for them instead). On x86 the flush's IPIs wait " +
+      "for such walks anyway, which is why the broken free is silent there.",
+    base: "encoded-nr-pages",
+    seeds: [1, 2, 3, 4, 5, 6, 7, 8],
+    scenario: withSeed({
+      name: "collapse-table-freed-at-once",
+      cpus: 3,
+      gupFast: 1,
+      vmas: [{ name: "shm", kind: "shmem", size: "2M", folio: "2M" }],
+      op: { kind: "dontneed", vma: 0, length: "64K" },
+      concurrentOp: { kind: "khugepaged", vma: 0 },
+    }),
+    override: { collapse: collapseTableFreedAtOnce, arch: arm64Arch },
+    realOverride: { arch: arm64Arch },
   },
   "mmu-notifier-skipped": {
     change:

@@ -155,6 +155,8 @@ export function describeEvent(e: TrailEvent, flushed?: boolean): string {
       return `flush_tlb_batched_pending: a deferred flush of mm ${e.mmId} may be outstanding, so thread ${e.thread} flushes the mm before touching its PTEs`;
     case "folioMigrated":
       return `migration (thread ${e.thread}): the ${pages(e.nr)} at pfn ${e.pfn} are copied to the new folio at pfn ${e.to}, and remove_migration_ptes maps it where the migration entries still are`;
+    case "pteTableRetracted":
+      return `khugepaged (thread ${e.thread}): collapse_pte_mapped_thp clears the ${e.ptes} PTE${e.ptes === 1 ? "" : "s"} of a file THP at ${hex(e.addr)}, then pmdp_collapse_flush clears the PMD and flushes the range; the PTE table (pfn ${e.tablePfn}) goes to pte_free_defer`;
     case "folioWrittenBack":
       return e.cleanedPtes > 0
         ? `writeback (thread ${e.thread}): folio_mkclean write-protects and flushes ${e.cleanedPtes} mapping${e.cleanedPtes === 1 ? "" : "s"} of the dirty folio at pfn ${e.pfn}, then cleans it and writes its ${pages(e.nr)} to disk`

@@ -70,8 +70,9 @@ export const OPS = ["exit", "munmap", "dontneed"] as const;
  * swap device, a driver revoking a pfnmap VMA's device memory (unmap_mapping_range in a kernel
  * thread) — these three next to any op —, NUMA balancing's hinting scan of a VMA range (a thread of
  * the same mm: not next to exit), page migration of an anon VMA range (migrate_pages(2) on another
- * CPU, next to any op), or a KVM vCPU faulting guest pages of a VMA range in (needs kvm: true; a thread
- * of the process: not next to exit).
+ * CPU, next to any op), a KVM vCPU faulting guest pages of a VMA range in (needs kvm: true; a thread
+ * of the process: not next to exit), or khugepaged retracting the page tables of PTE-mapped file THPs
+ * in a file or shmem VMA's range (a kernel thread, next to any op).
  */
 export const CONCURRENT_OPS = [
   "munmap",
@@ -82,6 +83,7 @@ export const CONCURRENT_OPS = [
   "numa",
   "migrate",
   "kvm-fault",
+  "khugepaged",
 ] as const;
 
 const Bool = z.boolean({ error: "expected true or false" });
@@ -189,6 +191,11 @@ const CONCURRENT_VMA_KINDS = {
     kinds: ["anon"],
     message: (kind: string) =>
       `migrate moves the anon folios of a VMA range and needs an anon VMA, got ${kind}`,
+  },
+  khugepaged: {
+    kinds: ["file-shared", "file-private", "shmem"],
+    message: (kind: string) =>
+      `khugepaged collapses file and shmem THPs and needs a file or shmem VMA, got ${kind}`,
   },
   revoke: {
     kinds: ["pfnmap"],
@@ -339,6 +346,19 @@ export const ScenarioSchema = z
           input: s.concurrentOp.kind,
           message: "kvm-fault is a vCPU of a KVM guest: set kvm: true",
         });
+      if (
+        s.concurrentOp.kind === "khugepaged" &&
+        target !== undefined &&
+        target.kind !== "shmem" &&
+        target.dirty > 0
+      )
+        ctx.addIssue({
+          code: "custom",
+          path: ["concurrentOp", "vma"],
+          input: s.concurrentOp.vma,
+          message:
+            "khugepaged collapses only files nobody has open for writing (CONFIG_READ_ONLY_THP_FOR_FS): give a file VMA with dirty 0, or a shmem VMA",
+        });
       const threadOfMm = NOT_BESIDE_EXIT[s.concurrentOp.kind as keyof typeof NOT_BESIDE_EXIT];
       if (threadOfMm !== undefined && s.op.kind === "exit")
         ctx.addIssue({
@@ -352,7 +372,8 @@ export const ScenarioSchema = z
         s.concurrentOp.kind === "revoke" ||
         s.concurrentOp.kind === "numa" ||
         s.concurrentOp.kind === "migrate" ||
-        s.concurrentOp.kind === "kvm-fault"
+        s.concurrentOp.kind === "kvm-fault" ||
+        s.concurrentOp.kind === "khugepaged"
       )
         checkRange(s.concurrentOp, s.vmas, "concurrentOp", ctx);
       else if (s.concurrentOp.kind === "swapoff") {

@@ -48,6 +48,9 @@ const common = {
   tableInvalidate: true,
   // flush_tlb_mm_range ends with mmu_notifier_arch_invalidate_secondary_tlbs (v6.6+).
   invalidatesSecondaryTlbs: true,
+  // native_flush_tlb_multi → should_flush_tlb: lazy-TLB CPUs only when page tables were freed (the
+  // adapter's tlbFlush applies it to the gather's flushes: flushTlbMultiCpus).
+  flushSkipsLazyCpus: true,
   fullFlushCeiling: TLB_SINGLE_PAGE_FLUSH_CEILING,
   geometry: x86_64Geometry,
 } as const;

@@ -47,6 +47,8 @@
 //   tableFree  "rcu" | "direct"         MMU_GATHER_RCU_TABLE_FREE or free after the flush.
 //   tlbFlushIpi                         range / mm flushes interrupt the remote CPUs (x86 IPIs), so they
 //                                       wait out gup_fast walks; false for broadcast invalidation.
+//   flushSkipsLazyCpus                  a flush that freed no table leaves lazy-TLB CPUs out (x86's
+//                                       should_flush_tlb), for the actors that flush outside a gather.
 //   tlbBatch                            CONFIG_ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH: how rmap walks that
 //                                       unmap (migration) defer their flushes (TlbBatchInfo), or null.
 //   invalidatesSecondaryTlbs            tlbFlush also calls ops.invalidateSecondaryTlbs for what it
@@ -251,6 +253,7 @@ export const genericArchDefaults: Omit<ArchTlb, "name"> = {
   tableInvalidate: true,
   invalidatesSecondaryTlbs: true,
   tlbFlushIpi: true,
+  flushSkipsLazyCpus: false,
   fullFlushCeiling: 0,
   geometry: defaultGeometry,
   cost: defaultCost,

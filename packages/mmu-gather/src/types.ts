@@ -521,6 +521,13 @@ export interface ArchTlb {
    * on its flushes either: false.
    */
   readonly tlbFlushIpi: boolean;
+  /**
+   * A flush that freed no page table leaves the lazy-TLB CPUs out (x86 `native_flush_tlb_multi` with
+   * `should_flush_tlb`: a lazy CPU catches up at its next switch_mm, unless `freed_tables` asked for it).
+   * Actors that flush outside a gather follow it (khugepaged's pmdp_collapse_flush); the adapter's
+   * `tlbFlush` applies its own rule to the gather's flushes.
+   */
+  readonly flushSkipsLazyCpus: boolean;
   /** Range flushes larger than this many pages become whole-mm flushes (x86 `tlb_single_page_flush_ceiling` = 33); 0 = no ceiling. */
   readonly fullFlushCeiling: number;
   /** Page-table geometry. */

@@ -120,6 +120,19 @@ export type TeardownEvent =
     }
   | {
       /**
+       * khugepaged's collapse_pte_mapped_thp retracted the PTE table `tablePfn` of mm `mmId` at `addr`:
+       * its `ptes` PTEs of a file THP cleared, the PMD cleared and the range flushed; the table goes to
+       * pte_free_defer.
+       */
+      readonly type: "pteTableRetracted";
+      readonly mmId: number;
+      readonly addr: number;
+      readonly tablePfn: number;
+      readonly ptes: number;
+      readonly thread: number;
+    }
+  | {
+      /**
        * try_to_migrate_one replaced the PTE at `addr` of mm `mmId` (mapping `pfn`) with a migration
        * entry; its TLB flush was deferred to the migration's try_to_unmap_flush (`deferred`), or done
        * at once (ptep_clear_flush).
@@ -691,10 +704,21 @@ export class Checker {
    * munmap / madvise returned: no CPU may still cache a translation into what it zapped — the page
    * ranges `ranges` ([start, end) pairs, flattened): the part of the requested range that was mapped
    * by a VMA when the operation took mmap_lock. A range another thread had already detached is not the
-   * returning operation's (MADV_DONTNEED finds a hole there and skips it). `presentAt` is the first
+   * returning operation's (MADV_DONTNEED finds a hole there and skips it). `refaultSame` (MADV_DONTNEED,
+   * whose VMAs stay) accepts a cached page the user cannot tell from the fault that would replace it:
+   * the very page-cache page a fault would map there, read-only or of shmem (no write through it can be
+   * lost) — what another thread's cleared-but-not-yet-flushed PTE of a file leaves (khugepaged's
+   * collapse_pte_mapped_thp clears them and flushes at pmdp_collapse_flush). `presentAt` is the first
    * virtual page of those ranges whose PTE or PMD is still present (-1: none), `presentPfn` its page.
    */
-  onOpReturn(op: string, mmId: number, ranges: readonly number[], presentAt = -1, presentPfn = -1): void {
+  onOpReturn(
+    op: string,
+    mmId: number,
+    ranges: readonly number[],
+    presentAt = -1,
+    presentPfn = -1,
+    refaultSame: ((vpn: number, pfn: number, writable: boolean) => boolean) | null = null,
+  ): void {
     this.record({ type: "opReturned", op, mmId });
     if (presentAt >= 0) {
       // zap_pte_range / zap_huge_pmd clear every entry of the range before the operation returns:
@@ -722,7 +746,10 @@ export class Checker {
       }
     }
     for (let i = 0; i + 1 < ranges.length; i += 2) {
-      const v = t.findCached(mmId, ranges[i], ranges[i + 1]);
+      const v =
+        refaultSame === null
+          ? t.findCached(mmId, ranges[i], ranges[i + 1])
+          : t.findCachedExcept(mmId, ranges[i], ranges[i + 1], refaultSame);
       if (v >= 0) {
         this.report(
           "staleTlbAfterReturn",

@@ -39,6 +39,8 @@ export type LocklessWalkEnd = "flushIpi" | "syncOne" | "gracePeriod" | "done";
 export interface FlushShare {
   /** Range invalidations it sent (one per flush). */
   tlbFlushes: number;
+  /** Whole-mm invalidations it sent (flush_tlb_mm), when the actor makes any. */
+  mmFlushes?: number;
   /** Remote CPUs those flushes reached. */
   remoteCpuFlushes: number;
   /** Cached translations they dropped. */
@@ -408,6 +410,29 @@ export class CpuTlbs implements TlbListener {
         const v = this.tlbVpn[s];
         if (v !== INVALID && this.tlbMm[s] === mmId && v < ve && v + this.tlbNr[s] > vs)
           return Math.max(v, vs);
+      }
+    }
+    return -1;
+  }
+
+  /**
+   * As `findCached`, skipping each cached page `benign(vpn, pfn, writable)` accepts: the first page of
+   * [vs, ve) a non-lazy CPU still translates that it does not accept, or -1.
+   */
+  findCachedExcept(
+    mmId: number,
+    vs: number,
+    ve: number,
+    benign: (vpn: number, pfn: number, writable: boolean) => boolean,
+  ): number {
+    for (let c = 0; c < this.nrCpus; c++) {
+      if (this.cpuLazy[c] === mmId) continue;
+      for (let s = c * this.entries, end = s + this.entries; s < end; s++) {
+        const v = this.tlbVpn[s];
+        if (v === INVALID || this.tlbMm[s] !== mmId || v >= ve || v + this.tlbNr[s] <= vs) continue;
+        const hi = Math.min(ve, v + this.tlbNr[s]);
+        for (let p = Math.max(v, vs); p < hi; p++)
+          if (!benign(p, this.tlbPfn[s] + (p - v), this.tlbWrite[s] !== 0)) return p;
       }
     }
     return -1;

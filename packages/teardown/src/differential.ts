@@ -416,8 +416,9 @@ export interface ConcurrentActor {
   /** The kernel refuses it on a VM_LOCKED VMA (MADV_DONTNEED: -EINVAL), so its VMA is never mlocked. */
   readonly refusesLocked: boolean;
   /**
-   * What gives it work: dirty page cache in its VMA (`dirty`), PMD-mapped THPs there (`pmd`), swapped-out
-   * anon pages anywhere (`swap`). The generator makes sure the case has it.
+   * What gives it work: dirty page cache in its VMA (`dirty`), PMD-mapped THPs there (`pmd`), PTE-mapped
+   * file THPs there (`pteThp`), swapped-out anon pages anywhere (`swap`). The generator makes sure the
+   * case has it.
    */
   readonly wants: {
     readonly dirty?: boolean;
@@ -425,6 +426,11 @@ export interface ConcurrentActor {
     readonly swap?: boolean;
     /** A KVM guest on the mm (`ScenarioSpec.kvm`). */
     readonly kvm?: boolean;
+    /**
+     * PMD-sized folios mapped by PTEs in its VMA, of shmem or of a file nobody writes (what khugepaged
+     * collapses): no PMD mapping there, no dirty file pages.
+     */
+    readonly pteThp?: boolean;
   };
   /**
    * File VMAs stay PTE-mapped next to it: v6.18's zap_huge_pmd removes a dirty file PMD's rmap before
@@ -519,6 +525,15 @@ export const CONCURRENT_ACTORS: readonly ConcurrentActor[] = Object.freeze([
     vmaKinds: DATA_KINDS,
     refusesLocked: false,
     wants: { kvm: true },
+    allocates: false,
+  },
+  // khugepaged is a kernel thread (next to any op): it retracts the page tables of PTE-mapped file THPs.
+  {
+    kind: "khugepaged",
+    besideExit: true,
+    vmaKinds: ["file-shared", "file-private", "shmem"],
+    refusesLocked: false,
+    wants: { pteThp: true },
     allocates: false,
   },
 ] satisfies ConcurrentActor[]);
@@ -616,7 +631,9 @@ export function randomScenario(
     if (kind !== "pfnmap") {
       const anon = kind === "anon";
       const wantPmd = i === actorVma && actor?.wants.pmd === true;
-      const large = wantPmd ? pmdOrder : pick(anon ? [0, 2, 4, pmdOrder] : [0, 1, 2, 4, pmdOrder]);
+      const wantPteThp = i === actorVma && actor?.wants.pteThp === true;
+      const large =
+        wantPmd || wantPteThp ? pmdOrder : pick(anon ? [0, 2, 4, pmdOrder] : [0, 1, 2, 4, pmdOrder]);
       if (large > 0)
         v.folio =
           rng.next() < 0.3
@@ -628,11 +645,13 @@ export function randomScenario(
                 ],
               };
       const pmdOk = anon || actor?.filePmdRace !== true;
-      if (wantPmd || (large === pmdOrder && pmdOk && rng.next() < 0.6)) v.pmdMapped = true;
+      if (wantPmd || (large === pmdOrder && pmdOk && !wantPteThp && rng.next() < 0.6)) v.pmdMapped = true;
       if (!anon) {
         const wantDirty = i === actorVma && actor?.wants.dirty === true;
         if (wantDirty) v.dirtyFraction = frac(rng, 0.3, 1);
-        else if (rng.next() < 0.5) v.dirtyFraction = frac(rng, 0.01, 1);
+        else if (wantPteThp && kind !== "shmem") {
+          // CONFIG_READ_ONLY_THP_FOR_FS: a file nobody writes.
+        } else if (rng.next() < 0.5) v.dirtyFraction = frac(rng, 0.01, 1);
       } else {
         if (swapping && (i === swapVma || rng.next() < 0.6)) {
           v.swapFraction = frac(rng, 0.05, 0.5);
@@ -664,7 +683,10 @@ export function randomScenario(
       ? undefined
       : actor.vmaKinds === null
         ? { kind: actor.kind }
-        : { kind: actor.kind, ...rangeIn(actorVma) };
+        : // khugepaged works on whole PMD-sized ranges: give it the whole VMA more often.
+          actor.wants.pteThp === true && rng.next() < 0.5
+          ? { kind: actor.kind, vma: actorVma }
+          : { kind: actor.kind, ...rangeIn(actorVma) };
 
   // CPUs: 0 (no checker) only without a second thread; CPU 0 runs the op, CPU 1 the concurrent one.
   const cpus = actor === null ? rng.int(6) : 1 + rng.int(5);

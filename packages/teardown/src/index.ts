@@ -43,6 +43,8 @@ export type {
   ScheduleStep,
 } from "./explore.js";
 export { explore, runSchedule } from "./explore.js";
+export type { Collapse, CollapseContext, CollapseCounters, CollapseSteps } from "./khugepaged.js";
+export { collapse, createCollapseCounters, defineCollapse } from "./khugepaged.js";
 export type { KvmCounters, KvmFault, KvmFaultContext, KvmFaultSteps } from "./kvm.js";
 export { defineKvmFault, KvmMmu, kvmFault } from "./kvm.js";
 export type { MachineConfig } from "./machine.js";

@@ -21,6 +21,8 @@
 // Omits: VM_ACCOUNT, uprobes, hugetlb, the OOM reaper, -ENOMEM for holes in a madvise
 // range (holes are skipped), zap_details filtering (even_cows = 0 skips private COW copies: a revoke
 // here only zaps VM_PFNMAP VMAs, which have none), PAT (pfnmap_untrack when the VMA is freed).
+
+import { PG } from "@mmgather/folio";
 import type {
   BatchAllocPolicy,
   GatherCounters,
@@ -321,8 +323,36 @@ function opReturn(
 ): void {
   const machine = mm.machine;
   if (machine.events !== null) machine.events({ type: "opReturned", op, mmId: mm.id });
-  if (machine.checker !== null) machine.checker.onOpReturn(op, mm.id, ranges, present[0], present[1]);
+  if (machine.checker !== null)
+    machine.checker.onOpReturn(
+      op,
+      mm.id,
+      ranges,
+      present[0],
+      present[1],
+      op === "madvise" ? (vpn, pfn, writable) => refaultMapsSame(mm, vpn, pfn, writable) : null,
+    );
   rcuGracePeriod(machine);
+}
+
+/**
+ * After MADV_DONTNEED the VMA stays: a fault at `vpn` maps the page-cache page of a file or shmem VMA at
+ * that index. A translation still cached there is indistinguishable from that fault when it maps that
+ * very page and no write through it can go unrecorded (read-only, or shmem, whose folios are dirty).
+ */
+function refaultMapsSame(mm: Mm, vpn: number, pfn: number, writable: boolean): boolean {
+  let v: Vma | null = null;
+  for (const x of mm.vmas)
+    if (x.start <= vpn && vpn < x.end) {
+      v = x;
+      break;
+    }
+  if (v === null || v.mapping < 0 || v.kind === "pfnmap") return false;
+  const mem = mm.machine.mem;
+  const index = v.pgoff + (vpn - v.start);
+  const head = mem.filemapGetFolio(v.mapping, index);
+  if (head < 0 || head + (index - mem.folioIndex(head)) !== pfn) return false;
+  return !writable || mem.folioTest(head, PG.swapbacked);
 }
 
 /**

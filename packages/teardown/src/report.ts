@@ -16,6 +16,7 @@ import type { SwapCounters } from "@mmgather/swapcache";
 import type { Violation } from "./checker.js";
 import { type CostEstimate, estimateCost } from "./cost.js";
 import type { FlushShare } from "./cpu-tlb.js";
+import type { CollapseCounters } from "./khugepaged.js";
 import type { KvmCounters } from "./kvm.js";
 import type { Machine } from "./machine.js";
 import type { MigrateCounters } from "./migrate.js";
@@ -142,6 +143,12 @@ export interface TeardownReport {
    */
   readonly migrate: MigrateCounters | null;
   /**
+   * What khugepaged did next to the operation (`concurrentOp.kind` "khugepaged"), or null. Its TLB
+   * flushes are its own (`counters.cpu` and the estimate leave them out); its rmap removals and the
+   * page tables it frees are part of `counters.folio`.
+   */
+  readonly khugepaged: CollapseCounters | null;
+  /**
    * What a KVM guest on the target mm (`ScenarioSpec.kvm`) saw during the run — notifier calls, sptes
    * zapped, vCPU faults and their retries —, or null without a guest.
    */
@@ -214,7 +221,14 @@ function withoutShares(cpu: CpuCounters, shares: readonly (FlushShare | null)[])
   for (const f of shares) {
     if (f === null) continue;
     out = {
-      invalidations: { ...out.invalidations, range: (out.invalidations.range ?? 0) - f.tlbFlushes },
+      invalidations:
+        f.mmFlushes === undefined
+          ? { ...out.invalidations, range: (out.invalidations.range ?? 0) - f.tlbFlushes }
+          : {
+              ...out.invalidations,
+              range: (out.invalidations.range ?? 0) - f.tlbFlushes,
+              mm: (out.invalidations.mm ?? 0) - f.mmFlushes,
+            },
       entriesInvalidated: out.entriesInvalidated - f.entriesInvalidated,
       remoteCpuFlushes: out.remoteCpuFlushes - f.remoteCpuFlushes,
       secondaryTlbInvalidations: out.secondaryTlbInvalidations - f.secondaryTlbInvalidations,
@@ -472,6 +486,7 @@ export function buildReport(
   numa: NumaScanCounters | null = null,
   migrate: MigrateCounters | null = null,
   kvm: KvmCounters | null = null,
+  khugepaged: CollapseCounters | null = null,
 ): TeardownReport {
   const g = r.gather;
   const w = r.walkCounters;
@@ -517,7 +532,7 @@ export function buildReport(
       walk: { ...w, tablesFreed: [...w.tablesFreed] as [number, number, number] },
       cpu:
         now.cpu !== null && before.cpu !== null
-          ? withoutShares(delta(now.cpu, before.cpu), [writeback, numa, migrate])
+          ? withoutShares(delta(now.cpu, before.cpu), [writeback, numa, migrate, khugepaged])
           : null,
     },
     violations: machine.checker !== null ? machine.checker.violations.slice(violationsBefore) : [],
@@ -527,6 +542,7 @@ export function buildReport(
     swapoff: swapoff === null ? null : { ...swapoff },
     numa: numa === null ? null : { ...numa },
     migrate: migrate === null ? null : { ...migrate },
+    khugepaged: khugepaged === null ? null : { ...khugepaged },
     kvm: kvm === null ? null : { ...kvm },
     contpte:
       machine.arch.contPte === null

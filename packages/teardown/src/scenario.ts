@@ -9,6 +9,13 @@ import type { ArchTlb, BatchAllocPolicy, CostProfile, GatherCounters } from "@mm
 import { createGatherCounters } from "@mmgather/mmu-gather";
 import type { TrailEventSink } from "./checker.js";
 import { TeardownError } from "./errors.js";
+import {
+  type Collapse,
+  type CollapseCounters,
+  collapse,
+  createCollapseCounters,
+  khugepagedScanSteps,
+} from "./khugepaged.js";
 import { type KvmFault, KvmMmu, kvmFault, kvmFaultSteps } from "./kvm.js";
 import { createMachine, type Machine } from "./machine.js";
 import {
@@ -125,10 +132,18 @@ export interface OpSpec {
  */
 export interface ConcurrentOpSpec extends Omit<OpSpec, "kind"> {
   /**
-   * munmap, madvise, writeback, swapoff, revoke, numa, migrate or kvm-fault ("exit" is refused: it takes
-   * the whole mm).
+   * munmap, madvise, writeback, swapoff, revoke, numa, migrate, kvm-fault or khugepaged ("exit" is
+   * refused: it takes the whole mm).
    */
-  readonly kind: TeardownOp | "writeback" | "swapoff" | "revoke" | "numa" | "migrate" | "kvm-fault";
+  readonly kind:
+    | TeardownOp
+    | "writeback"
+    | "swapoff"
+    | "revoke"
+    | "numa"
+    | "migrate"
+    | "kvm-fault"
+    | "khugepaged";
 }
 
 /** A whole experiment. */
@@ -205,7 +220,9 @@ export interface ScenarioSpec {
    * A second thread, run concurrently with `op` on another CPU: munmap / madvise of the target mm,
    * writeback of a file VMA's pages, swapoff of the swap device, a driver's revoke of a pfnmap VMA's
    * device memory (these three also next to `exit`), or NUMA balancing's hinting scan of a range of the
-   * target mm (numa.ts).
+   * target mm (numa.ts), a migration of its anon folios (migrate.ts), a KVM vCPU's faults (kvm.ts), or
+   * khugepaged retracting the page tables of PTE-mapped file THPs in a file or shmem VMA's range
+   * (khugepaged.ts; also next to `exit`).
    */
   readonly concurrentOp?: ConcurrentOpSpec;
   /**
@@ -213,6 +230,11 @@ export interface ScenarioSpec {
    * another with `defineNumaScan`).
    */
   readonly numaScan?: NumaScan;
+  /**
+   * The collapse a `concurrentOp` of kind "khugepaged" runs (default: the kernel's `collapse`; build
+   * another with `defineCollapse`).
+   */
+  readonly collapse?: Collapse;
   /**
    * The migration a `concurrentOp` of kind "migrate" runs (default: the kernel's `migration`; build
    * another with `defineMigration`).
@@ -510,6 +532,7 @@ function runOps(
   let swapoff: SwapoffCounters | null = null;
   let numa: NumaScanCounters | null = null;
   let migrate: MigrateCounters | null = null;
+  let khugepaged: CollapseCounters | null = null;
   let revoke: RevokeResult | null = null;
   try {
     if (spec.concurrentOp === undefined) {
@@ -545,6 +568,15 @@ function runOps(
       if (typeof mig !== "object" || mig === null || typeof mig.steps?.tryToUnmapFlush !== "function")
         fail("spec.migration must be a Migration built with defineMigration");
       schedule([a.steps, migratePagesSteps(target, vs, ve, 1, mig, mc)]);
+    } else if (spec.concurrentOp.kind === "khugepaged") {
+      const kc = createCollapseCounters();
+      khugepaged = kc;
+      const [vs, ve] = pagesOf(b, spec, spec.concurrentOp);
+      checkCollapseVma(spec, spec.concurrentOp.vma ?? 0);
+      const col = spec.collapse ?? collapse;
+      if (typeof col !== "object" || col === null || typeof col.steps?.pteFreeDefer !== "function")
+        fail("spec.collapse must be a Collapse built with defineCollapse");
+      schedule([a.steps, khugepagedScanSteps(target, vs, ve, col, kc)]);
     } else if (spec.concurrentOp.kind === "kvm-fault") {
       if (spec.op.kind === "exit")
         fail("concurrentOp: a vCPU is a thread of the process: it does not run next to exit");
@@ -571,7 +603,7 @@ function runOps(
       if (spec.op.kind === "exit" || kind === "exit") fail("exit cannot run concurrently");
       if (kind !== "munmap" && kind !== "madvise")
         fail(
-          `concurrentOp.kind must be munmap, madvise, writeback, swapoff, revoke, numa, migrate or kvm-fault, got "${kind}"`,
+          `concurrentOp.kind must be munmap, madvise, writeback, swapoff, revoke, numa, migrate, kvm-fault or khugepaged, got "${kind}"`,
         );
       const [s1, l1] = opRange(b, spec, spec.concurrentOp);
       const c = startOp(target, spec.concurrentOp.kind, s1, l1, { ...opts, thread: 1 });
@@ -625,7 +657,24 @@ function runOps(
     numa,
     migrate,
     kvm0 === null ? null : delta(machine.kvm!.counters, kvm0),
+    khugepaged,
   );
+}
+
+/**
+ * khugepaged collapses the THPs of shmem and of files nobody has open for writing
+ * (CONFIG_READ_ONLY_THP_FOR_FS: file_thp_enabled); a file VMA with dirty pages is one opened for writing.
+ */
+function checkCollapseVma(spec: ScenarioSpec, vi: number): void {
+  const v = spec.vmas[vi];
+  if (v.kind !== "shmem" && v.kind !== "file-shared" && v.kind !== "file-private")
+    fail(
+      `concurrentOp: khugepaged collapses file and shmem THPs and needs a file or shmem VMA, got ${v.kind}`,
+    );
+  if (v.kind !== "shmem" && (v.dirtyFraction ?? 0) > 0)
+    fail(
+      "concurrentOp: khugepaged collapses only files nobody has open for writing (CONFIG_READ_ONLY_THP_FOR_FS), and this file VMA was written to (dirtyFraction > 0)",
+    );
 }
 
 /**

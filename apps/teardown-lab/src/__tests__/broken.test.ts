@@ -241,3 +241,42 @@ describe("deferred-split-fully-unmapped (the 6.18 design on v6.9's rmap, without
     ).toThrow(/rmapPolicy must be "v6.9" or "v6.18"/);
   });
 });
+
+describe("khugepaged's retract: collapse-flush-skips-lazy (x86 4.19–2025) and collapse-table-freed-at-once (before 6.1)", () => {
+  for (const name of ["collapse-flush-skips-lazy", "collapse-table-freed-at-once"] as const) {
+    const c = BROKEN[name];
+    for (const design of DESIGNS) {
+      it(`${name} is caught as ${c.expect} on ${design}; the real collapse is silent`, () => {
+        const s = c.scenario(c.seeds[0]);
+        const broken = runOne(s, design, "generic", { override: c.override }).report;
+        expect(broken.violations.map((v) => v.kind)).toContain(c.expect);
+        expect(broken.khugepaged!.tablesRetracted).toBeGreaterThan(0);
+        const real = runOne(s, design, "generic", { override: realOverrideOf(c) }).report;
+        expect(real.violations).toEqual([]);
+        expect(real.finalState.problems).toEqual([]);
+        expect(real.khugepaged!.tablesRetracted).toBe(broken.khugepaged!.tablesRetracted);
+      });
+    }
+  }
+
+  // (s390, whose PMD maps 1M, is checked in the teardown package's own test.)
+  it("the lazy-skipping flush is harmless where invalidations reach every CPU (arm64)", () => {
+    const c = BROKEN["collapse-flush-skips-lazy"];
+    const s = c.scenario(c.seeds[0]);
+    for (const arch of ["arm64"] as const) {
+      const { arch: _x86, ...broken } = c.override;
+      const r = runOne(s, "encoded-nr-pages", arch, { override: broken }).report;
+      expect(r.violations, arch).toEqual([]);
+      expect(r.khugepaged!.tablesRetracted).toBe(1);
+    }
+  });
+
+  it("the table freed without RCU is harmless where the flush is an IPI that waits for gup_fast (x86)", () => {
+    const c = BROKEN["collapse-table-freed-at-once"];
+    for (const seed of c.seeds) {
+      const s = c.scenario(seed);
+      const { arch: _arm64, ...broken } = c.override;
+      expect(runOne(s, "encoded-nr-pages", "x86", { override: broken }).report.violations).toEqual([]);
+    }
+  });
+});

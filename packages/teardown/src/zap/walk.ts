@@ -80,12 +80,16 @@ export function* unmapPageRange(ctx: ZapContext, walk: ZapWalk, vs: number, ve: 
       splitHugePmd(ctx.mm, ctx.vma!, pmdId, pi, base, ctx.splitAccounting, ctx.tlb);
       if (pmd[pi] === 0) continue; // a file THP's mapping is gone with the split
     }
-    const tid = pmdTableId(pmd[pi]);
+    const entry = pmd[pi];
+    const tid = pmdTableId(entry);
     const t = pt.entries[tid]!;
     const to = Math.min(ve, base + span) - base;
     let from = Math.max(vs, base) - base;
-    // zap_pmd_range redoes the same PMD while zap_pte_range stops early (gather full).
+    // zap_pmd_range redoes the same PMD while zap_pte_range stops early (gather full), reading it again:
+    // between two visits another thread under mmap_lock's read side (khugepaged) may have retracted the
+    // table — pte_offset_map_lock finds the PMD changed, and the PMD is skipped as none.
     while (from < to) {
+      if (pmd[pi] !== entry) break;
       counters.pteTableVisits++;
       ctx.lock(pt.tablePfn[tid]);
       steps.flushTlbBatchedPending(ctx);
