@@ -48,7 +48,7 @@ import { MM_FILEPAGES, MM_SHMEMPAGES, type Vma } from "./vma.js";
 
 /** What one khugepaged pass did (every count exact). */
 export interface CollapseCounters extends FlushShare {
-  /** PMD-sized ranges collapse_pte_mapped_thp looked at (a file VMA covering the whole range). */
+  /** PMD-sized ranges of a file VMA whose page cache holds a PMD-sized folio there. */
   rangesScanned: number;
   /** Page tables retracted: PTEs cleared, PMD cleared and flushed, table handed to pte_free_defer. */
   tablesRetracted: number;
@@ -236,10 +236,11 @@ function* collapsePteMappedThp(
   const index = vma.pgoff + (base - vma.start);
   const head = mem.filemapGetFolio(vma.mapping, index);
   if (head < 0) return; // SCAN_PAGE_NULL
-  if (mem.folioOrder(head) !== machine.mem.pmdOrder || mem.folioIndex(head) !== index) return;
-  c.rangesScanned++;
   mem.folioGet(head); // filemap_lock_folio
   try {
+    if (mem.folioOrder(head) !== mem.pmdOrder) return; // SCAN_PAGE_COMPOUND
+    c.rangesScanned++;
+    // A folio that does not start at `index` fails step 1: its page i is not the one PTE i maps.
     let tid = pmdState(pt, base);
     if (tid < 0) return; // SCAN_PMD_NONE: nothing mapped, nothing to retract (install_pmd false)
     // Step 1, under the PTE lock.

@@ -725,10 +725,27 @@ function startRevoke(
  */
 export function interleave(threads: OpSteps[], rng: Rng): void {
   const live = threads.slice();
+  // Threads whose last step was a wait, since the last step that did something (which may have released
+  // what they wait for). All of them waiting: none can ever go on.
+  const waiting = live.map(() => false);
   try {
     while (live.length > 0) {
       const i = rng.int(live.length);
-      if (live[i].next().done === true) live.splice(i, 1);
+      const r = live[i].next();
+      if (r.done === true) {
+        live.splice(i, 1);
+        waiting.splice(i, 1);
+        waiting.fill(false);
+      } else if (r.value === "wait") {
+        waiting[i] = true;
+        if (waiting.every((w) => w))
+          throw new TeardownError(
+            "DEADLOCK",
+            "scenario",
+            "interleave",
+            "every live thread waits for another and none can go on (a swapoff waiting for swap entries that no page table maps any more never finishes)",
+          );
+      } else waiting.fill(false);
     }
   } finally {
     // A thread that threw leaves the others mid-way: end them so they drop mmap_lock and PTLs.
