@@ -435,8 +435,10 @@ async function sweep(file: string | undefined, o: CommonOpts & SweepOpts): Promi
     return exitStatus(results);
   };
   if (queue === undefined) {
-    const threads = o.threads ?? Math.min(2, availableParallelism());
     const limit = memoryLimit(o).bytes;
+    // Every core, as many as the models of the largest scenario fit the memory limit side by side.
+    const fit = Math.min(...tasks.map((x) => modelCopies(limit, x.scenario)));
+    const threads = o.threads ?? Math.max(1, Math.min(availableParallelism(), fit));
     const local = splitForThreads(tasks, threads).map(
       (t): SweepTask => ({ ...t, copies: modelCopies(limit, t.scenario, threads) }),
     );
@@ -758,7 +760,11 @@ export function makeProgram(setExit: (code: number) => void): Command {
     )
     .addOption(new Option("--variant <name>", "gather variant").choices([...VARIANTS, "all"]).default("all"))
     .addOption(new Option("--arch <name>", "arch adapter").choices([...ARCHES, "all"]).default("all"))
-    .option("--threads <n>", "worker threads (default: 2, or fewer cores)", intArg(1, 64))
+    .option(
+      "--threads <n>",
+      "worker threads (default: one per core, fewer when the models would not fit the memory limit)",
+      intArg(1, 64),
+    )
     .option(
       "--queue <url>",
       "queue the cells on Redis (redis://HOST:PORT[/DB]) for teardown-lab worker to run",

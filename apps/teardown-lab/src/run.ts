@@ -219,7 +219,7 @@ export function modelCopies(limitBytes: number, s: Scenario, threads = 1): numbe
  * progress is reported to the cell that builds it. `copies` bounds the copies of the model held at
  * once (`modelCopies`: the memory limit over the scenario's estimated bytes): a build is kept for
  * later cells only while it and a working copy fit, and below 2 every cell builds its own, as `runOne`
- * does. `builds` counts the workloads built so far.
+ * does. `builds` counts the workloads built.
  */
 export class SharedBuilds {
   private readonly bases: BuiltScenario[] = [];
@@ -244,7 +244,7 @@ export class SharedBuilds {
     this.copies = copies;
   }
 
-  /** Workloads built so far (one per cell when nothing is shared). */
+  /** Workloads built so far, a build the model refused included (one per cell when nothing is shared). */
   get builds(): number {
     return this.built;
   }
