@@ -71,7 +71,7 @@ import type { Progress } from "./progress.js";
 import { isQueueError, parseQueueUrl, QueueError, type QueueUrl } from "./queue.js";
 import { type FailedCell, runCampaign } from "./queue-client.js";
 import { runWorker } from "./queue-worker.js";
-import { runOne, SharedBuilds } from "./run.js";
+import { buildGroups, modelCopies, runOne, SharedBuilds } from "./run.js";
 import { type Scenario, ScenarioError, type ScenarioInput, validateScenario } from "./scenario.js";
 import { readScenarioData } from "./scenario-file.js";
 import { FOLIO_SIZES, folioOrder, formatSize, parseSize } from "./size.js";
@@ -86,7 +86,14 @@ import {
   VARIANTS,
   type VariantName,
 } from "./spec.js";
-import type { ExploreReply, ExploreTask, SweepReply, SweepTask } from "./sweep-worker.js";
+import type {
+  ExploreReply,
+  ExploreTask,
+  SweepCellReply,
+  SweepCells,
+  SweepReply,
+  SweepTask,
+} from "./sweep-worker.js";
 
 /** Exit code for bad input. */
 const BAD_INPUT = 2;
@@ -295,7 +302,7 @@ function runMatrix(
     try {
       for (const variant of variants) {
         const progressOf = progress?.phase(`${variant}/${arch}`);
-        results.push(runs.run(variant, arch, progressOf).result);
+        results.push(runs.run(variant, arch, { progress: progressOf }).result);
         progress?.tick(`${variant}/${arch}`);
       }
     } catch (e) {
@@ -365,31 +372,40 @@ async function sweep(file: string | undefined, o: CommonOpts & SweepOpts): Promi
   const ops = o.ops ?? [undefined];
   const variants = o.variant === undefined || o.variant === "all" ? [...VARIANTS] : [o.variant];
   const arches = o.arch === undefined || o.arch === "all" ? [...ARCHES] : [o.arch];
-  const tasks: SweepTask[] = [];
-  const cells: { folio: string; pmd: boolean }[] = [];
+  // A task is the cells of one scenario that share a build (buildGroups): its worker builds the
+  // workload once and runs each design / arch on a copy (SharedBuilds). Cells keep the sweep's order.
+  const tasks: SweepCells[] = [];
+  const cells: { folio: string; pmd: boolean; variant: VariantName; arch: ArchName }[] = [];
+  const profile = profileOf(o);
   for (const op of ops) {
     for (const folio of folios) {
       const s = loadScenario(file, o, folio, op);
       checkMemory(s, o);
+      const point: { index: number; variant: VariantName; arch: ArchName }[] = [];
       for (const arch of arches) {
         for (const variant of variants) {
-          tasks.push({ index: tasks.length, scenario: s, variant, arch, profile: profileOf(o) });
-          cells.push({ folio, pmd: o.pmd === true });
+          point.push({ index: cells.length, variant, arch });
+          cells.push({ folio, pmd: o.pmd === true, variant, arch });
         }
       }
+      for (const group of buildGroups(s, point, { profile }))
+        tasks.push({ index: tasks.length, scenario: s, cells: group, profile });
     }
   }
   const bars = await progressBars(wantProgress(o));
-  const startProgress = () => bars?.(tasks.length, "sweep") ?? null;
-  // Prints the rows (and notes); throws when cells failed on the queue, after printing the others.
+  const startProgress = () => bars?.(cells.length, "sweep") ?? null;
+  const labelsOf = (t: SweepCells) => t.cells.map((c) => `${c.variant}/${c.arch}`);
+  // Prints the rows (and notes); throws when tasks failed on the queue, after printing the other cells.
   const print = (
     replies: readonly (SweepReply | undefined)[],
     failed: readonly FailedCell[],
     id?: string,
   ) => {
+    const byCell: (SweepCellReply | undefined)[] = new Array(cells.length);
+    for (const r of replies) if (r !== undefined) for (const c of r.cells) byCell[c.index] = c;
     const results: (RunResult & { folio: string; pmd: boolean })[] = [];
     const skipped = new Set<string>();
-    for (const r of replies) {
+    for (const r of byCell) {
       if (r === undefined) continue;
       if ("error" in r) {
         skipped.add(r.error);
@@ -398,11 +414,14 @@ async function sweep(file: string | undefined, o: CommonOpts & SweepOpts): Promi
       results.push({ folio: cells[r.index].folio, pmd: cells[r.index].pmd, ...r.result });
     }
     for (const why of skipped) process.stderr.write(`note: skipped: ${why}\n`);
+    let failedCells = 0;
     for (const f of failed) {
-      const t = tasks[f.index];
-      note(
-        `cell ${f.index} (${t.variant}/${t.arch}, folio ${cells[f.index].folio}) failed on the queue: ${f.reason}`,
-      );
+      for (const c of tasks[f.index].cells) {
+        failedCells++;
+        note(
+          `cell ${c.index} (${c.variant}/${c.arch}, folio ${cells[c.index].folio}) failed on the queue: ${f.reason}`,
+        );
+      }
     }
     if (results.length === 0 && failed.length === 0) throw new UsageError("no cell of the sweep could run");
     const shown = o.timing === false ? results.map(withoutTiming) : results;
@@ -410,22 +429,27 @@ async function sweep(file: string | undefined, o: CommonOpts & SweepOpts): Promi
     if (failed.length > 0)
       throw new QueueError(
         "CELL_FAILED",
-        `${failed.length} of ${tasks.length} cells failed on the queue (listed above; the others are printed): ` +
+        `${failedCells} of ${cells.length} cells failed on the queue (listed above; the others are printed): ` +
           `add --resume ${id} to the same command to run them again`,
       );
     return exitStatus(results);
   };
-  if (queue === undefined)
-    return print(
-      await sweepLocally(tasks, o.threads ?? Math.min(2, availableParallelism()), startProgress()),
-      [],
+  if (queue === undefined) {
+    const limit = memoryLimit(o).bytes;
+    // Every core, as many as the models of the largest scenario fit the memory limit side by side.
+    const fit = Math.min(...tasks.map((x) => modelCopies(limit, x.scenario)));
+    const threads = o.threads ?? Math.max(1, Math.min(availableParallelism(), fit));
+    const local = splitForThreads(tasks, threads).map(
+      (t): SweepTask => ({ ...t, copies: modelCopies(limit, t.scenario, threads) }),
     );
+    return print(await sweepLocally(local, threads, startProgress(), labelsOf), []);
+  }
   return runCampaign<SweepReply, 0 | 1>(
     {
       url: queue,
       cells: { kind: "sweep", tasks },
       seedOf: (i) => tasks[i].scenario.seed,
-      labelOf: (i) => `${tasks[i].variant}/${tasks[i].arch}`,
+      labelsOf: (i) => labelsOf(tasks[i]),
       resume: o.resume,
       startProgress,
       note,
@@ -440,13 +464,30 @@ async function sweep(file: string | undefined, o: CommonOpts & SweepOpts): Promi
   );
 }
 
+/**
+ * The local sweep's tasks, with the largest split in halves (by cells, re-indexed) while there are
+ * fewer tasks than threads, so every thread has work: a split builds the workload once per half.
+ */
+function splitForThreads(tasks: readonly SweepCells[], threads: number): SweepCells[] {
+  const out = [...tasks];
+  while (out.length < threads) {
+    let big = 0;
+    for (let i = 1; i < out.length; i++) if (out[i].cells.length > out[big].cells.length) big = i;
+    const t = out[big];
+    if (t === undefined || t.cells.length < 2) break;
+    const half = Math.ceil(t.cells.length / 2);
+    out.splice(big, 1, { ...t, cells: t.cells.slice(0, half) }, { ...t, cells: t.cells.slice(half) });
+  }
+  return out.map((t, index) => ({ ...t, index }));
+}
+
 /** Tasks on this machine's worker pool (dist/sweep-worker.js, function `name`), replies by index. */
 async function runLocally<T extends { readonly index: number }, R>(
   tasks: readonly T[],
   name: string,
   threads: number,
   progress: Progress | null,
-  labelOf: (t: T) => string,
+  labelsOf: (t: T) => readonly string[],
 ): Promise<R[]> {
   const { Tinypool } = await import("tinypool");
   const pool = new Tinypool({
@@ -459,7 +500,7 @@ async function runLocally<T extends { readonly index: number }, R>(
     await Promise.all(
       tasks.map(async (t) => {
         replies[t.index] = (await pool.run(t, { name })) as R;
-        progress?.tick(labelOf(t));
+        for (const label of labelsOf(t)) progress?.tick(label);
       }),
     );
   } finally {
@@ -469,19 +510,14 @@ async function runLocally<T extends { readonly index: number }, R>(
   return replies;
 }
 
-/** The sweep's cells on this machine's worker pool, replies by index. */
+/** The sweep's tasks on this machine's worker pool, replies by index. */
 function sweepLocally(
   tasks: readonly SweepTask[],
   threads: number,
   progress: Progress | null,
+  labelsOf: (t: SweepTask) => readonly string[],
 ): Promise<SweepReply[]> {
-  return runLocally<SweepTask, SweepReply>(
-    tasks,
-    "default",
-    threads,
-    progress,
-    (t) => `${t.variant}/${t.arch}`,
-  );
+  return runLocally<SweepTask, SweepReply>(tasks, "default", threads, progress, labelsOf);
 }
 
 interface DifferentialOpts {
@@ -608,7 +644,7 @@ async function differential(file: string | undefined, o: DifferentialOpts, cmd: 
         "differentialTask",
         threads,
         startProgress(),
-        casesLabel,
+        (t) => [casesLabel(t)],
       ),
     );
   return runCampaign<DifferentialReply, number>(
@@ -616,7 +652,7 @@ async function differential(file: string | undefined, o: DifferentialOpts, cmd: 
       url: queue,
       cells: { kind: "differential", tasks },
       seedOf: () => o.seed,
-      labelOf: (i) => casesLabel(tasks[i]),
+      labelsOf: (i) => [casesLabel(tasks[i])],
       resume: o.resume,
       startProgress,
       note,
@@ -695,7 +731,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
         try {
           // Copies of the model that fit the memory limit at once: one build shared by the designs
           // (and arches) and a working copy need two.
-          const copies = Math.floor(memoryLimit(o).bytes / Math.max(1, estimateModelBytes(s)));
+          const copies = modelCopies(memoryLimit(o).bytes, s);
           results = runMatrix(s, variants, arches, o.arch !== "all", progress, profileOf(o), copies);
         } finally {
           progress?.stop();
@@ -724,7 +760,11 @@ export function makeProgram(setExit: (code: number) => void): Command {
     )
     .addOption(new Option("--variant <name>", "gather variant").choices([...VARIANTS, "all"]).default("all"))
     .addOption(new Option("--arch <name>", "arch adapter").choices([...ARCHES, "all"]).default("all"))
-    .option("--threads <n>", "worker threads (default: 2, or fewer cores)", intArg(1, 64))
+    .option(
+      "--threads <n>",
+      "worker threads (default: one per core, fewer when the models would not fit the memory limit)",
+      intArg(1, 64),
+    )
     .option(
       "--queue <url>",
       "queue the cells on Redis (redis://HOST:PORT[/DB]) for teardown-lab worker to run",
@@ -908,7 +948,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
             cells: { kind: "explore", tasks },
             seedOf: (i) =>
               tasks[i].scenario?.seed ?? BROKEN[o.broken!].scenario(BROKEN[o.broken!].seeds[0]).seed,
-            labelOf: (i) => tasks[i].variant ?? tasks[i].broken!,
+            labelsOf: (i) => [tasks[i].variant ?? tasks[i].broken!],
             resume: o.resume,
             startProgress: () => bars?.(tasks.length, "explore") ?? null,
             note,
@@ -1243,6 +1283,7 @@ export function makeProgram(setExit: (code: number) => void): Command {
       await runWorker({
         url,
         threads: o.threads ?? availableParallelism(),
+        memoryLimitBytes: Math.floor(totalmem() * MEMORY_LIMIT_FRACTION),
         stallTimeoutMs: o.stallTimeout * 1000,
         verbose: o.verbose === true,
         log: (line) => process.stderr.write(`${line}\n`),

@@ -1,6 +1,7 @@
 // The client side of `sweep --queue`, `explore --queue` and `differential --queue`: queues a campaign's cells as BullMQ jobs
-// on Redis, waits for every cell's reply and hands them back by index, so the command prints exactly
-// what it prints when it runs the cells itself. Node-only.
+// on Redis (a job is one task: a sweep's cells that share a build, an exploration, a differential chunk;
+// "cell" below is a job), waits for every job's reply and hands them back by index, so the command prints
+// exactly what it prints when it runs the tasks itself. Node-only.
 //
 // Exactly once: a cell's job ID is `CAMPAIGN-INDEX`, so queuing it again (`--resume`) adds nothing, and
 // each index takes the first reply that arrives. A worker killed mid-cell loses its lock; another
@@ -26,7 +27,7 @@ import {
   REFUSED,
   STALLED_TOO_OFTEN,
 } from "./queue.js";
-import type { ExploreTask, SweepTask } from "./sweep-worker.js";
+import type { ExploreTask, SweepCells } from "./sweep-worker.js";
 
 /** Redis may stop answering this long while the client waits before it gives up (QUEUE_LOST). */
 export const LOST_AFTER_MS = 10_000;
@@ -38,7 +39,7 @@ const RECHECK_AFTER_MS = 30_000;
 const CHUNK = 500;
 
 export type CampaignCells =
-  | { readonly kind: "sweep"; readonly tasks: readonly SweepTask[] }
+  | { readonly kind: "sweep"; readonly tasks: readonly SweepCells[] }
   | { readonly kind: "explore"; readonly tasks: readonly ExploreTask[] }
   | { readonly kind: "differential"; readonly tasks: readonly DifferentialTask[] };
 
@@ -47,8 +48,8 @@ export interface CampaignOptions {
   readonly cells: CampaignCells;
   /** Seed of each task (the job shows it). */
   readonly seedOf: (index: number) => number;
-  /** Label of a cell on the progress bar. */
-  readonly labelOf: (index: number) => string;
+  /** Labels of a task's steps on the progress bar (a sweep task's cells, else the task), one tick each. */
+  readonly labelsOf: (index: number) => readonly string[];
   /** An ID to resume (`--resume ID`), else a new campaign. */
   readonly resume?: string;
   /** Starts the progress bar (after the campaign's first note). */
@@ -118,10 +119,10 @@ export async function runCampaign<R, T>(
       if (m.kind !== o.cells.kind || m.digest !== digest)
         throw new QueueError(
           "CAMPAIGN_MISMATCH",
-          `${m.kind} "${id}" was started with other cells (${m.cells} of them) or other package versions; ` +
+          `${m.kind} "${id}" was started with other jobs (${m.cells} of them) or other package versions; ` +
             "resume it with the arguments it was started with, from the same installation",
         );
-      o.note(`resuming ${o.cells.kind} ${id} (${n} cells) on ${o.url.display}`);
+      o.note(`resuming ${o.cells.kind} ${id} (${n} job${n === 1 ? "" : "s"}) on ${o.url.display}`);
     } else {
       // A new ID must not be an unfinished campaign's (1 in 2^32 per campaign on the queue).
       while ((await client.hsetnx(key, "digest", digest)) === 0) {
@@ -159,7 +160,7 @@ export async function runCampaign<R, T>(
         settle(
           new QueueError(
             "VERSION_MISMATCH",
-            `a worker refused cell ${i}: ${reason.slice(REFUSED.length)}. Install the same versions on every ` +
+            `a worker refused job ${i}: ${reason.slice(REFUSED.length)}. Install the same versions on every ` +
               `machine, then add --resume ${id} to the same command`,
           ),
         );
@@ -169,7 +170,7 @@ export async function runCampaign<R, T>(
       left--;
       if (reason === undefined) replies[i] = reply;
       else failed.set(i, failureText(reason));
-      progress?.tick(o.labelOf(i));
+      for (const label of o.labelsOf(i)) progress?.tick(label);
       if (left === 0) settle();
     };
 
@@ -239,7 +240,7 @@ export async function runCampaign<R, T>(
           }
         }
       }
-      if (retried > 0) o.note(`${retried} cells that failed before are queued again`);
+      if (retried > 0) o.note(`${retried} jobs that failed before are queued again`);
     };
     if (o.resume !== undefined) await recheck(true);
 

@@ -1,6 +1,7 @@
 // `teardown-lab worker --queue URL`: takes sweep cells, explorations and differential chunks from the queue and runs them on
 // this machine's local pool (tinypool, dist/sweep-worker.js, one thread per core by default), as many
-// at once as the pool has threads. The model runs in the pool's threads, so this process's event loop
+// at once as the pool has threads. A sweep job's cells share one build when this machine's memory limit
+// has room for two copies of the model per thread (`modelCopies`). The model runs in the pool's threads, so this process's event loop
 // stays free to renew the jobs' locks. Node-only.
 import { hostname } from "node:os";
 import type { Job } from "bullmq";
@@ -17,11 +18,15 @@ import {
   REFUSED,
   versionDifference,
 } from "./queue.js";
+import { modelCopies } from "./run.js";
+import type { SweepReply, SweepTask } from "./sweep-worker.js";
 
 export interface WorkerOptions {
   readonly url: QueueUrl;
   /** Pool threads, and jobs run at once. */
   readonly threads: number;
+  /** Bytes of model the pool's threads may hold at once (sweep jobs share builds within it). */
+  readonly memoryLimitBytes: number;
   /**
    * Lock time of a job, ms: a job whose worker has not renewed its lock for this long (killed, frozen)
    * is put back in the queue by another worker's check, which runs as often.
@@ -39,8 +44,12 @@ export interface WorkerOptions {
 export interface WorkerCounts {
   /** Jobs whose reply went back (a cell the model refused, e.g. 2M folios on s390, included). */
   done: number;
-  /** Of `done`, replies that carry the model's error for the cell. */
+  /** Sweep cells of those jobs. */
+  cells: number;
+  /** Of `done` (and of `cells`), replies that carry the model's error for a task or a cell. */
   cellErrors: number;
+  /** Workloads the sweep jobs built (fewer than `cells` when cells shared a build). */
+  builds: number;
   /** Jobs refused for other package versions or another job format. */
   refused: number;
   /** Jobs whose pool thread failed (the job fails once with that error). */
@@ -64,7 +73,15 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerCounts> {
     minThreads: o.threads,
     maxThreads: o.threads,
   });
-  const counts: WorkerCounts = { done: 0, cellErrors: 0, refused: 0, crashed: 0, running: 0 };
+  const counts: WorkerCounts = {
+    done: 0,
+    cells: 0,
+    cellErrors: 0,
+    builds: 0,
+    refused: 0,
+    crashed: 0,
+    running: 0,
+  };
   const say = (line: string) => o.log(`worker ${name}: ${line}`);
 
   const processor = async (job: Job<CellJob>) => {
@@ -80,17 +97,29 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerCounts> {
       say(`refused ${job.id}: versions differ (${why})`);
       throw new UnrecoverableError(`${REFUSED}${name} has other versions: ${why}`);
     }
-    const what = `${job.id} (${d.kind} cell ${d.index}${d.kind === "sweep" ? `: ${d.task.variant}/${d.task.arch}` : ""})`;
+    const what = `${job.id} (${d.kind} cell ${d.index}${d.kind === "sweep" ? `: ${d.task.cells.map((c) => `${c.variant}/${c.arch}`).join(", ")}` : ""})`;
+    const task =
+      d.kind === "sweep"
+        ? ({
+            ...d.task,
+            copies: modelCopies(o.memoryLimitBytes, d.task.scenario, o.threads),
+          } satisfies SweepTask)
+        : d.task;
     counts.running++;
     if (o.verbose) say(`started ${what}`);
     const t0 = performance.now();
     try {
-      const reply = (await pool.run(d.task, { name: JOB_KINDS[d.kind] })) as {
-        error?: string;
-      };
+      const reply = (await pool.run(task, { name: JOB_KINDS[d.kind] })) as SweepReply | { error?: string };
       counts.done++;
-      if (reply.error !== undefined) counts.cellErrors++;
-      if (o.verbose) say(`finished ${what} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      let built = "";
+      if (d.kind === "sweep") {
+        const r = reply as SweepReply;
+        counts.cells += r.cells.length;
+        counts.builds += r.builds;
+        for (const c of r.cells) if ("error" in c) counts.cellErrors++;
+        built = `, ${r.builds} build${r.builds === 1 ? "" : "s"}`;
+      } else if ((reply as { error?: string }).error !== undefined) counts.cellErrors++;
+      if (o.verbose) say(`finished ${what} in ${((performance.now() - t0) / 1000).toFixed(1)} s${built}`);
       return reply;
     } catch (e) {
       counts.crashed++;
@@ -144,7 +173,8 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerCounts> {
   let reported = "";
   const report = () => {
     const line =
-      `${counts.done} cells done (${counts.cellErrors} of them refused by the model), ` +
+      `${counts.done} jobs done (${counts.cells} sweep cells on ${counts.builds} builds; ` +
+      `${counts.cellErrors} refused by the model), ` +
       `${counts.refused} jobs refused for other versions, ${counts.crashed} failed, ${counts.running} running`;
     if (line !== reported) say(line);
     reported = line;

@@ -1,12 +1,13 @@
 // What the queue's client (`sweep --queue`, `explore --queue`, `differential --queue`) and its workers (`worker --queue`)
 // share: the queue URL, the Redis connection with its fail-fast first connect, the package versions a
-// job carries, the job's shape, and QueueError. The queue is BullMQ's on Redis; a job is one cell of a
-// sweep or one exploration, its return value the cell's reply. Node-only.
+// job carries, the job's shape, and QueueError. The queue is BullMQ's on Redis; a job is the cells of a
+// sweep that share a build, one exploration or one chunk of a differential run, its return value the
+// reply. Node-only.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import type { Redis } from "ioredis";
 import type { DifferentialTask } from "./differential.js";
-import type { ExploreTask, SweepTask } from "./sweep-worker.js";
+import type { ExploreTask, SweepCells } from "./sweep-worker.js";
 
 /** The BullMQ queue every client and worker uses (keys `bull:teardown-lab:*`). */
 export const QUEUE_NAME = "teardown-lab";
@@ -16,9 +17,10 @@ export const CAMPAIGN_KEY_PREFIX = "teardown-lab:campaign:";
 
 /**
  * Format of `CellJob`; a worker refuses a job of any other format. 2: the "differential" kind (a worker
- * of format 1 would have run it as an exploration).
+ * of format 1 would have run it as an exploration). 3: a "sweep" job is the cells of one scenario that
+ * share a build (`SweepCells`), its reply every cell's (`SweepReply`), where it was one cell.
  */
-export const JOB_PROTOCOL = 2;
+export const JOB_PROTOCOL = 3;
 
 /** The kinds of job a worker runs, and the pool function of each. */
 export const JOB_KINDS = {
@@ -250,20 +252,20 @@ export interface JobHeader {
   readonly versions: Readonly<Record<string, string>>;
   /** The sweep's or exploration's ID (`--resume ID`). */
   readonly campaign: string;
-  /** The cell's position in the client's output. */
+  /** The job's position among the campaign's tasks. */
   readonly index: number;
   /** The scenario's seed (also inside the task), so a queue dashboard shows it. */
   readonly seed: number;
 }
 
 /**
- * One job: a sweep cell (scenario, design, arch, cost profile), an exploration (scenario or broken
+ * One job: sweep cells sharing a build (scenario, designs and arches, cost profile), an exploration (scenario or broken
  * case, design, arch, bound, cap) or a chunk of a random differential run (seed, first case, count,
  * arches, broken design). BullMQ stores it as JSON; the reply comes back as the job's return value
  * (`SweepReply`, `ExploreReply` or `DifferentialReply`).
  */
 export type CellJob =
-  | (JobHeader & { readonly kind: "sweep"; readonly task: SweepTask })
+  | (JobHeader & { readonly kind: "sweep"; readonly task: SweepCells })
   | (JobHeader & { readonly kind: "explore"; readonly task: ExploreTask })
   | (JobHeader & { readonly kind: "differential"; readonly task: DifferentialTask });
 

@@ -1,5 +1,6 @@
 // Runs one scenario for one (variant, arch) — or for several, building the workload once for those
-// whose builds are the same (SharedBuilds) — and shapes the documented RunResult. Counters are the
+// whose builds are the same (SharedBuilds; `buildGroups` splits a scenario's cells by build for the
+// sweep's tasks) — and shapes the documented RunResult. Counters are the
 // teardown phase's own, as @mmgather/teardown reports them (folio, swap and cpu layers are deltas over
 // the operation); the estimate is the report's: Σ counter × the cost profile. Browser-safe.
 import type { CostProfile } from "@mmgather/mmu-gather";
@@ -22,7 +23,7 @@ import type { RunResult, ViolationJson } from "./format.js";
 import { describeEvent } from "./narrate.js";
 import type { Scenario } from "./scenario.js";
 import { formatSize } from "./size.js";
-import { type ArchName, SpecError, toScenarioSpec, type VariantName } from "./spec.js";
+import { type ArchName, estimateModelBytes, SpecError, toScenarioSpec, type VariantName } from "./spec.js";
 
 /**
  * Counters summed into the "primitive operations" total (unweighted; the estimated time weighs them):
@@ -168,39 +169,84 @@ export interface Cell {
   readonly arch: ArchName;
 }
 
+/** What one cell's run of SharedBuilds may add to the shared options: its own progress and event sinks. */
+export type CellOptions = Pick<RunOptions, "progress" | "events">;
+
+/** The teardown spec of a cell, or null when the cell cannot run (its run throws the SpecError). */
+function specOrNull(s: Scenario, c: Cell, opts: RunOptions): ScenarioSpec | null {
+  try {
+    return fullSpec(s, c.variant, c.arch, opts);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The cells of one scenario split by build, in the order of each group's first cell, each group in
+ * the cells' order: the cells of a group share one build (`sharesBuild` with the group's first), so
+ * SharedBuilds over the group builds the workload once. A cell that cannot run is a group of its own.
+ * The sweep sends each group to one worker thread (or queue worker) as one task.
+ */
+export function buildGroups<C extends Cell>(
+  s: Scenario,
+  cells: readonly C[],
+  opts: Omit<RunOptions, "progress" | "events"> = {},
+): C[][] {
+  const groups: { spec: ScenarioSpec | null; cells: C[] }[] = [];
+  for (const c of cells) {
+    const spec = specOrNull(s, c, opts);
+    const g = spec === null ? undefined : groups.find((x) => x.spec !== null && sharesBuild(x.spec, spec));
+    if (g === undefined) groups.push({ spec, cells: [c] });
+    else g.cells.push(c);
+  }
+  return groups.map((g) => g.cells);
+}
+
+/**
+ * Copies of the model that fit `limitBytes` at once when `threads` runs (pool threads, each with its
+ * SharedBuilds) go on side by side: the limit over threads × the scenario's estimated bytes. SharedBuilds
+ * shares a build only with 2 or more (the build and a working copy).
+ */
+export function modelCopies(limitBytes: number, s: Scenario, threads = 1): number {
+  return Math.floor(limitBytes / (Math.max(1, threads) * Math.max(1, estimateModelBytes(s))));
+}
+
 /**
  * Runs the cells of one scenario, in their order, building the workload once for the cells whose
  * builds are the same (`sharesBuild`: every design, and arches whose page tables and set_ptes agree)
  * and running each on an exact copy of it (`cloneBuilt`; the last cell of a build runs on the build
- * itself). Each `run` returns what `runOne(s, variant, arch, { ...opts, progress })` would; a build's
+ * itself). Each `run` returns what `runOne(s, variant, arch, { ...opts, ...cell })` would; a build's
  * progress is reported to the cell that builds it. `copies` bounds the copies of the model held at
- * once (the memory limit over the scenario's estimated bytes): a build is kept for later cells only
- * while it and a working copy fit, and below 2 every cell builds its own, as `runOne` does.
+ * once (`modelCopies`: the memory limit over the scenario's estimated bytes): a build is kept for
+ * later cells only while it and a working copy fit, and below 2 every cell builds its own, as `runOne`
+ * does. `builds` counts the workloads built.
  */
 export class SharedBuilds {
   private readonly bases: BuiltScenario[] = [];
   /** The working copy of `from`, reused (copied into) by the next cell of that build on its arch. */
   private work: { readonly built: BuiltScenario; readonly from: BuiltScenario } | null = null;
   private next = 0;
+  private built = 0;
   private readonly s: Scenario;
   private readonly cells: readonly Cell[];
   private readonly opts: RunOptions;
   private readonly copies: number;
 
-  constructor(s: Scenario, cells: readonly Cell[], opts: Omit<RunOptions, "progress">, copies: number) {
+  constructor(
+    s: Scenario,
+    cells: readonly Cell[],
+    opts: Omit<RunOptions, "progress" | "events">,
+    copies: number,
+  ) {
     this.s = s;
     this.cells = cells;
     this.opts = opts;
     this.copies = copies;
   }
 
-  /** The spec of a later cell, or null when it cannot run (it will then build nothing). */
-  private specOf(c: Cell): ScenarioSpec | null {
-    try {
-      return fullSpec(this.s, c.variant, c.arch, this.opts);
-    } catch {
-      return null;
-    }
+  /** Workloads built so far, a build the model refused included (one per cell when nothing is shared). */
+  get builds(): number {
+    return this.built;
   }
 
   private drop(b: BuiltScenario): void {
@@ -210,29 +256,32 @@ export class SharedBuilds {
   }
 
   /** Runs cell (variant, arch), the next of the cells or a later one (cells skipped are not run). */
-  run(variant: VariantName, arch: ArchName, progress?: ScenarioProgress): RunOutput {
+  run(variant: VariantName, arch: ArchName, cell: CellOptions = {}): RunOutput {
     let i = this.next;
     while (i < this.cells.length && (this.cells[i].variant !== variant || this.cells[i].arch !== arch)) i++;
     if (i === this.cells.length)
       throw new Error(`cell ${variant}/${arch} is not one of the cells left to run`);
     this.next = i + 1;
-    const full = fullSpec(this.s, variant, arch, { ...this.opts, progress });
-    if (this.copies < 2)
+    const full = fullSpec(this.s, variant, arch, { ...this.opts, ...cell });
+    if (this.copies < 2) {
+      this.built++;
       return output(
         this.s,
         arch,
         modelCall(full, variant, arch, () => runScenario(full)),
       );
+    }
     let base = this.bases.find((b) => sharesBuild(b.spec, full));
     if (base === undefined) {
       // Room for this build and a working copy: older builds go first.
       while (this.bases.length > 0 && this.bases.length + 2 > this.copies) this.drop(this.bases[0]);
+      this.built++;
       base = modelCall(full, variant, arch, () => buildScenario(full));
       this.bases.push(base);
     }
     const from = base;
     const later = this.cells.slice(i + 1).some((c) => {
-      const spec = this.specOf(c);
+      const spec = specOrNull(this.s, c, this.opts);
       return spec !== null && sharesBuild(from.spec, spec);
     });
     let b: BuiltScenario;
@@ -242,14 +291,22 @@ export class SharedBuilds {
     } else {
       const w = this.work;
       const into = w !== null && w.from === from && w.built.machine.arch === full.arch ? w.built : undefined;
+      // A copy the model refused half-way is not copied into again.
+      if (into !== undefined) this.work = null;
       b = modelCall(full, variant, arch, () => cloneBuilt(from, full, into));
       this.work = { built: b, from };
       if (!later) this.drop(from);
     }
-    return output(
-      this.s,
-      arch,
-      modelCall(full, variant, arch, () => runBuilt(b, full)),
-    );
+    try {
+      return output(
+        this.s,
+        arch,
+        modelCall(full, variant, arch, () => runBuilt(b, full)),
+      );
+    } catch (e) {
+      // A run the model refused half-way leaves its copy as it stopped: the next cell makes a new one.
+      if (this.work?.built === b) this.work = null;
+      throw e;
+    }
   }
 }

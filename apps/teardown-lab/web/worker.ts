@@ -1,16 +1,23 @@
 // The model, in a Web Worker: validates the scenario, runs the three variants, sweeps folio sizes
-// for the chart and turns the event trace into timelines. Uses the same modules as the CLI.
+// for the chart and turns the event trace into timelines. Uses the same modules as the CLI: the
+// designs of each folio size run on copies of one build (SharedBuilds), as `run` and `sweep` do.
 import type { TrailEvent } from "@mmgather/teardown";
 import * as yaml from "yaml";
 import { BROKEN } from "../src/broken.js";
 import type { RunResult } from "../src/format.js";
 import { applyOverrides, PRESETS } from "../src/presets.js";
-import { runOne } from "../src/run.js";
+import { runOne, SharedBuilds } from "../src/run.js";
 import { parseScenarioData, type Scenario, validateScenario } from "../src/scenario.js";
 import { archNotes, mainVmaFolioSizes, VARIANTS } from "../src/spec.js";
 import type { Reply, Request, RunRequest, Sweep, Timeline } from "./protocol.js";
 
 const MAX_POINTS = 1500;
+
+/**
+ * Copies of the model held at once: one build and the working copy its designs run on. The page has no
+ * memory limit to divide (the browser gives none), and one copy more than a run alone holds.
+ */
+const COPIES = 2;
 
 /** Buckets an event trace into the gather's fill level and its flush / free markers. */
 function timeline(events: readonly TrailEvent[]): Timeline {
@@ -76,9 +83,11 @@ function run(req: RunRequest): Reply {
   const s = scenarioFor(req, req.folio);
   const results: RunResult[] = [];
   const timelines: Record<string, Timeline> = {};
+  const cells = VARIANTS.map((variant) => ({ variant, arch: req.arch }));
+  const runs = new SharedBuilds(s, cells, {}, COPIES);
   for (const variant of VARIANTS) {
     const events: TrailEvent[] = [];
-    results.push(runOne(s, variant, req.arch, { events: (e) => events.push(e) }).result);
+    results.push(runs.run(variant, req.arch, { events: (e) => events.push(e) }).result);
     timelines[variant] = timeline(events);
   }
   // The chart: estimated kernel time per folio size of the main VMA (sizes the arch has).
@@ -86,14 +95,12 @@ function run(req: RunRequest): Reply {
   const sweep: Sweep = { folios, estimatedNs: {}, profile: results[0]?.estimate.profile ?? "" };
   for (const v of VARIANTS) sweep.estimatedNs[v] = [];
   for (const f of folios) {
-    const sf = scenarioFor(req, f);
-    for (const v of VARIANTS) {
-      sweep.estimatedNs[v].push(
-        f === req.folio
-          ? results.find((r) => r.variant === v)!.estimatedNs
-          : runOne(sf, v, req.arch).result.estimatedNs,
-      );
+    if (f === req.folio) {
+      for (const v of VARIANTS) sweep.estimatedNs[v].push(results.find((r) => r.variant === v)!.estimatedNs);
+      continue;
     }
+    const folioRuns = new SharedBuilds(scenarioFor(req, f), cells, {}, COPIES);
+    for (const v of VARIANTS) sweep.estimatedNs[v].push(folioRuns.run(v, req.arch).result.estimatedNs);
   }
   return {
     id: req.id,

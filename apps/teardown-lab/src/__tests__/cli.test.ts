@@ -625,6 +625,17 @@ describe("sweep", () => {
     expect(b.map(key)).toEqual(a.map(key));
   });
 
+  it("one build group on two threads is split in halves, with the bytes of one thread", () => {
+    const one = ["sweep", "--preset", "munmap-1g", "--size", "4M", "--folios", "64K", "--arch", "generic"];
+    const a = runCli([...one, "--threads", "1", "--no-timing"]);
+    const b = runCli([...one, "--threads", "2", "--no-timing", "--json"]);
+    const c = runCli([...one, "--threads", "1", "--no-timing", "--json"]);
+    expect(a.status).toBe(0);
+    expect(a.stdout.trim().split("\n")).toHaveLength(1 + VARIANTS.length);
+    expect(runCli([...one, "--threads", "2", "--no-timing"]).stdout).toBe(a.stdout);
+    expect(b.stdout).toBe(c.stdout);
+  });
+
   it("the default sweep of an anonymous VMA has no 8K cell", () => {
     const r = runCli([
       "sweep",

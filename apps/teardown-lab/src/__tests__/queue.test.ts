@@ -218,7 +218,8 @@ describe.skipIf(MISSING !== null)("sweep and explore on a real Redis queue", () 
     start(["worker", "--queue", url, "--threads", "1", "--stall-timeout", "2", "--verbose", ...extra]);
   const ready = (w: Proc) => waitFor(w.err, /taking jobs from/, 20_000);
 
-  // Six cells of about half a second each: long enough to kill a worker in the middle of one.
+  // Two jobs (one per op: generic's three designs share a build), about a second each: long enough to
+  // kill a worker in the middle of one.
   const SLOW = [
     "sweep",
     "--preset",
@@ -247,25 +248,32 @@ describe.skipIf(MISSING !== null)("sweep and explore on a real Redis queue", () 
     expect(await client.exited).toBe(local.status);
     expect(client.out()).toBe(local.stdout);
     expect(client.err()).toMatch(
-      /note: sweep [0-9a-f]{8}: 6 jobs for the workers on redis:\/\/127\.0\.0\.1:\d+\/0/,
+      /note: sweep [0-9a-f]{8}: 2 jobs for the workers on redis:\/\/127\.0\.0\.1:\d+\/0/,
     );
     // At least the killed worker's cell (a loaded machine may delay a lock renewal past 2 s too).
     expect(client.err()).toMatch(
       /note: \d+ times? a worker stopped answering mid-cell; the cell ran again on another/,
     );
-    // The killed worker's cell ran to its end on the other worker, and every cell ran once there or before.
+    // The killed worker's job ran to its end on the other worker, and every job ran once there or before,
+    // each on one build of its workload.
     expect(w2.err()).toContain(`finished ${job}`);
     const ran = (w: string) => [...w.matchAll(/finished (\S+)/g)].map((m) => m[1]);
-    expect(new Set([...ran(w1.err()), ...ran(w2.err())]).size).toBe(6);
+    expect(new Set([...ran(w1.err()), ...ran(w2.err())]).size).toBe(2);
+    expect(w2.err()).toMatch(
+      /finished \S+ \(sweep cell \d: (encoded-page|contig-range|encoded-nr-pages)\/generic.*\) in [\d.]+ s, 1 build\n/,
+    );
     expect(await stop(w2)).toBe(0);
     expect(w2.err()).toContain("SIGTERM: stopping after the 0 running jobs");
   });
 
   // 64K and 2M × every arch × every design, the three 2M cells on s390 refused by the model (its PMD maps
-  // 1M): each of those fails once with its error. Cells are ordered folio, arch, design.
+  // 1M): each of those fails once with its error. Cells are ordered folio, arch, design; a job is the
+  // cells of a folio size that share a build (buildGroups): generic with x86, s390, arm64 — and each
+  // refused 2M cell on s390 alone — so jobs 0–2 are 64K's, 3–7 2M's, with 4–6 the refused ones.
   const SMALL = ["sweep", "--preset", "munmap-1g", "--size", "16M", "--folios", "64K,2M", "--no-timing"];
   const CELLS = 2 * ARCHES.length * VARIANTS.length;
-  const S390_2M = VARIANTS.map((_, v) => (ARCHES.length + ARCHES.indexOf("s390")) * VARIANTS.length + v);
+  const JOBS = 8;
+  const S390_2M = [4, 5, 6];
 
   it("resumes a sweep after its client was killed; refuses other arguments; cleans up after printing", async () => {
     const local = await run(SMALL);
@@ -273,11 +281,11 @@ describe.skipIf(MISSING !== null)("sweep and explore on a real Redis queue", () 
     expect(local.stderr).toContain("note: skipped: vmas[0].folio: 2M folios don't exist on s390");
     const first = start([...SMALL, "--queue", url]);
     const id = (await waitFor(first.err, /--resume ([0-9a-f]{8})/, 20_000))[1];
-    // Every cell queued before the client dies (the resume would queue the missing ones too).
+    // Every job queued before the client dies (the resume would queue the missing ones too).
     await waitUntil(
-      async () => (await db.exists(`bull:teardown-lab:${id}-${CELLS - 1}`)) === 1,
+      async () => (await db.exists(`bull:teardown-lab:${id}-${JOBS - 1}`)) === 1,
       20_000,
-      "cell 11 queued",
+      "job 7 queued",
     );
     first.child.kill("SIGKILL");
     await first.exited;
@@ -291,20 +299,25 @@ describe.skipIf(MISSING !== null)("sweep and explore on a real Redis queue", () 
     ]);
     expect(other.status).toBe(2);
     expect(other.stderr).toContain(
-      `teardown-lab: sweep "${id}" was started with other cells (${CELLS} of them)`,
+      `teardown-lab: sweep "${id}" was started with other jobs (${JOBS} of them)`,
     );
 
     const w = worker("--threads", "2");
     await ready(w);
-    await waitFor(() => String(w.err().match(/finished /g)?.length ?? 0), new RegExp(`^${CELLS}$`), 30_000);
+    await waitFor(() => String(w.err().match(/finished /g)?.length ?? 0), new RegExp(`^${JOBS}$`), 30_000);
     const resumed = await run([...SMALL, "--queue", url, "--resume", id]);
     expect(resumed.status).toBe(local.status);
     expect(resumed.stdout).toBe(local.stdout);
-    expect(resumed.stderr).toContain(`note: resuming sweep ${id} (${CELLS} cells)`);
+    expect(resumed.stderr).toContain(`note: resuming sweep ${id} (${JOBS} jobs)`);
     expect(resumed.stderr.split("note: skipped:").length).toBe(2);
-    // The cells the model refuses (2M on s390) ran once each: their error is their reply.
-    for (const i of S390_2M) expect(w.err().match(new RegExp(`started ${id}-${i} `, "g"))).toHaveLength(1);
-    expect(new Set([...w.err().matchAll(/finished (\S+)/g)].map((m) => m[1])).size).toBe(CELLS);
+    // The cells the model refuses (2M on s390) ran once each, building nothing: their error is their reply.
+    for (const i of S390_2M) {
+      expect(w.err().match(new RegExp(`started ${id}-${i} `, "g"))).toHaveLength(1);
+      expect(w.err()).toMatch(
+        new RegExp(`finished ${id}-${i} \\(sweep cell ${i}: \\S+/s390\\) in [\\d.]+ s, 0 builds\n`),
+      );
+    }
+    expect(new Set([...w.err().matchAll(/finished (\S+)/g)].map((m) => m[1])).size).toBe(JOBS);
     expect(await db.keys(`bull:teardown-lab:${id}-*`)).toEqual([]);
     expect(await db.exists(`teardown-lab:campaign:${id}`)).toBe(0);
 
@@ -312,6 +325,9 @@ describe.skipIf(MISSING !== null)("sweep and explore on a real Redis queue", () 
     expect(again.status).toBe(2);
     expect(again.stderr).toMatch(/^teardown-lab: no unfinished sweep "[0-9a-f]{8}" on redis:.*\n$/);
     expect(await stop(w)).toBe(0);
+    // Its last summary: the 24 cells on 5 builds — at 64K generic's (x86's too), s390's and arm64's, at
+    // 2M generic's and arm64's (none for s390's refused cells).
+    expect(w.err()).toContain(`${JOBS} jobs done (${CELLS} sweep cells on 5 builds; 3 refused by the model)`);
   });
 
   it("a worker of other package versions refuses the job; the client exits 2 naming them, and resumes", async () => {
@@ -336,7 +352,7 @@ describe.skipIf(MISSING !== null)("sweep and explore on a real Redis queue", () 
       expect(refused.status).toBe(2);
       const id = /--resume ([0-9a-f]{8})/.exec(refused.stderr)?.[1];
       expect(refused.stderr).toMatch(
-        /teardown-lab: a worker refused cell \d+: \S+ has other versions: teardown-lab 0\.1\.0 in the job, 0\.0\.0-other here\. Install the same versions on every machine, then add --resume [0-9a-f]{8} to the same command\n$/,
+        /teardown-lab: a worker refused job \d+: \S+ has other versions: teardown-lab 0\.1\.0 in the job, 0\.0\.0-other here\. Install the same versions on every machine, then add --resume [0-9a-f]{8} to the same command\n$/,
       );
       expect(stale.err()).toContain("versions differ (teardown-lab 0.1.0 in the job, 0.0.0-other here)");
       // Each job refused once, not again and again: it failed for good and the client stopped.
@@ -351,7 +367,7 @@ describe.skipIf(MISSING !== null)("sweep and explore on a real Redis queue", () 
       const resumed = await run([...args, "--queue", url, "--resume", id!]);
       expect(resumed.status).toBe(0);
       expect(resumed.stdout).toBe(local.stdout);
-      expect(resumed.stderr).toMatch(/cells that failed before are queued again/);
+      expect(resumed.stderr).toMatch(/jobs that failed before are queued again/);
       expect(await stop(w)).toBe(0);
     } finally {
       rmSync(other, { recursive: true, force: true });

@@ -147,6 +147,30 @@ describe.skipIf(SKIP)("web visualizer in Chromium", () => {
       };
       const at = series.folios.indexOf("64K");
       for (const r of expected) expect(series.estimatedNs[r.variant][at]).toBe(r.estimatedNs);
+      // Every other point (the designs of each folio size run on copies of one build) is the CLI
+      // sweep's estimatedNs of that folio size.
+      const swept = runCli([
+        "sweep",
+        "--preset",
+        "munmap-1g",
+        "--size",
+        "16M",
+        "--folios",
+        series.folios.join(","),
+        "--arch",
+        "generic",
+        "--json",
+      ]);
+      expect(swept.status).toBe(0);
+      const rows = JSON.parse(swept.stdout) as (RunResult & { folio: string })[];
+      expect(series.folios.length).toBeGreaterThan(3);
+      for (const [i, f] of series.folios.entries())
+        for (const v of heads)
+          expect({ f, v, ns: series.estimatedNs[v!][i] }).toEqual({
+            f,
+            v,
+            ns: rows.find((r) => r.folio === f && r.variant === v)?.estimatedNs,
+          });
       expect(await page.locator("#chart canvas").count()).toBe(1);
       expect(await page.locator("#timelines .timeline canvas").count()).toBe(3);
       // The cost picture: a bar per design, a block per phase, each block the CLI's terms of that phase.
