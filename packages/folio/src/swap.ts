@@ -465,6 +465,7 @@ export function foliosPutRefsTrusted(
   const flags = s.flags;
   const refcount = s.refcount;
   const mapcount = s.mapcount;
+  const largeMapcount = s.largeMapcount;
   const mapping = s.mapping;
   const lruFolios = s.lruFolios;
   const lruPages = s.lruPages;
@@ -528,7 +529,7 @@ export function foliosPutRefsTrusted(
       if (
         rc === r &&
         ((f & (PG.locked | PG.writeback | PG.swapcache)) !== 0 ||
-          (order === 0 ? mapcount[head] >= 0 : refcount[head + 1] >= 0) ||
+          (order === 0 ? mapcount[head] >= 0 : largeMapcount[head + 1] >= 0) ||
           ((f & PG.anon) === 0 && mapping[head] >= 0) ||
           (!lruBatchEmpty && lruBatchHas(s, head)))
       )
