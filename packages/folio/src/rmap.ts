@@ -102,7 +102,7 @@ export function decMapcounts(s: FolioState, method: string, head: number, pfn: n
   for (let p = pfn; p < end; p++) {
     const v = --mc[p];
     if (v === -1) unmapped++;
-    // Stryker disable next-line EqualityOperator: v == -1 is taken by the branch above; equivalent
+    // Equivalent mutant left counted: `v <= -1` (v == -1 is taken by the branch above); a disable comment does not reach an else-if
     else if (v < -1) {
       for (let q = pfn; q <= p; q++) mc[q]++;
       checkUnmapRange(s, method, head, pfn, nr);
