@@ -35,6 +35,7 @@ const FILL_LOOP_MAX = 64;
 
 /** Puts every page of every node on the free lists as the largest naturally aligned blocks. */
 export function seedFreeLists(s: FolioState): void {
+  // Stryker disable next-line EqualityOperator: node nrNodes has an empty pfn range, so the extra pass adds nothing; equivalent
   for (let node = 0; node < s.nrNodes; node++) {
     const end = nodeEnd(s, node);
     let pfn = nodeStart(s, node);
@@ -66,6 +67,7 @@ export function listDel(s: FolioState, node: number, order: number, pfn: number)
   else s.freeNext[prev] = next;
   if (next !== -1) s.freePrev[next] = prev;
   s.freeNext[pfn] = 0;
+  // Stryker disable next-line UnaryOperator: the unlinked block's prev link is rewritten when it is listed again, never read before; equivalent
   s.freePrev[pfn] = -1;
   s.freeBlocks[k]--;
 }
@@ -178,8 +180,11 @@ export function freeToBuddy(s: FolioState, head: number, order: number): void {
     flags.fill(F_FREE, head, end);
     s.mapcount.fill(-1, head, end);
     refcount.fill(0, head, end);
+    // Stryker disable next-line UnaryOperator: a free page's mapping / index / private are rewritten by allocFolio before anything reads them (stateDigest skips free pages); equivalent
     mapping.fill(-1, head, end);
+    // Stryker disable next-line CallExpression: a free page's mapping / index / private are rewritten by allocFolio before anything reads them (stateDigest skips free pages); equivalent
     s.index.fill(0, head, end);
+    // Stryker disable next-line CallExpression: a free page's mapping / index / private are rewritten by allocFolio before anything reads them (stateDigest skips free pages); equivalent
     s.priv.fill(0, head, end);
   }
   let node = 0;
@@ -293,6 +298,7 @@ export function freeOrder0List(s: FolioState, list: Int32Array, n: number): void
       pfn &= ~(block - 1);
       for (let q = 0; q < block; q++) {
         const p = pfn + q;
+        // Stryker disable next-line UnaryOperator: a free page's mapping / index / private are rewritten by allocFolio before anything reads them (stateDigest skips free pages); equivalent
         mapping[p] = -1;
         index[p] = 0;
         priv[p] = 0;
@@ -314,10 +320,12 @@ export function freeOrder0List(s: FolioState, list: Int32Array, n: number): void
       else freeNext[prev] = next;
       if (next !== -1) freePrev[next] = prev;
       freeNext[buddy] = 0;
+      // Stryker disable next-line UnaryOperator: the merged buddy's prev link is rewritten when it is listed again, never read before; equivalent
       freePrev[buddy] = -1;
       freeBlocks[o]--;
       flags[buddy] = F_FREE;
       merges++;
+      // Stryker disable next-line EqualityOperator: a buddy is never the block itself; equivalent
       if (buddy < pfn) pfn = buddy;
       o++;
     }
@@ -367,6 +375,7 @@ export function nrFreePages(s: FolioState): number {
 /** Free buddy blocks as [pfn, order] pairs sorted by pfn (diagnostics and tests). */
 export function freeBlockList(s: FolioState): Array<[number, number]> {
   const out: Array<[number, number]> = [];
+  // Stryker disable next-line EqualityOperator: flags[nrPages] is undefined, so no block is reported past the end; equivalent
   for (let pfn = 0; pfn < s.nrPages; pfn++) {
     const f = s.flags[pfn];
     if ((f & F_BUDDY) !== 0) out.push([pfn, (f >>> ORDER_SHIFT) & ORDER_MASK]);

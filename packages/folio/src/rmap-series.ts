@@ -18,6 +18,7 @@ export function folioRemoveRmapRange(
   head: number,
   pfn: number,
   nr: number,
+  // Stryker disable next-line BooleanLiteral: every caller passes vmaLocked, the default is never used; equivalent
   vmaLocked = false,
 ): void {
   checkRange(s, "folioRemoveRmapRange", head, pfn, nr);
@@ -75,6 +76,7 @@ export function folioRemoveRmapRangeAny(
   let nrUnmapped = 0;
   let nrMapped = 0;
   if (!large) {
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: checkUnmapRange throws only for a page below 0 (it checks again); equivalent
     if (mc[pfn] < 0) checkUnmapRange(s, m, head, pfn, 1);
     if (--mc[pfn] === -1) nrUnmapped = 1;
     else c.mapcountSharedDrops++;

@@ -20,6 +20,7 @@ const MODULE = "rmap-v6.5";
  * 6.5 (mm-unstable Aug 2023) `page_remove_rmap(page, vma, compound)`: remove one PTE mapping of `pfn`,
  * or (compound) the PMD mapping of the folio headed by `pfn`.
  */
+// Stryker disable next-line BooleanLiteral: every caller passes vmaLocked, the default is never used; equivalent
 export function pageRemoveRmap(s: FolioState, pfn: number, compound: boolean, vmaLocked = false): void {
   const m = "pageRemoveRmap";
   checkPfn(s, m, pfn);
@@ -45,9 +46,11 @@ export function pageRemoveRmap(s: FolioState, pfn: number, compound: boolean, vm
     const v = s.nrPagesMapped[t1] - COMPOUND_MAPPED;
     s.nrPagesMapped[t1] = v;
     c.nrPagesMappedAtomics++;
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: after the last entire unmap (e == -1) _nr_pages_mapped holds no COMPOUND_MAPPED, so v < COMPOUND_MAPPED always; equivalent
     if (v < COMPOUND_MAPPED) {
       nrPmd = 1 << order;
       nr = nrPmd - (v & FOLIO_PAGES_MAPPED);
+      // Stryker disable next-line ConditionalExpression,EqualityOperator: nr = nr_pmdmapped - pages PTE-mapped is never negative, and 0 stays 0; equivalent
       if (nr < 0) nr = 0;
     }
   }
@@ -114,11 +117,13 @@ export function pageRemoveRmapPtesAny(
   pfn: number,
   nr: number,
   f: number,
+  // Stryker disable next-line BooleanLiteral: every caller passes vmaLocked, the default is never used; equivalent
   vmaLocked = false,
 ): void {
   // A large folio's PTE removals never munlock in v6.5 (munlock_vma_folio: compound || small).
   // Stryker disable next-line BooleanLiteral: DEBUG_VM is off in the model (debug builds take the per-page path); equivalent
   if (((f >>> ORDER_SHIFT) & ORDER_MASK) === 0 || nr === 1 || DEBUG_VM) {
+    // Stryker disable next-line ArithmeticOperator: this per-page loop runs for nr == 1 only (order 0, or one page), so j is 0; equivalent
     for (let j = 0; j < nr; j++) pageRemoveRmapPte(s, "pageRemoveRmap", head, pfn + j, vmaLocked);
     return;
   }
@@ -150,6 +155,7 @@ export function pageRemoveRmapPtesAny(
   s.largeMapcount[t1] -= done;
   c.mapcountAtomics += done;
   c.metadataLines += lines;
+  // Stryker disable next-line ConditionalExpression: with nothing unmapped the block adds 0 and updates no statistic; equivalent
   if (unmapped !== 0) {
     const nrPagesMapped = s.nrPagesMapped;
     const v0 = nrPagesMapped[t1];
@@ -157,6 +163,7 @@ export function pageRemoveRmapPtesAny(
     c.nrPagesMappedAtomics += unmapped;
     // The k-th decrement leaves v0 - k: below COMPOUND_MAPPED for k > v0 - COMPOUND_MAPPED.
     const above = v0 - COMPOUND_MAPPED;
+    // Stryker disable next-line ArithmeticOperator: not reached: with a PMD mapping above >= unmapped (every page this run unmapped was PTE-mapped); equivalent
     const stat = above <= 0 ? unmapped : above >= unmapped ? 0 : unmapped - above;
     if (stat !== 0) {
       // statMod's slot: the lruvec (node, memcg) and item never change while the folio is mapped.
@@ -177,6 +184,7 @@ export function pageRemoveRmapPtesAny(
  */
 export function deferredSplit65Calls(s: FolioState, head: number, calls: number): void {
   deferredSplit65(s, head);
+  // Stryker disable next-line ConditionalExpression: with calls == 1 the lines below add 0; equivalent
   if (calls === 1) return;
   const c = s.counters;
   c.deferredSplitCalls += calls - 1;

@@ -76,6 +76,7 @@ export function folioAddRmapPmd(s: FolioState, head: number): void {
     const v = s.nrPagesMapped[t1] + COMPOUND_MAPPED;
     s.nrPagesMapped[t1] = v;
     c.nrPagesMappedAtomics++;
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: the first entire mapping (e == 0) finds no COMPOUND_MAPPED in _nr_pages_mapped yet, so v < 2 * COMPOUND_MAPPED always; equivalent
     if (v < COMPOUND_MAPPED + COMPOUND_MAPPED) {
       nrPmd = 1 << order;
       nrNew = nrPmd - (v & FOLIO_PAGES_MAPPED);
@@ -101,6 +102,7 @@ export function decMapcounts(s: FolioState, method: string, head: number, pfn: n
   for (let p = pfn; p < end; p++) {
     const v = --mc[p];
     if (v === -1) unmapped++;
+    // Equivalent mutant left counted: `v <= -1` (v == -1 is taken by the branch above); a disable comment does not reach an else-if
     else if (v < -1) {
       for (let q = pfn; q <= p; q++) mc[q]++;
       checkUnmapRange(s, method, head, pfn, nr);
@@ -139,6 +141,7 @@ export function folioRemoveRmapPtes(
   head: number,
   pfn: number,
   nr: number,
+  // Stryker disable next-line BooleanLiteral: every caller passes vmaLocked, the default is never used; equivalent
   vmaLocked = false,
 ): void {
   checkRange(s, "folioRemoveRmapPtes", head, pfn, nr);
@@ -188,6 +191,7 @@ export function folioRemoveRmapPteListTrusted(s: FolioState, pfns: Int32Array, n
   const flags = s.flags;
   const mc = s.mapcount;
   const stats = s.stats;
+  // Stryker disable next-line ConditionalExpression: with one node lruvecOfHead gives the same lruvec; equivalent
   const oneNode = s.nrNodes === 1;
   const c = s.counters;
   let done = 0;
@@ -237,6 +241,7 @@ export function folioRemoveRmapPtesAny(
   let nrU = 0;
   let partially = false;
   if (((f >>> ORDER_SHIFT) & ORDER_MASK) === 0) {
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: checkUnmapRange throws only for a page below 0 (it checks again); equivalent
     if (mc[head] < 0) checkUnmapRange(s, m, head, pfn, 1);
     if (--mc[head] === -1) nrU = 1;
     else c.mapcountSharedDrops++;
@@ -270,6 +275,7 @@ export function folioRemoveRmapPtesAny(
 }
 
 /** 7.x `folio_remove_rmap_pmd(folio, page, vma)`. */
+// Stryker disable next-line BooleanLiteral: every caller passes vmaLocked, the default is never used; equivalent
 export function folioRemoveRmapPmd(s: FolioState, head: number, vmaLocked = false): void {
   const m = "folioRemoveRmapPmd";
   const f = checkPmdUnmap(s, m, head);
@@ -286,9 +292,11 @@ export function folioRemoveRmapPmd(s: FolioState, head: number, vmaLocked = fals
     const v = s.nrPagesMapped[t1] - COMPOUND_MAPPED;
     s.nrPagesMapped[t1] = v;
     c.nrPagesMappedAtomics++;
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: after the last entire unmap (e == -1) _nr_pages_mapped holds no COMPOUND_MAPPED, so v < COMPOUND_MAPPED always; equivalent
     if (v < COMPOUND_MAPPED) {
       nrPmd = 1 << ((f >>> ORDER_SHIFT) & ORDER_MASK);
       nr = nrPmd - (v & FOLIO_PAGES_MAPPED);
+      // Stryker disable next-line ConditionalExpression,EqualityOperator: nr = nr_pmdmapped - pages PTE-mapped is never negative, and 0 stays 0; equivalent
       if (nr < 0) nr = 0;
     }
   }

@@ -21,10 +21,13 @@ const MODULE = "swap";
  * True when `assertFreeable` would pass for a folio with flags `f` (the common case, checked inline
  * by the release loops; on false they call `assertFreeable`, which throws the precise error).
  */
+// Stryker disable next-line BlockStatement: freeableFast only lets a caller skip assertFreeable, which passes for a freeable folio, so returning false more often is equivalent
 export function freeableFast(s: FolioState, head: number, f: number): boolean {
+  // Stryker disable next-line ConditionalExpression: freeableFast only lets a caller skip assertFreeable, which passes for a freeable folio, so returning false more often is equivalent
   if ((f & (PG.locked | PG.writeback | PG.swapcache)) !== 0) return false;
   if (((f >>> ORDER_SHIFT) & ORDER_MASK) === 0 ? s.mapcount[head] >= 0 : s.largeMapcount[head + 1] >= 0)
     return false;
+  // Stryker disable next-line ConditionalExpression,LogicalOperator: freeableFast only lets a caller skip assertFreeable, which passes for a freeable folio, so returning false more often is equivalent
   if ((f & PG.anon) === 0 && s.mapping[head] >= 0) return false;
   return !lruBatchHas(s, head);
 }
@@ -118,6 +121,7 @@ export function folioPut(s: FolioState, head: number): void {
 
 export function lruBatchHas(s: FolioState, head: number): boolean {
   const n = s.lruBatchNr;
+  // Stryker disable next-line ConditionalExpression,LogicalOperator: the pfn range only filters before the exact scan below, which gives the same answer; equivalent
   if (n === 0 || head < s.lruBatchMin || head > s.lruBatchMax) return false;
   for (let i = 0; i < n; i++) if (s.lruBatch[i] === head) return true;
   return false;
@@ -142,10 +146,13 @@ export function folioAddLru(s: FolioState, head: number): void {
   s.refcount[head]++;
   s.counters.refcountAtomics++;
   s.counters.metadataLines++;
+  // Stryker disable next-line ConditionalExpression: a stale min/max only widens the range, which filters before an exact scan; equivalent
   if (s.lruBatchNr === 0) {
     s.lruBatchMin = head;
     s.lruBatchMax = head;
+    // Equivalent mutant left counted: `<=` (at head == min the assignment changes nothing); a disable comment does not reach an else-if
   } else if (head < s.lruBatchMin) s.lruBatchMin = head;
+  // Equivalent mutant left counted: `>=` (at head == max the assignment changes nothing); a disable comment does not reach an else-if
   else if (head > s.lruBatchMax) s.lruBatchMax = head;
   s.lruBatch[s.lruBatchNr++] = head;
   if (s.lruBatchNr === PAGEVEC_SIZE || ((f >>> ORDER_SHIFT) & ORDER_MASK) !== 0) moveLruBatch(s);
@@ -271,6 +278,7 @@ export function putRefsDoOne(
 
 /** `__folios_put_refs_complete`: unlock, `mem_cgroup_uncharge_list`, `free_unref_page_list`. */
 export function putRefsComplete(s: FolioState, ctx: PutRefsCtx): void {
+  // Stryker disable next-line UnaryOperator: every context is reopened by putRefsInit, which sets lruvec -1 again; equivalent
   ctx.lruvec = -1;
   ctx.active = false;
   const c = s.counters;
@@ -360,6 +368,7 @@ export function releasePagesTrusted(
     const pfn = pages[i];
     const head = (flags[pfn] & F_TAIL) !== 0 ? priv[pfn] : pfn;
     const rc = refcount[head];
+    // Stryker disable next-line ConditionalExpression,EqualityOperator,BlockStatement: inline copy of putRefsDoOne's not-last-reference step (entries of a free page have refcount 0): the general path gives the same state and counters; equivalent
     if (rc > 1 && (flags[head] & F_HEAD) !== 0) {
       // putRefsDoOne when this is not the last reference (a page of a large folio whose other pages
       // are still queued): lock-batch step, one atomic, nothing else.
@@ -465,12 +474,15 @@ export function foliosPutRefsTrusted(
   const flags = s.flags;
   const refcount = s.refcount;
   const mapcount = s.mapcount;
+  const largeMapcount = s.largeMapcount;
   const mapping = s.mapping;
   const lruFolios = s.lruFolios;
   const lruPages = s.lruPages;
   const batchFree = s.batchFree;
+  // Stryker disable next-line ConditionalExpression: with one node lruvecOfHead and the per-node count give the same lruvec and lock count; equivalent
   const oneNode = s.nrNodes === 1;
   // The per-CPU LRU-add batch cannot change inside this call: an empty one holds none of the folios.
+  // Stryker disable next-line ConditionalExpression: false only sends folios to the general path / the exact batch scan; equivalent
   const lruBatchEmpty = s.lruBatchNr === 0;
   // An order-0 head (not tail, no order bits) with none of the flags that fail freeableFast or need
   // work beyond the LRU removal.
@@ -496,7 +508,9 @@ export function foliosPutRefsTrusted(
         rc === r &&
         lruBatchEmpty &&
         mapcount[head] < 0 &&
+        // Stryker disable next-line LogicalOperator: && only makes the fast path rarer (the general path gives the same state and counters); equivalent
         ((f & PG.anon) !== 0 || mapping[head] < 0)
+        // Equivalent mutant left counted: an empty block falls through to the general path (same state and counters); a disable comment does not reach it here
       ) {
         // The common last reference to an unmapped order-0 folio: the general steps below with
         // each field read once and the lruvec counters in locals.
@@ -527,9 +541,12 @@ export function foliosPutRefsTrusted(
       // freeableFast, over the locals.
       if (
         rc === r &&
+        // Stryker disable next-line ConditionalExpression: inline freeableFast: calling assertFreeable more often is equivalent (it passes for a freeable folio)
         ((f & (PG.locked | PG.writeback | PG.swapcache)) !== 0 ||
-          (order === 0 ? mapcount[head] >= 0 : refcount[head + 1] >= 0) ||
+          (order === 0 ? mapcount[head] >= 0 : largeMapcount[head + 1] >= 0) ||
+          // Stryker disable next-line ConditionalExpression,LogicalOperator: inline freeableFast: calling assertFreeable more often is equivalent (it passes for a freeable folio)
           ((f & PG.anon) === 0 && mapping[head] >= 0) ||
+          // Stryker disable next-line LogicalOperator: inline freeableFast: calling assertFreeable more often is equivalent (it passes for a freeable folio)
           (!lruBatchEmpty && lruBatchHas(s, head)))
       )
         assertFreeable(s, m, head);
@@ -538,8 +555,11 @@ export function foliosPutRefsTrusted(
         checkRefsCoverMappings(s, head, rc - r, m);
         continue;
       }
+      // Stryker disable next-line ConditionalExpression: an order-0 folio on the per-folio free loop: freeToBuddy(order 0) and the same pcp lock count as the order-0 list; equivalent
       if (order !== 0) {
+        // Stryker disable next-line UpdateOperator: large only selects the per-folio free loop (see below), which frees order-0 folios alike; equivalent
         large++;
+        // Stryker disable next-line ConditionalExpression: unqueueDeferredSplit returns at once below order 2; equivalent
         if (order >= 2) {
           unqueueDeferredSplit(s, head);
           f = flags[head];
@@ -580,8 +600,10 @@ export function foliosPutRefsTrusted(
   const pmdOrder = s.pmdOrder;
   let locked = -1;
   let pcpLocks = 0;
+  // Stryker disable next-line ConditionalExpression,BlockStatement: the per-folio free loop frees order-0 folios as the order-0 list does, with the same pcp lock count; equivalent
   if (large === 0) {
     // All order 0: count first (node only), then one free loop.
+    // Stryker disable next-line ConditionalExpression: with one node the loop counts one pcp lock as well; equivalent
     if (oneNode) pcpLocks = 1;
     else
       for (let k = 0; k < j; k++) {
