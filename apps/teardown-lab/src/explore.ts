@@ -109,8 +109,8 @@ function render(r: ExploreRequest, spec: ScenarioSpec, res: ExploreResult, j: Ex
     `Shortest failing interleaving: ${plural(s.preemptions, "preemption")}, ${plural(s.steps, "step")} to the first violation ` +
       `(schedule ${s.schedule.slice(0, s.steps).join("")}). Each step is one page-table-lock section, one huge PMD, ` +
       "an mmap_lock wait, a gather's setup or finish, or a concurrent actor's unit (a writeback folio, a " +
-      "swapoff or migration page-table section, a migration batch's flush, a vCPU fault's GUP or its " +
-      "mmu_lock section, a wait):",
+      "swapoff, migration or khugepaged page-table section, a migration batch's flush, a vCPU fault's GUP " +
+      "or its mmu_lock section, a wait):",
   );
   const run = runSchedule(spec, s.schedule);
   for (let i = 0; i < Math.min(s.steps, run.steps.length); i++) {
