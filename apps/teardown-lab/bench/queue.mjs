@@ -6,12 +6,13 @@
 // Each queued sweep's stdout must equal the local one's (--no-timing), or the script fails.
 //
 //   node apps/teardown-lab/bench/queue.mjs [--runs N]   (after pnpm build)
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freeCores, start } from "./procs.mjs";
 
 const CLI = fileURLToPath(new URL("../dist/teardown-lab.js", import.meta.url));
 const REDIS_SERVER = process.env.REDIS_SERVER ?? "redis-server";
@@ -46,19 +47,6 @@ function freePort() {
   });
 }
 
-function start(cmd, args) {
-  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-  const p = { child, out: "", err: "" };
-  child.stdout.on("data", (d) => {
-    p.out += d;
-  });
-  child.stderr.on("data", (d) => {
-    p.err += d;
-  });
-  p.exited = new Promise((r) => child.on("exit", r));
-  return p;
-}
-
 async function waitFor(p, what, re) {
   const until = Date.now() + 30_000;
   while (!re.test(p.out + p.err)) {
@@ -76,24 +64,6 @@ async function timed(args) {
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-/**
- * Cores this run can have: a CPU-bound loop alone, then two at once, each in its own process
- * (2 × alone / together: 2.0 on two idle cores, 1.0 when other work leaves one).
- */
-async function freeCores() {
-  const spin =
-    "let x=0;const t=performance.now();for(let i=0;i<2e8;i++)x=(x*1103515245+12345)|0;console.log(performance.now()-t,x)";
-  const once = async (n) => {
-    const t0 = performance.now();
-    const ps = Array.from({ length: n }, () => start(process.execPath, ["-e", spin]));
-    await Promise.all(ps.map((p) => p.exited));
-    return performance.now() - t0;
-  };
-  const alone = await once(1);
-  const two = await once(2);
-  return (2 * alone) / two;
-}
 
 const dir = mkdtempSync(join(tmpdir(), "teardown-lab-bench-redis-"));
 const port = await freePort();

@@ -10,9 +10,9 @@
 //   node apps/teardown-lab/bench/sweep.mjs [--rounds N] [--bin PATH]… [-- SWEEP ARGS…]   (after pnpm build)
 //
 // Default bin: this app's dist/teardown-lab.js; default sweep: the munmap-1g sweep of BENCHMARKS.md.
-import { spawn } from "node:child_process";
 import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
+import { freeCores, start } from "./procs.mjs";
 
 const argv = process.argv.slice(2);
 const dash = argv.indexOf("--");
@@ -30,31 +30,6 @@ const SWEEP =
     ? ["--preset", "munmap-1g", "--size", "1G", "--folios", "4K,16K,64K,2M", "--ops", "munmap,exit"]
     : argv.slice(dash + 1);
 const THREADS = [1, 2];
-
-function start(cmd, args) {
-  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-  const p = { out: "", err: "" };
-  child.stdout.on("data", (d) => {
-    p.out += d;
-  });
-  child.stderr.on("data", (d) => {
-    p.err += d;
-  });
-  p.exited = new Promise((r) => child.on("exit", r));
-  return p;
-}
-
-async function freeCores() {
-  const spin =
-    "let x=0;const t=performance.now();for(let i=0;i<2e8;i++)x=(x*1103515245+12345)|0;console.log(performance.now()-t,x)";
-  const once = async (n) => {
-    const t0 = performance.now();
-    await Promise.all(Array.from({ length: n }, () => start(process.execPath, ["-e", spin]).exited));
-    return performance.now() - t0;
-  };
-  const alone = await once(1);
-  return (2 * alone) / (await once(2));
-}
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);

@@ -44,3 +44,18 @@ export function refusal(f: () => void): { code: string; method: string; message:
   }
   throw new Error("expected a refusal");
 }
+
+/** How much each of the counters `keys` grew while `f` ran. */
+export function counterDelta<K extends keyof PhysMem["counters"]>(
+  m: PhysMem,
+  keys: readonly K[],
+  f: () => void,
+): Record<K, number> {
+  const before = keys.map((k) => m.counters[k] as number);
+  f();
+  const out = {} as Record<K, number>;
+  keys.forEach((k, i) => {
+    out[k] = (m.counters[k] as number) - before[i];
+  });
+  return out;
+}

@@ -17,20 +17,11 @@
 import { describe, expect, it } from "vitest";
 import { PG, type PhysMem } from "../index.js";
 import { folioState, foliosPutRefsDoOneTrusted, releasePagesTrusted } from "../internal.js";
-import { lruSmall, mappedAnon, mem, refusal } from "./helpers.js";
+import { counterDelta, lruSmall, mappedAnon, mem, refusal } from "./helpers.js";
 
 type Key = keyof PhysMem["counters"];
 
-/** Counter deltas of `f` for `keys`. */
-function delta<K extends Key>(m: PhysMem, keys: readonly K[], f: () => void): Record<K, number> {
-  const before = keys.map((k) => m.counters[k] as number);
-  f();
-  const out = {} as Record<K, number>;
-  keys.forEach((k, i) => {
-    out[k] = (m.counters[k] as number) - before[i];
-  });
-  return out;
-}
+const delta = counterDelta;
 
 const LOCKS = [
   "lruvecLockAcquisitions",

@@ -10,18 +10,10 @@
 import { describe, expect, it } from "vitest";
 import { NodeStat, PG, type PhysMem, type RmapPolicy } from "../index.js";
 import { folioState, pageRemoveRmapPtesTrusted } from "../internal.js";
-import { mappedAnon, mem, refusal } from "./helpers.js";
+import { counterDelta, mappedAnon, mem, refusal } from "./helpers.js";
 
 type Key = keyof PhysMem["counters"];
-function delta<K extends Key>(m: PhysMem, keys: readonly K[], f: () => void): Record<K, number> {
-  const before = keys.map((k) => m.counters[k] as number);
-  f();
-  const out = {} as Record<K, number>;
-  keys.forEach((k, i) => {
-    out[k] = (m.counters[k] as number) - before[i];
-  });
-  return out;
-}
+const delta = counterDelta;
 
 /** An anon THP (order 9) mapped by a PMD and by PTEs on its pages [0, ptes), one reference per mapping. */
 function thp(m: PhysMem, ptes: number): number {
