@@ -193,3 +193,29 @@ describe("refusals name their method and the page", () => {
     expect(refusal(() => m.folioRemoveRmapRange(h, h + 3, 2)).method).toBe("folioRemoveRmapRange");
   });
 });
+
+describe("7.x PTE add / remove: what a second mapping touches, and who refuses a bad range", () => {
+  it("a second PTE mapping of pages already mapped (fork) leaves _nr_pages_mapped and the stats alone", () => {
+    const m = mem();
+    const h = mappedAnon(m, 2);
+    const anon = m.nodeStat(NodeStat.NR_ANON_MAPPED);
+    m.folioRefAdd(h, 4);
+    const d = counterDelta(m, ["nrPagesMappedAtomics", "largeMapcountAtomics", "mapcountAtomics"], () =>
+      m.folioAddRmapPtes(h, h, 4),
+    );
+    // folio_add_rmap_ptes: every page's _mapcount was already ≥ 0, so none became mapped.
+    expect(d).toEqual({ nrPagesMappedAtomics: 0, largeMapcountAtomics: 1, mapcountAtomics: 4 });
+    expect(m.nodeStat(NodeStat.NR_ANON_MAPPED)).toBe(anon);
+    expect(m.nrPagesMapped(h)).toBe(4);
+    expect(m.folioMapcount(h)).toBe(8);
+  });
+
+  it("a range outside the folio is refused by the primitive the caller called", () => {
+    const m = mem();
+    const h = mappedAnon(m, 2);
+    expect(refusal(() => m.folioAddRmapPtes(h, h + 2, 4))).toMatchObject({ method: "folioAddRmapPtes" });
+    expect(refusal(() => m.folioRemoveRmapPtes(h, h + 2, 4))).toMatchObject({
+      method: "folioRemoveRmapPtes",
+    });
+  });
+});
