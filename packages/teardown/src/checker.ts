@@ -746,10 +746,7 @@ export class Checker {
       }
     }
     for (let i = 0; i + 1 < ranges.length; i += 2) {
-      const v =
-        refaultSame === null
-          ? t.findCached(mmId, ranges[i], ranges[i + 1])
-          : t.findCachedExcept(mmId, ranges[i], ranges[i + 1], refaultSame);
+      const v = t.findCached(mmId, ranges[i], ranges[i + 1], refaultSame);
       if (v >= 0) {
         this.report(
           "staleTlbAfterReturn",

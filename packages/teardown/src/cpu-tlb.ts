@@ -402,34 +402,20 @@ export class CpuTlbs implements TlbListener {
   /**
    * Any CPU not in lazy-TLB mode for `mmId` still caches a translation of it into pages [vs, ve)?
    * Returns the vpn or -1. (A lazy CPU flushes what it missed before user code of the mm runs there.)
+   * With `benign`, a cached page it accepts (`benign(vpn, pfn, writable)`) does not count.
    */
-  findCached(mmId: number, vs: number, ve: number): number {
-    for (let c = 0; c < this.nrCpus; c++) {
-      if (this.cpuLazy[c] === mmId) continue;
-      for (let s = c * this.entries, end = s + this.entries; s < end; s++) {
-        const v = this.tlbVpn[s];
-        if (v !== INVALID && this.tlbMm[s] === mmId && v < ve && v + this.tlbNr[s] > vs)
-          return Math.max(v, vs);
-      }
-    }
-    return -1;
-  }
-
-  /**
-   * As `findCached`, skipping each cached page `benign(vpn, pfn, writable)` accepts: the first page of
-   * [vs, ve) a non-lazy CPU still translates that it does not accept, or -1.
-   */
-  findCachedExcept(
+  findCached(
     mmId: number,
     vs: number,
     ve: number,
-    benign: (vpn: number, pfn: number, writable: boolean) => boolean,
+    benign: ((vpn: number, pfn: number, writable: boolean) => boolean) | null = null,
   ): number {
     for (let c = 0; c < this.nrCpus; c++) {
       if (this.cpuLazy[c] === mmId) continue;
       for (let s = c * this.entries, end = s + this.entries; s < end; s++) {
         const v = this.tlbVpn[s];
         if (v === INVALID || this.tlbMm[s] !== mmId || v >= ve || v + this.tlbNr[s] <= vs) continue;
+        if (benign === null) return Math.max(v, vs);
         const hi = Math.min(ve, v + this.tlbNr[s]);
         for (let p = Math.max(v, vs); p < hi; p++)
           if (!benign(p, this.tlbPfn[s] + (p - v), this.tlbWrite[s] !== 0)) return p;

@@ -42,9 +42,9 @@ import { TeardownError } from "./errors.js";
 import type { Machine } from "./machine.js";
 import type { Mm } from "./mm.js";
 import { mmapReadLock, mmapReadUnlock, type OpSteps } from "./mmap-lock.js";
-import { LEVEL_PMD, type PageTables } from "./page-tables.js";
-import { mkPmdTable, PTE_PRESENT, pmdTableId, ptePfn } from "./pte.js";
-import { MM_FILEPAGES, MM_SHMEMPAGES, type Vma } from "./vma.js";
+import { LEVEL_PMD } from "./page-tables.js";
+import { mkPmdTable, PTE_PRESENT, ptePfn } from "./pte.js";
+import { MM_FILEPAGES, MM_SHMEMPAGES } from "./vma.js";
 
 /** What one khugepaged pass did (every count exact). */
 export interface CollapseCounters extends FlushShare {
@@ -185,33 +185,12 @@ function flushTlbMm(machine: Machine, mm: Mm, c: CollapseCounters): void {
   tlbs.addShare(c);
 }
 
-/** The VMA of `mm` covering [base, base + span) whole, if it is still in the tree (vma_lookup). */
-function vmaCovering(mm: Mm, base: number, span: number): Vma | null {
-  for (const v of mm.vmas) if (v.start <= base && base + span <= v.end) return v;
-  return null;
-}
-
-/** The PTE table id the PMD at `base` points at: -1 none, -2 a huge PMD (find_pmd_or_thp_or_none). */
-function pmdState(pt: PageTables, base: number): number {
-  const pmdId = pt.pmdTable(base, false);
-  if (pmdId < 0) return -1;
-  const e = pt.entries[pmdId]![pt.index(base, LEVEL_PMD)];
-  if (e === 0) return -1;
-  if ((e & PTE_PRESENT) !== 0) return -2;
-  return pmdTableId(e);
-}
-
 /**
- * Step 1 / step 2's check of one PTE table: 0 if every present PTE maps the folio's page at its index,
- * else 1 (a swap or migration entry, or another page).
+ * Step 1 / step 2's check of a PTE that is not none: a present PTE mapping the folio's page `i` (not a
+ * swap or migration entry, not another page).
  */
-function ptesMapFolio(t: Int32Array, head: number, nr: number): number {
-  for (let i = 0; i < nr; i++) {
-    const pte = t[i];
-    if (pte === 0) continue;
-    if (pte < 0 || (pte & PTE_PRESENT) === 0 || ptePfn(pte) !== head + i) return 1;
-  }
-  return 0;
+function mapsFolioPage(pte: number, head: number, i: number): boolean {
+  return pte > 0 && (pte & PTE_PRESENT) !== 0 && ptePfn(pte) === head + i;
 }
 
 /**
@@ -230,9 +209,10 @@ function* collapsePteMappedThp(
   const pt = mm.pt;
   const span = pt.span[0];
   const mem = machine.mem;
-  const vma = vmaCovering(mm, base, span);
-  if (vma === null || vma.mapping < 0 || vma.kind === "pfnmap") return;
-  if (pmdState(pt, base) === -2) return; // SCAN_PMD_MAPPED
+  // vma_lookup + range_in_vma; find_pmd_or_thp_or_none is PageTables.pteTable (-1 none, -2 huge).
+  const vma = mm.findVma(base);
+  if (vma === null || base + span > vma.end || vma.mapping < 0 || vma.kind === "pfnmap") return;
+  if (pt.pteTable(base, false) === -2) return; // SCAN_PMD_MAPPED
   const index = vma.pgoff + (base - vma.start);
   const head = mem.filemapGetFolio(vma.mapping, index);
   if (head < 0) return; // SCAN_PAGE_NULL
@@ -241,13 +221,16 @@ function* collapsePteMappedThp(
     if (mem.folioOrder(head) !== mem.pmdOrder) return; // SCAN_PAGE_COMPOUND
     c.rangesScanned++;
     // A folio that does not start at `index` fails step 1: its page i is not the one PTE i maps.
-    let tid = pmdState(pt, base);
+    let tid = pt.pteTable(base, false);
     if (tid < 0) return; // SCAN_PMD_NONE: nothing mapped, nothing to retract (install_pmd false)
     // Step 1, under the PTE lock.
     c.ptlSections++;
-    if (ptesMapFolio(pt.entries[tid]!, head, span) !== 0) {
-      c.aborts++;
-      return;
+    const t1 = pt.entries[tid]!;
+    for (let i = 0; i < span; i++) {
+      if (t1[i] !== 0 && !mapsFolioPage(t1[i], head, i)) {
+        c.aborts++;
+        return;
+      }
     }
     yield;
     const kvm = machine.kvm;
@@ -255,7 +238,7 @@ function* collapsePteMappedThp(
     let retracted = -1;
     try {
       // Step 2: the PTE lock again; the PMD must still point at the same table.
-      tid = pmdState(pt, base);
+      tid = pt.pteTable(base, false);
       if (tid < 0) {
         c.aborts++;
         return;
@@ -267,7 +250,7 @@ function* collapsePteMappedThp(
       for (let i = 0; i < span; i++) {
         const pte = t[i];
         if (pte === 0) continue;
-        if (pte < 0 || (pte & PTE_PRESENT) === 0 || ptePfn(pte) !== head + i) {
+        if (!mapsFolioPage(pte, head, i)) {
           aborted = true;
           break;
         }
@@ -277,19 +260,14 @@ function* collapsePteMappedThp(
       }
       c.ptesCleared += nr;
       // Step 3 (or the abort's): one folio_ref_sub and one rss update for all of them.
-      const rssIdx = mem.folioTest(head, PG.swapbacked) ? MM_SHMEMPAGES : MM_FILEPAGES;
+      if (nr > 0) {
+        if (aborted) flushTlbMm(machine, mm, c);
+        mem.folioRefSubAndTest(head, nr);
+        mm.rss[mem.folioTest(head, PG.swapbacked) ? MM_SHMEMPAGES : MM_FILEPAGES] -= nr;
+      }
       if (aborted) {
-        if (nr > 0) {
-          flushTlbMm(machine, mm, c);
-          mem.folioRefSubAndTest(head, nr);
-          mm.rss[rssIdx] -= nr;
-        }
         c.aborts++;
         return;
-      }
-      if (nr > 0) {
-        mem.folioRefSubAndTest(head, nr);
-        mm.rss[rssIdx] -= nr;
       }
       yield;
       // Step 4, under the PMD lock and the PTE lock: the table leaves the PMD, the range is flushed.

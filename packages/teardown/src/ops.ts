@@ -341,12 +341,7 @@ function opReturn(
  * very page and no write through it can go unrecorded (read-only, or shmem, whose folios are dirty).
  */
 function refaultMapsSame(mm: Mm, vpn: number, pfn: number, writable: boolean): boolean {
-  let v: Vma | null = null;
-  for (const x of mm.vmas)
-    if (x.start <= vpn && vpn < x.end) {
-      v = x;
-      break;
-    }
+  const v = mm.findVma(vpn);
   if (v === null || v.mapping < 0 || v.kind === "pfnmap") return false;
   const mem = mm.machine.mem;
   const index = v.pgoff + (vpn - v.start);
