@@ -578,21 +578,31 @@ export function zapPtesFolioBatch(
   return to;
 }
 
+/** The trail's record of one mmu notifier call over pages [vs, ve). */
+function traceNotifier(
+  ctx: ZapContext,
+  edge: "start" | "end",
+  vs: number,
+  ve: number,
+  sptesZapped: number,
+): void {
+  if (ctx.trace !== null)
+    ctx.trace({
+      type: "mmuNotifierRange",
+      edge,
+      mmId: ctx.mm.id,
+      start: vs * ctx.pageSize,
+      end: ve * ctx.pageSize,
+      sptesZapped,
+      thread: ctx.thread,
+    });
+}
+
 /** mmu_notifier_invalidate_range_start: the machine's KVM guest, if any, zaps its sptes of the range. */
 export function mmuNotifierInvalidateRangeStartDefault(ctx: ZapContext, vs: number, ve: number): void {
   const kvm = ctx.mm.machine.kvm;
   if (kvm === null) return;
-  const n = kvm.invalidateRangeStart(ctx.mm.id, vs, ve);
-  if (ctx.trace !== null)
-    ctx.trace({
-      type: "mmuNotifierRange",
-      edge: "start",
-      mmId: ctx.mm.id,
-      start: vs * ctx.pageSize,
-      end: ve * ctx.pageSize,
-      sptesZapped: n,
-      thread: ctx.thread,
-    });
+  traceNotifier(ctx, "start", vs, ve, kvm.invalidateRangeStart(ctx.mm.id, vs, ve));
 }
 
 /** mmu_notifier_invalidate_range_end: the machine's KVM guest, if any, ends the invalidation. */
@@ -600,16 +610,7 @@ export function mmuNotifierInvalidateRangeEndDefault(ctx: ZapContext, vs: number
   const kvm = ctx.mm.machine.kvm;
   if (kvm === null) return;
   kvm.invalidateRangeEnd(ctx.mm.id);
-  if (ctx.trace !== null)
-    ctx.trace({
-      type: "mmuNotifierRange",
-      edge: "end",
-      mmId: ctx.mm.id,
-      start: vs * ctx.pageSize,
-      end: ve * ctx.pageSize,
-      sptesZapped: 0,
-      thread: ctx.thread,
-    });
+  traceNotifier(ctx, "end", vs, ve, 0);
 }
 
 /** flush_tlb_batched_pending under the PTE lock (tlb-batch.ts), counted when it flushed. */
